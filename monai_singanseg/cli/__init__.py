@@ -1,0 +1,49 @@
+"""Command line: ``python -m monai_singanseg {demo,train-singanseg,generate,train-pix2pix,render,...}``.
+
+Each sub-command lives in its own module exposing ``add_parsers(subparsers)``; this module only wires them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from monai_singanseg import __version__
+from monai_singanseg.cli import demo, pix2pix, singanseg
+
+__all__ = ["main", "build_parser"]
+
+_MODULES = (demo, singanseg, pix2pix)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every sub-command registered."""
+    parser = argparse.ArgumentParser(
+        prog="python -m monai_singanseg",
+        description="Synthetic labelled medical images from a handful of annotated cases (SinGAN-Seg, pix2pix).",
+    )
+    parser.add_argument("--version", action="version", version=f"monai-singanseg {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in _MODULES:
+        module.add_parsers(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (errors are printed, not raised as tracebacks)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError) as exc:
+        if getattr(args, "debug", False):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,6 @@
+"""Reading and writing: model files, synthetic cases, datalists, previews; always atomically."""
+
+from __future__ import annotations
+
+from monai_singanseg.io.atomic import OutputExistsError, atomic_path, check_outputs_free
+from monai_singanseg.io.modelfile import ModelFile, ModelFileError, load_model_file, save_model_file

@@ -1,0 +1,146 @@
+"""The one trained-model file format shared by every entry point (Python API, CLI, bundles, MONAI Label).
+
+A model file is ``torch.save`` of a plain dictionary::
+
+    {
+        "format": "monai-singanseg-model",
+        "format_version": 1,
+        "kind": "singanseg" | "pix2pix" | ...,
+        "config": {...},                      # JSON-able: channel layout, label values, statistics, ...
+        "state": {"name": {param: Tensor}},  # state dicts of the networks
+        "tensors": {"name": Tensor},          # extra tensors (fixed noise maps, ...)
+        "versions": {"monai_singanseg": ..., "monai": ..., "torch": ...},
+    }
+
+It loads with ``torch.load(..., weights_only=True)``: no pickled classes, so torch >= 2.6 accepts it and
+loading needs none of the training code's objects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from monai_singanseg.io.atomic import atomic_path
+
+__all__ = ["ModelFile", "ModelFileError", "save_model_file", "load_model_file", "FORMAT_NAME", "FORMAT_VERSION"]
+
+FORMAT_NAME = "monai-singanseg-model"
+FORMAT_VERSION = 1
+
+
+class ModelFileError(ValueError):
+    """Raised for a file that is not a monai-singanseg model, is truncated, or is of the wrong kind."""
+
+
+@dataclass
+class ModelFile:
+    """A loaded model file.
+
+    Args:
+        kind: which generator family wrote it (``"singanseg"``, ``"pix2pix"``).
+        config: JSON-able settings needed to rebuild the networks and use them.
+        state: network state dicts by name.
+        tensors: extra tensors by name.
+        versions: package versions at save time.
+        path: where it was loaded from, if anywhere.
+    """
+
+    kind: str
+    config: dict[str, Any]
+    state: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    path: str | None = None
+
+
+def _versions() -> dict[str, str]:
+    import monai
+
+    from monai_singanseg import __version__
+
+    return {"monai_singanseg": str(__version__), "monai": str(monai.__version__), "torch": str(torch.__version__)}
+
+
+def save_model_file(
+    path: str | os.PathLike,
+    kind: str,
+    config: dict[str, Any],
+    state: dict[str, dict[str, torch.Tensor]],
+    tensors: dict[str, torch.Tensor] | None = None,
+) -> Path:
+    """Write a model file atomically (a killed process never leaves a truncated model behind).
+
+    Args:
+        path: destination file (``.pt`` by convention).
+        kind: generator family.
+        config: JSON-able settings; checked with ``json.dumps`` so nothing unpicklable slips in.
+        state: network state dicts by name; tensors are moved to CPU.
+        tensors: extra tensors by name; moved to CPU.
+
+    Returns:
+        The destination path.
+    """
+    try:
+        config = json.loads(json.dumps(config))
+    except TypeError as exc:
+        raise ModelFileError(f"model config must be JSON-serialisable: {exc}") from exc
+    payload = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "config": config,
+        "state": {n: {k: v.detach().cpu().clone() for k, v in sd.items()} for n, sd in state.items()},
+        "tensors": {n: t.detach().cpu().clone() for n, t in (tensors or {}).items()},
+        "versions": _versions(),
+    }
+    dest = Path(path)
+    with atomic_path(dest) as tmp:
+        torch.save(payload, tmp)
+    return dest
+
+
+def load_model_file(
+    path: str | os.PathLike, expected_kind: str | None = None, map_location: str | torch.device = "cpu"
+) -> ModelFile:
+    """Load a model file safely (``weights_only=True``) and check that it is ours.
+
+    Args:
+        path: the model file.
+        expected_kind: if given, the kind the caller can use; another kind is an error.
+        map_location: device to load tensors onto.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ModelFileError: not a model file of this package, truncated/corrupt, wrong kind or newer format.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: model file not found")
+    try:
+        payload = torch.load(p, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise ModelFileError(f"{p}: not a readable monai-singanseg model file (truncated or not a torch file): {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
+        raise ModelFileError(f"{p}: not a monai-singanseg model file (no '{FORMAT_NAME}' header)")
+    version = payload.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelFileError(f"{p}: model format version {version} is newer than this package supports ({FORMAT_VERSION})")
+    kind = payload.get("kind")
+    if expected_kind is not None and kind != expected_kind:
+        raise ModelFileError(f"{p}: this is a '{kind}' model, expected a '{expected_kind}' model")
+    return ModelFile(
+        kind=str(kind),
+        config=dict(payload.get("config", {})),
+        state=dict(payload.get("state", {})),
+        tensors=dict(payload.get("tensors", {})),
+        versions=dict(payload.get("versions", {})),
+        path=str(p),
+    )

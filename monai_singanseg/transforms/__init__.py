@@ -1,0 +1,6 @@
+"""MONAI transforms of monai-singanseg, grouped by job (labels, intensity, slices, synthesis)."""
+
+from __future__ import annotations
+
+from monai_singanseg.transforms.intensity import *  # noqa: F401,F403
+from monai_singanseg.transforms.labels import *  # noqa: F401,F403

@@ -1,0 +1,177 @@
+"""Intensity transforms: source units <-> the generators' [-1, 1] range, per channel, inside the foreground."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from monai.config import NdarrayOrTensor
+from monai.data import MetaTensor
+from monai.transforms import Transform
+from monai.utils import convert_to_tensor
+
+__all__ = ["IntensityStats", "IntensityToTanhRange", "IntensityFromTanhRange", "foreground_mask", "INTENSITY_STATS_KEY", "SOURCE_DTYPE_KEY"]
+
+#: metadata key under which :class:`IntensityToTanhRange` stores the statistics of a MetaTensor.
+INTENSITY_STATS_KEY = "intensity_stats"
+#: metadata key a loader sets to the dtype of the file on disk.
+SOURCE_DTYPE_KEY = "source_dtype"
+
+
+@dataclass
+class IntensityStats:
+    """Per-channel statistics that map source intensities to [-1, 1] and back.
+
+    Args:
+        low: source value mapped to -1, per channel.
+        high: source value mapped to +1, per channel.
+        dtype: the source dtype (``"int16"``, ``"float32"``, ``"uint8"`` ...); integer output is rounded
+            and clipped to its range.
+        background: value written outside the foreground, per channel.
+    """
+
+    low: list[float]
+    high: list[float]
+    dtype: str = "float32"
+    background: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if len(self.low) != len(self.high):
+            raise ValueError("low and high must have one value per channel")
+        if not self.background:
+            self.background = [0.0] * len(self.low)
+
+    def to_dict(self) -> dict:
+        """JSON-able form, e.g. for model files."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> IntensityStats:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**{k: d[k] for k in ("low", "high", "dtype", "background") if k in d})
+
+
+def foreground_mask(img: torch.Tensor) -> torch.Tensor:
+    """Voxels where any channel is non-zero: the brain of a skull-stripped MR case, ``(1, *spatial)`` bool."""
+    return (img != 0).any(dim=0, keepdim=True)
+
+
+def _source_dtype(img: NdarrayOrTensor) -> str:
+    if isinstance(img, MetaTensor) and SOURCE_DTYPE_KEY in img.meta:
+        return str(img.meta[SOURCE_DTYPE_KEY])
+    return str(img.dtype).replace("torch.", "")
+
+
+class IntensityToTanhRange(Transform):
+    """Scale each channel linearly so its foreground spans [-1, 1]; background becomes -1.
+
+    The statistics are computed inside the foreground (non-zero voxels of any channel, i.e. the brain
+    of a skull-stripped case, or a given mask) and returned via :attr:`last_stats`; for a MetaTensor
+    they are also stored in ``meta["intensity_stats"]`` so that synthetic output can be written back
+    in the source's range and dtype with :class:`IntensityFromTanhRange`.
+
+    Args:
+        lower_percentile: foreground percentile mapped to -1 (0 = minimum: exactly invertible).
+        upper_percentile: foreground percentile mapped to +1 (100 = maximum).
+        clip: clip to [-1, 1] (only matters with percentiles inside (0, 100)).
+        use_foreground: compute statistics inside the foreground only and set background to -1; set
+            False for images without a zero background (RGB endoscopy).
+    """
+
+    def __init__(
+        self,
+        lower_percentile: float = 0.0,
+        upper_percentile: float = 100.0,
+        clip: bool = True,
+        use_foreground: bool = True,
+    ) -> None:
+        if not 0.0 <= lower_percentile < upper_percentile <= 100.0:
+            raise ValueError("need 0 <= lower_percentile < upper_percentile <= 100")
+        self.lower_percentile = lower_percentile
+        self.upper_percentile = upper_percentile
+        self.clip = clip
+        self.use_foreground = use_foreground
+        self.last_stats: IntensityStats | None = None
+
+    def __call__(self, img: NdarrayOrTensor, mask: NdarrayOrTensor | None = None) -> NdarrayOrTensor:
+        """Args:
+        img: channel-first image.
+        mask: optional foreground mask ``(1, *spatial)``; defaults to non-zero voxels.
+        """
+        t = convert_to_tensor(img, track_meta=False).float()
+        if not torch.isfinite(t).all():
+            raise ValueError("image holds NaN or infinite values")
+        if self.use_foreground:
+            fg = foreground_mask(t) if mask is None else convert_to_tensor(mask, track_meta=False).bool()
+        else:
+            fg = torch.ones_like(t[:1], dtype=torch.bool)
+        if not fg.any():
+            raise ValueError("image foreground is empty (all voxels are zero)")
+        low, high = [], []
+        out = torch.empty_like(t)
+        for c in range(t.shape[0]):
+            values = t[c][fg[0]].double().numpy()
+            lo = float(np.percentile(values, self.lower_percentile))
+            hi = float(np.percentile(values, self.upper_percentile))
+            if hi <= lo:
+                hi = lo + 1.0
+            low.append(lo)
+            high.append(hi)
+            out[c] = (2.0 * (t[c].double() - lo) / (hi - lo) - 1.0).float()
+        if self.clip:
+            out = out.clamp(-1.0, 1.0)
+        if self.use_foreground:
+            out = torch.where(fg, out, torch.full_like(out, -1.0))
+        stats = IntensityStats(low=low, high=high, dtype=_source_dtype(img))
+        self.last_stats = stats
+        if isinstance(img, MetaTensor):
+            res = MetaTensor(out, meta=dict(img.meta), applied_operations=list(img.applied_operations))
+            res.meta[INTENSITY_STATS_KEY] = stats.to_dict()
+            return res
+        return out.numpy() if isinstance(img, np.ndarray) else out
+
+
+class IntensityFromTanhRange(Transform):
+    """Map [-1, 1] channels back to source units and dtype (inverse of :class:`IntensityToTanhRange`).
+
+    Voxels outside the foreground get the background value. The foreground is a given mask, or else
+    the voxels where any channel is above ``-1 + background_tolerance``.
+
+    Args:
+        stats: the statistics; if None they are taken from a MetaTensor's ``meta["intensity_stats"]``.
+        background_tolerance: how far above -1 a voxel must be in some channel to count as foreground.
+    """
+
+    def __init__(self, stats: IntensityStats | dict | None = None, background_tolerance: float = 1e-3) -> None:
+        self.stats = IntensityStats.from_dict(stats) if isinstance(stats, dict) else stats
+        self.background_tolerance = background_tolerance
+
+    def __call__(self, img: NdarrayOrTensor, mask: NdarrayOrTensor | None = None) -> NdarrayOrTensor:
+        stats = self.stats
+        if stats is None and isinstance(img, MetaTensor) and INTENSITY_STATS_KEY in img.meta:
+            stats = IntensityStats.from_dict(img.meta[INTENSITY_STATS_KEY])
+        if stats is None:
+            raise ValueError("no intensity statistics: pass stats= or a MetaTensor carrying meta['intensity_stats']")
+        t = convert_to_tensor(img, track_meta=False).double()
+        if t.shape[0] != len(stats.low):
+            raise ValueError(f"image has {t.shape[0]} channels but the statistics describe {len(stats.low)}")
+        low = torch.tensor(stats.low, dtype=torch.float64).view(-1, *([1] * (t.ndim - 1)))
+        high = torch.tensor(stats.high, dtype=torch.float64).view_as(low)
+        bg = torch.tensor(stats.background, dtype=torch.float64).view_as(low)
+        out = low + (t.clamp(-1.0, 1.0) + 1.0) * 0.5 * (high - low)
+        if mask is None:
+            fg = (t > -1.0 + self.background_tolerance).any(dim=0, keepdim=True)
+        else:
+            fg = convert_to_tensor(mask, track_meta=False).bool()
+        out = torch.where(fg, out, bg.expand_as(out))
+        np_dtype = np.dtype(stats.dtype)
+        if np.issubdtype(np_dtype, np.integer):
+            info = np.iinfo(np_dtype)
+            out = torch.round(out).clamp(info.min, info.max)
+        arr = out.numpy().astype(np_dtype)
+        if isinstance(img, MetaTensor):
+            res = MetaTensor(torch.from_numpy(arr), meta=dict(img.meta), applied_operations=list(img.applied_operations))
+            return res
+        return arr if isinstance(img, np.ndarray) else torch.from_numpy(arr)
+
