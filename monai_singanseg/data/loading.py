@@ -1,0 +1,221 @@
+"""Loading a case from disk through MONAI readers, with every check a user's data can fail.
+
+A case is a MONAI dict ``{"image": path | [path per modality] | DICOM folder, "label": path}``.
+``load_case`` returns channel-first MetaTensors: the image in source units (float32, with the file's
+dtype kept in ``meta["source_dtype"]``) and the label as class indices. Every error names the file
+and the problem, and is raised before anything is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Hashable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.data import MetaTensor
+from monai.transforms import LoadImage, MapTransform
+
+from monai_singanseg.transforms.intensity.array import SOURCE_DTYPE_KEY
+from monai_singanseg.transforms.labels.array import (
+    BINARY_LABEL_VALUES,
+    BRATS_LABEL_VALUES,
+    BinarizeMask,
+    LabelToIndex,
+    LabelValueError,
+)
+
+__all__ = ["CaseError", "load_image", "load_case", "LoadCased", "case_name"]
+
+# MONAI logs an unhelpful notice about an optional GPU decoder whenever its DICOM reader is imported.
+logging.getLogger("monai.data.image_reader").setLevel(logging.ERROR)
+logging.getLogger("NvImgCodecPydicomReader").setLevel(logging.ERROR)
+
+_AFFINE_TOLERANCE = 1e-3
+
+
+class CaseError(ValueError):
+    """A case's files are missing, unreadable or inconsistent; the message names the file."""
+
+
+def _is_dicom_folder(path: Path) -> bool:
+    return path.is_dir()
+
+
+def _dicom_series_uids(folder: Path) -> list[str]:
+    import itk
+
+    names = itk.GDCMSeriesFileNames.New()
+    names.SetUseSeriesDetails(False)
+    names.SetDirectory(str(folder))
+    return list(names.GetSeriesUIDs())
+
+
+def _source_dtype(path: Path, arr: MetaTensor) -> str:
+    """The dtype stored on disk (MONAI's loaders convert to float)."""
+    if path.name.endswith((".nii", ".nii.gz")):
+        import nibabel as nib
+
+        img = nib.load(str(path))
+        slope, inter = img.header.get_slope_inter()
+        if slope not in (None, 1.0) or inter not in (None, 0.0):
+            return "float32"
+        return str(img.get_data_dtype())
+    if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp"):
+        return "uint8"
+    values = arr.as_tensor()
+    if torch.equal(values, torch.round(values)) and values.min() >= -32768 and values.max() <= 32767:
+        return "int16"
+    return "float32"
+
+
+def load_image(path: str | os.PathLike, spatial_ndim: int | None = 3, what: str = "image") -> MetaTensor:
+    """Load one image file or DICOM series folder as a channel-first float32 MetaTensor.
+
+    Args:
+        path: NIfTI/NRRD/... file, 2D image (PNG/JPEG), or a folder holding ONE DICOM series.
+        spatial_ndim: the number of spatial dimensions expected (3 for volumes, 2 for 2D images);
+            None accepts either.
+        what: how to name the file in errors (``"image"``, ``"label"``).
+
+    Raises:
+        CaseError: missing, unreadable or truncated file; a DICOM folder with zero or several series;
+            a 2D file where a volume is expected or vice versa; NaN or infinite values.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise CaseError(f"{p}: {what} file not found")
+    reader = None
+    if _is_dicom_folder(p):
+        uids = _dicom_series_uids(p)
+        if not uids:
+            raise CaseError(f"{p}: folder holds no DICOM series")
+        if len(uids) > 1:
+            raise CaseError(f"{p}: folder holds {len(uids)} DICOM series ({', '.join(uids[:3])}...); give one series per folder")
+        reader = "ITKReader"  # GDCM sorts the files by geometry (image position along the slice normal)
+    try:
+        img = LoadImage(image_only=True, ensure_channel_first=True, reader=reader, dtype=np.float32)(str(p))
+    except Exception as exc:  # MONAI wraps reader errors in several types; all mean "cannot read"
+        raise CaseError(f"{p}: cannot read {what} (unreadable, truncated or unsupported file): {exc}") from exc
+    if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp") and img.ndim == 3:
+        ndim = 2
+    else:
+        # a trailing singleton spatial dim (one-slice volume) still counts as a volume
+        ndim = img.ndim - 1
+    if spatial_ndim is not None and ndim != spatial_ndim:
+        kind = {2: "a 2D image", 3: "a 3D volume"}
+        raise CaseError(f"{p}: {what} is {kind.get(ndim, f'{ndim}D')} but {kind.get(spatial_ndim, spatial_ndim)} is expected")
+    if not torch.isfinite(img.as_tensor()).all():
+        raise CaseError(f"{p}: {what} holds NaN or infinite values")
+    img.meta[SOURCE_DTYPE_KEY] = _source_dtype(p, img)
+    return img
+
+
+def _check_same_grid(ref: MetaTensor, ref_path: Any, other: MetaTensor, other_path: Any) -> None:
+    if tuple(ref.shape[1:]) != tuple(other.shape[1:]):
+        raise CaseError(f"{other_path}: shape {tuple(other.shape[1:])} differs from {ref_path} {tuple(ref.shape[1:])}")
+    if not torch.allclose(ref.affine, other.affine, atol=_AFFINE_TOLERANCE):
+        raise CaseError(
+            f"{other_path}: affine differs from {ref_path}; the files are not co-registered "
+            f"(max difference {float((ref.affine - other.affine).abs().max()):.4g})"
+        )
+
+
+def case_name(item: Mapping[str, Any]) -> str:
+    """A case's name: ``item["name"]`` or derived from the label/first image file name."""
+    if item.get("name"):
+        return str(item["name"])
+    first = item.get("label") or item.get("image")
+    if isinstance(first, (list, tuple)):
+        first = first[0]
+    name = Path(str(first)).name
+    for suffix in (".nii.gz", ".nii", ".nrrd", ".mha", ".png", ".jpg", ".jpeg"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    for tag in ("_seg", "-seg", "_flair", "_t2f", "-t2f"):
+        if name.endswith(tag):
+            return name[: -len(tag)]
+    return name
+
+
+def load_case(
+    item: Mapping[str, Any], label_values: Sequence[int] = BRATS_LABEL_VALUES, spatial_ndim: int = 3
+) -> dict[str, Any]:
+    """Load and validate a case.
+
+    Args:
+        item: ``{"image": path | [paths] | DICOM folder, "label": path (optional)}``.
+        label_values: the values the label may hold (BraTS ``(0, 1, 2, 4)``; ``(0, 1)`` for binary masks).
+        spatial_ndim: 3 for volumes, 2 for 2D images (a 2D label is binarised at 127 when
+            ``label_values == (0, 1)`` and it holds other values, as JPEG masks do).
+
+    Returns:
+        ``{"image": MetaTensor (C, *spatial), "label": MetaTensor (1, *spatial) class indices or absent,
+        "label_values": tuple, "name": str}``.
+    """
+    if "image" not in item:
+        raise CaseError(f"case {dict(item)} has no 'image' entry")
+    paths = item["image"] if isinstance(item["image"], (list, tuple)) else [item["image"]]
+    images = [load_image(p, spatial_ndim, "image") for p in paths]
+    for p, img in zip(paths[1:], images[1:]):
+        _check_same_grid(images[0], paths[0], img, p)
+    image = images[0] if len(images) == 1 else MetaTensor(torch.cat([i.as_tensor() for i in images]), meta=dict(images[0].meta))
+    if len(images) > 1:
+        dtypes = {i.meta[SOURCE_DTYPE_KEY] for i in images}
+        image.meta[SOURCE_DTYPE_KEY] = dtypes.pop() if len(dtypes) == 1 else "float32"
+        image.meta["filename_or_obj"] = [str(p) for p in paths]
+    out: dict[str, Any] = {"image": image, "label_values": tuple(int(v) for v in label_values), "name": case_name(item)}
+    if item.get("label"):
+        label = load_image(item["label"], spatial_ndim, "label")
+        _check_same_grid(images[0], paths[0], label, item["label"])
+        if label.shape[0] > 1:  # RGB mask image
+            label = BinarizeMask(127)(label)
+        elif tuple(label_values) == BINARY_LABEL_VALUES and label.max() > 1:
+            label = BinarizeMask(127)(label)
+        try:
+            out["label"] = LabelToIndex(label_values)(label)
+        except LabelValueError as exc:
+            raise CaseError(f"{item['label']}: {exc}") from exc
+    return out
+
+
+class LoadCased(MapTransform):
+    """Dictionary transform form of :func:`load_case` for MONAI pipelines.
+
+    Args:
+        keys: the image and label keys (``("image", "label")``).
+        label_values: values the label may hold.
+        spatial_ndim: 3 for volumes, 2 for 2D images.
+        allow_missing_keys: a case without label is allowed.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection = ("image", "label"),
+        label_values: Sequence[int] = BRATS_LABEL_VALUES,
+        spatial_ndim: int = 3,
+        allow_missing_keys: bool = True,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        if len(self.keys) not in (1, 2):
+            raise ValueError("keys must be (image_key,) or (image_key, label_key)")
+        self.label_values = tuple(label_values)
+        self.spatial_ndim = spatial_ndim
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        image_key = self.keys[0]
+        label_key = self.keys[1] if len(self.keys) > 1 else None
+        item = {"image": d[image_key], "label": d.get(label_key) if label_key else None, "name": d.get("name")}
+        case = load_case(item, self.label_values, self.spatial_ndim)
+        d[image_key] = case["image"]
+        if label_key and "label" in case:
+            d[label_key] = case["label"]
+        d["label_values"] = case["label_values"]
+        d["name"] = case["name"]
+        return d

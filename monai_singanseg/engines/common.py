@@ -1,0 +1,47 @@
+"""Small pieces every training loop shares: seeding, device choice, optional TensorBoard."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from monai.utils import set_determinism
+
+__all__ = ["seed_everything", "resolve_device", "optional_summary_writer", "cpu_threads_hint"]
+
+
+def seed_everything(seed: int | None) -> None:
+    """Seed python, numpy and torch (CPU and CUDA) through ``monai.utils.set_determinism``.
+
+    Args:
+        seed: the seed; None leaves the generators unseeded (non-deterministic).
+    """
+    set_determinism(seed=seed)
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``None``/``"auto"`` -> CUDA if available, else CPU; anything else is passed to ``torch.device``."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def optional_summary_writer(log_dir: str | os.PathLike | None) -> Any | None:
+    """A TensorBoard ``SummaryWriter`` for ``log_dir``, or None if no directory is given.
+
+    Raises:
+        ImportError: naming the extra to install when a directory is given but tensorboard is missing.
+    """
+    if log_dir is None:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("TensorBoard logging needs `pip install monai-singanseg[tensorboard]`") from exc
+    return SummaryWriter(log_dir=str(log_dir))
+
+
+def cpu_threads_hint() -> int:
+    """Threads torch uses on CPU (for benchmark reports)."""
+    return torch.get_num_threads()

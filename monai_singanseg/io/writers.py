@@ -1,0 +1,196 @@
+"""Writing cases: NIfTI volumes in BraTS naming, 2D image+mask PNGs, decathlon datalists; all atomic."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+from monai.utils import convert_to_numpy
+from PIL import Image
+
+from monai_singanseg.io.atomic import atomic_path, check_outputs_free
+
+__all__ = [
+    "BRATS_MODALITIES",
+    "write_nifti",
+    "brats_case_paths",
+    "write_brats_case",
+    "write_image_mask_png",
+    "write_datalist",
+]
+
+BRATS_MODALITIES: tuple[str, ...] = ("flair", "t1", "t1ce", "t2")
+
+
+def _spatial(array: Any) -> np.ndarray:
+    """Drop a leading channel of 1; a 2D array becomes a one-slice volume ``(H, W, 1)``."""
+    arr = convert_to_numpy(array)
+    if arr.ndim in (3, 4) and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3:
+        raise ValueError(f"expected a 2D or 3D array (optionally with one channel), got shape {arr.shape}")
+    return arr
+
+
+def write_nifti(
+    path: str | os.PathLike, array: Any, affine: Any, dtype: str | np.dtype = "float32", overwrite: bool = False
+) -> Path:
+    """Write one NIfTI volume with the given 4x4 affine (sform and qform, mm), atomically.
+
+    Args:
+        path: destination (``.nii`` or ``.nii.gz``).
+        array: ``(*spatial)`` or ``(1, *spatial)``; a 2D array is written as an ``(H, W, 1)`` volume, the
+            affine's third column then being the slice direction.
+        affine: the 4x4 voxel-to-world (RAS, as MONAI and NIfTI use) matrix.
+        dtype: output dtype (e.g. ``"int16"`` as BraTS images, ``"uint8"`` as labels).
+        overwrite: replace an existing file.
+    """
+    dest = Path(path)
+    check_outputs_free([dest], overwrite)
+    arr = _spatial(array)
+    aff = convert_to_numpy(affine, dtype=np.float64)
+    if aff.shape != (4, 4):
+        raise ValueError(f"affine must be 4x4, got {aff.shape}")
+    np_dtype = np.dtype(dtype)
+    if np.issubdtype(np_dtype, np.integer):
+        info = np.iinfo(np_dtype)
+        arr = np.clip(np.round(arr), info.min, info.max)
+    # nibabel directly: MONAI's NibabelWriter squeezes or adds dimensions to one-slice volumes
+    nii = nib.Nifti1Image(arr.astype(np_dtype), aff)
+    nii.header.set_xyzt_units("mm", "sec")
+    nii.set_qform(aff, code=1)
+    nii.set_sform(aff, code=1)
+    with atomic_path(dest) as tmp:
+        nib.save(nii, str(tmp))
+    return dest
+
+
+def brats_case_paths(out_dir: str | os.PathLike, name: str, modalities: Sequence[str] = BRATS_MODALITIES) -> dict[str, Any]:
+    """The files :func:`write_brats_case` writes: ``<name>_<modality>.nii.gz`` and ``<name>_seg.nii.gz``."""
+    folder = Path(out_dir)
+    return {
+        "image": [folder / f"{name}_{m}.nii.gz" for m in modalities],
+        "label": folder / f"{name}_seg.nii.gz",
+    }
+
+
+def write_brats_case(
+    out_dir: str | os.PathLike,
+    name: str,
+    image: Any,
+    label: Any | None,
+    affine: Any,
+    modalities: Sequence[str] = BRATS_MODALITIES,
+    image_dtype: str | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Write a case in BraTS naming, one NIfTI per modality plus the label.
+
+    Args:
+        out_dir: destination folder (created).
+        name: case name.
+        image: ``(C, *spatial)`` in source units, one channel per modality.
+        label: ``(1, *spatial)`` label VALUES (e.g. BraTS 0/1/2/4), or None.
+        affine: 4x4 affine of the image grid (a 2D slice's own position in its volume).
+        modalities: one name per channel.
+        image_dtype: dtype to write (default: the image's own, or ``meta["source_dtype"]``).
+        overwrite: replace existing files; otherwise nothing is written if any exists.
+
+    Returns:
+        Its datalist entry ``{"image": [...], "label": ..., "name": name}`` with absolute paths.
+    """
+    img = convert_to_numpy(image)
+    if img.shape[0] != len(modalities):
+        raise ValueError(f"image has {img.shape[0]} channels but {len(modalities)} modality names were given")
+    paths = brats_case_paths(out_dir, name, modalities)
+    targets = list(paths["image"]) + ([paths["label"]] if label is not None else [])
+    check_outputs_free(targets, overwrite)
+    if image_dtype is None:
+        meta = getattr(image, "meta", {})
+        image_dtype = str(meta.get("source_dtype", img.dtype))
+    for channel, path in zip(img, paths["image"]):
+        write_nifti(path, channel, affine, image_dtype, overwrite=True)
+    entry: dict[str, Any] = {"image": [str(p) for p in paths["image"]], "name": name}
+    if label is not None:
+        write_nifti(paths["label"], label, affine, "uint8", overwrite=True)
+        entry["label"] = str(paths["label"])
+    return entry
+
+
+def _to_hwc_uint8(image: Any) -> np.ndarray:
+    arr = convert_to_numpy(image, dtype=np.float64)
+    if arr.ndim == 3:
+        arr = np.moveaxis(arr, 0, -1)
+        if arr.shape[-1] == 1:
+            arr = arr[..., 0]
+    # MONAI's PILReader reads images as (W, H); transpose back to PIL's (H, W) layout
+    arr = np.swapaxes(arr, 0, 1)
+    return np.clip(np.round(arr), 0, 255).astype(np.uint8)
+
+
+def write_image_mask_png(
+    out_dir: str | os.PathLike, name: str, image: Any, mask: Any, overwrite: bool = False
+) -> dict[str, Any]:
+    """Write a 2D RGB image and its binary mask as ``images/<name>.png`` and ``masks/<name>.png``.
+
+    Args:
+        out_dir: destination folder (``images/`` and ``masks/`` are created inside it).
+        name: file stem.
+        image: ``(3, W, H)`` in 0..255, in MONAI's ``PILReader`` layout (as loaded).
+        mask: ``(1, W, H)`` of 0/1 (written as 0/255 so it is visible and thresholds at 127).
+        overwrite: replace existing files.
+    """
+    folder = Path(out_dir)
+    img_path, mask_path = folder / "images" / f"{name}.png", folder / "masks" / f"{name}.png"
+    check_outputs_free([img_path, mask_path], overwrite)
+    mask_arr = (convert_to_numpy(mask) > 0).astype(np.float64) * 255.0
+    for path, arr in ((img_path, _to_hwc_uint8(image)), (mask_path, _to_hwc_uint8(mask_arr))):
+        with atomic_path(path) as tmp:
+            Image.fromarray(arr).save(tmp, format="PNG")
+    return {"image": str(img_path), "label": str(mask_path), "name": name}
+
+
+def write_datalist(
+    path: str | os.PathLike,
+    entries: Sequence[dict[str, Any]],
+    key: str = "training",
+    overwrite: bool = False,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write a decathlon-format datalist (readable by ``monai.data.load_decathlon_datalist``).
+
+    Paths inside the datalist's folder are stored relative to it, so the folder can be moved.
+
+    Args:
+        path: the JSON file.
+        entries: datalist entries (``image``: path or list of paths, ``label``: path, other keys kept).
+        key: the list's key (``"training"``, ``"validation"``, ``"test"``).
+        overwrite: replace an existing file.
+        extra: other top-level fields (``"description"``, ``"labels"``, ...).
+    """
+    dest = Path(path)
+    check_outputs_free([dest], overwrite)
+    base = dest.parent.resolve()
+
+    def rel(p: Any) -> Any:
+        if isinstance(p, (list, tuple)):
+            return [rel(x) for x in p]
+        q = Path(str(p)).resolve()
+        try:
+            return str(q.relative_to(base))
+        except ValueError:
+            return str(q)
+
+    items = [{k: (rel(v) if k in ("image", "label") else v) for k, v in e.items()} for e in entries]
+    payload = dict(extra or {})
+    payload[key] = items
+    with atomic_path(dest) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2))
+    return dest
