@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,10 @@ from monai_singanseg.transforms.labels.array import (
 
 __all__ = ["CaseError", "load_image", "load_case", "LoadCased", "case_name"]
 
-# MONAI logs an unhelpful notice about an optional GPU decoder whenever its DICOM reader is imported.
-logging.getLogger("monai.data.image_reader").setLevel(logging.ERROR)
-logging.getLogger("NvImgCodecPydicomReader").setLevel(logging.ERROR)
+# MONAI's LoadImage builds every reader, and its optional GPU DICOM decoder reports its absence on each
+# load (a log line and a warning); on CPU machines that is noise, not news.
+logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
+warnings.filterwarnings("ignore", message="NvImgCodecPydicomReader")
 
 _AFFINE_TOLERANCE = 1e-3
 

@@ -1,0 +1,35 @@
+"""Shared fixtures: the real third-party data in ../shared/data (see its README.md)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(os.environ.get("MONAI_SINGANSEG_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared real-data folder; CI clones the repo with ``shared/`` beside it."""
+    if not SHARED_DATA.is_dir():
+        raise FileNotFoundError(f"{SHARED_DATA}: shared data not found (set MONAI_SINGANSEG_SHARED_DATA)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def brats_case_dir(shared_data: Path) -> Path:
+    """TCGA-FG-6692: a BraTS-space case with labels 0, 1, 2 and 4."""
+    return shared_data / "brats_tcga" / "TCGA-FG-6692"
+
+
+@pytest.fixture(scope="session")
+def brats_item(brats_case_dir: Path) -> dict:
+    """Datalist entry of TCGA-FG-6692."""
+    name = brats_case_dir.name
+    return {
+        "image": [str(brats_case_dir / f"{name}_{m}.nii.gz") for m in ("flair", "t1", "t1ce", "t2")],
+        "label": str(brats_case_dir / f"{name}_seg.nii.gz"),
+        "name": name,
+    }
