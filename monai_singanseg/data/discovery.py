@@ -50,6 +50,12 @@ def _tag_to_modality(tag: str) -> str | None:
     return None
 
 
+def _is_brats_image(filename: str) -> bool:
+    """A BraTS-named modality image (not a label): what tells a BraTS folder from a DICOM case with a NIfTI label."""
+    m = _NIFTI.match(filename)
+    return bool(m) and _tag_to_modality(m.group("tag")) not in (None, "seg")
+
+
 def brats_datalist(
     root: str | os.PathLike, modalities: Sequence[str] = ("flair", "t1", "t1ce", "t2"), require_label: bool = True
 ) -> list[dict[str, Any]]:
@@ -173,6 +179,6 @@ def find_cases(root: str | os.PathLike) -> list[dict[str, Any]]:
         raise CaseError(f"{base}: not a folder")
     if (base / "images").is_dir() and (base / "masks").is_dir():
         return image_mask_datalist(base)
-    if any(base.rglob("*.nii*")) and any(_NIFTI.match(p.name) for p in base.rglob("*.nii*")):
+    if any(_is_brats_image(p.name) for p in base.rglob("*.nii*")):
         return brats_datalist(base)
     return dicom_datalist(base)

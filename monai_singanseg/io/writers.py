@@ -177,16 +177,13 @@ def write_datalist(
     """
     dest = Path(path)
     check_outputs_free([dest], overwrite)
-    base = dest.parent.resolve()
+    base = os.path.abspath(dest.parent)
 
     def rel(p: Any) -> Any:
         if isinstance(p, (list, tuple)):
             return [rel(x) for x in p]
-        q = Path(str(p)).resolve()
-        try:
-            return str(q.relative_to(base))
-        except ValueError:
-            return str(q)
+        q = os.path.abspath(str(p))  # no symlink resolution: keep the user's paths
+        return os.path.relpath(q, base) if os.path.commonpath([q, base]) == base else q
 
     items = [{k: (rel(v) if k in ("image", "label") else v) for k, v in e.items()} for e in entries]
     payload = dict(extra or {})
