@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
 
 import torch
 from monai.config import KeysCollection
@@ -21,14 +22,22 @@ __all__ = ["LabelToIndexd", "IndexToLabeld", "IndexToOneHotd", "OneHotToIndexd",
 
 
 class _ArrayMapTransform(MapTransform):
-    """Apply one array transform to every key."""
+    """Apply one array transform to every key (and its ``inverse``, where the array transform has one)."""
 
-    backend_transform: object
+    backend_transform: Any
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
         d = dict(data)
         for key in self.key_iterator(d):
-            d[key] = self.backend_transform(d[key])  # type: ignore[operator]
+            d[key] = self.backend_transform(d[key])
+        return d
+
+    def inverse(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        if not hasattr(self.backend_transform, "inverse"):
+            raise NotImplementedError(f"{type(self).__name__} has no inverse")
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.backend_transform.inverse(d[key])
         return d
 
 
@@ -46,12 +55,6 @@ class LabelToIndexd(_ArrayMapTransform):
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.backend_transform = LabelToIndex(label_values)
-
-    def inverse(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.backend_transform.inverse(d[key])
-        return d
 
 
 class IndexToLabeld(_ArrayMapTransform):
@@ -89,12 +92,6 @@ class IndexToOneHotd(_ArrayMapTransform):
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.backend_transform = IndexToOneHot(num_classes, include_background)
-
-    def inverse(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.backend_transform.inverse(d[key])
-        return d
 
 
 class OneHotToIndexd(_ArrayMapTransform):
