@@ -88,7 +88,8 @@ def contact_sheet(
     for i, r in enumerate(rows):
         sheet.paste(Image.fromarray(r), (label_w, y))
         if row_names:
-            draw.text((4, y + 4), str(row_names[i])[:18], fill=(255, 255, 255))
+            name = str(row_names[i])
+            draw.text((4, y + 4), name if len(name) <= 18 else "…" + name[-17:], fill=(255, 255, 255))
         y += r.shape[0]
     if channel_names:
         cell_w = rows[0].shape[1] // max(1, len(channel_names) + (0 if rgb or labels is None else 1))

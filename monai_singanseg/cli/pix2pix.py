@@ -1,9 +1,206 @@
-"""Sub-commands of the pix2pix generator (filled in by the pix2pix work)."""
+"""Sub-commands of the pix2pix generator: ``train-pix2pix`` and ``render``.
+
+``render`` needs a brain mask for the label (the label alone does not say where the brain is): it takes
+``--brain-mask FILE`` (any volume on the label's grid, non-zero = brain, e.g. the case's T1), and
+otherwise the non-zero voxels of the label's own case images, found beside the label by BraTS naming
+(``<case>_seg.nii.gz`` -> ``<case>_{flair,t1,t1ce,t2}.nii.gz``). Models trained with tissue classes
+also need the tissue modality (``--tissue-image FILE``, else the label's own case's file).
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
+
+import torch
+from monai.data import MetaTensor, load_decathlon_datalist
+from tqdm.auto import tqdm
+
+from monai_singanseg.data import CaseError, brats_datalist, case_name, load_image
+from monai_singanseg.engines.common import resolve_device
+from monai_singanseg.engines.pix2pix import Pix2PixSettings, train_pix2pix
+from monai_singanseg.io.atomic import check_outputs_free
+from monai_singanseg.io.writers import brats_case_paths, write_brats_case, write_datalist
+from monai_singanseg.transforms.condition.array import (
+    BuildCondition,
+    ConditionError,
+    RandDeformCondition,
+    SplitCondition,
+    TissueClasses,
+    check_same_grid,
+)
+from monai_singanseg.transforms.intensity.array import foreground_mask
+from monai_singanseg.transforms.labels.array import BRATS_LABEL_VALUES, IndexToLabel, LabelToIndex
+from monai_singanseg.transforms.slices.array import axial_axis, tumour_area_per_slice
+from monai_singanseg.transforms.synthesis.pix2pix import Pix2PixRender
+from monai_singanseg.visualize import contact_sheet
+
+
+_DEFAULTS = Pix2PixSettings()
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
-    """Register this module's sub-commands."""
+    """Register ``train-pix2pix`` and ``render``."""
+    train = subparsers.add_parser("train-pix2pix", help="train pix2pix (label map -> multi-modal MRI) on paired slices")
+    src = train.add_mutually_exclusive_group(required=True)
+    src.add_argument("--datalist", help="decathlon datalist JSON (its 'training' list)")
+    src.add_argument("--data", help="folder of BraTS-named cases (<case>_{flair,t1,t1ce,t2,seg}.nii.gz)")
+    train.add_argument("--out", required=True, help="model file to write (e.g. p2p.pt)")
+    train.add_argument("--size", type=int, default=_DEFAULTS.size, help="working resolution, a power of two (128; 256 supported)")
+    train.add_argument("--epochs", type=int, default=_DEFAULTS.epochs, help="(default: %(default)s)")
+    train.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size, help="(default: %(default)s)")
+    train.add_argument("--seed", type=int, default=_DEFAULTS.seed)
+    train.add_argument("--lr", type=float, default=_DEFAULTS.lr)
+    train.add_argument("--generator-channels", type=int, default=_DEFAULTS.generator_channels, help="ngf (default: %(default)s; 64 as in pix2pix, for GPUs)")
+    train.add_argument("--critic-channels", type=int, default=_DEFAULTS.critic_channels, help="ndf (default: %(default)s)")
+    train.add_argument("--all-brain-slices", action="store_true", help="train on every brain slice, not only tumour slices")
+    train.add_argument("--tissue-classes", type=int, default=0, help="add N coarse tissue classes (3) from T1 to the condition")
+    train.add_argument("--label-values", type=int, nargs="+", default=list(BRATS_LABEL_VALUES))
+    train.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    train.add_argument("--tensorboard", default=None, help="TensorBoard log folder")
+    train.add_argument("--resume", action="store_true", help="continue training from --out")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.set_defaults(func=run_train)
+
+    render = subparsers.add_parser("render", help="render synthetic multi-modal volumes for a label map with a pix2pix model")
+    render.add_argument("--model", required=True, help="pix2pix model file")
+    render.add_argument("--label", required=True, help="label volume (e.g. <case>_seg.nii.gz) holding the model's label values")
+    render.add_argument("--brain-mask", default=None, help="volume on the label's grid, non-zero = brain (default: the label's own case images)")
+    render.add_argument("--tissue-image", default=None, help="tissue modality volume (models trained with --tissue-classes)")
+    render.add_argument("--deform", type=int, default=0, help="render N elastically/affinely deformed label maps instead of the label itself")
+    render.add_argument("--seed", type=int, default=0)
+    render.add_argument("--name", default=None, help="output case name stem (default: the label's case name + '_p2p')")
+    render.add_argument("--device", default=None)
+    render.add_argument("--out", required=True, help="output folder")
+    render.add_argument("--overwrite", action="store_true")
+    render.set_defaults(func=run_render)
+
+
+def _training_items(args: argparse.Namespace) -> list[dict[str, Any]]:
+    if args.datalist:
+        path = Path(args.datalist)
+        if not path.is_file():
+            raise CaseError(f"{path}: datalist not found")
+        return load_decathlon_datalist(str(path), data_list_key="training", base_dir=str(path.parent))
+    return brats_datalist(args.data)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """``train-pix2pix``."""
+    out = Path(args.out)
+    settings = Pix2PixSettings(
+        size=args.size,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        generator_channels=args.generator_channels,
+        critic_channels=args.critic_channels,
+        all_brain_slices=args.all_brain_slices,
+        tissue_classes=args.tissue_classes,
+        seed=args.seed,
+    )
+    result = train_pix2pix(
+        _training_items(args),
+        out,
+        settings,
+        label_values=args.label_values,
+        device=args.device,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        tensorboard=args.tensorboard,
+        progress=not args.quiet,
+    )
+    last = result["history"][-1] if result["history"] else {}
+    print(f"wrote {out} ({result['epochs_done']} epochs on {result['num_slices']} slices, final L1 {last.get('l1', float('nan')):.4f})")
+    return 0
+
+
+def _own_case_images(label_path: Path) -> list[str]:
+    """The image files of the label's own BraTS-named case, or [] if there are none beside it."""
+    name = case_name({"label": str(label_path)})
+    try:
+        entries = brats_datalist(label_path.parent, require_label=False)
+    except CaseError:
+        return []
+    for entry in entries:
+        if entry["name"] == name:
+            return list(entry["image"])
+    return []
+
+
+def _load_on_grid(path: str, label: MetaTensor, what: str) -> MetaTensor:
+    vol = load_image(path, 3, what)
+    check_same_grid(label, vol, f"{path}: {what}")
+    return vol
+
+
+def run_render(args: argparse.Namespace) -> int:
+    """``render``: validate everything and check every output is free before writing anything."""
+    label_path = Path(args.label)
+    if args.deform < 0:
+        raise ValueError("--deform must be >= 0")
+    renderer = Pix2PixRender(args.model, device=resolve_device(args.device))
+    label = load_image(label_path, 3, "label")
+    index = LabelToIndex(renderer.label_values)(label)  # raises for values outside the model's set
+    own_images = _own_case_images(label_path)
+    if args.brain_mask:
+        brain = (_load_on_grid(args.brain_mask, label, "brain mask") != 0).to(torch.uint8)
+        brain_source = args.brain_mask
+    elif own_images:
+        brain = foreground_mask(torch.cat([_load_on_grid(p, label, "image").as_tensor() for p in own_images])).to(torch.uint8)
+        brain_source = f"non-zero voxels of {', '.join(Path(p).name for p in own_images)}"
+    else:
+        raise ConditionError(f"{label_path}: no brain mask: pass --brain-mask (e.g. the case's T1), none found beside the label")
+    if not brain.any():
+        raise ConditionError(f"brain mask from {brain_source} is empty")
+    tissue = None
+    if renderer.tissue_classes:
+        modality = renderer.config["condition"]["tissue_modality"]
+        source = args.tissue_image or next((p for p in own_images if Path(p).name.endswith(f"_{modality}.nii.gz")), None)
+        if source is None:
+            raise ConditionError(f"this model uses tissue classes from {modality}: pass --tissue-image")
+        t1 = _load_on_grid(source, label, "tissue image")
+        tissue = TissueClasses(renderer.tissue_classes)(t1.as_tensor(), brain, index.as_tensor() > 0)
+    elif args.tissue_image:
+        raise ConditionError("--tissue-image given but the model was trained without tissue classes")
+
+    stem = args.name or f"{case_name({'label': str(label_path)})}_p2p"
+    names = [stem] if args.deform == 0 else [f"{stem}_def{i:03d}" for i in range(args.deform)]
+    out_dir = Path(args.out)
+    targets = [out_dir / "datalist.json", out_dir / f"{stem}_preview.png"]
+    for name in names:
+        paths = brats_case_paths(out_dir, name, renderer.modalities)
+        targets += list(paths["image"]) + [paths["label"]]
+    check_outputs_free(targets, args.overwrite)
+
+    num_classes = len(renderer.label_values)
+    condition = BuildCondition(num_classes, renderer.tissue_classes)(index, brain, tissue)
+    deformer = RandDeformCondition(spatial_dims=3).set_random_state(args.seed)
+    to_values = IndexToLabel(renderer.label_values)
+    entries, previews, preview_labels, rows = [], [], [], []
+    axis = axial_axis(label.affine)
+    stats = renderer.stats
+    low = torch.tensor(stats.low).view(-1, 1, 1)
+    high = torch.tensor(stats.high).view(-1, 1, 1)
+    for name in tqdm(names, desc="rendering", disable=len(names) < 2):
+        if args.deform:
+            new_index, new_brain, new_tissue = SplitCondition(num_classes, renderer.tissue_classes)(deformer(condition))
+        else:
+            new_index, new_brain, new_tissue = index, brain, tissue
+        values = to_values(new_index)
+        case_label = MetaTensor(torch.as_tensor(values), meta=dict(label.meta))
+        image = renderer(case_label, MetaTensor(torch.as_tensor(new_brain), meta=dict(label.meta)), new_tissue)
+        entries.append(
+            write_brats_case(out_dir, name, image, values, label.affine, renderer.modalities, stats.dtype, overwrite=args.overwrite)
+        )
+        k = int(tumour_area_per_slice(new_index, axis).argmax())
+        plane = image.as_tensor().movedim(1 + axis, 0)[k].float()
+        previews.append(2.0 * (plane - low) / (high - low) - 1.0)
+        preview_labels.append(torch.as_tensor(new_index).movedim(1 + axis, 0)[k])
+        rows.append(f"{name} z={k}")
+    write_datalist(out_dir / "datalist.json", entries, overwrite=args.overwrite, extra={"description": "pix2pix renders", "brain_mask": brain_source})
+    contact_sheet(out_dir / f"{stem}_preview.png", previews, preview_labels, channel_names=list(renderer.modalities), row_names=rows, overwrite=args.overwrite)
+    print(f"wrote {len(names)} synthetic case(s) to {out_dir} (brain mask: {brain_source})")
+    return 0

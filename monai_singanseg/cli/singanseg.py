@@ -1,9 +1,149 @@
-"""Sub-commands of the singanseg generator (filled in by the singanseg work)."""
+"""Sub-commands ``train-singanseg`` (one model per tumour slice) and ``generate`` (synthetic cases from it)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from monai_singanseg.io.atomic import check_outputs_free
+
+__all__ = ["add_parsers", "run_train", "run_generate"]
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
-    """Register this module's sub-commands."""
+    """Register ``train-singanseg`` and ``generate``."""
+    p = subparsers.add_parser(
+        "train-singanseg",
+        help="train a SinGAN-Seg model on one tumour slice (image + label)",
+        description="Train a multi-scale SinGAN-Seg model on one slice: image channels + one-hot label channels.",
+    )
+    p.add_argument("--image", nargs="+", required=True,
+                   help="one image file, the 4 BraTS modality files in flair t1 t1ce t2 order, or a 2D RGB picture")
+    p.add_argument("--label", required=True, help="label file (BraTS 0/1/2/4) or a 2D mask picture")
+    p.add_argument("--slice", default="auto", help="axial slice index, or 'auto' for the slice with most tumour")
+    p.add_argument("--out", required=True, help="model file to write (rewritten after every scale)")
+    p.add_argument("--max-size", type=int, default=128, help="long side of the finest scale (default 128)")
+    p.add_argument("--min-size", type=int, default=25, help="short side of the coarsest scale (default 25)")
+    p.add_argument("--iters", type=int, default=None, help="iterations per scale (default: 200 fast, 2000 singan)")
+    p.add_argument("--schedule", choices=("fast", "singan"), default="fast", help="training schedule (default fast)")
+    p.add_argument("--stages", type=int, default=4, help="number of stages of the fast schedule (default 4)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last finished scale")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--tensorboard", default=None, metavar="DIR", help="write TensorBoard logs to DIR")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing model file")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run_train)
+
+    g = subparsers.add_parser(
+        "generate",
+        help="draw synthetic (image, label) cases from a SinGAN-Seg model",
+        description="Write N synthetic cases (BraTS-named NIfTI or PNG image+mask), a datalist and a contact sheet.",
+    )
+    g.add_argument("--model", required=True, help="SinGAN-Seg model file")
+    g.add_argument("--num", type=int, default=10, help="number of samples (default 10)")
+    g.add_argument("--out", required=True, help="output folder")
+    g.add_argument("--start-scale", type=int, default=0, help="scale where random noise starts (default 0)")
+    g.add_argument("--size", type=int, nargs="+", default=None, help="other output size (H W)")
+    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    g.add_argument("--batch-size", type=int, default=16, help="samples per forward pass (default 16)")
+    g.add_argument("--threshold", type=float, default=0.5, help="label background threshold (default 0.5)")
+    g.add_argument("--min-component", type=int, default=0, help="remove tumour components smaller than this (pixels)")
+    g.add_argument("--sheet", type=int, default=8, help="samples shown in the contact sheet (0: none; default 8)")
+    g.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    g.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    g.set_defaults(func=run_generate)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """``train-singanseg``: prepare the slice, train, write the model file."""
+    from monai_singanseg.engines.singan import SinGANSegSettings, SinGANSegTrainer, prepare_training_input
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    if not args.resume:
+        check_outputs_free([out], args.overwrite)
+    if args.tensorboard:
+        try:
+            from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+        except ImportError:
+            raise RuntimeError("--tensorboard needs `pip install monai-singanseg[tensorboard]`") from None
+    settings = SinGANSegSettings(
+        schedule=args.schedule, min_size=args.min_size, num_stages=args.stages, iters=args.iters, seed=args.seed
+    )
+    slice_index: Any = None if str(args.slice) == "auto" else _int_arg(args.slice, "--slice")
+    images = args.image if len(args.image) > 1 else args.image[0]
+    gan, metadata = prepare_training_input(images, args.label, slice_index, max_size=args.max_size)
+    trainer = SinGANSegTrainer(settings, device=args.device, progress=not args.quiet, log_dir=args.tensorboard)
+    trainer.fit(gan, out, metadata, resume=args.resume, overwrite=args.overwrite)
+    where = f"slice {metadata['source_slice_index']}" if metadata["source_slice_index"] is not None else "image"
+    print(f"wrote {out} ({metadata['source_name']} {where}, {'x'.join(map(str, gan.shape[1:]))}, {gan.shape[0]} channels)")
+    return 0
+
+
+def _int_arg(value: str, name: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be 'auto' or an integer, got {value!r}") from None
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    """``generate``: sample, check every output is free, then write cases, datalist and contact sheet."""
+    from monai_singanseg.engines.singan_sampler import SinGANSegSampler
+    from monai_singanseg.io.writers import brats_case_paths, write_brats_case, write_datalist, write_image_mask_png
+    from monai_singanseg.visualize import contact_sheet
+
+    if args.num < 1:
+        raise ValueError(f"--num must be >= 1, got {args.num}")
+    sampler = SinGANSegSampler(args.model, device=args.device)
+    cfg = sampler.config
+    rgb = cfg.get("input_kind") == "rgb"
+    channels = list(cfg["image_channels"])
+    out = Path(args.out)
+    names = [f"{cfg.get('source_name', 'singanseg')}_syn{i:04d}" for i in range(args.num)]
+    targets: list[Path] = [out / "datalist.json"] + ([out / "samples.png"] if args.sheet > 0 else [])
+    for name in names:
+        if rgb:
+            targets += [out / "images" / f"{name}.png", out / "masks" / f"{name}.png"]
+        else:
+            paths = brats_case_paths(out, name, channels)
+            targets += list(paths["image"]) + [paths["label"]]
+    check_outputs_free(targets, args.overwrite)
+
+    affine = sampler.affine_for(args.size)
+    entries, sheet_images, sheet_labels = [], [], []
+    index = 0
+    for batch in sampler.iter_samples(args.num, args.start_scale, args.size, args.batch_size, args.seed):
+        images, labels = sampler.split(batch.cpu(), args.threshold, args.min_component)
+        for image, label in zip(images, labels):
+            src_image, src_label = sampler.to_source(image, label)
+            name = names[index]
+            if rgb:
+                entries.append(write_image_mask_png(out, name, src_image, src_label, overwrite=args.overwrite))
+            else:
+                entries.append(
+                    write_brats_case(out, name, src_image, src_label, affine, modalities=channels,
+                                     image_dtype=sampler.stats.dtype, overwrite=args.overwrite)
+                )
+            if len(sheet_images) < args.sheet:
+                sheet_images.append(image)
+                sheet_labels.append(label)
+            index += 1
+    extra = {
+        "description": f"SinGAN-Seg synthetic samples of {cfg.get('source_name')}",
+        "labels": {str(v): str(v) for v in sampler.label_values},
+        "modality": {str(i): c for i, c in enumerate(channels)},
+    }
+    write_datalist(out / "datalist.json", entries, overwrite=args.overwrite, extra=extra)
+    if sheet_images:
+        contact_sheet(out / "samples.png", sheet_images, sheet_labels, channel_names=channels, rgb=rgb,
+                      row_names=names[: len(sheet_images)], overwrite=args.overwrite)
+    print(f"wrote {args.num} samples to {out}", file=sys.stdout)
+    return 0

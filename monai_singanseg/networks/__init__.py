@@ -1,1 +1,3 @@
 from __future__ import annotations
+from monai_singanseg.networks.pix2pix import Pix2PixCritic, Pix2PixGenerator, init_pix2pix_weights, num_unet_levels
+from monai_singanseg.networks.singan import SinGANCritic, SinGANGenerator, SinGANPyramid, resize_to, scale_features

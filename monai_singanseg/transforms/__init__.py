@@ -5,3 +5,5 @@ from __future__ import annotations
 from monai_singanseg.transforms.intensity import *  # noqa: F401,F403
 from monai_singanseg.transforms.labels import *  # noqa: F401,F403
 from monai_singanseg.transforms.slices import *  # noqa: F401,F403
+from monai_singanseg.transforms.condition import *  # noqa: F401,F403
+from monai_singanseg.transforms.synthesis import *  # noqa: F401,F403

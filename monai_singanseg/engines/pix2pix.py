@@ -1,0 +1,360 @@
+"""Paired pix2pix training: condition slices (brain + tumour [+ tissue]) -> multi-modal MR slices.
+
+Each case is loaded with :func:`monai_singanseg.data.load_case`, its intensities mapped to [-1, 1] per
+modality inside the brain (:class:`IntensityToTanhRange`), its condition built
+(:class:`BuildCondition`), and its tumour-bearing (optionally all brain) axial slices cut to the
+square box around the brain at the working size (:class:`AxialSliceGrid`, the same geometry the
+renderer uses). Training is the reference recipe: GAN (BCE, PatchGAN) + 100 x L1, Adam 2e-4 with
+beta1 0.5, constant learning rate for the first half of the epochs then linear decay to 0; random
+flips and small rotations of each pair; deterministic under a seed; the model file is rewritten
+atomically after every ``checkpoint_every`` epochs and training resumes from it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from monai_singanseg.data import load_case
+from monai_singanseg.engines.common import optional_summary_writer, resolve_device, seed_everything
+from monai_singanseg.io.atomic import check_outputs_free
+from monai_singanseg.io.modelfile import ModelFileError, load_model_file, save_model_file
+from monai_singanseg.io.writers import BRATS_MODALITIES
+from monai_singanseg.networks.pix2pix import Pix2PixCritic
+from monai_singanseg.transforms.condition.array import BuildCondition, TissueClasses, condition_channel_names
+from monai_singanseg.transforms.intensity.array import IntensityStats, IntensityToTanhRange, foreground_mask
+from monai_singanseg.transforms.labels.array import BRATS_LABEL_VALUES
+from monai_singanseg.transforms.slices.array import rank_tumour_slices
+from monai_singanseg.transforms.synthesis.pix2pix import PIX2PIX_KIND, AxialSliceGrid, generator_from_config
+
+__all__ = ["Pix2PixSettings", "Pix2PixSlices", "prepare_case_slices", "prepare_slices", "train_pix2pix"]
+
+
+@dataclass
+class Pix2PixSettings:
+    """Training settings (all stored in the model file).
+
+    Args:
+        size: working resolution (power of two; 128 default, 256 supported).
+        epochs: total epochs (the second half decays the learning rate linearly to 0, as in pix2pix).
+        decay_epochs: epochs of linear decay at the end (None: half of ``epochs``).
+        batch_size: slices per step.
+        lr: Adam learning rate.
+        beta1: Adam beta1.
+        l1_weight: weight of the L1 term (100 in pix2pix).
+        generator_channels: ``ngf`` (pix2pix uses 64; 32 is the CPU default: about 4x faster to render,
+            with render quality measured equal in ``benchmarks/pix2pix.py``).
+        critic_channels: ``ndf``.
+        dropout: dropout of the 3 innermost decoder blocks.
+        all_brain_slices: train on every slice holding brain, not only tumour-bearing ones.
+        min_brain_fraction: with ``all_brain_slices``, skip slices whose brain covers less than this
+            fraction of the largest brain slice.
+        tissue_classes: 0, or the number of tissue classes (3) added to the condition.
+        tissue_modality: the modality clustered into tissue classes.
+        margin: background voxels kept around the brain's in-plane box.
+        flip: random left-right flips.
+        rotate_degrees: maximum random in-plane rotation.
+        seed: random seed (None: not deterministic).
+        checkpoint_every: write the model file every N epochs (and at the end).
+    """
+
+    size: int = 128
+    epochs: int = 60
+    decay_epochs: int | None = None
+    batch_size: int = 4
+    lr: float = 2e-4
+    beta1: float = 0.5
+    l1_weight: float = 100.0
+    generator_channels: int = 32
+    critic_channels: int = 32
+    dropout: float = 0.5
+    all_brain_slices: bool = False
+    min_brain_fraction: float = 0.1
+    tissue_classes: int = 0
+    tissue_modality: str = "t1"
+    margin: int = 4
+    flip: bool = True
+    rotate_degrees: float = 10.0
+    seed: int | None = 0
+    checkpoint_every: int = 1
+
+
+@dataclass
+class Pix2PixSlices:
+    """Training pairs: ``condition`` ``(N, C, S, S)`` in {0, 1}, ``image`` ``(N, M, S, S)`` in [-1, 1]."""
+
+    condition: torch.Tensor
+    image: torch.Tensor
+    stats: list[IntensityStats]
+    names: list[str]
+    source_dtype: str
+
+
+def prepare_case_slices(
+    case: Mapping[str, Any], settings: Pix2PixSettings, modalities: Sequence[str] = BRATS_MODALITIES
+) -> tuple[torch.Tensor, torch.Tensor, IntensityStats]:
+    """One loaded case (:func:`load_case` output) -> ``(condition slices, image slices, intensity stats)``."""
+    image, label = case["image"], case["label"]
+    name = case.get("name", "case")
+    if image.shape[0] != len(modalities):
+        raise ValueError(f"{name}: image has {image.shape[0]} channels, expected {len(modalities)} ({', '.join(modalities)})")
+    brain = foreground_mask(image.as_tensor()) | (label.as_tensor() > 0)
+    scaler = IntensityToTanhRange()
+    normalised = scaler(image.as_tensor(), mask=brain)
+    stats = scaler.last_stats
+    stats.dtype = str(image.meta.get("source_dtype", "float32"))
+    tissue = None
+    if settings.tissue_classes:
+        channel = list(modalities).index(settings.tissue_modality)
+        tissue = TissueClasses(settings.tissue_classes)(image[channel : channel + 1].as_tensor(), brain, label.as_tensor() > 0)
+    num_classes = len(case.get("label_values", BRATS_LABEL_VALUES))
+    condition = BuildCondition(num_classes, settings.tissue_classes)(label.as_tensor(), brain, tissue)
+    grid = AxialSliceGrid(brain, image.affine, settings.size, settings.margin)
+    if settings.all_brain_slices:
+        area = brain[0].movedim(grid.axis, 0).flatten(1).sum(1)
+        indices = [i for i in grid.brain_slices if area[i] >= settings.min_brain_fraction * area.max()]
+    else:
+        indices = sorted(rank_tumour_slices(label, grid.axis))
+    cond = grid.extract(condition, indices, mode="nearest-exact")
+    img = grid.extract(normalised, indices, mode="area", pad_value=-1.0).clamp(-1.0, 1.0)
+    return cond, img, stats
+
+
+def prepare_slices(
+    items: Sequence[Mapping[str, Any]],
+    settings: Pix2PixSettings,
+    label_values: Sequence[int] = BRATS_LABEL_VALUES,
+    modalities: Sequence[str] = BRATS_MODALITIES,
+) -> Pix2PixSlices:
+    """Load every case of a datalist and cut its training pairs (errors name the case's files)."""
+    if not items:
+        raise ValueError("no training cases given")
+    conds, imgs, stats, names, dtypes = [], [], [], [], []
+    for item in tqdm(items, desc="loading cases", leave=False):
+        case = load_case(item, label_values=label_values, spatial_ndim=3)
+        if "label" not in case:
+            raise ValueError(f"{case['name']}: pix2pix training needs a label for every case")
+        cond, img, st = prepare_case_slices(case, settings, modalities)
+        conds.append(cond)
+        imgs.append(img)
+        stats.append(st)
+        names.append(case["name"])
+        dtypes.append(st.dtype)
+    return Pix2PixSlices(torch.cat(conds), torch.cat(imgs), stats, names, dtypes[0] if len(set(dtypes)) == 1 else "float32")
+
+
+def _merged_stats(stats: Sequence[IntensityStats], dtype: str) -> IntensityStats:
+    """The rendering range: the per-modality mean of the training cases' ranges."""
+    n = len(stats)
+    low = [sum(s.low[c] for s in stats) / n for c in range(len(stats[0].low))]
+    high = [sum(s.high[c] for s in stats) / n for c in range(len(stats[0].high))]
+    return IntensityStats(low=low, high=high, dtype=dtype)
+
+
+def _augment(cond: torch.Tensor, img: torch.Tensor, settings: Pix2PixSettings, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same random flip and rotation for each condition/image pair (condition: nearest, image: bilinear)."""
+    n = cond.shape[0]
+    angle = (torch.rand(n, generator=gen) * 2 - 1) * math.radians(settings.rotate_degrees)
+    flip = (torch.rand(n, generator=gen) < 0.5) if settings.flip else torch.zeros(n, dtype=torch.bool)
+    if settings.rotate_degrees <= 0 and not flip.any():
+        return cond, img
+    sx = torch.where(flip, -1.0, 1.0)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1] = torch.cos(angle) * sx, -torch.sin(angle)
+    theta[:, 1, 0], theta[:, 1, 1] = torch.sin(angle) * sx, torch.cos(angle)
+    grid = F.affine_grid(theta, list(cond.shape), align_corners=False)
+    cond = F.grid_sample(cond, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    img = F.grid_sample(img + 1.0, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1.0
+    return cond, img
+
+
+def _lr_factor(epoch: int, settings: Pix2PixSettings) -> float:
+    decay = settings.epochs // 2 if settings.decay_epochs is None else settings.decay_epochs
+    start = settings.epochs - decay
+    return 1.0 if epoch < start else max(0.0, 1.0 - (epoch - start + 1) / float(decay + 1))
+
+
+def _flatten_optimizer(opt: torch.optim.Optimizer, prefix: str) -> dict[str, torch.Tensor]:
+    out = {}
+    for pid, state in opt.state_dict()["state"].items():
+        for key, value in state.items():
+            out[f"{prefix}.{pid}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
+    return out
+
+
+def _restore_optimizer(opt: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor], prefix: str) -> None:
+    sd = opt.state_dict()
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in tensors.items():
+        if name.startswith(prefix + "."):
+            pid, key = name[len(prefix) + 1 :].split(".", 1)
+            state.setdefault(int(pid), {})[key] = value
+    sd["state"] = state
+    opt.load_state_dict(sd)
+
+
+def _model_config(settings: Pix2PixSettings, data: Pix2PixSlices, label_values: Sequence[int], modalities: Sequence[str]) -> dict[str, Any]:
+    return {
+        "size": settings.size,
+        "generator_channels": settings.generator_channels,
+        "critic_channels": settings.critic_channels,
+        "dropout": settings.dropout,
+        "norm": "INSTANCE",
+        "margin": settings.margin,
+        "modalities": list(modalities),
+        "condition": {
+            "channels": condition_channel_names(label_values, settings.tissue_classes),
+            "label_values": [int(v) for v in label_values],
+            "tissue_classes": settings.tissue_classes,
+            "tissue_modality": settings.tissue_modality if settings.tissue_classes else None,
+            "tissue_method": "1D k-means inside the brain, tumour excluded, classes sorted dark to bright" if settings.tissue_classes else None,
+        },
+        "intensity_stats": _merged_stats(data.stats, data.source_dtype).to_dict(),
+        "case_intensity_stats": {n: s.to_dict() for n, s in zip(data.names, data.stats)},
+        "training_cases": data.names,
+        "num_slices": int(data.condition.shape[0]),
+        "settings": asdict(settings),
+    }
+
+
+def train_pix2pix(
+    items: Sequence[Mapping[str, Any]],
+    out: str | os.PathLike,
+    settings: Pix2PixSettings | None = None,
+    label_values: Sequence[int] = BRATS_LABEL_VALUES,
+    modalities: Sequence[str] = BRATS_MODALITIES,
+    device: str | torch.device | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    tensorboard: str | os.PathLike | None = None,
+    progress: bool = True,
+    on_epoch: Callable[[dict[str, float]], bool | None] | None = None,
+) -> dict[str, Any]:
+    """Train pix2pix on the cases of a datalist and write the model file ``out``.
+
+    Args:
+        items: datalist entries ``{"image": [flair, t1, t1ce, t2], "label": seg}``.
+        out: the model file (rewritten atomically at every checkpoint).
+        settings: training settings.
+        label_values: label values of the cases.
+        modalities: image channel names.
+        device: torch device (None: CUDA if available).
+        resume: continue from ``out`` (its settings, weights, optimiser and random states).
+        overwrite: replace an existing ``out`` when not resuming.
+        tensorboard: TensorBoard log folder.
+        progress: show tqdm bars.
+        on_epoch: called with each epoch's losses; returning True stops training early.
+
+    Returns:
+        ``{"path", "epochs_done", "history": [per-epoch losses and seconds], "num_slices"}``.
+    """
+    out = Path(out)
+    resumed = None
+    if resume and out.exists():
+        resumed = load_model_file(out, expected_kind=PIX2PIX_KIND)
+        saved = dict(resumed.config["settings"])
+        if settings is not None:
+            saved["epochs"] = max(settings.epochs, saved["epochs"])  # resuming may extend training
+        settings = Pix2PixSettings(**saved)
+        label_values = resumed.config["condition"]["label_values"]
+        modalities = resumed.config["modalities"]
+    elif not resume:
+        check_outputs_free([out], overwrite)
+    settings = settings or Pix2PixSettings()
+    seed_everything(settings.seed)
+    dev = resolve_device(device)
+    data = prepare_slices(items, settings, label_values, modalities)
+    config = _model_config(settings, data, label_values, modalities)
+    gen_net = generator_from_config(config).to(dev)
+    critic = Pix2PixCritic(2, data.condition.shape[1], data.image.shape[1], channels=settings.critic_channels).to(dev)
+    opt_g = torch.optim.Adam(gen_net.parameters(), lr=settings.lr, betas=(settings.beta1, 0.999))
+    opt_d = torch.optim.Adam(critic.parameters(), lr=settings.lr, betas=(settings.beta1, 0.999))
+    aug_gen = torch.Generator().manual_seed(0 if settings.seed is None else settings.seed)
+    history: list[dict[str, float]] = []
+    start_epoch = 0
+    if resumed is not None:
+        if resumed.config["condition"]["channels"] != config["condition"]["channels"]:
+            raise ModelFileError(f"{out}: cannot resume, the saved condition channels differ from the data's")
+        gen_net.load_state_dict(resumed.state["generator"])
+        critic.load_state_dict(resumed.state["critic"])
+        _restore_optimizer(opt_g, resumed.tensors, "opt_g")
+        _restore_optimizer(opt_d, resumed.tensors, "opt_d")
+        aug_gen.set_state(resumed.tensors["rng.augment"])
+        torch.set_rng_state(resumed.tensors["rng.torch"])
+        start_epoch = int(resumed.config["epochs_done"])
+        history = list(resumed.config.get("history", []))
+    writer = optional_summary_writer(tensorboard)
+    n = data.condition.shape[0]
+    epochs_done = start_epoch
+
+    def checkpoint() -> None:
+        config["epochs_done"] = epochs_done
+        config["history"] = history
+        tensors = {**_flatten_optimizer(opt_g, "opt_g"), **_flatten_optimizer(opt_d, "opt_d")}
+        tensors["rng.augment"] = aug_gen.get_state()
+        tensors["rng.torch"] = torch.get_rng_state()
+        save_model_file(out, PIX2PIX_KIND, config, {"generator": gen_net.state_dict(), "critic": critic.state_dict()}, tensors)
+
+    bar = tqdm(range(start_epoch, settings.epochs), desc="pix2pix", disable=not progress, initial=start_epoch, total=settings.epochs)
+    for epoch in bar:
+        for opt in (opt_g, opt_d):
+            for group in opt.param_groups:
+                group["lr"] = settings.lr * _lr_factor(epoch, settings)
+        gen_net.train()
+        critic.train()
+        t0 = time.perf_counter()
+        sums = {"loss_g": 0.0, "loss_d": 0.0, "l1": 0.0}
+        order = torch.randperm(n, generator=aug_gen)
+        for s in range(0, n, settings.batch_size):
+            idx = order[s : s + settings.batch_size]
+            cond, real = _augment(data.condition[idx], data.image[idx], settings, aug_gen)
+            cond, real = cond.to(dev), real.to(dev)
+            fake = gen_net(cond)
+            # critic: real pairs -> 1, generated pairs -> 0
+            opt_d.zero_grad(set_to_none=True)
+            d_real = critic(cond, real)
+            d_fake = critic(cond, fake.detach())
+            loss_d = 0.5 * (
+                F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
+                + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
+            )
+            loss_d.backward()
+            opt_d.step()
+            # generator: fool the critic + stay close to the real image
+            opt_g.zero_grad(set_to_none=True)
+            d_fake = critic(cond, fake)
+            l1 = F.l1_loss(fake, real)
+            loss_g = F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake)) + settings.l1_weight * l1
+            loss_g.backward()
+            opt_g.step()
+            k = idx.numel()
+            sums["loss_g"] += loss_g.item() * k
+            sums["loss_d"] += loss_d.item() * k
+            sums["l1"] += l1.item() * k
+        record = {key: v / n for key, v in sums.items()}
+        record.update(epoch=epoch + 1, seconds=time.perf_counter() - t0, lr=settings.lr * _lr_factor(epoch, settings))
+        history.append(record)
+        epochs_done = epoch + 1
+        bar.set_postfix(l1=f"{record['l1']:.4f}", d=f"{record['loss_d']:.3f}")
+        if writer is not None:
+            for key in ("loss_g", "loss_d", "l1", "lr"):
+                writer.add_scalar(f"pix2pix/{key}", record[key], epochs_done)
+        stop = bool(on_epoch(record)) if on_epoch is not None else False
+        if stop or epochs_done % settings.checkpoint_every == 0 or epochs_done == settings.epochs:
+            checkpoint()
+        if stop:
+            break
+    if epochs_done == start_epoch and not out.exists():
+        checkpoint()
+    if writer is not None:
+        writer.close()
+    return {"path": str(out), "epochs_done": epochs_done, "history": history, "num_slices": n}

@@ -1,0 +1,552 @@
+"""SinGAN-Seg training: a multi-scale single-image GAN on image channels + one-hot label channels.
+
+Two schedules:
+
+- ``"singan"`` (the reference): coarsest short side ``min_size``, scale factor ~``scale_factor``, one new
+  scale trained at a time with the scales below frozen.
+- ``"fast"`` (default, ConSinGAN-style): fewer stages spaced densely at low resolution, the
+  ``concurrent_stages`` newest stages trained together with the learning rate x ``lr_scale`` per lower
+  stage, each new stage initialised from the last.
+
+Both use WGAN-GP (penalty ``gp_weight``) plus the reconstruction MSE (weight ``rec_weight``) of a fixed
+noise map at the coarsest scale and zeros above, noise amplitudes ``noise_ratio`` x RMSE(real, upsampled
+reconstruction), Adam with the learning rate x0.1 at ``lr_decay_at`` of the iterations. After every scale
+the model file is rewritten atomically, so a killed run loses at most the scale in progress and
+``resume=True`` continues from the last finished scale, reproducing the uninterrupted run exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from monai_singanseg.engines.common import optional_summary_writer, resolve_device, seed_everything
+from monai_singanseg.io.atomic import check_outputs_free
+from monai_singanseg.io.modelfile import ModelFileError, load_model_file, save_model_file
+from monai_singanseg.networks.singan import SinGANCritic, SinGANPyramid, resize_to, scale_features
+from monai_singanseg.transforms.labels import IndexToOneHot
+
+__all__ = [
+    "MODEL_KIND",
+    "SCHEDULES",
+    "SinGANSegSettings",
+    "SinGANSegTrainer",
+    "pyramid_sizes",
+    "real_pyramid",
+    "make_gan_tensor",
+    "gradient_penalty",
+    "prepare_training_input",
+    "is_2d_image_input",
+]
+
+#: the ``kind`` of SinGAN-Seg model files.
+MODEL_KIND = "singanseg"
+SCHEDULES = ("fast", "singan")
+#: settings that must agree between a checkpoint and a resumed run.
+_RESUME_KEYS = (
+    "schedule", "min_size", "scale_factor", "num_stages", "iters", "critic_steps", "generator_steps", "lr",
+    "betas", "lr_decay_at", "gp_weight", "rec_weight", "noise_ratio", "base_features", "max_features",
+    "double_every", "num_layers", "concurrent_stages", "lr_scale", "seed",
+)  # fmt: skip
+
+
+@dataclass
+class SinGANSegSettings:
+    """Training settings (stored in the model file).
+
+    Args:
+        schedule: ``"fast"`` (ConSinGAN-style concurrent stages) or ``"singan"`` (one scale at a time).
+        min_size: short side of the coarsest scale.
+        scale_factor: nominal scale factor between scales (``"singan"``).
+        num_stages: number of stages (``"fast"``).
+        iters: iterations per scale (None: 2000 for ``"singan"``, 200 for ``"fast"``).
+        critic_steps: critic updates per iteration.
+        generator_steps: generator updates per iteration.
+        lr: Adam learning rate.
+        betas: Adam betas.
+        lr_decay_at: fraction of the iterations after which the learning rate is divided by 10.
+        gp_weight: WGAN gradient-penalty weight.
+        rec_weight: reconstruction loss weight (alpha).
+        noise_ratio: noise amplitude = ``noise_ratio`` x RMSE(real, upsampled reconstruction).
+        base_features: feature width of the coarsest scales.
+        max_features: cap on the feature width.
+        double_every: the width doubles every this many scales.
+        num_layers: convolutions per generator/critic.
+        concurrent_stages: stages trained together (``"fast"``).
+        lr_scale: learning-rate factor per lower concurrent stage (``"fast"``).
+        seed: random seed (torch, numpy, python); scale ``k`` is re-seeded with ``seed + k``.
+    """
+
+    schedule: str = "fast"
+    min_size: int = 25
+    scale_factor: float = 0.75
+    num_stages: int = 4
+    iters: int | None = None
+    critic_steps: int = 3
+    generator_steps: int = 3
+    lr: float = 5e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    lr_decay_at: float = 0.8
+    gp_weight: float = 0.1
+    rec_weight: float = 10.0
+    noise_ratio: float = 0.1
+    base_features: int = 32
+    max_features: int = 128
+    double_every: int = 4
+    num_layers: int = 5
+    concurrent_stages: int = 3
+    lr_scale: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.iters is None:
+            self.iters = 2000 if self.schedule == "singan" else 200
+        if self.iters < 1 or self.critic_steps < 1 or self.generator_steps < 1:
+            raise ValueError("iters, critic_steps and generator_steps must be >= 1")
+        if self.min_size < 4:
+            raise ValueError(f"min_size must be >= 4, got {self.min_size}")
+        if not 0.0 < self.scale_factor < 1.0:
+            raise ValueError(f"scale_factor must lie in (0, 1), got {self.scale_factor}")
+        if self.num_stages < 1 or self.concurrent_stages < 1:
+            raise ValueError("num_stages and concurrent_stages must be >= 1")
+        self.betas = (float(self.betas[0]), float(self.betas[1]))
+
+    @property
+    def active_stages(self) -> int:
+        """How many of the newest stages train together."""
+        return self.concurrent_stages if self.schedule == "fast" else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        d = asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SinGANSegSettings:
+        """Inverse of :meth:`to_dict` (unknown keys ignored)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def pyramid_sizes(shape: Sequence[int], settings: SinGANSegSettings) -> list[list[int]]:
+    """Spatial size of every scale, coarse to fine; the finest is ``shape`` itself.
+
+    Args:
+        shape: spatial shape of the training tensor.
+        settings: the schedule and its sizes.
+
+    Raises:
+        ValueError: the image is too small for the pyramid (short side below ``min_size``).
+    """
+    shape = [int(s) for s in shape]
+    short = min(shape)
+    if short < settings.min_size:
+        raise ValueError(
+            f"image of size {shape} is too small for the SinGAN-Seg pyramid: its short side must be at least "
+            f"min_size={settings.min_size} (use a larger slice/--max-size or a smaller --min-size)"
+        )
+    ratio = settings.min_size / short
+    if settings.schedule == "singan":
+        num = max(1, int(math.ceil(math.log(ratio) / math.log(settings.scale_factor))) + 1) if ratio < 1 else 1
+        factor = ratio ** (1.0 / (num - 1)) if num > 1 else 1.0
+        scales = [factor ** (num - 1 - i) for i in range(num)]
+    else:  # ConSinGAN: stages spaced densely at low resolution
+        stop = settings.num_stages - 1
+        if stop < 1 or ratio >= 1:
+            scales = [1.0]
+        elif stop == 1:
+            scales = [ratio, 1.0]
+        else:
+            factor = ratio ** (1.0 / stop)
+            scales = [factor ** ((stop - 1) / math.log(stop) * math.log(stop - i) + 1) for i in range(stop)] + [1.0]
+    sizes: list[list[int]] = []
+    for s in scales:
+        size = [max(1, int(round(d * s))) for d in shape]
+        if not sizes or size != sizes[-1]:
+            sizes.append(size)
+    return sizes
+
+
+def make_gan_tensor(image: torch.Tensor, label: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Image channels in [-1, 1] + one-hot tumour-class channels mapped to [-1, 1] (``2 * onehot - 1``).
+
+    Args:
+        image: ``(Ci, *spatial)`` in [-1, 1].
+        label: ``(1, *spatial)`` class indices ``0..num_classes-1``.
+        num_classes: classes including background (the background channel is dropped).
+
+    Returns:
+        ``(Ci + num_classes - 1, *spatial)`` float32.
+    """
+    img = torch.as_tensor(image).float()
+    lab = torch.as_tensor(label)
+    if tuple(img.shape[1:]) != tuple(lab.shape[1:]):
+        raise ValueError(f"image size {tuple(img.shape[1:])} and label size {tuple(lab.shape[1:])} differ")
+    if not torch.isfinite(img).all():
+        raise ValueError("image holds NaN or infinite values")
+    onehot = torch.as_tensor(IndexToOneHot(num_classes)(lab)).float()
+    return torch.cat([img.as_subclass(torch.Tensor), 2.0 * onehot.as_subclass(torch.Tensor) - 1.0], dim=0)
+
+
+def real_pyramid(real: torch.Tensor, sizes: Sequence[Sequence[int]], num_image_channels: int) -> list[torch.Tensor]:
+    """The training tensor ``(1, C, *spatial)`` at every scale: image channels anti-aliased, labels by area.
+
+    Label channels are averaged (area), so they stay soft at the coarse scales.
+    """
+    out = []
+    for size in sizes:
+        img = resize_to(real[:, :num_image_channels], size, smooth=True)
+        lab = resize_to(real[:, num_image_channels:], size, smooth=False)
+        out.append(torch.cat([img, lab], dim=1).clamp(-1.0, 1.0))
+    return out
+
+
+def gradient_penalty(critic: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """WGAN-GP penalty ``(||grad critic(x_hat)||_2 - 1)^2`` per location, on random interpolates (as SinGAN)."""
+    alpha = torch.rand((real.shape[0],) + (1,) * (real.ndim - 1), device=real.device, dtype=real.dtype)
+    interp = (alpha * real + (1.0 - alpha) * fake).requires_grad_(True)
+    score = critic(interp)
+    (grads,) = torch.autograd.grad(score.sum(), interp, create_graph=True)
+    return ((grads.norm(2, dim=1) - 1.0) ** 2).mean()
+
+
+class SinGANSegTrainer:
+    """Trains a :class:`SinGANPyramid` on one (image, label) GAN tensor and writes the model file.
+
+    Args:
+        settings: training settings.
+        device: ``"cpu"``, ``"cuda"``, ``"auto"``/None (CUDA if available).
+        progress: show tqdm progress bars (scale, iteration, losses).
+        log_dir: optional TensorBoard folder.
+    """
+
+    def __init__(
+        self,
+        settings: SinGANSegSettings | None = None,
+        device: str | torch.device | None = None,
+        progress: bool = True,
+        log_dir: str | os.PathLike | None = None,
+    ) -> None:
+        self.settings = settings or SinGANSegSettings()
+        self.device = resolve_device(device)
+        self.progress = progress
+        self.log_dir = log_dir
+
+    # ------------------------------------------------------------------ public
+    def fit(
+        self,
+        real: torch.Tensor,
+        out: str | os.PathLike,
+        metadata: dict[str, Any],
+        resume: bool = False,
+        overwrite: bool = False,
+    ) -> Path:
+        """Train all scales and write ``out`` (rewritten after every scale).
+
+        Args:
+            real: the GAN tensor ``(C, *spatial)`` in [-1, 1] (see :func:`make_gan_tensor`).
+            out: model file to write.
+            metadata: JSON-able description stored in the config: at least ``num_image_channels``; the CLI adds
+                channel names, label values, intensity statistics, the source affine and name.
+            resume: continue from the scales already in ``out`` (starts afresh if ``out`` does not exist).
+            overwrite: replace an existing ``out`` when not resuming.
+
+        Returns:
+            The model file path.
+
+        Raises:
+            OutputExistsError: ``out`` exists and neither ``resume`` nor ``overwrite`` was given.
+            ValueError: bad input (NaN, wrong shape, too small) or a checkpoint that does not match.
+        """
+        s = self.settings
+        out = Path(out)
+        real = torch.as_tensor(real).float().as_subclass(torch.Tensor)
+        if real.ndim not in (3, 4):
+            raise ValueError(f"expected a channel-first 2D or 3D tensor, got shape {tuple(real.shape)}")
+        if not torch.isfinite(real).all():
+            raise ValueError("training tensor holds NaN or infinite values")
+        n_img = int(metadata.get("num_image_channels", real.shape[0]))
+        sizes = pyramid_sizes(real.shape[1:], s)
+        spatial_dims = real.ndim - 1
+        features = [scale_features(k, s.base_features, s.double_every, s.max_features) for k in range(len(sizes))]
+        config: dict[str, Any] = {
+            **metadata,
+            "spatial_dims": spatial_dims,
+            "channels": int(real.shape[0]),
+            "num_image_channels": n_img,
+            "scale_sizes": sizes,
+            "features": features,
+            "num_layers": s.num_layers,
+            "noise_amplitudes": [],
+            "finished_scales": 0,
+            "num_scales": len(sizes),
+            "complete": False,
+            "training": s.to_dict(),
+            "train_seconds": 0.0,
+        }
+        if not resume:
+            check_outputs_free([out], overwrite)
+        pyramid = SinGANPyramid(spatial_dims, int(real.shape[0]), (), s.num_layers).to(self.device)
+        critic_state: dict[str, torch.Tensor] | None = None
+        rec_noise = None
+        if resume and out.exists():
+            config, critic_state, rec_noise = self._load_checkpoint(out, config, pyramid)
+            if config["complete"]:
+                return out
+        reals = real_pyramid(real[None].to(self.device), sizes, n_img)
+        if rec_noise is None:
+            seed_everything(s.seed)
+            rec_noise = torch.randn(reals[0].shape, device=self.device)
+        rec_noise = rec_noise.to(self.device)
+        writer = optional_summary_writer(self.log_dir)
+        try:
+            for k in range(config["finished_scales"], len(sizes)):
+                start = time.perf_counter()
+                critic = self._train_scale(k, pyramid, reals, sizes, features, config, rec_noise, critic_state, writer)
+                critic_state = critic.state_dict()
+                config["finished_scales"] = k + 1
+                config["complete"] = k + 1 == len(sizes)
+                config["train_seconds"] = float(config["train_seconds"]) + time.perf_counter() - start
+                save_model_file(
+                    out,
+                    MODEL_KIND,
+                    config,
+                    {"generator": pyramid.state_dict(), "critic": critic_state},
+                    {"reconstruction_noise": rec_noise},
+                )
+        finally:
+            if writer is not None:
+                writer.close()
+        return out
+
+    # ----------------------------------------------------------------- helpers
+    def _load_checkpoint(
+        self, path: Path, config: dict[str, Any], pyramid: SinGANPyramid
+    ) -> tuple[dict[str, Any], dict[str, torch.Tensor], torch.Tensor]:
+        model = load_model_file(path, expected_kind=MODEL_KIND)
+        old = model.config
+        for key in ("channels", "num_image_channels", "scale_sizes", "spatial_dims"):
+            if old.get(key) != config[key]:
+                raise ModelFileError(
+                    f"{path}: cannot resume: its {key} {old.get(key)} differs from this run's {config[key]} "
+                    "(pass --overwrite to start afresh)"
+                )
+        old_train, new_train = old.get("training", {}), config["training"]
+        for key in _RESUME_KEYS:
+            if old_train.get(key) != new_train.get(key):
+                raise ModelFileError(
+                    f"{path}: cannot resume: training setting {key}={old_train.get(key)} differs from this run's "
+                    f"{new_train.get(key)} (pass --overwrite to start afresh)"
+                )
+        for f in old["features"][: old["finished_scales"]]:
+            pyramid.add_scale(f)
+        pyramid.load_state_dict(model.state["generator"])
+        pyramid.to(self.device)
+        merged = {**config, **{k: old[k] for k in ("noise_amplitudes", "finished_scales", "complete", "train_seconds")}}
+        return merged, model.state.get("critic", {}), model.tensors["reconstruction_noise"]
+
+    def _train_scale(
+        self,
+        k: int,
+        pyramid: SinGANPyramid,
+        reals: list[torch.Tensor],
+        sizes: list[list[int]],
+        features: list[int],
+        config: dict[str, Any],
+        rec_noise: torch.Tensor,
+        critic_state: dict[str, torch.Tensor] | None,
+        writer: Any,
+    ) -> SinGANCritic:
+        """Add scale ``k`` and train it (with the concurrent stages below it); returns its critic."""
+        s = self.settings
+        seed_everything(s.seed + k)
+        dev = self.device
+        amps: list[float] = config["noise_amplitudes"]
+        rec_zeros = [rec_noise] + [torch.zeros((1, reals[0].shape[1], *sz), device=dev) for sz in sizes[1:]]
+        # noise amplitude of the new scale from the current reconstruction
+        pyramid.eval()
+        if k == 0:
+            amps.append(1.0)
+        else:
+            with torch.no_grad():
+                rec_prev = resize_to(pyramid(rec_zeros, amps, sizes, last_scale=k - 1), sizes[k])
+                amps.append(float(s.noise_ratio * torch.sqrt(F.mse_loss(rec_prev, reals[k]))))
+        pyramid.add_scale(features[k]).to(dev)
+        critic = SinGANCritic(pyramid.spatial_dims, pyramid.channels, features[k], s.num_layers).to(dev)
+        if critic_state and all(critic.state_dict()[n].shape == v.shape for n, v in critic_state.items()):
+            critic.load_state_dict(critic_state)
+
+        first = max(0, k - s.active_stages + 1)
+        for j, gen in enumerate(pyramid.generators):
+            gen.train(j >= first)
+            gen.requires_grad_(j >= first)
+        groups = [
+            {"params": pyramid.generators[j].parameters(), "lr": s.lr * s.lr_scale ** (k - j)} for j in range(first, k + 1)
+        ]
+        opt_g = torch.optim.Adam(groups, lr=s.lr, betas=s.betas)
+        opt_d = torch.optim.Adam(critic.parameters(), lr=s.lr, betas=s.betas)
+        milestone = [max(1, int(s.lr_decay_at * s.iters))]
+        sched_g = torch.optim.lr_scheduler.MultiStepLR(opt_g, milestone, gamma=0.1)
+        sched_d = torch.optim.lr_scheduler.MultiStepLR(opt_d, milestone, gamma=0.1)
+
+        real = reals[k]
+        with torch.no_grad():  # frozen part of the reconstruction path is constant during this scale
+            rec_base = pyramid(rec_zeros, amps, sizes, last_scale=first - 1) if first > 0 else None
+
+        def generate(noise: list[torch.Tensor], base: torch.Tensor | None) -> torch.Tensor:
+            return pyramid(noise, amps, sizes, start=base, first_scale=first, last_scale=k)
+
+        def random_fake() -> torch.Tensor:
+            noise = [torch.randn((1, real.shape[1], *sz), device=dev) for sz in sizes[: k + 1]]
+            base = None
+            if first > 0:
+                with torch.no_grad():
+                    base = pyramid(noise, amps, sizes, last_scale=first - 1)
+            return generate(noise, base)
+
+        desc = f"scale {k + 1}/{len(sizes)} {'x'.join(map(str, sizes[k]))}"
+        bar = tqdm(range(s.iters), desc=desc, disable=not self.progress, leave=False, mininterval=1.0)
+        loss_d = loss_adv = loss_rec = torch.zeros(())
+        for it in bar:
+            critic.requires_grad_(True)
+            for _ in range(s.critic_steps):
+                with torch.no_grad():
+                    fake = random_fake()
+                loss_d = critic(fake).mean() - critic(real).mean() + s.gp_weight * gradient_penalty(critic, real, fake)
+                opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                opt_d.step()
+            critic.requires_grad_(False)
+            for _ in range(s.generator_steps):
+                loss_adv = -critic(random_fake()).mean()
+                loss_rec = F.mse_loss(generate(rec_zeros, rec_base), real)
+                loss_g = loss_adv + s.rec_weight * loss_rec
+                opt_g.zero_grad(set_to_none=True)
+                loss_g.backward()
+                opt_g.step()
+            sched_g.step()
+            sched_d.step()
+            if it % 25 == 0 or it == s.iters - 1:
+                losses = {"critic": loss_d.item(), "adv": loss_adv.item(), "rec": loss_rec.item()}
+                bar.set_postfix({n: f"{v:.3f}" for n, v in losses.items()}, refresh=False)
+                if writer is not None:
+                    for n, v in losses.items():
+                        writer.add_scalar(f"scale_{k}/{n}", v, it)
+        bar.close()
+        pyramid.eval()
+        pyramid.requires_grad_(False)
+        return critic
+
+
+# ---------------------------------------------------------------------------- training input
+_RGB_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+
+def is_2d_image_input(image: str | os.PathLike | Sequence[str | os.PathLike]) -> bool:
+    """True for one 2D picture file (PNG/JPEG/...), e.g. a Kvasir-SEG RGB image with its mask."""
+    if isinstance(image, (list, tuple)):
+        return len(image) == 1 and is_2d_image_input(image[0])
+    return Path(image).suffix.lower() in _RGB_SUFFIXES
+
+
+def prepare_training_input(
+    image: str | os.PathLike | Sequence[str | os.PathLike],
+    label: str | os.PathLike,
+    slice_index: int | str | None = "auto",
+    max_size: int = 128,
+    label_values: Sequence[int] | None = None,
+    channel_names: Sequence[str] | None = None,
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Load a case, pick one tumour slice, crop/resize it and build the GAN tensor and the model metadata.
+
+    Volumes (one file or the 4 BraTS modality files in flair, t1, t1ce, t2 order): the slice with most tumour
+    (``"auto"``) or slice ``slice_index`` along the axial axis, cropped to the brain and resized to a
+    ``max_size`` square (the affine follows). A 2D picture + mask: resized so that its long side is
+    ``max_size`` (aspect kept).
+
+    Args:
+        image: image path(s).
+        label: label path.
+        slice_index: ``"auto"``/None or an axial slice index (volumes only).
+        max_size: long side of the finest scale.
+        label_values: label values (default BraTS ``(0, 1, 2, 4)`` for volumes, ``(0, 1)`` for 2D pictures).
+        channel_names: names of the image channels (default: BraTS modalities for 4 files, RGB, or ``ch<i>``).
+
+    Returns:
+        ``(gan_tensor (C, H, W), metadata)``; metadata is JSON-able and holds what sampling needs.
+
+    Raises:
+        ValueError: no tumour on the chosen slice, bad sizes, NaN, unknown label values (naming the file).
+    """
+    from monai.transforms import Resized
+
+    from monai_singanseg.data import load_case
+    from monai_singanseg.io.writers import BRATS_MODALITIES
+    from monai_singanseg.transforms.intensity import IntensityToTanhRange
+    from monai_singanseg.transforms.labels import BINARY_LABEL_VALUES, BRATS_LABEL_VALUES
+    from monai_singanseg.transforms.slices import ExtractTumourSlicesd, SquareForegroundCropd
+
+    paths = [str(p) for p in image] if isinstance(image, (list, tuple)) else [str(image)]
+    rgb = is_2d_image_input(paths)
+    if label_values is None:
+        label_values = BINARY_LABEL_VALUES if rgb else BRATS_LABEL_VALUES
+    label_values = tuple(int(v) for v in label_values)
+    case = load_case({"image": paths if len(paths) > 1 else paths[0], "label": str(label)}, label_values, 2 if rgb else 3)
+    if "label" not in case:
+        raise ValueError(f"{label}: no label loaded")
+    if rgb:
+        item = dict(case)
+        if not bool((item["label"] > 0).any()):
+            raise ValueError(f"{label}: the mask has no foreground (no polyp/tumour) to learn")
+        item = Resized(("image", "label"), spatial_size=max_size, size_mode="longest", mode=("area", "nearest"))(item)
+        source_index = None
+    else:
+        indices = None if slice_index in (None, "auto") else [int(slice_index)]
+        item = ExtractTumourSlicesd(num_slices=1, slice_indices=indices)(case)[0]
+        if not bool((item["label"] > 0).any()):
+            raise ValueError(f"{label}: slice {slice_index} has no tumour; pick another --slice or use --slice auto")
+        item = SquareForegroundCropd(spatial_size=max_size)(item)
+        source_index = int(item["slice_index"])
+    img, lab = item["image"], item["label"]
+    tanh = IntensityToTanhRange(use_foreground=not rgb)
+    img_t = tanh(img)
+    lab_t = torch.round(torch.as_tensor(lab.as_tensor() if hasattr(lab, "as_tensor") else lab)).to(torch.int64)
+    gan = make_gan_tensor(torch.as_tensor(img_t), lab_t, len(label_values))
+    n_img = int(img.shape[0])
+    if channel_names is None:
+        if rgb and n_img == 3:
+            channel_names = ["red", "green", "blue"]
+        elif n_img == len(BRATS_MODALITIES) and len(paths) == len(BRATS_MODALITIES):
+            channel_names = list(BRATS_MODALITIES)
+        else:
+            channel_names = [f"ch{i}" for i in range(n_img)]
+    if len(channel_names) != n_img:
+        raise ValueError(f"{len(channel_names)} channel names given for an image with {n_img} channels")
+    affine = img.affine if hasattr(img, "affine") else torch.eye(4)
+    metadata = {
+        "input_kind": "rgb" if rgb else "volume",
+        "image_channels": list(channel_names),
+        "num_image_channels": n_img,
+        "label_values": list(label_values),
+        "num_label_channels": len(label_values) - 1,
+        "intensity_stats": tanh.last_stats.to_dict(),
+        "use_foreground": not rgb,
+        "source_name": str(case["name"]),
+        "source_files": paths + [str(label)],
+        "source_slice_index": source_index,
+        "source_affine": torch.as_tensor(affine, dtype=torch.float64).tolist(),
+        "source_size": [int(s) for s in img.shape[1:]],
+    }
+    return gan, metadata

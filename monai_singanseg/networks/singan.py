@@ -1,0 +1,197 @@
+"""SinGAN-Seg networks: per-scale generator and patch critic, and the multi-scale generator pyramid.
+
+Every scale holds a small fully-convolutional generator that refines the upsampled output of the scale
+below: ``out = up(prev) + G(z + up(prev))`` (residual), and a patch critic of the same shape with a
+1-channel head. The tensor they see is image channels followed by one-hot tumour-class channels, all in
+[-1, 1], so every sample is an (image, label) pair. Both 2D (the product) and 3D work (``spatial_dims``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from monai.networks.blocks import Convolution
+from torch import nn
+
+__all__ = [
+    "SinGANGenerator",
+    "SinGANCritic",
+    "SinGANPyramid",
+    "scale_features",
+    "resize_to",
+]
+
+_ACT = ("leakyrelu", {"negative_slope": 0.2})
+
+
+def scale_features(scale: int, base: int = 32, double_every: int = 4, max_features: int = 128) -> int:
+    """Feature width at ``scale`` (0 = coarsest): ``base`` doubling every ``double_every`` scales, capped."""
+    return int(min(base * 2 ** (scale // double_every), max_features))
+
+
+def resize_to(x: torch.Tensor, size: Sequence[int], smooth: bool = True) -> torch.Tensor:
+    """Resize a batch ``(N, C, *spatial)`` to ``size`` in torch, anti-aliased when shrinking.
+
+    Args:
+        x: the batch.
+        size: target spatial size.
+        smooth: bilinear/trilinear interpolation (anti-aliased in 2D); False uses area averaging, which is
+            how label channels are shrunk (they stay soft, e.g. 0.5 on a boundary).
+
+    Returns:
+        The resized batch (``x`` itself if the size already matches).
+    """
+    size = tuple(int(s) for s in size)
+    if tuple(x.shape[2:]) == size:
+        return x
+    ndim = x.ndim - 2
+    shrinking = any(s < c for s, c in zip(size, x.shape[2:]))
+    if not smooth:
+        if shrinking:
+            return F.adaptive_avg_pool2d(x, size) if ndim == 2 else F.adaptive_avg_pool3d(x, size)
+        return F.interpolate(x, size=size, mode="bilinear" if ndim == 2 else "trilinear", align_corners=False)
+    if ndim == 2:
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrinking)
+    if shrinking:  # torch has no anti-aliased trilinear: area averaging is the anti-aliased 3D shrink
+        return F.adaptive_avg_pool3d(x, size)
+    return F.interpolate(x, size=size, mode="trilinear", align_corners=False)
+
+
+def _conv_stack(spatial_dims: int, in_channels: int, features: int, num_layers: int) -> nn.Sequential:
+    """``num_layers - 1`` blocks of Conv3x3-BatchNorm-LeakyReLU(0.2) (the head and body of SinGAN's nets)."""
+    blocks = []
+    for i in range(num_layers - 1):
+        blocks.append(
+            Convolution(
+                spatial_dims,
+                in_channels if i == 0 else features,
+                features,
+                kernel_size=3,
+                norm="batch",
+                act=_ACT,
+                adn_ordering="NA",
+            )
+        )
+    return nn.Sequential(*blocks)
+
+
+class SinGANGenerator(nn.Module):
+    """One scale's generator: residual refinement of the upsampled coarser output.
+
+    ``forward(z, prev) = prev + tanh(tail(body(z + prev)))``; ``z`` is the (already amplitude-scaled) noise.
+
+    Args:
+        spatial_dims: 2 or 3.
+        channels: channels of the GAN tensor (image channels + one-hot label channels).
+        features: feature width of the hidden layers.
+        num_layers: convolutions in total (SinGAN: 5 = 4 Conv-BN-LeakyReLU blocks + the Tanh head).
+    """
+
+    def __init__(self, spatial_dims: int, channels: int, features: int = 32, num_layers: int = 5) -> None:
+        super().__init__()
+        if spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
+        if num_layers < 2:
+            raise ValueError(f"num_layers must be >= 2, got {num_layers}")
+        self.spatial_dims = spatial_dims
+        self.channels = channels
+        self.body = _conv_stack(spatial_dims, channels, features, num_layers)
+        self.head = Convolution(spatial_dims, features, channels, kernel_size=3, act="tanh", adn_ordering="A")
+
+    def forward(self, z: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
+        """Args:
+        z: noise ``(N, channels, *spatial)`` (already multiplied by the scale's amplitude).
+        prev: upsampled output of the coarser scale, same shape (zeros at the coarsest scale).
+        """
+        return prev + self.head(self.body(z + prev))
+
+
+class SinGANCritic(nn.Module):
+    """One scale's patch critic (WGAN): the generator's stack with a 1-channel linear head.
+
+    Args:
+        spatial_dims: 2 or 3.
+        channels: channels of the GAN tensor.
+        features: feature width.
+        num_layers: convolutions in total, head included.
+    """
+
+    def __init__(self, spatial_dims: int, channels: int, features: int = 32, num_layers: int = 5) -> None:
+        super().__init__()
+        if spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
+        self.body = _conv_stack(spatial_dims, channels, features, num_layers)
+        self.head = Convolution(spatial_dims, features, 1, kernel_size=3, conv_only=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """A patch score map ``(N, 1, *spatial)``."""
+        return self.head(self.body(x))
+
+
+class SinGANPyramid(nn.Module):
+    """The multi-scale generator: one :class:`SinGANGenerator` per scale, coarse to fine.
+
+    Args:
+        spatial_dims: 2 or 3.
+        channels: channels of the GAN tensor.
+        features: feature width of each scale's generator (its length is the number of scales).
+        num_layers: convolutions per generator.
+    """
+
+    def __init__(self, spatial_dims: int, channels: int, features: Sequence[int] = (), num_layers: int = 5) -> None:
+        super().__init__()
+        self.spatial_dims = spatial_dims
+        self.channels = channels
+        self.num_layers = num_layers
+        self.generators = nn.ModuleList()
+        for f in features:
+            self.add_scale(f)
+
+    @property
+    def num_scales(self) -> int:
+        """Number of scales built so far."""
+        return len(self.generators)
+
+    def add_scale(self, features: int) -> SinGANGenerator:
+        """Append a finer scale's generator; it starts from the previous scale's weights when widths agree."""
+        gen = SinGANGenerator(self.spatial_dims, self.channels, features, self.num_layers)
+        if self.generators:
+            last = self.generators[-1]
+            if all(a.shape == b.shape for a, b in zip(last.state_dict().values(), gen.state_dict().values())):
+                gen.load_state_dict(last.state_dict())
+        self.generators.append(gen)
+        return gen
+
+    def forward(
+        self,
+        noise: Sequence[torch.Tensor],
+        amplitudes: Sequence[float],
+        sizes: Sequence[Sequence[int]],
+        start: torch.Tensor | None = None,
+        first_scale: int = 0,
+        last_scale: int | None = None,
+    ) -> torch.Tensor:
+        """Run scales ``first_scale..last_scale`` (inclusive) coarse to fine.
+
+        Args:
+            noise: unit noise per scale (indexed by scale; entries below ``first_scale`` are unused).
+            amplitudes: noise amplitude per scale.
+            sizes: spatial size per scale.
+            start: output of scale ``first_scale - 1`` (None = zeros at the coarsest scale).
+            first_scale: first scale to run.
+            last_scale: last scale to run (default: the finest built).
+
+        Returns:
+            The output of ``last_scale``.
+        """
+        last_scale = self.num_scales - 1 if last_scale is None else last_scale
+        x = start
+        for k in range(first_scale, last_scale + 1):
+            z = noise[k]
+            prev = torch.zeros_like(z) if x is None else resize_to(x, sizes[k])
+            x = self.generators[k](amplitudes[k] * z, prev)
+        if x is None:
+            raise ValueError("no scale to run: first_scale > last_scale")
+        return x

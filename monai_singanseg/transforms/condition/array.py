@@ -1,0 +1,358 @@
+"""The pix2pix condition (what the generator is told to draw) and transforms that make new ones.
+
+A tumour label alone does not say where the brain is, so the condition is a stack of binary channels:
+
+* ``brain``: the brain mask (non-zero voxels of a skull-stripped case; tumour voxels always count as brain),
+* ``tumour_<v>``: one channel per tumour class (label value ``v``; background dropped),
+* optionally ``tissue_<i>``: coarse tissue classes (dark -> bright, i.e. CSF / grey / white matter on T1)
+  from 1D k-means clustering of one modality inside the brain, tumour excluded.
+
+New conditions come from real ones by an elastic + affine deformation of the whole stack (one
+displacement field, nearest-neighbour sampling, so every label voxel stays inside the brain) or by
+moving a tumour from one case into another case's brain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from monai.config import NdarrayOrTensor
+from monai.data import MetaTensor
+import torch.nn.functional as F
+from monai.transforms import (
+    CenterSpatialCrop,
+    Rand2DElastic,
+    Rand3DElastic,
+    RandAffineGrid,
+    RandDeformGrid,
+    Randomizable,
+    Resample,
+    Transform,
+)
+from monai.utils import convert_to_tensor
+from scipy import ndimage
+
+from monai_singanseg.transforms.labels.array import BRATS_LABEL_VALUES, IndexToOneHot, LabelValueError
+
+__all__ = [
+    "ConditionError",
+    "condition_channel_names",
+    "check_same_grid",
+    "TissueClasses",
+    "BuildCondition",
+    "SplitCondition",
+    "RandDeformCondition",
+    "TumourTransplant",
+]
+
+
+class ConditionError(ValueError):
+    """A label, brain mask or condition that cannot be used (shape, affine, empty brain, channels)."""
+
+
+def condition_channel_names(label_values: Sequence[int] = BRATS_LABEL_VALUES, tissue_classes: int = 0) -> list[str]:
+    """Names of the condition channels, in order: ``brain``, ``tumour_<value>``..., ``tissue_<i>``..."""
+    return ["brain"] + [f"tumour_{int(v)}" for v in label_values[1:]] + [f"tissue_{i}" for i in range(1, tissue_classes + 1)]
+
+
+def _wrap(out: torch.Tensor, like: NdarrayOrTensor) -> NdarrayOrTensor:
+    if isinstance(like, MetaTensor):
+        return MetaTensor(out, meta=dict(like.meta), applied_operations=list(like.applied_operations))
+    return out
+
+
+def check_same_grid(label: NdarrayOrTensor, other: NdarrayOrTensor, what: str) -> None:
+    """Raise :class:`ConditionError` if ``other`` is not on the grid of ``label`` (shape, and affine if known)."""
+    if tuple(label.shape[1:]) != tuple(other.shape[1:]):
+        raise ConditionError(f"{what} has spatial shape {tuple(other.shape[1:])} but the label has {tuple(label.shape[1:])}")
+    if isinstance(label, MetaTensor) and isinstance(other, MetaTensor):
+        if not torch.allclose(label.affine.double(), other.affine.double(), atol=1e-3):
+            raise ConditionError(f"{what} affine differs from the label's affine; they are not on the same grid")
+
+
+class TissueClasses(Transform):
+    """Coarse tissue classes by 1D k-means of one channel inside the brain: ``(1, *sp)`` in ``0..num_classes``.
+
+    0 is outside the brain (or excluded, e.g. tumour), ``1..num_classes`` sorted from dark to bright.
+    Deterministic: centres start at evenly spaced quantiles.
+
+    Args:
+        num_classes: number of clusters (3: CSF, grey and white matter on T1).
+        iterations: k-means iterations.
+    """
+
+    def __init__(self, num_classes: int = 3, iterations: int = 25) -> None:
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        self.num_classes = num_classes
+        self.iterations = iterations
+
+    def __call__(
+        self, image: NdarrayOrTensor, brain_mask: NdarrayOrTensor, exclude: NdarrayOrTensor | None = None
+    ) -> NdarrayOrTensor:
+        """Args:
+        image: ``(1, *sp)`` the channel to cluster (e.g. T1).
+        brain_mask: ``(1, *sp)`` where to cluster.
+        exclude: ``(1, *sp)`` voxels to leave at 0 (e.g. the tumour).
+        """
+        img = convert_to_tensor(image, track_meta=False).float()
+        inside = convert_to_tensor(brain_mask, track_meta=False).bool()
+        if exclude is not None:
+            inside = inside & ~convert_to_tensor(exclude, track_meta=False).bool()
+        out = torch.zeros(inside.shape, dtype=torch.int64)
+        values = img[:1][inside].double().numpy()
+        if values.size == 0:
+            return _wrap(out, brain_mask)
+        centres = np.quantile(values, (np.arange(self.num_classes) + 0.5) / self.num_classes)
+        for _ in range(self.iterations):
+            assign = np.argmin(np.abs(values[:, None] - centres[None]), axis=1)
+            new = np.array([values[assign == k].mean() if (assign == k).any() else centres[k] for k in range(self.num_classes)])
+            if np.allclose(new, centres):
+                break
+            centres = new
+        order = np.argsort(centres)
+        rank = np.empty_like(order)
+        rank[order] = np.arange(self.num_classes)
+        assign = rank[np.argmin(np.abs(values[:, None] - centres[None]), axis=1)]
+        out[inside] = torch.from_numpy(assign + 1).to(torch.int64)
+        return _wrap(out, brain_mask)
+
+
+class BuildCondition(Transform):
+    """Label class indices + brain mask (+ tissue classes) -> binary condition channels ``(C, *sp)`` float.
+
+    Args:
+        num_label_classes: classes of the label including background (4 for BraTS 0/1/2/4).
+        tissue_classes: number of tissue channels (0 = none).
+    """
+
+    def __init__(self, num_label_classes: int = len(BRATS_LABEL_VALUES), tissue_classes: int = 0) -> None:
+        self.num_label_classes = num_label_classes
+        self.tissue_classes = tissue_classes
+
+    def __call__(
+        self, label: NdarrayOrTensor, brain_mask: NdarrayOrTensor, tissue: NdarrayOrTensor | None = None
+    ) -> NdarrayOrTensor:
+        """Args:
+        label: ``(1, *sp)`` class indices ``0..num_label_classes-1``.
+        brain_mask: ``(1, *sp)`` non-zero inside the brain.
+        tissue: ``(1, *sp)`` tissue classes ``0..tissue_classes`` (required iff ``tissue_classes > 0``).
+
+        Raises:
+            ConditionError: grids differ, the brain mask is empty, tissue given/missing against the settings.
+        """
+        check_same_grid(label, brain_mask, "brain mask")
+        lab = convert_to_tensor(label, track_meta=False).to(torch.int64)
+        if lab.numel() and (int(lab.min()) < 0 or int(lab.max()) >= self.num_label_classes):
+            raise LabelValueError(f"label class indices must lie in [0, {self.num_label_classes - 1}]")
+        brain = convert_to_tensor(brain_mask, track_meta=False) != 0
+        if not brain.any():
+            raise ConditionError("brain mask is empty (no non-zero voxel)")
+        brain = brain | (lab > 0)
+        channels = [brain.float(), IndexToOneHot(self.num_label_classes)(lab).float()]
+        if self.tissue_classes:
+            if tissue is None:
+                raise ConditionError(f"this condition uses {self.tissue_classes} tissue classes but no tissue map was given")
+            check_same_grid(label, tissue, "tissue map")
+            tis = convert_to_tensor(tissue, track_meta=False).to(torch.int64)
+            tis = torch.where(brain & (lab == 0), tis, torch.zeros_like(tis))
+            channels.append(IndexToOneHot(self.tissue_classes + 1)(tis.clamp(0, self.tissue_classes)).float())
+        elif tissue is not None:
+            raise ConditionError("a tissue map was given but this condition has no tissue channels (model trained without them)")
+        return _wrap(torch.cat(channels, dim=0), label)
+
+
+class SplitCondition(Transform):
+    """Inverse of :class:`BuildCondition`: condition ``(C, *sp)`` -> ``(label, brain_mask, tissue|None)``.
+
+    Tumour and tissue voxels are kept only inside the brain channel.
+
+    Args:
+        num_label_classes: classes of the label including background.
+        tissue_classes: number of tissue channels.
+    """
+
+    def __init__(self, num_label_classes: int = len(BRATS_LABEL_VALUES), tissue_classes: int = 0) -> None:
+        self.num_label_classes = num_label_classes
+        self.tissue_classes = tissue_classes
+
+    def __call__(self, condition: NdarrayOrTensor) -> tuple[NdarrayOrTensor, NdarrayOrTensor, NdarrayOrTensor | None]:
+        c = convert_to_tensor(condition, track_meta=False).float()
+        expected = self.num_label_classes + self.tissue_classes
+        if c.shape[0] != expected:
+            raise ConditionError(f"condition has {c.shape[0]} channels, expected {expected}")
+        brain = c[:1] > 0.5
+        tumour = c[1 : self.num_label_classes]
+        score, arg = tumour.max(dim=0, keepdim=True)
+        label = torch.where((score > 0.5) & brain, arg + 1, torch.zeros_like(arg)).to(torch.int64)
+        tissue = None
+        if self.tissue_classes:
+            tis = c[self.num_label_classes :]
+            tscore, targ = tis.max(dim=0, keepdim=True)
+            tissue = _wrap(torch.where((tscore > 0.5) & brain, targ + 1, torch.zeros_like(targ)).to(torch.int64), condition)
+        return _wrap(label, condition), _wrap(brain.to(torch.uint8), condition), tissue
+
+
+class RandDeformCondition(Randomizable, Transform):
+    """Random elastic + affine deformation of a whole condition with MONAI's elastic transforms.
+
+    All channels share one displacement field and are sampled nearest-neighbour with zero padding,
+    so each output voxel copies one input voxel: tumour and tissue voxels remain inside the brain
+    channel (this is also enforced afterwards).
+
+    2D uses :class:`monai.transforms.Rand2DElastic` (random control-point grid + affine). 3D uses, by
+    default (``elastic="grid"``), the same construction in 3D from MONAI's ``RandDeformGrid``,
+    ``RandAffineGrid`` and ``Resample`` (a full BraTS volume in well under a second), or with
+    ``elastic="gaussian"`` :class:`monai.transforms.Rand3DElastic` (Gaussian-smoothed dense field;
+    about 25-45 s per 240x240x155 volume on one CPU core, because it smooths the field at full resolution).
+
+    Args:
+        spatial_dims: 2 (slices) or 3 (volumes).
+        spacing: control-point spacing in voxels (``"grid"`` and 2D).
+        magnitude_range: elastic magnitude: control-point offset in voxels for ``"grid"`` and 2D (default
+            (2, 5)), MONAI's ``magnitude_range`` of Rand3DElastic for ``"gaussian"`` (default (50, 120)).
+        sigma_range: smoothing of the dense field in voxels (``"gaussian"`` only).
+        rotate_degrees: maximum rotation about the last spatial axis (the axial axis in BraTS/RAS layouts).
+        scale_range: maximum relative scaling (+/-).
+        translate_range: maximum translation in voxels (+/-).
+        elastic: ``"grid"`` or ``"gaussian"`` (3D only).
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int = 3,
+        spacing: float = 24.0,
+        magnitude_range: tuple[float, float] | None = None,
+        sigma_range: tuple[float, float] = (6.0, 9.0),
+        rotate_degrees: float = 10.0,
+        scale_range: float = 0.08,
+        translate_range: float = 6.0,
+        elastic: str = "grid",
+    ) -> None:
+        if spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
+        if elastic not in ("grid", "gaussian"):
+            raise ValueError(f"elastic must be 'grid' or 'gaussian', got {elastic!r}")
+        self.spatial_dims = spatial_dims
+        self.spacing = (float(spacing),) * spatial_dims
+        rot = float(np.deg2rad(rotate_degrees))
+        rotate = (rot,) if spatial_dims == 2 else (0.0, 0.0, rot)
+        affine = {
+            "rotate_range": rotate,
+            "scale_range": (scale_range,) * spatial_dims,
+            "translate_range": (translate_range,) * spatial_dims,
+        }
+        common = {"prob": 1.0, "mode": "nearest", "padding_mode": "zeros", **affine}
+        self.elastic: Randomizable | None = None
+        if spatial_dims == 2:
+            self.elastic = Rand2DElastic(spacing=spacing, magnitude_range=magnitude_range or (2.0, 5.0), **common)
+        elif elastic == "gaussian":
+            self.elastic = Rand3DElastic(sigma_range=sigma_range, magnitude_range=magnitude_range or (50.0, 120.0), **common)
+        else:
+            self.deform_grid = RandDeformGrid(spacing=self.spacing, magnitude_range=magnitude_range or (2.0, 5.0))
+            self.affine_grid = RandAffineGrid(**affine)
+            self.resampler = Resample(mode="nearest", padding_mode="zeros")
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> RandDeformCondition:
+        super().set_random_state(seed, state)
+        parts = [self.elastic] if self.elastic is not None else [self.deform_grid, self.affine_grid]
+        for i, part in enumerate(parts):
+            part.set_random_state(None if seed is None else seed + i, state)
+        return self
+
+    def randomize(self, data: object = None) -> None:  # the MONAI parts draw their own parameters
+        pass
+
+    def _grid_deform(self, c: torch.Tensor) -> torch.Tensor:
+        size = tuple(c.shape[1:])
+        grid = self.affine_grid(grid=self.deform_grid(spatial_size=size))
+        grid = F.interpolate(
+            grid[None], scale_factor=list(self.spacing), mode="trilinear", align_corners=False, recompute_scale_factor=True
+        )
+        grid = CenterSpatialCrop(roi_size=size)(grid[0])
+        return self.resampler(c, grid)
+
+    def __call__(self, condition: NdarrayOrTensor) -> NdarrayOrTensor:
+        """Deform ``condition`` ``(C, *sp)``; channel 0 must be the brain mask."""
+        c = convert_to_tensor(condition, track_meta=False).float()
+        if c.ndim != self.spatial_dims + 1:
+            raise ConditionError(f"expected a ({self.spatial_dims}+1)-dimensional condition, got shape {tuple(c.shape)}")
+        deformed = self.elastic(c) if self.elastic is not None else self._grid_deform(c)
+        out = convert_to_tensor(deformed, track_meta=False).float().round()
+        brain = out[:1] > 0.5
+        out[1:] = out[1:] * brain
+        return _wrap(out, condition)
+
+
+class TumourTransplant(Randomizable, Transform):
+    """Move the tumour of a donor label into a recipient's brain, fully inside it and away from its border.
+
+    The donor's tumour (all voxels with a class > 0, kept with their classes) is translated to a random
+    position where every tumour voxel lies inside the recipient's brain mask eroded by ``margin``
+    voxels; the recipient's own tumour is removed unless ``keep_recipient_tumour`` (then the two must
+    not overlap).
+
+    Args:
+        margin: minimum distance in voxels between the moved tumour and the brain border.
+        max_tries: random positions tried before giving up.
+        keep_recipient_tumour: keep the recipient's tumour as well.
+    """
+
+    def __init__(self, margin: int = 3, max_tries: int = 500, keep_recipient_tumour: bool = False) -> None:
+        self.margin = margin
+        self.max_tries = max_tries
+        self.keep_recipient_tumour = keep_recipient_tumour
+
+    def randomize(self, data: object = None) -> None:
+        pass
+
+    def __call__(
+        self, donor_label: NdarrayOrTensor, recipient_label: NdarrayOrTensor, recipient_brain: NdarrayOrTensor
+    ) -> NdarrayOrTensor:
+        """Args:
+        donor_label: ``(1, *sp)`` class indices holding a tumour.
+        recipient_label: ``(1, *sp')`` class indices of the recipient.
+        recipient_brain: ``(1, *sp')`` recipient brain mask.
+
+        Returns:
+            The recipient's new label ``(1, *sp')`` (class indices), with the recipient's metadata.
+
+        Raises:
+            ConditionError: no tumour in the donor, empty brain, or no position found.
+        """
+        check_same_grid(recipient_label, recipient_brain, "recipient brain mask")
+        donor = convert_to_tensor(donor_label, track_meta=False).to(torch.int64)[0].numpy()
+        rec = convert_to_tensor(recipient_label, track_meta=False).to(torch.int64)[0].numpy()
+        brain = convert_to_tensor(recipient_brain, track_meta=False)[0].numpy() != 0
+        if donor.ndim != rec.ndim:
+            raise ConditionError(f"donor label is {donor.ndim}D but the recipient is {rec.ndim}D")
+        if not (donor > 0).any():
+            raise ConditionError("donor label holds no tumour")
+        if not brain.any():
+            raise ConditionError("recipient brain mask is empty")
+        allowed = ndimage.binary_erosion(brain, iterations=self.margin) if self.margin > 0 else brain
+        base = rec if self.keep_recipient_tumour else np.zeros_like(rec)
+        if self.keep_recipient_tumour:
+            allowed = allowed & (rec == 0)
+        coords = np.argwhere(donor > 0)
+        lo, hi = coords.min(0), coords.max(0) + 1
+        patch = donor[tuple(slice(a, b) for a, b in zip(lo, hi))]
+        extent = hi - lo
+        inside = np.argwhere(allowed)
+        if inside.size == 0 or np.any(extent > inside.max(0) - inside.min(0) + 1):
+            raise ConditionError(f"the donor tumour (extent {tuple(extent)}) does not fit in the recipient brain")
+        box_lo, box_hi = inside.min(0), inside.max(0) - extent + 1
+        tumour = patch > 0
+        for _ in range(self.max_tries):
+            start = np.array([self.R.randint(a, b + 1) for a, b in zip(box_lo, box_hi)])
+            region = tuple(slice(s, s + e) for s, e in zip(start, extent))
+            if allowed[region][tumour].all():
+                out = base.copy()
+                out[region][tumour] = patch[tumour]
+                return _wrap(torch.from_numpy(out)[None].to(torch.int64), recipient_label)
+        raise ConditionError(
+            f"no position found for the donor tumour inside the recipient brain (margin {self.margin}) "
+            f"after {self.max_tries} tries"
+        )

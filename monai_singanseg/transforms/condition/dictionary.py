@@ -1,0 +1,139 @@
+"""Dictionary twins of the condition transforms."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from typing import Any
+
+import numpy as np
+from monai.transforms import MapTransform, Randomizable
+
+from monai_singanseg.transforms.condition.array import (
+    BuildCondition,
+    RandDeformCondition,
+    TissueClasses,
+    TumourTransplant,
+)
+from monai_singanseg.transforms.labels.array import BRATS_LABEL_VALUES
+
+__all__ = ["TissueClassesd", "BuildConditiond", "RandDeformConditiond", "TumourTransplantd"]
+
+
+class TissueClassesd(MapTransform):
+    """Dictionary :class:`TissueClasses`: ``d[output_key]`` from channel ``channel`` of ``d[image_key]``.
+
+    Args:
+        image_key: the multi-channel image.
+        brain_key: the brain mask.
+        output_key: where to store the tissue map.
+        channel: which image channel to cluster (1 = T1 in BraTS order flair, t1, t1ce, t2).
+        label_key: optional label whose tumour voxels are excluded.
+        num_classes: clusters.
+    """
+
+    def __init__(
+        self,
+        image_key: str = "image",
+        brain_key: str = "brain_mask",
+        output_key: str = "tissue",
+        channel: int = 1,
+        label_key: str | None = "label",
+        num_classes: int = 3,
+    ) -> None:
+        super().__init__([image_key, brain_key])
+        self.image_key, self.brain_key, self.output_key = image_key, brain_key, output_key
+        self.channel, self.label_key = channel, label_key
+        self.transform = TissueClasses(num_classes)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        exclude = d[self.label_key] > 0 if self.label_key and self.label_key in d else None
+        img = d[self.image_key][self.channel : self.channel + 1]
+        d[self.output_key] = self.transform(img, d[self.brain_key], exclude)
+        return d
+
+
+class BuildConditiond(MapTransform):
+    """Dictionary :class:`BuildCondition`: ``d[output_key] = condition(d[label_key], d[brain_key], d[tissue_key])``.
+
+    Args:
+        label_key: class-index label.
+        brain_key: brain mask.
+        output_key: where to store the condition.
+        tissue_key: tissue map key (used iff ``tissue_classes > 0``).
+        num_label_classes: label classes including background.
+        tissue_classes: tissue channels.
+    """
+
+    def __init__(
+        self,
+        label_key: str = "label",
+        brain_key: str = "brain_mask",
+        output_key: str = "condition",
+        tissue_key: str = "tissue",
+        num_label_classes: int = len(BRATS_LABEL_VALUES),
+        tissue_classes: int = 0,
+    ) -> None:
+        super().__init__([label_key, brain_key])
+        self.label_key, self.brain_key, self.output_key, self.tissue_key = label_key, brain_key, output_key, tissue_key
+        self.transform = BuildCondition(num_label_classes, tissue_classes)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        tissue = d.get(self.tissue_key) if self.transform.tissue_classes else None
+        d[self.output_key] = self.transform(d[self.label_key], d[self.brain_key], tissue)
+        return d
+
+
+class _SeedsItsTransform(Randomizable):
+    """Mixin: seeding the dictionary transform seeds the array transform it wraps (``self.transform``)."""
+
+    transform: Randomizable
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> _SeedsItsTransform:
+        super().set_random_state(seed, state)
+        self.transform.set_random_state(seed, state)
+        return self
+
+    def randomize(self, data: Any = None) -> None:  # the wrapped transform draws its own parameters
+        pass
+
+
+class RandDeformConditiond(_SeedsItsTransform, MapTransform):
+    """Dictionary :class:`RandDeformCondition` on ``keys`` (each a condition; all get independent draws).
+
+    Args:
+        keys: condition keys.
+        kwargs: passed to :class:`RandDeformCondition`.
+    """
+
+    def __init__(self, keys: Any = "condition", **kwargs: Any) -> None:
+        MapTransform.__init__(self, keys)
+        self.transform = RandDeformCondition(**kwargs)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.transform(d[key])
+        return d
+
+
+class TumourTransplantd(_SeedsItsTransform, MapTransform):
+    """Dictionary :class:`TumourTransplant`: put ``d[donor_key]``'s tumour into ``d[label_key]``'s brain.
+
+    Args:
+        label_key: recipient label (replaced by the new label).
+        brain_key: recipient brain mask.
+        donor_key: donor label.
+        kwargs: passed to :class:`TumourTransplant`.
+    """
+
+    def __init__(self, label_key: str = "label", brain_key: str = "brain_mask", donor_key: str = "donor_label", **kwargs: Any) -> None:
+        MapTransform.__init__(self, [label_key, brain_key, donor_key])
+        self.label_key, self.brain_key, self.donor_key = label_key, brain_key, donor_key
+        self.transform = TumourTransplant(**kwargs)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        d[self.label_key] = self.transform(d[self.donor_key], d[self.label_key], d[self.brain_key])
+        return d

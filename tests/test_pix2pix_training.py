@@ -1,0 +1,128 @@
+"""A tiny real pix2pix training run on real BraTS slices, and rendering real label volumes with it."""
+
+from __future__ import annotations
+
+
+import pytest
+import torch
+from monai.data import MetaTensor
+
+from monai_singanseg.data import demo_case, load_image
+from monai_singanseg.engines.pix2pix import Pix2PixSettings, train_pix2pix
+from monai_singanseg.io import ModelFileError, OutputExistsError, load_model_file
+from monai_singanseg.transforms.condition import ConditionError, TissueClasses
+from monai_singanseg.transforms.intensity import foreground_mask
+from monai_singanseg.transforms.labels import LabelValueError
+from monai_singanseg.transforms.synthesis import Pix2PixRender, Pix2PixRenderd
+
+TINY = {"size": 32, "batch_size": 8, "generator_channels": 8, "critic_channels": 8, "seed": 7}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """2 epochs on the 20 tumour slices of the embedded real case (TCGA-FG-6692, cropped)."""
+    path = tmp_path_factory.mktemp("p2p") / "p2p.pt"
+    result = train_pix2pix([demo_case()], path, Pix2PixSettings(epochs=2, **TINY), progress=False)
+    return path, result
+
+
+@pytest.fixture(scope="module")
+def demo_volumes():
+    item = demo_case()
+    label = load_image(item["label"], 3, "label")  # label VALUES 0/1/2/4, as on disk
+    image = torch.cat([load_image(p).as_tensor() for p in item["image"]])
+    return label, MetaTensor(foreground_mask(image).to(torch.uint8), meta=dict(label.meta)), image
+
+
+def test_training_writes_loadable_model(trained):
+    path, result = trained
+    assert result["epochs_done"] == 2 and result["num_slices"] == 20
+    assert all(torch.isfinite(torch.tensor(h["l1"])) for h in result["history"])
+    model = load_model_file(path, expected_kind="pix2pix")
+    cfg = model.config
+    assert cfg["size"] == 32 and cfg["epochs_done"] == 2
+    assert cfg["condition"]["channels"] == ["brain", "tumour_1", "tumour_2", "tumour_4"]
+    assert cfg["condition"]["label_values"] == [0, 1, 2, 4]
+    assert cfg["modalities"] == ["flair", "t1", "t1ce", "t2"]
+    stats = cfg["intensity_stats"]
+    assert stats["dtype"] == "int16" and len(stats["low"]) == 4
+    assert all(lo < hi for lo, hi in zip(stats["low"], stats["high"]))
+    assert set(model.state) == {"generator", "critic"}
+    with pytest.raises(ModelFileError, match="pix2pix"):
+        load_model_file(path, expected_kind="singanseg")
+
+
+def test_training_is_deterministic_and_resumes_exactly(trained, tmp_path):
+    path, _ = trained
+    reference = load_model_file(path).state["generator"]
+    half = tmp_path / "half.pt"
+    train_pix2pix([demo_case()], half, Pix2PixSettings(epochs=1, **TINY), progress=False)
+    with pytest.raises(OutputExistsError):
+        train_pix2pix([demo_case()], half, Pix2PixSettings(epochs=1, **TINY), progress=False)
+    # resuming to 2 epochs gives exactly the weights of the uninterrupted 2-epoch run (same seed)
+    resumed = train_pix2pix([demo_case()], half, Pix2PixSettings(epochs=2, **TINY), resume=True, progress=False)
+    assert resumed["epochs_done"] == 2 and len(resumed["history"]) == 2
+    state = load_model_file(half).state["generator"]
+    assert all(torch.equal(state[k], reference[k]) for k in reference)
+
+
+def test_render_real_label_volume(trained, demo_volumes):
+    path, _ = trained
+    label, brain, _ = demo_volumes
+    renderer = Pix2PixRender(path)
+    out = renderer(label, brain)
+    assert out.shape == (4, *label.shape[1:])
+    assert torch.equal(out.affine, label.affine)
+    assert out.dtype == torch.int16
+    inside = brain[0].bool() | (label[0] > 0)
+    assert int(out[:, ~inside].abs().max()) == 0  # background outside the brain
+    stats = renderer.stats
+    for c in range(4):  # per-modality intensities in the training range
+        values = out[c][inside].float()
+        assert stats.low[c] - 0.5 <= float(values.min()) and float(values.max()) <= stats.high[c] + 0.5
+        assert float(values.std()) > 0
+    # a deterministic function of the condition: same input -> same render
+    assert torch.equal(Pix2PixRender(path)(label, brain), out)
+    d = Pix2PixRenderd(path)({"label": label, "brain_mask": brain})
+    assert torch.equal(d["image"], out)
+
+
+def test_render_bad_inputs(trained, demo_volumes):
+    path, _ = trained
+    label, brain, image = demo_volumes
+    renderer = Pix2PixRender(path)
+    with pytest.raises(ConditionError, match="shape"):
+        renderer(label, brain[..., :-1])
+    moved = MetaTensor(brain.as_tensor(), affine=label.affine.clone())
+    moved.affine[1, 3] += 2.0
+    with pytest.raises(ConditionError, match="affine"):
+        renderer(label, moved)
+    with pytest.raises(LabelValueError, match=r"\[3\]"):
+        renderer(torch.where(label == 4, 3, label), brain)
+    with pytest.raises(ConditionError, match="empty"):
+        renderer(label, torch.zeros_like(brain))
+    tissue = TissueClasses(3)(image[1:2], brain, label > 0)
+    with pytest.raises(ConditionError, match="tissue"):
+        renderer(label, brain, tissue)  # a condition channel the model was not trained with
+
+
+def test_tissue_condition_model(tmp_path, demo_volumes):
+    path = tmp_path / "tissue.pt"
+    train_pix2pix([demo_case()], path, Pix2PixSettings(epochs=1, tissue_classes=3, all_brain_slices=True, **TINY), progress=False)
+    cfg = load_model_file(path).config
+    assert cfg["condition"]["channels"][-3:] == ["tissue_1", "tissue_2", "tissue_3"]
+    assert cfg["num_slices"] == 20  # the cropped demo case: every brain slice holds tumour
+    label, brain, image = demo_volumes
+    renderer = Pix2PixRender(path)
+    with pytest.raises(ConditionError, match="tissue"):
+        renderer(label, brain)
+    out = renderer(label, brain, TissueClasses(3)(image[1:2], brain, label > 0))
+    assert out.shape == (4, *label.shape[1:])

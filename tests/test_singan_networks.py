@@ -1,0 +1,120 @@
+"""SinGAN-Seg networks and pyramid geometry: shapes and channel layouts in 2D and 3D."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from monai_singanseg.engines.singan import (
+    SinGANSegSettings,
+    gradient_penalty,
+    make_gan_tensor,
+    pyramid_sizes,
+    real_pyramid,
+)
+from monai_singanseg.networks import SinGANCritic, SinGANGenerator, SinGANPyramid, resize_to, scale_features
+
+
+@pytest.mark.parametrize("spatial_dims,channels,shape", [(2, 7, (25, 31)), (2, 4, (16, 16)), (3, 7, (9, 10, 11))])
+def test_generator_and_critic_shapes(spatial_dims, channels, shape):
+    gen = SinGANGenerator(spatial_dims, channels, features=8).eval()
+    critic = SinGANCritic(spatial_dims, channels, features=8)
+    z = torch.randn(2, channels, *shape)
+    prev = torch.rand(2, channels, *shape) * 2 - 1
+    out = gen(z, prev)
+    assert out.shape == (2, channels, *shape)
+    # residual: the generator adds a tanh-bounded correction to the upsampled previous output
+    assert (out - prev).abs().max() <= 1.0
+    assert critic(out).shape == (2, 1, *shape)
+
+
+def test_generator_is_conv_bn_lrelu_stack_with_tanh_head():
+    gen = SinGANGenerator(2, 7, features=32, num_layers=5)
+    convs = [m for m in gen.modules() if isinstance(m, torch.nn.Conv2d)]
+    norms = [m for m in gen.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    acts = [m for m in gen.modules() if isinstance(m, torch.nn.LeakyReLU)]
+    assert len(convs) == 5 and len(norms) == 4 and len(acts) == 4
+    assert all(c.kernel_size == (3, 3) for c in convs)
+    assert all(a.negative_slope == pytest.approx(0.2) for a in acts)
+    assert isinstance(list(gen.modules())[-1], torch.nn.Tanh)
+
+
+def test_feature_width_doubles_every_four_scales_and_caps():
+    assert [scale_features(k) for k in range(13)] == [32] * 4 + [64] * 4 + [128] * 5
+
+
+def test_pyramid_runs_coarse_to_fine_and_new_scale_starts_from_last():
+    sizes = [[12, 12], [17, 17], [25, 25]]
+    pyr = SinGANPyramid(2, 7, [8, 8])
+    pyr.add_scale(8)
+    assert pyr.num_scales == 3
+    torch.testing.assert_close(pyr.generators[2].state_dict(), pyr.generators[1].state_dict())
+    pyr.eval()
+    noise = [torch.randn(3, 7, *s) for s in sizes]
+    assert pyr(noise, [1.0, 0.1, 0.1], sizes).shape == (3, 7, 25, 25)
+    mid = pyr(noise, [1.0, 0.1, 0.1], sizes, last_scale=1)
+    assert mid.shape == (3, 7, 17, 17)
+    torch.testing.assert_close(pyr(noise, [1.0, 0.1, 0.1], sizes, start=mid, first_scale=2), pyr(noise, [1.0, 0.1, 0.1], sizes))
+
+
+def test_pyramid_3d():
+    sizes = [[6, 6, 6], [9, 9, 9]]
+    pyr = SinGANPyramid(3, 5, [4, 4]).eval()
+    assert pyr([torch.randn(1, 5, *s) for s in sizes], [1.0, 0.1], sizes).shape == (1, 5, 9, 9, 9)
+
+
+@pytest.mark.parametrize("schedule", ["fast", "singan"])
+def test_pyramid_sizes(schedule):
+    settings = SinGANSegSettings(schedule=schedule)
+    sizes = pyramid_sizes([128, 100], settings)
+    assert sizes[-1] == [128, 100]
+    assert min(sizes[0]) == 25
+    assert all(a[0] < b[0] for a, b in zip(sizes, sizes[1:]))
+    if schedule == "fast":
+        assert len(sizes) == settings.num_stages
+        steps = [b[0] / a[0] for a, b in zip(sizes, sizes[1:])]
+        assert steps[0] == min(steps) < max(steps)  # stages spaced densest at low resolution
+    else:
+        assert len(sizes) > SinGANSegSettings().num_stages
+        assert all(b[0] / a[0] < 1.45 for a, b in zip(sizes, sizes[1:]))
+
+
+def test_too_small_image_for_pyramid():
+    with pytest.raises(ValueError, match="too small"):
+        pyramid_sizes([20, 64], SinGANSegSettings())
+
+
+def test_gan_tensor_layout_and_soft_labels_at_coarse_scales():
+    image = torch.rand(4, 32, 32) * 2 - 1
+    label = torch.zeros(1, 32, 32, dtype=torch.int64)
+    label[0, 8:20, 9:21] = 2
+    label[0, 12:15, 12:15] = 3
+    gan = make_gan_tensor(image, label, 4)
+    assert gan.shape == (7, 32, 32)
+    torch.testing.assert_close(gan[:4], image)
+    assert set(gan[4:].unique().tolist()) == {-1.0, 1.0}
+    assert torch.equal(gan[5] > 0, label[0] == 2) and torch.equal(gan[6] > 0, label[0] == 3) and not (gan[4] > 0).any()
+    coarse = real_pyramid(gan[None], [[13, 13], [32, 32]], 4)
+    assert coarse[0].shape == (1, 7, 13, 13)
+    soft = coarse[0][0, 5]
+    assert ((soft > -0.99) & (soft < 0.99)).any()  # label edges kept soft, not snapped
+    torch.testing.assert_close(coarse[1][0], gan)
+
+
+def test_gan_tensor_bad_input():
+    with pytest.raises(ValueError, match="differ"):
+        make_gan_tensor(torch.zeros(4, 32, 32), torch.zeros(1, 30, 32, dtype=torch.int64), 4)
+    bad = torch.zeros(4, 32, 32)
+    bad[0, 3, 3] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        make_gan_tensor(bad, torch.zeros(1, 32, 32, dtype=torch.int64), 4)
+
+
+def test_resize_antialiased_shrink_and_gradient_penalty():
+    x = torch.zeros(1, 1, 64, 64)
+    x[..., ::2, :] = 1.0  # stripes alias without anti-aliasing
+    small = resize_to(x, [16, 16])
+    assert small.std() < 0.05 and small.mean() == pytest.approx(0.5, abs=0.05)
+    critic = SinGANCritic(2, 3, features=4)
+    gp = gradient_penalty(critic, torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8))
+    assert gp.item() >= 0 and gp.requires_grad
