@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 SHARED_DATA = Path(os.environ.get("MONAI_SINGANSEG_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
@@ -33,3 +34,12 @@ def brats_item(brats_case_dir: Path) -> dict:
         "label": str(brats_case_dir / f"{name}_seg.nii.gz"),
         "name": name,
     }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_thread():
+    """The tests' tiny convolutions run fastest (and stay fast on a busy 2-core CI machine) on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -18,14 +18,6 @@ from monai_singanseg.transforms.synthesis import Pix2PixRender, Pix2PixRenderd
 TINY = {"size": 32, "batch_size": 8, "generator_channels": 8, "critic_channels": 8, "seed": 7}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """2 epochs on the 20 tumour slices of the embedded real case (TCGA-FG-6692, cropped)."""

@@ -261,6 +261,8 @@ def train_pix2pix(
     resumed = None
     if resume and out.exists():
         resumed = load_model_file(out, expected_kind=PIX2PIX_KIND)
+        if resumed.config.get("inference_only"):
+            raise ModelFileError(f"{out}: an inference-only copy (no critic or optimiser state) cannot be resumed")
         saved = dict(resumed.config["settings"])
         if settings is not None:
             saved["epochs"] = max(settings.epochs, saved["epochs"])  # resuming may extend training

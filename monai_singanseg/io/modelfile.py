@@ -23,6 +23,7 @@ import os
 import pickle
 import zipfile
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,15 @@ import torch
 
 from monai_singanseg.io.atomic import atomic_path
 
-__all__ = ["ModelFile", "ModelFileError", "save_model_file", "load_model_file", "FORMAT_NAME", "FORMAT_VERSION"]
+__all__ = [
+    "ModelFile",
+    "ModelFileError",
+    "save_model_file",
+    "load_model_file",
+    "save_inference_copy",
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+]
 
 FORMAT_NAME = "monai-singanseg-model"
 FORMAT_VERSION = 1
@@ -144,3 +153,37 @@ def load_model_file(
         versions=dict(payload.get("versions", {})),
         path=str(p),
     )
+
+
+def save_inference_copy(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    keep_state: Sequence[str],
+    keep_tensors: Sequence[str] = (),
+    half: bool = True,
+) -> Path:
+    """Write a smaller copy of a model file holding only what inference needs (e.g. for shipping in a bundle).
+
+    Critics, optimiser and random states are dropped; floating-point weights are stored in float16 if
+    ``half`` (they load into float32 networks unchanged). The copy's config has ``"inference_only": True``,
+    and trainers refuse to resume from it.
+
+    Args:
+        src: a training model file.
+        dst: the copy.
+        keep_state: names of the state dicts to keep (e.g. ``["generator"]``).
+        keep_tensors: names of extra tensors to keep (e.g. fixed noise maps).
+        half: store floating-point tensors as float16.
+    """
+    mf = load_model_file(src)
+    missing = [n for n in keep_state if n not in mf.state] + [n for n in keep_tensors if n not in mf.tensors]
+    if missing:
+        raise ModelFileError(f"{src}: has no {missing} to keep")
+
+    def shrink(t: torch.Tensor) -> torch.Tensor:
+        return t.half() if half and t.is_floating_point() else t
+
+    state = {n: {k: shrink(v) for k, v in mf.state[n].items()} for n in keep_state}
+    tensors = {n: mf.tensors[n] for n in keep_tensors}  # noise maps etc. stay exact
+    config = dict(mf.config, inference_only=True)
+    return save_model_file(dst, mf.kind, config, state, tensors)

@@ -148,8 +148,9 @@ class Pix2PixGenerator(nn.Module):
 
     def forward(self, condition: torch.Tensor) -> torch.Tensor:
         """Condition ``(B, in_channels, size, size)`` -> image ``(B, out_channels, size, size)`` in [-1, 1]."""
-        if tuple(condition.shape[2:]) != (self.size,) * (condition.ndim - 2):
-            raise ValueError(f"generator works at {self.size}x{self.size}, got input of shape {tuple(condition.shape)}")
+        for side in condition.shape[2:]:  # written so that torch.jit.script accepts it
+            if side != self.size:
+                raise ValueError("generator works at " + str(self.size) + "x" + str(self.size) + ", got another input size")
         return self.model(condition)
 
 

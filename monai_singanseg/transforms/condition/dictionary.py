@@ -11,12 +11,13 @@ from monai.transforms import MapTransform, Randomizable
 from monai_singanseg.transforms.condition.array import (
     BuildCondition,
     RandDeformCondition,
+    SplitCondition,
     TissueClasses,
     TumourTransplant,
 )
 from monai_singanseg.transforms.labels.array import BRATS_LABEL_VALUES
 
-__all__ = ["TissueClassesd", "BuildConditiond", "RandDeformConditiond", "TumourTransplantd"]
+__all__ = ["TissueClassesd", "BuildConditiond", "SplitConditiond", "RandDeformConditiond", "TumourTransplantd"]
 
 
 class TissueClassesd(MapTransform):
@@ -136,4 +137,37 @@ class TumourTransplantd(_SeedsItsTransform, MapTransform):
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         d[self.label_key] = self.transform(d[self.donor_key], d[self.label_key], d[self.brain_key])
+        return d
+
+
+class SplitConditiond(MapTransform):
+    """Dictionary :class:`SplitCondition`: ``d[condition_key]`` -> ``d[label_key]``, ``d[brain_key]`` (and ``d[tissue_key]``).
+
+    Args:
+        condition_key: the condition.
+        label_key: where to store the class-index label.
+        brain_key: where to store the brain mask.
+        tissue_key: where to store the tissue map (if the condition has tissue channels).
+        num_label_classes: label classes including background.
+        tissue_classes: tissue channels.
+    """
+
+    def __init__(
+        self,
+        condition_key: str = "condition",
+        label_key: str = "label",
+        brain_key: str = "brain_mask",
+        tissue_key: str = "tissue",
+        num_label_classes: int = len(BRATS_LABEL_VALUES),
+        tissue_classes: int = 0,
+    ) -> None:
+        super().__init__([condition_key])
+        self.condition_key, self.label_key, self.brain_key, self.tissue_key = condition_key, label_key, brain_key, tissue_key
+        self.transform = SplitCondition(num_label_classes, tissue_classes)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        d[self.label_key], d[self.brain_key], tissue = self.transform(d[self.condition_key])
+        if tissue is not None:
+            d[self.tissue_key] = tissue
         return d

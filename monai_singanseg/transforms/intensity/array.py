@@ -11,7 +11,7 @@ from monai.data import MetaTensor
 from monai.transforms import Transform
 from monai.utils import convert_to_tensor
 
-__all__ = ["IntensityStats", "IntensityToTanhRange", "IntensityFromTanhRange", "foreground_mask", "INTENSITY_STATS_KEY", "SOURCE_DTYPE_KEY"]
+__all__ = ["ForegroundMask", "IntensityStats", "IntensityToTanhRange", "IntensityFromTanhRange", "foreground_mask", "INTENSITY_STATS_KEY", "SOURCE_DTYPE_KEY"]
 
 #: metadata key under which :class:`IntensityToTanhRange` stores the statistics of a MetaTensor.
 INTENSITY_STATS_KEY = "intensity_stats"
@@ -55,6 +55,16 @@ class IntensityStats:
 def foreground_mask(img: torch.Tensor) -> torch.Tensor:
     """Voxels where any channel is non-zero: the brain of a skull-stripped MR case, ``(1, *spatial)`` bool."""
     return (img != 0).any(dim=0, keepdim=True)
+
+
+class ForegroundMask(Transform):
+    """``(C, *spatial)`` image -> ``(1, *spatial)`` uint8 mask of voxels where any channel is non-zero (the brain)."""
+
+    def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
+        mask = foreground_mask(convert_to_tensor(img, track_meta=False)).to(torch.uint8)
+        if isinstance(img, MetaTensor):
+            return MetaTensor(mask, meta=dict(img.meta))
+        return mask.numpy() if isinstance(img, np.ndarray) else mask
 
 
 def _source_dtype(img: NdarrayOrTensor) -> str:

@@ -8,9 +8,14 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
-from monai_singanseg.transforms.intensity.array import IntensityFromTanhRange, IntensityStats, IntensityToTanhRange
+from monai_singanseg.transforms.intensity.array import (
+    ForegroundMask,
+    IntensityFromTanhRange,
+    IntensityStats,
+    IntensityToTanhRange,
+)
 
-__all__ = ["IntensityToTanhRanged", "IntensityFromTanhRanged"]
+__all__ = ["ForegroundMaskd", "IntensityToTanhRanged", "IntensityFromTanhRanged"]
 
 
 class IntensityToTanhRanged(MapTransform):
@@ -89,4 +94,25 @@ class IntensityFromTanhRanged(MapTransform):
         mask = d[self.mask_key] if self.mask_key is not None else None
         for key in self.key_iterator(d):
             d[key] = self.restore(d[key], mask)
+        return d
+
+
+class ForegroundMaskd(MapTransform):
+    """Dictionary version of :class:`ForegroundMask`: ``d[output_key]`` = non-zero voxels of ``d[key]``.
+
+    Args:
+        keys: the image key (one).
+        output_key: where to store the mask.
+        allow_missing_keys: don't raise if the key is missing.
+    """
+
+    def __init__(self, keys: KeysCollection = "image", output_key: str = "brain_mask", allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.output_key = output_key
+        self.transform = ForegroundMask()
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[self.output_key] = self.transform(d[key])
         return d

@@ -1,0 +1,9 @@
+"""Helpers the MONAI bundles in ``bundles/`` call from their configs (the package, not ``scripts/``)."""
+
+from __future__ import annotations
+
+from monai_singanseg.bundle.export import export_torchscript
+from monai_singanseg.bundle.paths import bundle_root
+from monai_singanseg.bundle.synthesis import synthesise
+
+__all__ = ["bundle_root", "export_torchscript", "synthesise"]
