@@ -13,7 +13,7 @@ channels), on CPU with 2 torch threads:
 
 Usage::
 
-    python benchmarks/singanseg.py [--case DIR] [--threads 2] [--singan-iters 50] [--skip-singan]
+    python benchmarks/singanseg.py [--case DIR] [--threads 2] [--singan-iters 50] [--skip-singan] [--keep-model PATH]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -83,6 +84,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--singan-iters", type=int, default=50)
     parser.add_argument("--skip-singan", action="store_true")
+    parser.add_argument("--keep-model", type=Path, default=None, help="copy the default-schedule model here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     images, label = case_files(args.case)
@@ -93,6 +95,8 @@ def main() -> None:
         fast_model = Path(tmp) / "fast.pt"
         wall, rss = train(images, label, fast_model, args.threads, [])
         cfg = SinGANSegSampler(fast_model).config
+        if args.keep_model is not None:
+            shutil.copyfile(fast_model, args.keep_model)
         print(f"fast (default): scales {[s[0] for s in cfg['scale_sizes']]}, {cfg['training']['iters']} iters/stage")
         print(f"  training wall time: {wall:.1f} s ({wall / 60:.2f} min) [target <= 600 s]")
         print(f"  training peak RSS:  {rss:.0f} MiB [target <= 1536 MiB]")

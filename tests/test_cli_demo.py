@@ -17,8 +17,14 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 def test_demo_writes_preview_slices_and_datalist_and_refuses_to_overwrite(tmp_path):
     out = tmp_path / "demo"
-    res = _run("demo", "--out", str(out), "--num-slices", "2")
+    small = ["--num-slices", "2", "--singanseg-samples", "2", "--pix2pix-samples", "1"]
+    res = _run("demo", "--out", str(out), *small)
     assert res.returncode == 0, res.stderr
+    for name, count in (("singanseg", 2), ("pix2pix", 1)):
+        cases = json.loads((out / name / "datalist.json").read_text())["training"]
+        assert len(cases) == count and (out / name / "preview.png").stat().st_size > 0
+        seg = np.asarray(nib.load(str(out / name / cases[0]["label"])).dataobj)
+        assert set(np.unique(seg)) <= {0, 1, 2, 4} and (seg > 0).any()
     preview = Image.open(out / "tumour_slices_preview.png")
     assert preview.size[0] > 5 * 128 and preview.size[1] >= 2 * 128
     datalist = json.loads((out / "tumour_slices.json").read_text())["training"]
@@ -34,7 +40,7 @@ def test_demo_writes_preview_slices_and_datalist_and_refuses_to_overwrite(tmp_pa
         seg = np.asarray(nib.load(str(out / entry["label"])).dataobj)
         assert set(np.unique(seg)) <= {0, 1, 2, 4}
     before = (out / "tumour_slices_preview.png").stat().st_mtime_ns
-    again = _run("demo", "--out", str(out), "--num-slices", "2")
+    again = _run("demo", "--out", str(out), *small)
     assert again.returncode == 1 and "already exists" in again.stderr and "--overwrite" in again.stderr
     assert (out / "tumour_slices_preview.png").stat().st_mtime_ns == before
-    assert _run("demo", "--out", str(out), "--num-slices", "2", "--overwrite").returncode == 0
+    assert _run("demo", "--out", str(out), "--num-slices", "2", "--data-only", "--overwrite").returncode == 0

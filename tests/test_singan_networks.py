@@ -8,6 +8,7 @@ import torch
 from monai_singanseg.engines.singan import (
     SinGANSegSettings,
     gradient_penalty,
+    label_area_loss,
     make_gan_tensor,
     pyramid_sizes,
     real_pyramid,
@@ -68,7 +69,7 @@ def test_pyramid_sizes(schedule):
     settings = SinGANSegSettings(schedule=schedule)
     sizes = pyramid_sizes([128, 100], settings)
     assert sizes[-1] == [128, 100]
-    assert min(sizes[0]) == 25
+    assert min(sizes[0]) == (16 if schedule == "fast" else 25)
     assert all(a[0] < b[0] for a, b in zip(sizes, sizes[1:]))
     if schedule == "fast":
         assert len(sizes) == settings.num_stages
@@ -81,7 +82,7 @@ def test_pyramid_sizes(schedule):
 
 def test_too_small_image_for_pyramid():
     with pytest.raises(ValueError, match="too small"):
-        pyramid_sizes([20, 64], SinGANSegSettings())
+        pyramid_sizes([12, 64], SinGANSegSettings())
 
 
 def test_gan_tensor_layout_and_soft_labels_at_coarse_scales():
@@ -118,3 +119,18 @@ def test_resize_antialiased_shrink_and_gradient_penalty():
     critic = SinGANCritic(2, 3, features=4)
     gp = gradient_penalty(critic, torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8))
     assert gp.item() >= 0 and gp.requires_grad
+
+
+def test_label_area_loss_counts_thresholded_tumour_only():
+    real = -torch.ones(1, 3, 16, 16)
+    real[:, 1, 4:8, 4:8] = 1.0
+    assert label_area_loss(real, real).item() < 1e-3
+    faint = real.clone()
+    faint[:, 1] = -0.6  # diffuse label values below the threshold are no tumour
+    assert label_area_loss(faint, real).item() > 0.9
+    moved = torch.roll(real, shifts=(5, 5), dims=(2, 3)).requires_grad_(True)
+    assert label_area_loss(moved, real).item() < 1e-3  # area, not position
+    none = (-torch.ones(2, 3, 16, 16)).requires_grad_(True)
+    loss = label_area_loss(none, real)
+    loss.backward()
+    assert loss.item() > 0.99 and none.grad.abs().sum() > 0

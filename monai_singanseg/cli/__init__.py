@@ -1,4 +1,4 @@
-"""Command line: ``python -m monai_singanseg {demo,train-singanseg,generate,train-pix2pix,render,...}``.
+"""Command line: ``python -m monai_singanseg {demo,train-singanseg,generate,train-pix2pix,render,evaluate}``.
 
 Each sub-command lives in its own module exposing ``add_parsers(subparsers)``; this module only wires them.
 """
@@ -10,11 +10,11 @@ import sys
 from collections.abc import Sequence
 
 from monai_singanseg import __version__
-from monai_singanseg.cli import demo, pix2pix, singanseg
+from monai_singanseg.cli import demo, evaluate, pix2pix, singanseg
 
 __all__ = ["main", "build_parser"]
 
-_MODULES = (demo, singanseg, pix2pix)
+_MODULES = (demo, singanseg, pix2pix, evaluate)
 
 
 def build_parser() -> argparse.ArgumentParser:

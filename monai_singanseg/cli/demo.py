@@ -1,4 +1,9 @@
-"""``demo``: the data path on the embedded case: load, pick tumour slices, crop to the brain, preview."""
+"""``demo``: the data path and both shipped bundles on the embedded case.
+
+1. load the demo case, pick its largest tumour slices, write them (with their world position) and a preview;
+2. run the SinGAN-Seg bundle's inference: synthetic labelled slices from the shipped model;
+3. run the pix2pix bundle's inference: synthetic volumes rendered for deformed versions of the demo label.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,10 @@ import argparse
 import json
 from pathlib import Path
 
+from monai.bundle import create_workflow
 from tqdm import tqdm
 
+from monai_singanseg.bundle import bundle_root
 from monai_singanseg.data import demo_case, load_case
 from monai_singanseg.io.atomic import check_outputs_free
 from monai_singanseg.io.writers import BRATS_MODALITIES, write_brats_case, write_datalist
@@ -31,6 +38,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("demo_output"), help="output folder (default: %(default)s)")
     p.add_argument("--num-slices", type=int, default=4, help="tumour slices to select (default: %(default)s)")
     p.add_argument("--size", type=int, default=128, help="working size in pixels (default: %(default)s)")
+    p.add_argument("--singanseg-samples", type=int, default=8, help="SinGAN-Seg samples (default: %(default)s)")
+    p.add_argument("--pix2pix-samples", type=int, default=2, help="pix2pix deformed volumes (default: %(default)s)")
+    p.add_argument("--data-only", action="store_true", help="only the data path (no generators)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.set_defaults(func=run_demo)
 
@@ -41,7 +51,8 @@ def run_demo(args: argparse.Namespace) -> int:
         raise ValueError("--num-slices must be >= 1")
     out: Path = args.out
     preview, datalist = out / "tumour_slices_preview.png", out / "tumour_slices.json"
-    check_outputs_free([preview, datalist], args.overwrite)
+    bundles = {} if args.data_only else {name: bundle_root(name) for name in ("singanseg", "pix2pix")}
+    check_outputs_free([preview, datalist] + [out / name / "datalist.json" for name in bundles], args.overwrite)
     item = demo_case()
     case = load_case(item)
     print(f"loaded {case['name']}: image {tuple(case['image'].shape)} ({case['image'].meta['source_dtype']}), "
@@ -64,7 +75,21 @@ def run_demo(args: argparse.Namespace) -> int:
         names.append(f"slice {s['slice_index']}")
     write_datalist(datalist, entries, overwrite=args.overwrite)
     contact_sheet(preview, images, labels, channel_names=list(BRATS_MODALITIES), row_names=names)
-    summary = {"case": case["name"], "slices": [s["slice_index"] for s in slices], "preview": str(preview),
-               "datalist": str(datalist)}
+    summary: dict = {"case": case["name"], "slices": [s["slice_index"] for s in slices], "preview": str(preview),
+                     "datalist": str(datalist)}
+    samples = {"singanseg": args.singanseg_samples, "pix2pix": args.pix2pix_samples}
+    for name, root in bundles.items():
+        print(f"running the {name} bundle's inference ...")
+        workflow = create_workflow(
+            config_file=str(Path(root) / "configs" / "inference.json"),
+            logging_file=False,
+            bundle_root=root,
+            output_dir=str(out / name),
+            num_samples=samples[name],
+            overwrite=args.overwrite,
+        )
+        (result,) = workflow.run()  # a ConfigWorkflow returns the list of its run expressions' values
+        workflow.finalize()
+        summary[name] = {"cases": len(result["cases"]), "datalist": result["datalist"], "preview": result["preview"]}
     print(json.dumps(summary, indent=2))
     return 0

@@ -78,7 +78,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     render.set_defaults(func=run_render)
 
 
-def _training_items(args: argparse.Namespace) -> list[dict[str, Any]]:
+def training_items(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The cases of ``--datalist FILE`` (its training list) or ``--data DIR`` (BraTS-named cases)."""
     if args.datalist:
         path = Path(args.datalist)
         if not path.is_file():
@@ -102,7 +103,7 @@ def run_train(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     result = train_pix2pix(
-        _training_items(args),
+        training_items(args),
         out,
         settings,
         label_values=args.label_values,

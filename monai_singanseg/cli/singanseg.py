@@ -27,8 +27,13 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--slice", default="auto", help="axial slice index, or 'auto' for the slice with most tumour")
     p.add_argument("--out", required=True, help="model file to write (rewritten after every scale)")
     p.add_argument("--max-size", type=int, default=128, help="long side of the finest scale (default 128)")
-    p.add_argument("--min-size", type=int, default=25, help="short side of the coarsest scale (default 25)")
+    p.add_argument("--min-size", type=int, default=None,
+                   help="short side of the coarsest scale (default: 16 fast, 25 singan)")
     p.add_argument("--iters", type=int, default=None, help="iterations per scale (default: 200 fast, 2000 singan)")
+    p.add_argument("--coarsest-iters", type=int, default=None,
+                   help="iterations of the coarsest scale (default: 3x --iters fast, --iters singan)")
+    p.add_argument("--label-area-weight", type=float, default=1.0,
+                   help="weight of the loss keeping each random sample's tumour area per class (0: off; default 1)")
     p.add_argument("--schedule", choices=("fast", "singan"), default="fast", help="training schedule (default fast)")
     p.add_argument("--stages", type=int, default=4, help="number of stages of the fast schedule (default 4)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -75,7 +80,8 @@ def run_train(args: argparse.Namespace) -> int:
         except ImportError:
             raise RuntimeError("--tensorboard needs `pip install monai-singanseg[tensorboard]`") from None
     settings = SinGANSegSettings(
-        schedule=args.schedule, min_size=args.min_size, num_stages=args.stages, iters=args.iters, seed=args.seed
+        schedule=args.schedule, min_size=args.min_size, num_stages=args.stages, iters=args.iters,
+        coarsest_iters=args.coarsest_iters, label_area_weight=args.label_area_weight, seed=args.seed,
     )
     slice_index: Any = None if str(args.slice) == "auto" else _int_arg(args.slice, "--slice")
     images = args.image if len(args.image) > 1 else args.image[0]

@@ -44,6 +44,7 @@ __all__ = [
     "real_pyramid",
     "make_gan_tensor",
     "gradient_penalty",
+    "label_area_loss",
     "prepare_training_input",
     "is_2d_image_input",
 ]
@@ -53,8 +54,8 @@ MODEL_KIND = "singanseg"
 SCHEDULES = ("fast", "singan")
 #: settings that must agree between a checkpoint and a resumed run.
 _RESUME_KEYS = (
-    "schedule", "min_size", "scale_factor", "num_stages", "iters", "critic_steps", "generator_steps", "lr",
-    "betas", "lr_decay_at", "gp_weight", "rec_weight", "noise_ratio", "base_features", "max_features",
+    "schedule", "min_size", "scale_factor", "num_stages", "iters", "coarsest_iters", "critic_steps", "generator_steps", "lr",
+    "betas", "lr_decay_at", "gp_weight", "rec_weight", "label_area_weight", "noise_ratio", "base_features", "max_features",
     "double_every", "num_layers", "concurrent_stages", "lr_scale", "seed",
 )  # fmt: skip
 
@@ -65,10 +66,13 @@ class SinGANSegSettings:
 
     Args:
         schedule: ``"fast"`` (ConSinGAN-style concurrent stages) or ``"singan"`` (one scale at a time).
-        min_size: short side of the coarsest scale.
+        min_size: short side of the coarsest scale (None: 25 for ``"singan"``, 16 for ``"fast"``, whose
+            coarsest generator then sees most of the slice and learns its global layout).
         scale_factor: nominal scale factor between scales (``"singan"``).
         num_stages: number of stages (``"fast"``).
         iters: iterations per scale (None: 2000 for ``"singan"``, 200 for ``"fast"``).
+        coarsest_iters: iterations of the coarsest scale (None: ``iters`` for ``"singan"``, 3 x ``iters`` for
+            ``"fast"``); it is cheap and sets the global layout of samples from start scale 0.
         critic_steps: critic updates per iteration.
         generator_steps: generator updates per iteration.
         lr: Adam learning rate.
@@ -76,6 +80,9 @@ class SinGANSegSettings:
         lr_decay_at: fraction of the iterations after which the learning rate is divided by 10.
         gp_weight: WGAN gradient-penalty weight.
         rec_weight: reconstruction loss weight (alpha).
+        label_area_weight: weight of the label-area loss of random samples: the L1 distance between a
+            sample's soft area per tumour class and the training slice's, relative to its total tumour area
+            (0: off, the reference). A patch critic alone lets random samples drop a small tumour.
         noise_ratio: noise amplitude = ``noise_ratio`` x RMSE(real, upsampled reconstruction).
         base_features: feature width of the coarsest scales.
         max_features: cap on the feature width.
@@ -87,10 +94,11 @@ class SinGANSegSettings:
     """
 
     schedule: str = "fast"
-    min_size: int = 25
+    min_size: int | None = None
     scale_factor: float = 0.75
     num_stages: int = 4
     iters: int | None = None
+    coarsest_iters: int | None = None
     critic_steps: int = 3
     generator_steps: int = 3
     lr: float = 5e-4
@@ -98,6 +106,7 @@ class SinGANSegSettings:
     lr_decay_at: float = 0.8
     gp_weight: float = 0.1
     rec_weight: float = 10.0
+    label_area_weight: float = 1.0
     noise_ratio: float = 0.1
     base_features: int = 32
     max_features: int = 128
@@ -112,7 +121,11 @@ class SinGANSegSettings:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.iters is None:
             self.iters = 2000 if self.schedule == "singan" else 200
-        if self.iters < 1 or self.critic_steps < 1 or self.generator_steps < 1:
+        if self.coarsest_iters is None:
+            self.coarsest_iters = self.iters if self.schedule == "singan" else 3 * self.iters
+        if self.min_size is None:
+            self.min_size = 25 if self.schedule == "singan" else 16
+        if self.iters < 1 or self.coarsest_iters < 1 or self.critic_steps < 1 or self.generator_steps < 1:
             raise ValueError("iters, critic_steps and generator_steps must be >= 1")
         if self.min_size < 4:
             raise ValueError(f"min_size must be >= 4, got {self.min_size}")
@@ -211,6 +224,25 @@ def real_pyramid(real: torch.Tensor, sizes: Sequence[Sequence[int]], num_image_c
         lab = resize_to(real[:, num_image_channels:], size, smooth=False)
         out.append(torch.cat([img, lab], dim=1).clamp(-1.0, 1.0))
     return out
+
+
+def label_area_loss(fake: torch.Tensor, real: torch.Tensor, sharpness: float = 10.0) -> torch.Tensor:
+    """L1 distance between per-class label areas of ``fake`` samples and ``real``, relative to real's total.
+
+    A pixel counts as ``sigmoid(sharpness * x)`` (x in [-1, 1], 0.5 at the 0.5 threshold of ``(x + 1) / 2``),
+    a differentiable stand-in for thresholding, so faint diffuse label values do not count as tumour.
+
+    Args:
+        fake: label channels ``(N, K, *spatial)`` in [-1, 1].
+        real: label channels ``(1, K, *spatial)`` in [-1, 1].
+        sharpness: slope of the soft threshold.
+
+    Returns:
+        Mean over samples of ``sum_c |area_c(fake) - area_c(real)| / sum_c area_c(real)`` (areas as fractions).
+    """
+    area_fake = torch.sigmoid(sharpness * fake).flatten(2).mean(2)
+    area_real = torch.sigmoid(sharpness * real).flatten(2).mean(2)
+    return ((area_fake - area_real).abs().sum(1) / area_real.sum(1).clamp_min(1e-6)).mean()
 
 
 def gradient_penalty(critic: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -336,6 +368,8 @@ class SinGANSegTrainer:
         self, path: Path, config: dict[str, Any], pyramid: SinGANPyramid
     ) -> tuple[dict[str, Any], dict[str, torch.Tensor], torch.Tensor]:
         model = load_model_file(path, expected_kind=MODEL_KIND)
+        if model.config.get("inference_only"):
+            raise ModelFileError(f"{path}: an inference-only copy (no critic state) cannot be resumed")
         old = model.config
         for key in ("channels", "num_image_channels", "scale_sizes", "spatial_dims"):
             if old.get(key) != config[key]:
@@ -343,7 +377,10 @@ class SinGANSegTrainer:
                     f"{path}: cannot resume: its {key} {old.get(key)} differs from this run's {config[key]} "
                     "(pass --overwrite to start afresh)"
                 )
-        old_train, new_train = old.get("training", {}), config["training"]
+        old_train, new_train = dict(old.get("training", {})), config["training"]
+        # settings added later: what files written before them did
+        old_train.setdefault("coarsest_iters", old_train.get("iters"))
+        old_train.setdefault("label_area_weight", 0.0)
         for key in _RESUME_KEYS:
             if old_train.get(key) != new_train.get(key):
                 raise ModelFileError(
@@ -397,11 +434,13 @@ class SinGANSegTrainer:
         ]
         opt_g = torch.optim.Adam(groups, lr=s.lr, betas=s.betas)
         opt_d = torch.optim.Adam(critic.parameters(), lr=s.lr, betas=s.betas)
-        milestone = [max(1, int(s.lr_decay_at * s.iters))]
+        iters = s.coarsest_iters if k == 0 else s.iters
+        milestone = [max(1, int(s.lr_decay_at * iters))]
         sched_g = torch.optim.lr_scheduler.MultiStepLR(opt_g, milestone, gamma=0.1)
         sched_d = torch.optim.lr_scheduler.MultiStepLR(opt_d, milestone, gamma=0.1)
 
         real = reals[k]
+        n_img = int(config["num_image_channels"])
         with torch.no_grad():  # frozen part of the reconstruction path is constant during this scale
             rec_base = pyramid(rec_zeros, amps, sizes, last_scale=first - 1) if first > 0 else None
 
@@ -417,7 +456,7 @@ class SinGANSegTrainer:
             return generate(noise, base)
 
         desc = f"scale {k + 1}/{len(sizes)} {'x'.join(map(str, sizes[k]))}"
-        bar = tqdm(range(s.iters), desc=desc, disable=not self.progress, leave=False, mininterval=1.0)
+        bar = tqdm(range(iters), desc=desc, disable=not self.progress, leave=False, mininterval=1.0)
         loss_d = loss_adv = loss_rec = torch.zeros(())
         for it in bar:
             critic.requires_grad_(True)
@@ -430,15 +469,19 @@ class SinGANSegTrainer:
                 opt_d.step()
             critic.requires_grad_(False)
             for _ in range(s.generator_steps):
-                loss_adv = -critic(random_fake()).mean()
+                fake = random_fake()
+                loss_adv = -critic(fake).mean()
                 loss_rec = F.mse_loss(generate(rec_zeros, rec_base), real)
                 loss_g = loss_adv + s.rec_weight * loss_rec
+                if s.label_area_weight > 0 and n_img < real.shape[1]:
+                    loss_area = label_area_loss(fake[:, n_img:], real[:, n_img:])
+                    loss_g = loss_g + s.label_area_weight * loss_area
                 opt_g.zero_grad(set_to_none=True)
                 loss_g.backward()
                 opt_g.step()
             sched_g.step()
             sched_d.step()
-            if it % 25 == 0 or it == s.iters - 1:
+            if it % 25 == 0 or it == iters - 1:
                 losses = {"critic": loss_d.item(), "adv": loss_adv.item(), "rec": loss_rec.item()}
                 bar.set_postfix({n: f"{v:.3f}" for n, v in losses.items()}, refresh=False)
                 if writer is not None:

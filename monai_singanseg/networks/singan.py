@@ -100,11 +100,13 @@ class SinGANGenerator(nn.Module):
         self.body = _conv_stack(spatial_dims, channels, features, num_layers)
         self.head = Convolution(spatial_dims, features, channels, kernel_size=3, act="tanh", adn_ordering="A")
 
-    def forward(self, z: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, prev: torch.Tensor | None = None) -> torch.Tensor:
         """Args:
         z: noise ``(N, channels, *spatial)`` (already multiplied by the scale's amplitude).
-        prev: upsampled output of the coarser scale, same shape (zeros at the coarsest scale).
+        prev: upsampled output of the coarser scale, same shape (None: zeros, as at the coarsest scale).
         """
+        if prev is None:
+            prev = torch.zeros_like(z)
         return prev + self.head(self.body(z + prev))
 
 

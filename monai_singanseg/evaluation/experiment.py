@@ -1,0 +1,537 @@
+"""Downstream utility: do SinGAN-Seg / pix2pix samples train a segmentation network as well as real data?
+
+Protocol (one fold per case held out; with two cases: train on one, test on the other, then swap):
+
+1. **Real slices.** Every case goes through the product's data path: ``load_case`` ->
+   ``ExtractTumourSlicesd`` (all tumour-bearing axial slices) -> ``SquareForegroundCropd`` (brain crop,
+   ``size`` x ``size``) -> ``IntensityToTanhRange`` (per channel to [-1, 1] inside the brain).
+2. **Small-data subsets.** The training slices whose tumour covers at least ``pool_fraction`` of the
+   largest tumour section are ordered by farthest-point sampling along the axial axis (start: the
+   largest tumour slice), so the first ``k`` slices are spread over the tumour; ``real{k}`` uses them.
+3. **Generators** see only the training case(s): one SinGAN-Seg model per slice of the ``k = 5`` subset
+   (``singan_slices``), sampled from ``singan_start_scale``; one pix2pix model on every tumour slice,
+   rendering randomly deformed label volumes (``RandDeformCondition``) whose tumour slices go through
+   the same data path as the real ones.
+4. **Training sets**: ``real`` (all training slices), ``singanseg``, ``pix2pix``, ``synthetic`` (both),
+   ``real+synthetic``, and for every ``k``: ``real{k}`` and ``real{k}+singanseg``.
+5. **Segmentation**: the same network and number of steps for every set and seed
+   (:mod:`~monai_singanseg.evaluation.segmentation`); tested on every tumour slice of the held-out case;
+   Dice/IoU/precision/recall per BraTS region (:mod:`~monai_singanseg.evaluation.regions`).
+6. **Synthetic-set quality**: SWD against the real training slices, diversity (synthetic and real),
+   memorisation (nearest-neighbour correlation against ALL real training slices, flagged above a
+   threshold), label statistics; the held-out slices' own nearest-neighbour scores as a baseline.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from monai.data import MetaTensor
+from tqdm.auto import tqdm
+
+from monai_singanseg.data import load_case
+from monai_singanseg.engines.common import resolve_device
+from monai_singanseg.engines.pix2pix import Pix2PixSettings, train_pix2pix
+from monai_singanseg.engines.singan import SinGANSegSettings, SinGANSegTrainer, prepare_training_input
+from monai_singanseg.engines.singan_sampler import SinGANSegSampler
+from monai_singanseg.evaluation.diversity import diversity
+from monai_singanseg.evaluation.label_stats import compare_label_statistics
+from monai_singanseg.evaluation.memorisation import flag_memorised, memorisation_scores
+from monai_singanseg.evaluation.regions import BRATS_REGIONS, METRIC_NAMES, region_metrics
+from monai_singanseg.evaluation.segmentation import (
+    SegmentationSettings,
+    build_segmentation_network,
+    predict,
+    train_segmentation,
+)
+from monai_singanseg.evaluation.swd import sliced_wasserstein_distance
+from monai_singanseg.io.atomic import check_outputs_free
+from monai_singanseg.transforms.condition import BuildCondition, RandDeformCondition, SplitCondition
+from monai_singanseg.transforms.intensity import IntensityToTanhRange, foreground_mask
+from monai_singanseg.transforms.labels import BRATS_LABEL_VALUES, IndexToLabel, IndexToOneHot
+from monai_singanseg.transforms.slices import ExtractTumourSlicesd, SquareForegroundCropd
+from monai_singanseg.transforms.synthesis import Pix2PixRender
+
+__all__ = [
+    "ExperimentSettings",
+    "SliceSet",
+    "tumour_slices",
+    "spread_order",
+    "training_set_names",
+    "synthetic_quality",
+    "run_fold",
+    "run_experiment",
+    "summarise",
+    "headline",
+    "planned_outputs",
+]
+
+GENERATOR_SETS = ("singanseg", "pix2pix", "synthetic")
+
+
+@dataclass
+class ExperimentSettings:
+    """Everything that defines a downstream-utility run (stored in ``report.json``).
+
+    Args:
+        size: side of the square slices (generators and segmentation).
+        seeds: segmentation seeds per training set (mean +- sd over seeds and folds).
+        k_values: numbers of real slices of the small-data regime.
+        pool_fraction: small-data slices hold at least this fraction of the largest tumour section.
+        singan_slices: SinGAN-Seg models, one per slice of the first ``singan_slices`` small-data slices.
+        singan_iters: iterations per SinGAN-Seg scale (None: the default schedule's).
+        singan_samples: SinGAN-Seg samples in all (spread over the models).
+        singan_start_scale: scale where sampling noise starts (higher = closer to the training slice).
+        pix2pix_epochs: pix2pix training epochs.
+        pix2pix_volumes: deformed label volumes rendered by pix2pix.
+        pix2pix_samples: pix2pix slices kept (evenly spaced over the rendered tumour slices).
+        memorisation_threshold: nearest-neighbour correlation above which a sample is flagged as a copy.
+        diversity_samples: samples used for the diversity (pairwise SSIM) figures.
+        swd_projections: random directions of the sliced Wasserstein distance.
+        segmentation: network and training settings of the segmentation runs.
+        training_sets: restrict the runs to these training sets (None: all).
+        max_folds: run only the first ``max_folds`` folds (None: every case is held out once).
+    """
+
+    size: int = 128
+    seeds: tuple[int, ...] = (0, 1, 2)
+    k_values: tuple[int, ...] = (1, 2, 5, 10)
+    pool_fraction: float = 0.25
+    singan_slices: int = 5
+    singan_iters: int | None = None
+    singan_samples: int = 100
+    singan_start_scale: int = 1
+    pix2pix_epochs: int = 60
+    pix2pix_volumes: int = 4
+    pix2pix_samples: int = 100
+    memorisation_threshold: float = 0.95
+    diversity_samples: int = 50
+    swd_projections: int = 256
+    segmentation: SegmentationSettings = field(default_factory=SegmentationSettings)
+    training_sets: tuple[str, ...] | None = None
+    max_folds: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.segmentation, Mapping):
+            self.segmentation = SegmentationSettings(**self.segmentation)
+        self.seeds = tuple(int(s) for s in self.seeds)
+        self.k_values = tuple(int(k) for k in self.k_values)
+        if not self.seeds or min(self.k_values, default=1) < 1 or self.singan_slices < 1:
+            raise ValueError("at least one seed is needed; k_values and singan_slices must be >= 1")
+        if self.size < 32 or self.pix2pix_epochs < 1 or self.pix2pix_volumes < 1:
+            raise ValueError("size must be >= 32; pix2pix_epochs and pix2pix_volumes >= 1")
+        if self.training_sets is not None:
+            self.training_sets = tuple(self.training_sets)
+            unknown = set(self.training_sets) - set(training_set_names(self.k_values))
+            if unknown:
+                raise ValueError(f"unknown training sets {sorted(unknown)}; known: {training_set_names(self.k_values)}")
+
+    @classmethod
+    def quick(cls, **overrides: Any) -> ExperimentSettings:
+        """A CPU budget of minutes: 64 px, one seed, short generator and segmentation training."""
+        base: dict[str, Any] = dict(
+            size=64, seeds=(0,), singan_slices=2, singan_iters=20, singan_samples=40, pix2pix_epochs=4,
+            pix2pix_volumes=1, pix2pix_samples=40, segmentation=SegmentationSettings(features=8, steps=80),
+        )  # fmt: skip
+        base.update(overrides)
+        return cls(**base)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        d = asdict(self)
+        d["seeds"], d["k_values"] = list(self.seeds), list(self.k_values)
+        d["training_sets"] = None if self.training_sets is None else list(self.training_sets)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ExperimentSettings:
+        """Inverse of :meth:`to_dict` (unknown keys ignored)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass
+class SliceSet:
+    """2D training/test pairs: ``images`` ``(N, C, S, S)`` in [-1, 1], ``labels`` ``(N, 1, S, S)`` class indices."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    names: list[str]
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def subset(self, indices: Sequence[int]) -> SliceSet:
+        """The slices at ``indices``."""
+        idx = [int(i) for i in indices]
+        return SliceSet(self.images[idx], self.labels[idx], [self.names[i] for i in idx])
+
+    @staticmethod
+    def concat(sets: Sequence[SliceSet]) -> SliceSet:
+        """All slices of ``sets``, in order."""
+        return SliceSet(
+            torch.cat([s.images for s in sets]), torch.cat([s.labels for s in sets]), [n for s in sets for n in s.names]
+        )
+
+    def gan_tensor(self, num_classes: int) -> torch.Tensor:
+        """Image channels + one-hot tumour channels mapped to [-1, 1] ``(N, C + K - 1, S, S)`` (the generators' space)."""
+        onehot = torch.stack([torch.as_tensor(IndexToOneHot(num_classes)(lab)) for lab in self.labels]).float()
+        return torch.cat([self.images.float(), 2.0 * onehot - 1.0], dim=1)
+
+
+def tumour_slices(case: Mapping[str, Any], size: int, min_area: int = 1) -> SliceSet:
+    """All tumour-bearing axial slices of a loaded case through the product's data path.
+
+    Args:
+        case: :func:`~monai_singanseg.data.load_case` output (image in source units, label class indices).
+        size: output side (``SquareForegroundCropd``).
+        min_area: minimum tumour pixels of a slice.
+    """
+    crop = SquareForegroundCropd(spatial_size=size)
+    tanh = IntensityToTanhRange()
+    images, labels, names = [], [], []
+    for item in ExtractTumourSlicesd(min_area=min_area)(case):
+        item = crop(item)
+        images.append(torch.as_tensor(tanh(item["image"])).as_subclass(torch.Tensor).float())
+        labels.append(torch.round(torch.as_tensor(item["label"]).as_subclass(torch.Tensor)).long())
+        names.append(f"{case.get('name', 'case')}:{item['slice_index']}")
+    return SliceSet(torch.stack(images), torch.stack(labels), names)
+
+
+def spread_order(slice_indices: Sequence[int], areas: Sequence[float], pool_fraction: float = 0.25) -> list[int]:
+    """Positions of the small-data slices: the largest tumour slice first, then farthest-point along the axis.
+
+    Args:
+        slice_indices: axial index of every slice.
+        areas: tumour area of every slice.
+        pool_fraction: only slices whose area is at least this fraction of the largest are used.
+
+    Returns:
+        Positions into ``slice_indices``; every prefix is spread over the tumour's extent.
+    """
+    top = max(areas)
+    pool = [i for i, a in enumerate(areas) if a >= pool_fraction * top]
+    order = [max(pool, key=lambda i: (areas[i], -i))]
+    while len(order) < len(pool):
+        rest = [i for i in pool if i not in order]
+        order.append(max(rest, key=lambda i: (min(abs(slice_indices[i] - slice_indices[j]) for j in order), areas[i])))
+    return order
+
+
+def training_set_names(k_values: Sequence[int]) -> list[str]:
+    """Every training set of the experiment, in report order."""
+    return ["real", *GENERATOR_SETS, "real+synthetic"] + [n for k in k_values for n in (f"real{k}", f"real{k}+singanseg")]
+
+
+def _slice_number(name: str) -> int:
+    return int(name.rsplit(":", 1)[1])
+
+
+# ----------------------------------------------------------------------------------------- generators
+def _train_singanseg(
+    items: Sequence[Mapping[str, Any]], real: SliceSet, positions: Sequence[int], model_dir: Path, prefix: str,
+    settings: ExperimentSettings, device: Any, overwrite: bool, log: Callable[[str], None], progress: bool = True,
+) -> list[Path]:  # fmt: skip
+    """One SinGAN-Seg model per chosen real slice (through the engine's own input preparation)."""
+    by_name = {str(it.get("name")): it for it in items}
+    paths = []
+    gan_settings = SinGANSegSettings(iters=settings.singan_iters)
+    for j, pos in enumerate(positions):
+        case_name, index = real.names[pos].rsplit(":", 1)
+        item = by_name[case_name]
+        out = model_dir / f"{prefix}_singanseg_{j}.pt"
+        log(f"  SinGAN-Seg model {j + 1}/{len(positions)} on {case_name} slice {index} -> {out.name}")
+        gan, meta = prepare_training_input(item["image"], item["label"], int(index), max_size=settings.size)
+        SinGANSegTrainer(gan_settings, device=device, progress=progress).fit(gan, out, meta, overwrite=overwrite)
+        paths.append(out)
+    return paths
+
+
+def _sample_singanseg(models: Sequence[Path], settings: ExperimentSettings, seed: int, device: Any) -> SliceSet:
+    per_model = math.ceil(settings.singan_samples / len(models))
+    images, labels, names = [], [], []
+    for j, path in enumerate(models):
+        sampler = SinGANSegSampler(path, device=device)
+        start = min(settings.singan_start_scale, sampler.num_scales - 1)
+        x = sampler.sample(per_model, start_scale=start, seed=seed + 1000 * j).cpu()
+        img, lab = sampler.split(x)
+        images.append(img)
+        labels.append(lab.long())
+        names += [f"singanseg{j}:{i}" for i in range(per_model)]
+    out = SliceSet(torch.cat(images), torch.cat(labels), names)
+    return out.subset(range(min(len(out), settings.singan_samples)))
+
+
+def _render_pix2pix(
+    model: Path, cases: Sequence[Mapping[str, Any]], settings: ExperimentSettings, seed: int, device: Any
+) -> SliceSet:
+    """Render deformed label volumes of the training cases and cut their tumour slices like the real ones."""
+    renderer = Pix2PixRender(model, device=device)
+    num_classes = len(renderer.label_values)
+    to_values = IndexToLabel(renderer.label_values)
+    sets = []
+    for v in range(settings.pix2pix_volumes):
+        case = cases[v % len(cases)]
+        label = case["label"]
+        brain = (foreground_mask(case["image"].as_tensor()) | (label.as_tensor() > 0)).to(torch.uint8)
+        condition = BuildCondition(num_classes)(label.as_tensor(), brain)
+        deformer = RandDeformCondition(spatial_dims=3).set_random_state(seed + v)
+        index, new_brain, _ = SplitCondition(num_classes)(deformer(condition))
+        meta = dict(label.meta)
+        image = renderer(MetaTensor(torch.as_tensor(to_values(index)), meta=meta), MetaTensor(torch.as_tensor(new_brain), meta=meta))
+        synthetic_case = {"image": image, "label": MetaTensor(torch.as_tensor(index).long(), meta=meta), "name": f"pix2pix{v}"}
+        sets.append(tumour_slices(synthetic_case, settings.size))
+    rendered = SliceSet.concat(sets)
+    keep = torch.linspace(0, len(rendered) - 1, min(len(rendered), settings.pix2pix_samples)).round().long().tolist()
+    return rendered.subset(keep)
+
+
+# --------------------------------------------------------------------------------------- quality
+def synthetic_quality(
+    synthetic: SliceSet, real_train: SliceSet, num_classes: int, settings: ExperimentSettings, seed: int = 0
+) -> dict[str, Any]:
+    """Fidelity, diversity, memorisation and label statistics of a synthetic set against the real training slices.
+
+    Memorisation compares every sample with ALL real training slices (image + label channels); samples
+    whose nearest-neighbour correlation exceeds ``settings.memorisation_threshold`` are listed.
+    """
+    syn, ref = synthetic.gan_tensor(num_classes), real_train.gan_tensor(num_classes)
+    nearest = memorisation_scores(syn, ref)
+    flags = flag_memorised(nearest, settings.memorisation_threshold)
+    n_div = settings.diversity_samples
+    return {
+        "num_samples": len(synthetic),
+        "swd": sliced_wasserstein_distance(ref, syn, num_projections=settings.swd_projections, seed=seed),
+        "diversity": diversity(syn[:n_div]) if len(synthetic) > 1 else math.nan,
+        "real_diversity": diversity(ref[:n_div]) if len(real_train) > 1 else math.nan,
+        "memorisation": {
+            "threshold": settings.memorisation_threshold,
+            "mean": float(nearest.scores.mean()),
+            "max": float(nearest.scores.max()),
+            "num_flagged": int(flags.sum()),
+            "flagged": [
+                {"sample": synthetic.names[i], "nearest_real": real_train.names[int(nearest.indices[i])], "score": float(nearest.scores[i])}
+                for i in torch.nonzero(flags).flatten().tolist()
+            ],
+        },
+        "labels": compare_label_statistics(synthetic.labels, real_train.labels, num_classes),
+    }
+
+
+# -------------------------------------------------------------------------------------------- runs
+def _mean_sd(values: Sequence[float]) -> dict[str, float]:
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return {"mean": math.nan, "sd": math.nan, "n": 0}
+    mean = sum(finite) / len(finite)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in finite) / (len(finite) - 1)) if len(finite) > 1 else 0.0
+    return {"mean": mean, "sd": sd, "n": len(finite)}
+
+
+def summarise(runs: Sequence[Mapping[str, Mapping[str, float]]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Per region and metric: mean, sample sd and count over runs (:func:`region_metrics` results)."""
+    if not runs:
+        return {}
+    return {region: {m: _mean_sd([r[region][m] for r in runs]) for m in METRIC_NAMES} for region in runs[0]}
+
+
+def run_fold(
+    train_items: Sequence[Mapping[str, Any]],
+    test_item: Mapping[str, Any],
+    model_dir: Path,
+    prefix: str,
+    settings: ExperimentSettings,
+    device: Any = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> tuple[dict[str, Any], dict[str, SliceSet]]:
+    """One fold: generators on ``train_items``, segmentation tested on ``test_item``.
+
+    Returns:
+        ``(fold report, {"real": ..., "singanseg": ..., "pix2pix": ...})`` (the slice sets, for sample grids).
+    """
+    label_values = BRATS_LABEL_VALUES
+    num_classes = len(label_values)
+    timing: dict[str, float] = {}
+    t0 = time.perf_counter()
+    train_cases = [load_case(it, label_values) for it in train_items]
+    items = [{**it, "name": c["name"]} for it, c in zip(train_items, train_cases)]
+    real = SliceSet.concat([tumour_slices(c, settings.size) for c in train_cases])
+    test = tumour_slices(load_case(test_item, label_values), settings.size)
+    areas = [float((lab > 0).sum()) for lab in real.labels]
+    order = spread_order([_slice_number(n) for n in real.names], areas, settings.pool_fraction)
+    timing["load"] = time.perf_counter() - t0
+    log(f"  {len(real)} real training slices, {len(test)} test slices ({test.names[0].rsplit(':', 1)[0]})")
+
+    t0 = time.perf_counter()
+    chosen = order[: settings.singan_slices]
+    models = _train_singanseg(items, real, chosen, model_dir, prefix, settings, device, overwrite, log, progress)
+    timing["singanseg_training"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    p2p_path = model_dir / f"{prefix}_pix2pix.pt"
+    log(f"  pix2pix on {len(items)} case(s), {settings.pix2pix_epochs} epochs -> {p2p_path.name}")
+    train_pix2pix(
+        items, p2p_path, Pix2PixSettings(size=settings.size, epochs=settings.pix2pix_epochs), label_values,
+        device=device, overwrite=overwrite, progress=progress,
+    )  # fmt: skip
+    timing["pix2pix_training"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    synthetic = {"singanseg": _sample_singanseg(models, settings, 0, device), "pix2pix": _render_pix2pix(p2p_path, train_cases, settings, 0, device)}
+    synthetic["synthetic"] = SliceSet.concat([synthetic["singanseg"], synthetic["pix2pix"]])
+    timing["sampling"] = time.perf_counter() - t0
+    log(f"  {len(synthetic['singanseg'])} SinGAN-Seg and {len(synthetic['pix2pix'])} pix2pix samples; scoring them")
+
+    t0 = time.perf_counter()
+    quality = {name: synthetic_quality(s, real, num_classes, settings) for name, s in synthetic.items()}
+    held_out = memorisation_scores(test.gan_tensor(num_classes), real.gan_tensor(num_classes)).scores
+    quality["held_out_real_baseline"] = {"memorisation_mean": float(held_out.mean()), "memorisation_max": float(held_out.max())}
+    timing["quality"] = time.perf_counter() - t0
+
+    sets: dict[str, SliceSet] = {"real": real, **synthetic, "real+synthetic": SliceSet.concat([real, synthetic["synthetic"]])}
+    for k in settings.k_values:
+        small = real.subset(order[:k])
+        sets[f"real{k}"] = small
+        sets[f"real{k}+singanseg"] = SliceSet.concat([small, synthetic["singanseg"]])
+    wanted = [n for n in training_set_names(settings.k_values) if settings.training_sets is None or n in settings.training_sets]
+    runs: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    jobs = [(name, seed) for name in wanted for seed in settings.seeds]
+    bar = tqdm(jobs, desc=f"{prefix} segmentation runs", disable=not progress)
+    for name, seed in bar:
+        bar.set_postfix_str(f"{name} seed {seed}", refresh=True)
+        net, losses = train_segmentation(
+            sets[name].images, sets[name].labels, num_classes, settings.segmentation, seed, device, progress, desc=name
+        )  # fmt: skip
+        scores = region_metrics(predict(net, test.images), test.labels, label_values)
+        entry = runs.setdefault(name, {"num_slices": len(sets[name]), "runs": {}})
+        entry["runs"][str(seed)] = {**scores, "final_loss": losses[-1]}
+        log(f"  {name:<22} seed {seed}: mean Dice {scores['mean']['dice']:.3f} (WT {scores['WT']['dice']:.3f})")
+    for entry in runs.values():
+        entry["summary"] = summarise([{r: v for r, v in run.items() if r != "final_loss"} for run in entry["runs"].values()])
+    timing["segmentation"] = time.perf_counter() - t0
+    report = {
+        "train_cases": [c["name"] for c in train_cases],
+        "test_case": test.names[0].rsplit(":", 1)[0],
+        "num_real_train": len(real),
+        "num_test": len(test),
+        "test_regions_present": {r: v["slices"] for r, v in region_metrics(test.labels, test.labels, label_values).items() if r != "mean"},
+        "small_data_slices": [real.names[i] for i in order[: max(settings.k_values, default=0)]],
+        "singanseg_slices": [real.names[i] for i in order[: settings.singan_slices]],
+        "generators": {"singanseg": [str(p) for p in models], "pix2pix": str(p2p_path)},
+        "quality": quality,
+        "runs": runs,
+        "seconds": timing,
+    }
+    return report, {"real": real, "singanseg": synthetic["singanseg"], "pix2pix": synthetic["pix2pix"]}
+
+
+def headline(summary: Mapping[str, Any], k: int = 5) -> dict[str, float]:
+    """The two headline ratios of mean Dice (over regions present in the test case, folds and seeds).
+
+    ``synthetic_over_real`` = Dice(synthetic only: SinGAN-Seg + pix2pix) / Dice(all real slices);
+    ``small_plus_synthetic_over_small`` = Dice(k real + SinGAN-Seg) / Dice(k real).
+    """
+
+    def dice(name: str) -> float:
+        return float(summary.get(name, {}).get("mean", {}).get("dice", {}).get("mean", math.nan))
+
+    def ratio(a: float, b: float) -> float:
+        return a / b if math.isfinite(a) and math.isfinite(b) and b > 0 else math.nan
+
+    return {
+        "dice_real": dice("real"),
+        "dice_synthetic": dice("synthetic"),
+        "synthetic_over_real": ratio(dice("synthetic"), dice("real")),
+        "k": k,
+        f"dice_real{k}": dice(f"real{k}"),
+        f"dice_real{k}+singanseg": dice(f"real{k}+singanseg"),
+        "small_plus_synthetic_over_small": ratio(dice(f"real{k}+singanseg"), dice(f"real{k}")),
+        "target_synthetic_over_real": 0.9,
+        "target_small_plus_synthetic_over_small": 1.3,
+    }
+
+
+def planned_outputs(out_dir: str | os.PathLike, num_folds: int, settings: ExperimentSettings) -> list[Path]:
+    """Every file :func:`run_experiment` writes (checked free before any work starts)."""
+    out = Path(out_dir)
+    from monai_singanseg.evaluation.report import report_files
+
+    models = [out / "models" / f"fold{f}_singanseg_{j}.pt" for f in range(num_folds) for j in range(settings.singan_slices)]
+    models += [out / "models" / f"fold{f}_pix2pix.pt" for f in range(num_folds)]
+    return report_files(out, num_folds) + models
+
+
+def run_experiment(
+    items: Sequence[Mapping[str, Any]],
+    out_dir: str | os.PathLike,
+    settings: ExperimentSettings | None = None,
+    device: Any = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Leave-one-case-out downstream experiment on BraTS-named cases; writes the report folder.
+
+    Args:
+        items: datalist entries (at least 2 labelled cases).
+        out_dir: report folder (``report.json``, ``report.md``, PNG plots, sample grids, ``models/``).
+        settings: the protocol's settings.
+        device: torch device (None: CUDA if available).
+        overwrite: replace existing outputs.
+        progress: tqdm bars.
+        log: progress messages.
+
+    Returns:
+        The report dictionary (also written as ``report.json``).
+
+    Raises:
+        ValueError: fewer than 2 cases.
+        RuntimeError: the segmentation network cannot be built (``swinunetr`` without ``einops``).
+        OutputExistsError: an output exists and ``overwrite`` is False (raised before any work).
+    """
+    from monai_singanseg.evaluation.report import write_report
+
+    settings = settings or ExperimentSettings()
+    if len(items) < 2:
+        raise ValueError(f"the downstream experiment needs at least 2 labelled cases (one held out), got {len(items)}")
+    device = resolve_device(device)
+    seg = settings.segmentation
+    build_segmentation_network(seg.network, 4, len(BRATS_LABEL_VALUES), seg.features)  # e.g. swinunetr without einops: fail now
+    out = Path(out_dir)
+    num_folds = len(items) if settings.max_folds is None else max(1, min(settings.max_folds, len(items)))
+    check_outputs_free(planned_outputs(out, num_folds, settings), overwrite)
+    (out / "models").mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    folds, grids = [], []
+    for f, test_item in enumerate(items[:num_folds]):
+        train_items = [it for i, it in enumerate(items) if i != f]
+        log(f"[fold {f + 1}/{num_folds}] test case {test_item.get('name', test_item['label'])}")
+        fold, slice_sets = run_fold(train_items, test_item, out / "models", f"fold{f}", settings, device, overwrite, progress, log)
+        folds.append(fold)
+        grids.append(slice_sets)
+    names = [n for n in training_set_names(settings.k_values) if any(n in fold["runs"] for fold in folds)]
+    summary = {
+        name: summarise([run for fold in folds for run in ({r: v for r, v in x.items() if r != "final_loss"} for x in fold["runs"].get(name, {}).get("runs", {}).values())])
+        for name in names
+    }
+    report = {
+        "regions": {k: list(v) for k, v in BRATS_REGIONS.items()},
+        "settings": settings.to_dict(),
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+        "folds": folds,
+        "summary": summary,
+        "headline": headline(summary, 5 if 5 in settings.k_values else max(settings.k_values)),
+        "seconds": time.perf_counter() - start,
+    }
+    write_report(out, report, grids, overwrite=overwrite)
+    log(f"wrote {out / 'report.json'}, {out / 'report.md'} and plots")
+    return report

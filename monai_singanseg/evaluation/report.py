@@ -1,0 +1,249 @@
+"""Report folder of the downstream-utility experiment: ``report.json``, ``report.md``, PNG plots and sample grids.
+
+Plots are drawn with PIL (no plotting library is a dependency): grouped bar charts with error bars
+(mean +- sd over folds and seeds), and contact sheets of real vs synthetic slices with label overlays
+(:func:`monai_singanseg.visualize.contact_sheet`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw
+
+from monai_singanseg.io.atomic import atomic_path, check_outputs_free
+from monai_singanseg.visualize import LABEL_COLOURS, contact_sheet
+
+__all__ = ["report_files", "bar_chart", "report_markdown", "write_report"]
+
+_SERIES_COLOURS = (*LABEL_COLOURS, (150, 150, 150), (200, 120, 220))
+_MAIN_SETS = ("real", "singanseg", "pix2pix", "synthetic", "real+synthetic")
+_SET_TITLES = {
+    "real": "real (all training slices)",
+    "singanseg": "SinGAN-Seg only",
+    "pix2pix": "pix2pix only",
+    "synthetic": "synthetic only (both)",
+    "real+synthetic": "real + synthetic",
+}
+
+
+def report_files(out_dir: str | os.PathLike, num_folds: int) -> list[Path]:
+    """The files :func:`write_report` writes."""
+    out = Path(out_dir)
+    names = ["report.json", "report.md", "dice_by_training_set.png", "dice_small_data.png"]
+    return [out / n for n in names] + [out / f"samples_fold{f}.png" for f in range(num_folds)]
+
+
+def _fmt(stat: Mapping[str, float] | None, digits: int = 3) -> str:
+    if not stat or not math.isfinite(stat.get("mean", math.nan)):
+        return "n/a"
+    return f"{stat['mean']:.{digits}f} ± {stat['sd']:.{digits}f}"
+
+
+def bar_chart(
+    path: str | os.PathLike,
+    groups: Sequence[str],
+    series: Mapping[str, Sequence[tuple[float, float]]],
+    title: str,
+    y_label: str = "Dice",
+    y_max: float = 1.0,
+    overwrite: bool = True,
+) -> Path:
+    """A grouped bar chart with error bars, drawn with PIL.
+
+    Args:
+        path: PNG file.
+        groups: x-axis groups.
+        series: legend name -> one ``(mean, sd)`` per group (NaN means are left out).
+        title: chart title.
+        y_label: y-axis title.
+        y_max: top of the y axis.
+        overwrite: replace an existing file.
+    """
+    dest = Path(path)
+    check_outputs_free([dest], overwrite)
+    n_series = max(1, len(series))
+    bar_w, gap, left, top, plot_h = 14, 18, 50, 40, 260
+    group_w = n_series * bar_w + gap
+    width = max(420, left + len(groups) * group_w + 20)
+    height = top + plot_h + 110
+    img = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    draw.text((left, 8), title, fill=(0, 0, 0))
+    base = top + plot_h
+
+    def y_of(v: float) -> int:
+        return int(round(base - plot_h * max(0.0, min(v, y_max)) / y_max))
+
+    for tick in range(0, 11, 2):
+        v = y_max * tick / 10
+        draw.line([(left - 4, y_of(v)), (width - 10, y_of(v))], fill=(225, 225, 225))
+        draw.text((4, y_of(v) - 6), f"{v:.1f}", fill=(0, 0, 0))
+    draw.text((4, top - 16), y_label, fill=(0, 0, 0))
+    draw.line([(left, top), (left, base), (width - 10, base)], fill=(0, 0, 0))
+    for g, group in enumerate(groups):
+        x0 = left + gap // 2 + g * group_w
+        for s, (name, values) in enumerate(series.items()):
+            mean, sd = values[g]
+            if not math.isfinite(mean):
+                continue
+            x = x0 + s * bar_w
+            draw.rectangle([x, y_of(mean), x + bar_w - 3, base], fill=_SERIES_COLOURS[s % len(_SERIES_COLOURS)], outline=(0, 0, 0))
+            if math.isfinite(sd) and sd > 0:
+                cx = x + (bar_w - 3) // 2
+                draw.line([(cx, y_of(mean - sd)), (cx, y_of(mean + sd))], fill=(0, 0, 0), width=1)
+                for v in (mean - sd, mean + sd):
+                    draw.line([(cx - 3, y_of(v)), (cx + 3, y_of(v))], fill=(0, 0, 0))
+        label = group if len(group) <= 14 else group[:13] + "…"
+        draw.text((x0, base + 6 + 12 * (g % 2)), label, fill=(0, 0, 0))
+    for s, name in enumerate(series):
+        y = base + 44 + 14 * s
+        draw.rectangle([left, y, left + 10, y + 10], fill=_SERIES_COLOURS[s % len(_SERIES_COLOURS)], outline=(0, 0, 0))
+        draw.text((left + 16, y), name, fill=(0, 0, 0))
+    with atomic_path(dest) as tmp:
+        img.save(tmp, format="PNG")
+    return dest
+
+
+def _region_series(summary: Mapping[str, Any], sets: Sequence[str], regions: Sequence[str]) -> dict[str, list[tuple[float, float]]]:
+    out = {}
+    for region in regions:
+        out["mean of regions" if region == "mean" else region] = [
+            (summary[s][region]["dice"]["mean"], summary[s][region]["dice"]["sd"]) for s in sets
+        ]
+    return out
+
+
+def report_markdown(report: Mapping[str, Any]) -> str:
+    """Paper-style tables of a report dictionary."""
+    summary = report["summary"]
+    regions = list(report["regions"]) + ["mean"]
+    settings = report["settings"]
+    seg = settings["segmentation"]
+    lines = [
+        "# Downstream utility of synthetic data",
+        "",
+        f"Segmentation network `{seg['network']}` (features {seg['features']}), {seg['steps']} steps of batch "
+        f"{seg['batch_size']}, {settings['size']}x{settings['size']} slices; seeds {settings['seeds']}; "
+        f"{len(report['folds'])} fold(s) (each case held out once). Mean ± sd over folds × seeds; Dice/IoU per "
+        "test slice holding the region, averaged; precision/recall pooled over the test slices. `mean` "
+        "averages the regions present in the test case.",
+        "",
+    ]
+    h = report["headline"]
+    k = h["k"]
+    lines += [
+        "## Headline",
+        "",
+        "| ratio | measured | target |",
+        "| --- | --- | --- |",
+        f"| Dice(synthetic only) / Dice(real only) | {h['synthetic_over_real']:.3f} ({h['dice_synthetic']:.3f} / {h['dice_real']:.3f}) | ≥ {h['target_synthetic_over_real']} |",
+        f"| Dice({k} real + SinGAN-Seg) / Dice({k} real) | {h['small_plus_synthetic_over_small']:.3f} ({h[f'dice_real{k}+singanseg']:.3f} / {h[f'dice_real{k}']:.3f}) | ≥ {h['target_small_plus_synthetic_over_small']} |",
+        "",
+        "## Dice per training set",
+        "",
+        "| training set | slices | " + " | ".join(f"Dice {r}" for r in regions) + " | IoU mean | precision mean | recall mean |",
+        "| --- | --- | " + " | ".join("---" for _ in regions) + " | --- | --- | --- |",
+    ]
+    for name, stats in summary.items():
+        sizes = sorted({fold["runs"][name]["num_slices"] for fold in report["folds"] if name in fold["runs"]})
+        lines.append(
+            f"| {_SET_TITLES.get(name, name)} | {'/'.join(map(str, sizes))} | "
+            + " | ".join(_fmt(stats[r]["dice"]) for r in regions)
+            + f" | {_fmt(stats['mean']['iou'])} | {_fmt(stats['mean']['precision'])} | {_fmt(stats['mean']['recall'])} |"
+        )
+    lines += [
+        "",
+        "## Synthetic sets (fidelity, diversity, memorisation)",
+        "",
+        "| fold | set | samples | SWD ↓ | diversity (real) | NCC to nearest real slice mean / max | flagged > thr | tumour area ratio | class-mix TV |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for f, fold in enumerate(report["folds"]):
+        for name in ("singanseg", "pix2pix", "synthetic"):
+            q = fold["quality"][name]
+            m = q["memorisation"]
+            lines.append(
+                f"| {f} | {name} | {q['num_samples']} | {q['swd']:.3f} | {q['diversity']:.3f} ({q['real_diversity']:.3f}) | "
+                f"{m['mean']:.3f} / {m['max']:.3f} | {m['num_flagged']} (> {m['threshold']}) | "
+                f"{q['labels']['tumour_area_ratio']:.2f} | {q['labels']['class_proportion_tv']:.2f} |"
+            )
+        base = fold["quality"]["held_out_real_baseline"]
+        lines.append(f"| {f} | held-out real slices (baseline) | {fold['num_test']} | | | {base['memorisation_mean']:.3f} / {base['memorisation_max']:.3f} | | | |")
+    lines += ["", "## Folds", ""]
+    for f, fold in enumerate(report["folds"]):
+        flagged = [x for name in ("singanseg", "pix2pix") for x in fold["quality"][name]["memorisation"]["flagged"]]
+        flagged_text = ", ".join(f"{x['sample']}→{x['nearest_real']} ({x['score']:.3f})" for x in flagged[:10]) or "none"
+        lines += [
+            f"- fold {f}: train {', '.join(fold['train_cases'])} ({fold['num_real_train']} slices), test {fold['test_case']} "
+            f"({fold['num_test']} slices; slices holding WT/TC/ET: {', '.join(str(v) for v in fold['test_regions_present'].values())}); "
+            f"SinGAN-Seg trained on {', '.join(fold['singanseg_slices'])}; small-data order {', '.join(fold['small_data_slices'])}; "
+            f"flagged samples: {flagged_text}"
+            + (f" (+{len(flagged) - 10} more in report.json)" if len(flagged) > 10 else ""),
+            "  - seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in fold["seconds"].items()),
+        ]
+    lines += ["", f"Total time {report['seconds']:.0f} s. Plots: `dice_by_training_set.png`, `dice_small_data.png`, `samples_fold*.png`.", ""]
+    return "\n".join(lines)
+
+
+def _finite_or_null(x: Any) -> Any:
+    """Strict JSON: NaN/inf (undefined scores) become null."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, Mapping):
+        return {str(k): _finite_or_null(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite_or_null(v) for v in x]
+    return x
+
+
+def write_report(
+    out_dir: str | os.PathLike, report: Mapping[str, Any], slice_sets: Sequence[Mapping[str, Any]], overwrite: bool = False, rows: int = 4
+) -> list[Path]:
+    """Write ``report.json``, ``report.md``, the two bar charts and one sample grid per fold.
+
+    Args:
+        out_dir: report folder.
+        report: :func:`~monai_singanseg.evaluation.experiment.run_experiment`'s dictionary.
+        slice_sets: per fold ``{"real", "singanseg", "pix2pix"}`` :class:`SliceSet` objects.
+        overwrite: replace existing files.
+        rows: slices of each kind in a sample grid.
+    """
+    out = Path(out_dir)
+    files = report_files(out, len(report["folds"]))
+    check_outputs_free(files, overwrite)
+    summary = report["summary"]
+    regions = list(report["regions"]) + ["mean"]
+    main = [s for s in _MAIN_SETS if s in summary]
+    if main:
+        bar_chart(files[2], main, _region_series(summary, main, regions), "Dice on held-out real slices per training set (mean ± sd)")
+    else:
+        bar_chart(files[2], ["(none)"], {"-": [(math.nan, math.nan)]}, "no main training set was run")
+    ks = [k for k in report["settings"]["k_values"] if f"real{k}" in summary or f"real{k}+singanseg" in summary]
+    nan = {"dice": {"mean": math.nan, "sd": math.nan}}
+    small = {
+        "k real": [(summary.get(f"real{k}", {}).get("mean", nan)["dice"]["mean"], summary.get(f"real{k}", {}).get("mean", nan)["dice"]["sd"]) for k in ks],
+        "k real + SinGAN-Seg": [
+            (summary.get(f"real{k}+singanseg", {}).get("mean", nan)["dice"]["mean"], summary.get(f"real{k}+singanseg", {}).get("mean", nan)["dice"]["sd"]) for k in ks
+        ],
+    }
+    bar_chart(files[3], [f"k = {k}" for k in ks] or ["(none)"], small if ks else {"-": [(math.nan, math.nan)]}, "Small-data regime: mean Dice of the regions (mean ± sd)")
+    for f, sets in enumerate(slice_sets):
+        images, labels, names = [], [], []
+        for kind in ("real", "singanseg", "pix2pix"):
+            s = sets[kind]
+            for i in range(min(rows, len(s))):
+                images.append(s.images[i])
+                labels.append(s.labels[i])
+                names.append(s.names[i])
+        contact_sheet(files[4 + f], images, labels, channel_names=["flair", "t1", "t1ce", "t2"], row_names=names, overwrite=overwrite)
+    with atomic_path(files[1]) as tmp:
+        tmp.write_text(report_markdown(report), encoding="utf-8")
+    with atomic_path(files[0]) as tmp:
+        tmp.write_text(json.dumps(_finite_or_null(report), indent=1, allow_nan=False), encoding="utf-8")
+    return files

@@ -1,0 +1,124 @@
+"""Downstream-utility experiment: region metrics wiring, memorisation flags, and a tiny real run of `evaluate`."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from monai_singanseg.data import load_case
+from monai_singanseg.evaluation.experiment import ExperimentSettings, SliceSet, synthetic_quality, tumour_slices
+from monai_singanseg.evaluation.regions import BRATS_REGIONS, region_masks, region_metrics
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _case_item(root: Path, name: str) -> dict:
+    d = root / "brats_tcga" / name
+    return {"image": [str(d / f"{name}_{m}.nii.gz") for m in ("flair", "t1", "t1ce", "t2")], "label": str(d / f"{name}_seg.nii.gz")}
+
+
+def _known_target() -> torch.Tensor:
+    """Two 16x16 slices: slice 0 has core (1), oedema (2) and enhancing (3) pixels; slice 1 only oedema."""
+    t = torch.zeros(2, 1, 16, 16, dtype=torch.long)
+    t[0, 0, 2:8, 2:8] = 2
+    t[0, 0, 3:6, 3:6] = 1
+    t[0, 0, 4, 4] = 3
+    t[1, 0, 10:14, 10:14] = 2
+    return t
+
+
+def test_region_masks_follow_brats_regions():
+    t = _known_target()
+    masks = region_masks(t)
+    assert list(BRATS_REGIONS) == ["WT", "TC", "ET"]
+    assert int(masks[0, 0].sum()) == 36 and int(masks[0, 1].sum()) == 9 and int(masks[0, 2].sum()) == 1
+    assert int(masks[1, 0].sum()) == 16 and int(masks[1, 1].sum()) == 0
+
+
+def test_region_metrics_perfect_disjoint_and_partial():
+    t = _known_target()
+    perfect = region_metrics(t, t)
+    for region in ("WT", "TC", "ET", "mean"):
+        for metric in ("dice", "iou", "precision", "recall"):
+            assert perfect[region][metric] == pytest.approx(1.0), (region, metric)
+    assert perfect["ET"]["slices"] == 1 and perfect["WT"]["slices"] == 2
+
+    disjoint = torch.zeros_like(t)
+    disjoint[:, 0, 0:2, 14:16] = 3  # enhancing tumour where there is no tumour at all
+    scores = region_metrics(disjoint, t)
+    for region in ("WT", "TC", "ET", "mean"):
+        assert scores[region]["dice"] == 0.0 and scores[region]["iou"] == 0.0 and scores[region]["recall"] == 0.0
+
+    # predicting the whole tumour as oedema: WT perfect, TC and ET missed
+    as_oedema = torch.where(t > 0, torch.full_like(t, 2), t)
+    scores = region_metrics(as_oedema, t)
+    assert scores["WT"]["dice"] == pytest.approx(1.0)
+    assert scores["TC"]["dice"] == 0.0 and scores["ET"]["dice"] == 0.0
+    assert scores["mean"]["dice"] == pytest.approx(1.0 / 3.0)
+
+    # a region absent from every target slice is undefined, and left out of the mean
+    no_et = torch.where(t == 3, torch.ones_like(t), t)
+    scores = region_metrics(no_et, no_et)
+    assert math.isnan(scores["ET"]["dice"]) and scores["ET"]["slices"] == 0
+    assert scores["mean"]["dice"] == pytest.approx(1.0)
+
+
+def test_memorisation_flags_a_copy_of_a_training_slice_only(shared_data):
+    train = tumour_slices(load_case(_case_item(shared_data, "TCGA-FG-6692")), 32)
+    other = tumour_slices(load_case(_case_item(shared_data, "TCGA-DU-7294")), 32)
+    copy, unrelated = train.subset([7]), other.subset([0])
+    samples = SliceSet.concat([SliceSet(copy.images, copy.labels, ["copy"]), SliceSet(unrelated.images, unrelated.labels, ["unrelated"])])
+    settings = ExperimentSettings(size=32, diversity_samples=2, swd_projections=16)
+    quality = synthetic_quality(samples, train, 4, settings)
+    mem = quality["memorisation"]
+    assert mem["num_flagged"] == 1
+    assert mem["flagged"][0]["sample"] == "copy" and mem["flagged"][0]["nearest_real"] == train.names[7]
+    assert mem["flagged"][0]["score"] == pytest.approx(1.0, abs=1e-5)
+    assert mem["max"] == pytest.approx(1.0, abs=1e-5) and mem["mean"] < 0.95
+    assert math.isfinite(quality["swd"]) and quality["swd"] > 0 and math.isfinite(quality["diversity"])
+
+
+def test_evaluate_cli_tiny_real_run_writes_a_complete_report(shared_data, tmp_path):
+    out = tmp_path / "report"
+    cmd = [
+        sys.executable, "-m", "monai_singanseg", "evaluate", "--data", str(shared_data / "brats_tcga"), "--out", str(out),
+        "--size", "32", "--seeds", "0", "--k", "1", "2", "--singan-slices", "1", "--singan-iters", "2",
+        "--singan-samples", "4", "--pix2pix-epochs", "1", "--pix2pix-volumes", "1", "--pix2pix-samples", "4",
+        "--features", "4", "--steps", "2", "--batch-size", "2", "--folds", "1", "--threads", "1", "--device", "cpu", "--quiet",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Dice(synthetic only)/Dice(real only)" in done.stdout
+    for name in ("report.json", "report.md", "dice_by_training_set.png", "dice_small_data.png", "samples_fold0.png"):
+        assert (out / name).stat().st_size > 0, name
+    report = json.loads((out / "report.json").read_text())
+    fold = report["folds"][0]
+    assert fold["train_cases"] == ["TCGA-FG-6692"] and fold["test_case"] == "TCGA-DU-7294"  # cases sorted by name
+    assert set(report["summary"]) == {"real", "singanseg", "pix2pix", "synthetic", "real+synthetic", "real1", "real1+singanseg", "real2", "real2+singanseg"}
+    for name, stats in report["summary"].items():
+        for region in ("WT", "TC", "mean"):  # the held-out TCGA-DU-7294 has no enhancing tumour (ET undefined)
+            for metric in ("dice", "iou", "precision", "recall"):
+                assert math.isfinite(stats[region][metric]["mean"]) and 0.0 <= stats[region][metric]["mean"] <= 1.0, (name, region, metric)
+    assert fold["num_real_train"] == 52 and fold["runs"]["real2"]["num_slices"] == 2 and fold["runs"]["real2+singanseg"]["num_slices"] == 6
+    for name in ("singanseg", "pix2pix", "synthetic"):
+        q = fold["quality"][name]
+        assert all(math.isfinite(q[k]) for k in ("swd", "diversity", "real_diversity"))
+        assert 0.0 < q["memorisation"]["max"] <= 1.0
+    for key in ("synthetic_over_real", "small_plus_synthetic_over_small"):
+        assert math.isfinite(report["headline"][key]) and report["headline"][key] > 0
+    assert "| real (all training slices) | 52 |" in (out / "report.md").read_text()
+    assert (out / "models" / "fold0_pix2pix.pt").is_file() and (out / "models" / "fold0_singanseg_0.pt").is_file()
+
+    # never overwritten without --overwrite: refused before any work, the report untouched
+    before = (out / "report.json").read_bytes()
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+    assert again.returncode == 1 and "already exists" in again.stderr
+    assert (out / "report.json").read_bytes() == before
