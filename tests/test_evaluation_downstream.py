@@ -94,7 +94,7 @@ def test_evaluate_cli_tiny_real_run_writes_a_complete_report(shared_data, tmp_pa
         "--features", "4", "--steps", "2", "--batch-size", "2", "--folds", "1", "--threads", "1", "--device", "cpu", "--quiet",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    done = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", cwd=REPO, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Dice(synthetic only)/Dice(real only)" in done.stdout
     for name in ("report.json", "report.md", "dice_by_training_set.png", "dice_small_data.png", "samples_fold0.png"):
@@ -119,6 +119,6 @@ def test_evaluate_cli_tiny_real_run_writes_a_complete_report(shared_data, tmp_pa
 
     # never overwritten without --overwrite: refused before any work, the report untouched
     before = (out / "report.json").read_bytes()
-    again = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+    again = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", cwd=REPO, env=env, timeout=120)
     assert again.returncode == 1 and "already exists" in again.stderr
     assert (out / "report.json").read_bytes() == before

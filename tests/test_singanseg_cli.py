@@ -22,7 +22,7 @@ TINY = ["--max-size", "32", "--min-size", "12", "--stages", "3", "--iters", "12"
 
 
 def cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "monai_singanseg", *args], capture_output=True, text=True, **kwargs)
+    return subprocess.run([sys.executable, "-m", "monai_singanseg", *args], capture_output=True, text=True, encoding="utf-8", **kwargs)
 
 
 def train_args(item: dict, out: Path) -> list[str]:
