@@ -36,9 +36,9 @@ def config(name: str, which: str) -> str:
 def test_metadata_verifies_offline_against_the_shipped_schema(name, tmp_path):
     res = bundle("verify_metadata", "--meta_file", config(name, "metadata"), "--filepath", str(SCHEMA))
     assert res.returncode == 0 and "metadata is verified with no error" in res.stdout + res.stderr, res.stderr[-2000:]
-    broken = json.loads((REPO / config(name, "metadata")).read_text())
+    broken = json.loads((REPO / config(name, "metadata")).read_text(encoding="utf-8"))
     del broken["task"]
-    (tmp_path / "metadata.json").write_text(json.dumps(broken))
+    (tmp_path / "metadata.json").write_text(json.dumps(broken), encoding="utf-8")
     res = bundle("verify_metadata", "--meta_file", str(tmp_path / "metadata.json"), "--filepath", str(SCHEMA))
     assert res.returncode != 0 and "task" in res.stdout + res.stderr
 

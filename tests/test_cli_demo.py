@@ -21,13 +21,13 @@ def test_demo_writes_preview_slices_and_datalist_and_refuses_to_overwrite(tmp_pa
     res = _run("demo", "--out", str(out), *small)
     assert res.returncode == 0, res.stderr
     for name, count in (("singanseg", 2), ("pix2pix", 1)):
-        cases = json.loads((out / name / "datalist.json").read_text())["training"]
+        cases = json.loads((out / name / "datalist.json").read_text(encoding="utf-8"))["training"]
         assert len(cases) == count and (out / name / "preview.png").stat().st_size > 0
         seg = np.asarray(nib.load(str(out / name / cases[0]["label"])).dataobj)
         assert set(np.unique(seg)) <= {0, 1, 2, 4} and (seg > 0).any()
     preview = Image.open(out / "tumour_slices_preview.png")
     assert preview.size[0] > 5 * 128 and preview.size[1] >= 2 * 128
-    datalist = json.loads((out / "tumour_slices.json").read_text())["training"]
+    datalist = json.loads((out / "tumour_slices.json").read_text(encoding="utf-8"))["training"]
     assert len(datalist) == 2
     src = nib.load(demo_case()["image"][0])
     for entry in datalist:

@@ -99,7 +99,7 @@ def test_evaluate_cli_tiny_real_run_writes_a_complete_report(shared_data, tmp_pa
     assert "Dice(synthetic only)/Dice(real only)" in done.stdout
     for name in ("report.json", "report.md", "dice_by_training_set.png", "dice_small_data.png", "samples_fold0.png"):
         assert (out / name).stat().st_size > 0, name
-    report = json.loads((out / "report.json").read_text())
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     fold = report["folds"][0]
     assert fold["train_cases"] == ["TCGA-FG-6692"] and fold["test_case"] == "TCGA-DU-7294"  # cases sorted by name
     assert set(report["summary"]) == {"real", "singanseg", "pix2pix", "synthetic", "real+synthetic", "real1", "real1+singanseg", "real2", "real2+singanseg"}
@@ -114,7 +114,7 @@ def test_evaluate_cli_tiny_real_run_writes_a_complete_report(shared_data, tmp_pa
         assert 0.0 < q["memorisation"]["max"] <= 1.0
     for key in ("synthetic_over_real", "small_plus_synthetic_over_small"):
         assert math.isfinite(report["headline"][key]) and report["headline"][key] > 0
-    assert "| real (all training slices) | 52 |" in (out / "report.md").read_text()
+    assert "| real (all training slices) | 52 |" in (out / "report.md").read_text(encoding="utf-8")
     assert (out / "models" / "fold0_pix2pix.pt").is_file() and (out / "models" / "fold0_singanseg_0.pt").is_file()
 
     # never overwritten without --overwrite: refused before any work, the report untouched

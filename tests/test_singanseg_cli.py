@@ -116,7 +116,7 @@ def test_2d_rgb_image_and_mask(shared_data, tmp_path):
     assert load_model_file(out).config["image_channels"] == ["red", "green", "blue"]
     res = cli("generate", "--model", str(out), "--num", "2", "--out", str(tmp_path / "g"))
     assert res.returncode == 0, res.stderr
-    items = json.loads((tmp_path / "g" / "datalist.json").read_text())["training"]
+    items = json.loads((tmp_path / "g" / "datalist.json").read_text(encoding="utf-8"))["training"]
     assert len(items) == 2 and all(i["image"].endswith(".png") and i["label"].endswith(".png") for i in items)
 
 

@@ -15,7 +15,7 @@ def _is_bundle(folder: Path, name: str) -> bool:
     if not meta.is_file():
         return False
     try:
-        return json.loads(meta.read_text()).get("name") == name
+        return json.loads(meta.read_text(encoding="utf-8")).get("name") == name
     except (OSError, ValueError):
         return False
 

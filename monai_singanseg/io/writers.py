@@ -189,5 +189,5 @@ def write_datalist(
     payload = dict(extra or {})
     payload[key] = items
     with atomic_path(dest) as tmp:
-        tmp.write_text(json.dumps(payload, indent=2))
+        tmp.write_text(json.dumps(payload, indent=2), encoding="utf-8")
     return dest
