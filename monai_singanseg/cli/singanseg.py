@@ -67,6 +67,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     """``train-singanseg``: prepare the slice, train, write the model file."""
+    from monai_singanseg.engines.common import require_tensorboard
     from monai_singanseg.engines.singan import SinGANSegSettings, SinGANSegTrainer, prepare_training_input
 
     if args.threads:
@@ -76,9 +77,9 @@ def run_train(args: argparse.Namespace) -> int:
         check_outputs_free([out], args.overwrite)
     if args.tensorboard:
         try:
-            from torch.utils.tensorboard import SummaryWriter  # noqa: F401
-        except ImportError:
-            raise RuntimeError("--tensorboard needs `pip install monai-singanseg[tensorboard]`") from None
+            require_tensorboard()  # fail before loading data
+        except ImportError as exc:
+            raise RuntimeError(f"--tensorboard: {exc}") from None
     settings = SinGANSegSettings(
         schedule=args.schedule, min_size=args.min_size, num_stages=args.stages, iters=args.iters,
         coarsest_iters=args.coarsest_iters, label_area_weight=args.label_area_weight, seed=args.seed,

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from monai.utils import set_determinism
 
-__all__ = ["seed_everything", "resolve_device", "optional_summary_writer", "cpu_threads_hint"]
+__all__ = ["seed_everything", "resolve_device", "require_tensorboard", "optional_summary_writer", "cpu_threads_hint"]
 
 
 def seed_everything(seed: int | None) -> None:
@@ -35,11 +35,20 @@ def optional_summary_writer(log_dir: str | os.PathLike | None) -> Any | None:
     """
     if log_dir is None:
         return None
+    return require_tensorboard()(log_dir=str(log_dir))
+
+
+def require_tensorboard() -> Any:
+    """TensorBoard's ``SummaryWriter`` class; call it before reading data to fail early when it is missing.
+
+    Raises:
+        ImportError: naming the extra to install.
+    """
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("TensorBoard logging needs `pip install monai-singanseg[tensorboard]`") from exc
-    return SummaryWriter(log_dir=str(log_dir))
+    return SummaryWriter
 
 
 def cpu_threads_hint() -> int:
