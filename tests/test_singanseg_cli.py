@@ -48,7 +48,7 @@ def generated(model, tmp_path_factory) -> Path:
 def test_generate_writes_brats_cases_datalist_and_sheet(generated, model):
     items = load_decathlon_datalist(str(generated / "datalist.json"), data_list_key="training")
     assert len(items) == 4
-    assert (generated / "samples.png").stat().st_size > 0
+    assert (generated / "preview.png").stat().st_size > 0
     cfg = load_model_file(model).config
     for item in items:
         assert [Path(p).name.split("_")[-1] for p in item["image"]] == ["flair.nii.gz", "t1.nii.gz", "t1ce.nii.gz", "t2.nii.gz"]

@@ -48,7 +48,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     g = subparsers.add_parser(
         "generate",
         help="draw synthetic (image, label) cases from a SinGAN-Seg model",
-        description="Write N synthetic cases (BraTS-named NIfTI or PNG image+mask), a datalist and a contact sheet.",
+        description="Write N synthetic cases (BraTS-named NIfTI or PNG image+mask), a datalist and a preview.",
     )
     g.add_argument("--model", required=True, help="SinGAN-Seg model file")
     g.add_argument("--num", type=int, default=10, help="number of samples (default 10)")
@@ -56,10 +56,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--start-scale", type=int, default=0, help="scale where random noise starts (default 0)")
     g.add_argument("--size", type=int, nargs="+", default=None, help="other output size (H W)")
     g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    g.add_argument("--batch-size", type=int, default=16, help="samples per forward pass (default 16)")
     g.add_argument("--threshold", type=float, default=0.5, help="label background threshold (default 0.5)")
     g.add_argument("--min-component", type=int, default=0, help="remove tumour components smaller than this (pixels)")
-    g.add_argument("--sheet", type=int, default=8, help="samples shown in the contact sheet (0: none; default 8)")
+    g.add_argument("--sheet", type=int, default=8, help="samples shown in preview.png (0: none; default 8)")
     g.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     g.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     g.set_defaults(func=run_generate)
@@ -102,55 +101,26 @@ def _int_arg(value: str, name: str) -> int:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    """``generate``: sample, check every output is free, then write cases, datalist and contact sheet."""
+    """``generate``: the SinGAN-Seg synthesis pipeline over ``--num`` cases (every output checked free first)."""
+    from monai_singanseg.bundle import singanseg_pipeline, synthesise
     from monai_singanseg.engines.singan_sampler import SinGANSegSampler
-    from monai_singanseg.io.writers import brats_case_paths, write_brats_case, write_datalist, write_image_mask_png
-    from monai_singanseg.visualize import contact_sheet
 
     if args.num < 1:
         raise ValueError(f"--num must be >= 1, got {args.num}")
     sampler = SinGANSegSampler(args.model, device=args.device)
     cfg = sampler.config
-    rgb = cfg.get("input_kind") == "rgb"
     channels = list(cfg["image_channels"])
-    out = Path(args.out)
-    names = [f"{cfg.get('source_name', 'singanseg')}_syn{i:04d}" for i in range(args.num)]
-    targets: list[Path] = [out / "datalist.json"] + ([out / "samples.png"] if args.sheet > 0 else [])
-    for name in names:
-        if rgb:
-            targets += [out / "images" / f"{name}.png", out / "masks" / f"{name}.png"]
-        else:
-            paths = brats_case_paths(out, name, channels)
-            targets += list(paths["image"]) + [paths["label"]]
-    check_outputs_free(targets, args.overwrite)
-
-    affine = sampler.affine_for(args.size)
-    entries, sheet_images, sheet_labels = [], [], []
-    index = 0
-    for batch in sampler.iter_samples(args.num, args.start_scale, args.size, args.batch_size, args.seed):
-        images, labels = sampler.split(batch.cpu(), args.threshold, args.min_component)
-        for image, label in zip(images, labels):
-            src_image, src_label = sampler.to_source(image, label)
-            name = names[index]
-            if rgb:
-                entries.append(write_image_mask_png(out, name, src_image, src_label, overwrite=args.overwrite))
-            else:
-                entries.append(
-                    write_brats_case(out, name, src_image, src_label, affine, modalities=channels,
-                                     image_dtype=sampler.stats.dtype, overwrite=args.overwrite)
-                )
-            if len(sheet_images) < args.sheet:
-                sheet_images.append(image)
-                sheet_labels.append(label)
-            index += 1
-    extra = {
-        "description": f"SinGAN-Seg synthetic samples of {cfg.get('source_name')}",
-        "labels": {str(v): str(v) for v in sampler.label_values},
-        "modality": {str(i): c for i, c in enumerate(channels)},
-    }
-    write_datalist(out / "datalist.json", entries, overwrite=args.overwrite, extra=extra)
-    if sheet_images:
-        contact_sheet(out / "samples.png", sheet_images, sheet_labels, channel_names=channels, rgb=rgb,
-                      row_names=names[: len(sheet_images)], overwrite=args.overwrite)
-    print(f"wrote {args.num} samples to {out}", file=sys.stdout)
+    pipeline = singanseg_pipeline(
+        sampler, args.out, start_scale=args.start_scale, size=args.size, threshold=args.threshold,
+        min_component=args.min_component, overwrite=args.overwrite,
+    )
+    source = cfg.get("source_name", "singanseg")
+    items = [{"name": f"{source}_syn{i:04d}"} for i in range(args.num)]
+    synthesise(
+        pipeline, items, args.out, seed=args.seed, label_values=sampler.label_values, modalities=channels,
+        overwrite=args.overwrite, preview=args.sheet, description=f"SinGAN-Seg synthetic samples of {source}",
+        rgb=cfg.get("input_kind") == "rgb",
+        extra={"labels": {str(v): str(v) for v in sampler.label_values}, "modality": dict(enumerate(channels))},
+    )
+    print(f"wrote {args.num} samples to {args.out}", file=sys.stdout)
     return 0

@@ -1,32 +1,81 @@
-"""Writing transforms: put a (synthetic) case on disk from inside a MONAI pipeline."""
+"""Writing transforms: put a (synthetic) case on disk from inside a MONAI pipeline.
+
+Each writer knows the files it will write for a case name (:meth:`output_paths`), so a pipeline runner
+(:func:`monai_singanseg.bundle.synthesise`) can check every output is free before anything is written.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Hashable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 from monai.data import MetaTensor
-from monai.transforms import MapTransform
+from monai.transforms import Compose, MapTransform
 
-from monai_singanseg.io.writers import BRATS_MODALITIES, write_brats_case
+from monai_singanseg.io.writers import BRATS_MODALITIES, brats_case_paths, write_brats_case, write_image_mask_png
 
-__all__ = ["SaveBratsCased"]
+__all__ = ["SaveCased", "SaveBratsCased", "SaveImageMaskPngd", "find_case_writer"]
 
 
-class SaveBratsCased(MapTransform):
-    """Write ``d[image_key]`` (source units) and ``d[label_key]`` (label values) as a BraTS-named case.
+class SaveCased(MapTransform):
+    """Base of the case writers: writes ``d[image_key]`` and ``d[label_key]`` as case ``d[name_key]``.
 
-    The files are ``<output_dir>/<d[name_key]>_{flair,t1,t1ce,t2,seg}.nii.gz`` with the label's affine
-    and the image's ``meta["source_dtype"]``; the datalist entry is stored in ``d[entry_key]``.
+    The written case's datalist entry is stored in ``d[entry_key]``.
+
+    Args:
+        keys: ``(image_key, label_key)``.
+        output_dir: destination folder.
+        name_key: key of the case name.
+        overwrite: replace existing files (otherwise an existing file is an error and nothing is written).
+        entry_key: where to store the written case's datalist entry.
+    """
+
+    def __init__(
+        self,
+        keys: Sequence[str] = ("image", "label"),
+        output_dir: str | os.PathLike = "output",
+        name_key: str = "name",
+        overwrite: bool = False,
+        entry_key: str = "case_entry",
+    ) -> None:
+        super().__init__(keys)
+        if len(self.keys) != 2:
+            raise ValueError(f"keys must be (image_key, label_key), got {self.keys}")
+        self.output_dir = output_dir
+        self.name_key = name_key
+        self.overwrite = overwrite
+        self.entry_key = entry_key
+
+    def output_paths(self, name: str) -> list[Path]:
+        """Every file written for case ``name``."""
+        raise NotImplementedError
+
+    def write(self, name: str, image: Any, label: Any) -> dict[str, Any]:
+        """Write one case; returns its datalist entry."""
+        raise NotImplementedError
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        image_key, label_key = self.keys
+        d[self.entry_key] = self.write(str(d[self.name_key]), d[image_key], d[label_key])
+        return d
+
+
+class SaveBratsCased(SaveCased):
+    """Write the image (source units) and label (label values) as a BraTS-named NIfTI case.
+
+    The files are ``<output_dir>/<name>_{flair,t1,t1ce,t2,seg}.nii.gz`` with the label's affine and the
+    image's ``meta["source_dtype"]``.
 
     Args:
         keys: ``(image_key, label_key)``.
         output_dir: destination folder.
         name_key: key of the case name.
         modalities: one name per image channel.
-        overwrite: replace existing files (otherwise an existing file is an error and nothing is written).
+        overwrite: replace existing files.
         entry_key: where to store the written case's datalist entry.
     """
 
@@ -39,22 +88,51 @@ class SaveBratsCased(MapTransform):
         overwrite: bool = False,
         entry_key: str = "case_entry",
     ) -> None:
-        super().__init__(keys)
-        if len(self.keys) != 2:
-            raise ValueError(f"keys must be (image_key, label_key), got {self.keys}")
-        self.output_dir = output_dir
-        self.name_key = name_key
+        super().__init__(keys, output_dir, name_key, overwrite, entry_key)
         self.modalities = tuple(modalities)
-        self.overwrite = overwrite
-        self.entry_key = entry_key
 
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        d = dict(data)
-        image_key, label_key = self.keys
-        image, label = d[image_key], d[label_key]
+    def output_paths(self, name: str) -> list[Path]:
+        paths = brats_case_paths(self.output_dir, name, self.modalities)
+        return [Path(p) for p in paths["image"]] + [Path(paths["label"])]
+
+    def write(self, name: str, image: Any, label: Any) -> dict[str, Any]:
         affine = label.affine if isinstance(label, MetaTensor) else getattr(image, "affine", torch.eye(4))
         dtype = image.meta.get("source_dtype") if isinstance(image, MetaTensor) else None
-        d[self.entry_key] = write_brats_case(
-            self.output_dir, str(d[self.name_key]), image, label, affine, self.modalities, dtype, self.overwrite
-        )
-        return d
+        return write_brats_case(self.output_dir, name, image, label, affine, self.modalities, dtype, self.overwrite)
+
+
+class SaveImageMaskPngd(SaveCased):
+    """Write a 2D RGB image (0..255) and its binary mask as ``images/<name>.png`` and ``masks/<name>.png``.
+
+    Args:
+        keys: ``(image_key, label_key)``.
+        output_dir: destination folder.
+        name_key: key of the case name.
+        overwrite: replace existing files.
+        entry_key: where to store the written case's datalist entry.
+    """
+
+    def output_paths(self, name: str) -> list[Path]:
+        folder = Path(self.output_dir)
+        return [folder / "images" / f"{name}.png", folder / "masks" / f"{name}.png"]
+
+    def write(self, name: str, image: Any, label: Any) -> dict[str, Any]:
+        return write_image_mask_png(self.output_dir, name, image, label, self.overwrite)
+
+
+def find_case_writer(transform: Any) -> SaveCased:
+    """The case writer of a pipeline: ``transform`` itself or the last :class:`SaveCased` of a ``Compose``.
+
+    Raises:
+        ValueError: the pipeline writes no cases.
+    """
+    if isinstance(transform, SaveCased):
+        return transform
+    if isinstance(transform, Compose):
+        for t in reversed(list(transform.transforms)):
+            if isinstance(t, (SaveCased, Compose)):
+                try:
+                    return find_case_writer(t)
+                except ValueError:
+                    continue
+    raise ValueError("the synthesis pipeline must end in a case writer (SaveBratsCased or SaveImageMaskPngd)")

@@ -7,7 +7,7 @@ carries the source slice's affine and metadata, so it can be written or resample
 from __future__ import annotations
 
 import os
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -35,6 +35,7 @@ class SinGANSegSample(Randomizable, Transform):
     Args:
         model: model file path, a loaded :class:`ModelFile` or a :class:`SinGANSegSampler`.
         start_scale: scale where random noise starts (higher = closer to the training slice).
+        size: output spatial size (None: the training size); the pixel spacing of the affine is scaled to match.
         threshold: background unless the largest label channel exceeds it.
         min_component: remove tumour components smaller than this many pixels.
         source_units: image in source units/dtype instead of [-1, 1].
@@ -46,6 +47,7 @@ class SinGANSegSample(Randomizable, Transform):
         self,
         model: str | os.PathLike | ModelFile | SinGANSegSampler,
         start_scale: int = 0,
+        size: Sequence[int] | None = None,
         threshold: float = 0.5,
         min_component: int = 0,
         source_units: bool = False,
@@ -58,6 +60,8 @@ class SinGANSegSample(Randomizable, Transform):
         if not 0 <= start_scale < self.sampler.num_scales:
             raise ValueError(f"start_scale must lie in [0, {self.sampler.num_scales - 1}], got {start_scale}")
         self.start_scale = start_scale
+        self.size = None if size is None else [int(v) for v in size]
+        self.sampler.scaled_sizes(self.size)  # validates the size
         self.threshold = threshold
         self.min_component = min_component
         self.source_units = source_units
@@ -71,7 +75,7 @@ class SinGANSegSample(Randomizable, Transform):
     def _meta(self) -> dict[str, Any]:
         cfg = self.sampler.config
         return {
-            "affine": self.sampler.affine,
+            "affine": self.sampler.affine_for(self.size),
             "source_name": cfg.get("source_name"),
             "source_slice_index": cfg.get("source_slice_index"),
             "filename_or_obj": f"{cfg.get('source_name', 'singanseg')}_synthetic_{self._seed}",
@@ -86,7 +90,7 @@ class SinGANSegSample(Randomizable, Transform):
         """Return a new synthetic ``(image, label)`` pair (``data`` is ignored)."""
         if randomize:
             self.randomize()
-        x = self.sampler.sample(1, start_scale=self.start_scale, seed=self._seed)
+        x = self.sampler.sample(1, start_scale=self.start_scale, size=self.size, seed=self._seed)
         image, label = self.sampler.split(x, self.threshold, self.min_component)
         image, label = image[0].cpu(), label[0].cpu()
         if self.source_units or self.label_values:

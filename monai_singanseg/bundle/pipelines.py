@@ -1,0 +1,70 @@
+"""The SinGAN-Seg synthesis pipeline as one MONAI ``Compose``, shared by the ``generate`` command and Python users.
+
+sample (GAN space: image in [-1, 1], class indices) -> optional style step on the image -> source units and
+label values -> case writer (BraTS NIfTI, or PNG image + mask for RGB models). The bundle's
+``inference.json`` lists the same transforms in its config.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from monai.transforms import Compose
+
+from monai_singanseg.engines.singan_sampler import SinGANSegSampler
+from monai_singanseg.io.modelfile import ModelFile
+from monai_singanseg.transforms.intensity import IntensityFromTanhRanged
+from monai_singanseg.transforms.io import SaveBratsCased, SaveCased, SaveImageMaskPngd
+from monai_singanseg.transforms.labels import IndexToLabeld
+from monai_singanseg.transforms.synthesis import SinGANSegSampled
+
+__all__ = ["singanseg_pipeline", "singanseg_case_writer"]
+
+
+def singanseg_case_writer(sampler: SinGANSegSampler, output_dir: str | os.PathLike, overwrite: bool = False) -> SaveCased:
+    """The writer that fits the model's input: PNG image + mask for RGB models, else BraTS-named NIfTI."""
+    if sampler.config.get("input_kind") == "rgb":
+        return SaveImageMaskPngd(("image", "label"), output_dir, overwrite=overwrite)
+    return SaveBratsCased(("image", "label"), output_dir, modalities=sampler.config["image_channels"], overwrite=overwrite)
+
+
+def singanseg_pipeline(
+    model: str | os.PathLike | ModelFile | SinGANSegSampler,
+    output_dir: str | os.PathLike,
+    start_scale: int = 0,
+    size: Sequence[int] | None = None,
+    threshold: float = 0.5,
+    min_component: int = 0,
+    style: Callable[[Any], Any] | None = None,
+    overwrite: bool = False,
+    device: str | None = "cpu",
+) -> Compose:
+    """Build the synthesis pipeline of a SinGAN-Seg model; run it with :func:`monai_singanseg.bundle.synthesise`.
+
+    Args:
+        model: model file, loaded :class:`ModelFile` or :class:`SinGANSegSampler`.
+        output_dir: where the writer puts the cases.
+        start_scale: scale where random noise starts.
+        size: output spatial size (None: the training size).
+        threshold: label background threshold.
+        min_component: remove tumour components smaller than this many pixels.
+        style: a dictionary transform applied to ``"image"`` in [-1, 1] before it goes back to source units
+            (e.g. :class:`~monai_singanseg.transforms.StyleTransferd`); the label is not passed through it.
+        overwrite: replace existing outputs.
+        device: device of the generator.
+    """
+    sampler = model if isinstance(model, SinGANSegSampler) else SinGANSegSampler(model, device=device)
+    transforms: list[Callable[[Any], Any]] = [
+        SinGANSegSampled(("image", "label"), sampler, start_scale=start_scale, size=size, threshold=threshold,
+                         min_component=min_component)
+    ]
+    if style is not None:
+        transforms.append(style)
+    transforms += [
+        IntensityFromTanhRanged("image"),
+        IndexToLabeld("label", label_values=sampler.label_values),
+        singanseg_case_writer(sampler, output_dir, overwrite),
+    ]
+    return Compose(transforms)
