@@ -14,21 +14,31 @@ cores. ``--all-sets`` runs every training set of the protocol. The full report (
 grids) is written to ``--out``.
 
 Run: ``python benchmarks/utility.py --out utility_report`` (``--threads 1`` default).
+
+Style transfer (SinGAN-Seg's second stage): ``--style histogram random histogram+random`` adds the training
+sets ``singanseg+style:M`` and ``real5+singanseg+style:M`` and prints Dice(styled)/Dice(plain).
+
+On a GPU the two folds can run as two processes side by side and be merged afterwards::
+
+    python benchmarks/utility.py --device cuda --fold 0 --out u/fold0 &
+    python benchmarks/utility.py --device cuda --fold 1 --out u/fold1 & wait
+    python benchmarks/utility.py --merge u/fold0 u/fold1
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
 import torch
 
 from monai_singanseg.data import brats_datalist
-from monai_singanseg.evaluation.experiment import ExperimentSettings, run_experiment
+from monai_singanseg.evaluation.experiment import ExperimentSettings, headline, run_experiment, style_set_name, summarise_folds
 from monai_singanseg.evaluation.segmentation import SegmentationSettings
 
-HEADLINE_SETS = ("real", "synthetic", "real5", "real5+singanseg")
+HEADLINE_SETS = ("real", "singanseg", "synthetic", "real5", "real5+singanseg")
 
 
 def main() -> int:
@@ -45,28 +55,59 @@ def main() -> int:
     parser.add_argument("--features", type=int, default=8)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--all-sets", action="store_true", help="every training set, not only the headline ones")
+    parser.add_argument("--style", nargs="+", default=[], help="style-transfer methods to compare (default: none)")
+    parser.add_argument("--style-steps", type=int, default=100)
+    parser.add_argument("--sets", nargs="+", default=None, help="only these training sets (default: the headline ones)")
+    parser.add_argument("--fold", type=int, default=None, help="run only this fold (the case at this index is held out)")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="DIR", help="print the headline of several fold reports")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args()
+    if args.merge:
+        reports = [json.loads((Path(d) / "report.json").read_text(encoding="utf-8")) for d in args.merge]
+        settings = ExperimentSettings.from_dict(reports[0]["settings"])
+        folds = [fold for r in reports for fold in r["folds"]]
+        summary = summarise_folds(folds, settings)
+        print_headline(summary, headline(summary, 5, settings.style_methods), f"{len(folds)} folds from {len(reports)} reports")
+        return 0
     torch.set_num_threads(args.threads)
     settings = ExperimentSettings(
         size=args.size, seeds=tuple(args.seeds), k_values=(1, 2, 5, 10) if args.all_sets else (5,), singan_slices=5,
         singan_iters=args.singan_iters, singan_samples=100, pix2pix_epochs=args.pix2pix_epochs,
         pix2pix_volumes=args.pix2pix_volumes, pix2pix_samples=100,
         segmentation=SegmentationSettings(network=args.network, features=args.features, steps=args.steps),
-        training_sets=None if args.all_sets else HEADLINE_SETS,
+        style_methods=tuple(args.style), style_steps=args.style_steps,
+        training_sets=tuple(args.sets) if args.sets else None if args.all_sets else HEADLINE_SETS + tuple(
+            style_set_name(base, m) for m in args.style for base in ("singanseg", "real5+singanseg")
+        ),
     )  # fmt: skip
+    items = brats_datalist(args.data)
+    if args.fold is not None:  # the held-out case first, then only one fold
+        items = [items[args.fold]] + [it for i, it in enumerate(items) if i != args.fold]
+        settings.max_folds = 1
     start = time.perf_counter()
-    report = run_experiment(brats_datalist(args.data), args.out, settings, device=args.device, overwrite=args.overwrite, progress=False)
-    h = report["headline"]
+    report = run_experiment(items, args.out, settings, device=args.device, overwrite=args.overwrite, progress=False)
     print(f"\nbudget: {settings.to_dict()}")
     print(f"wall time {time.perf_counter() - start:.0f} s, torch threads {args.threads}, device {args.device}")
-    for name, stats in report["summary"].items():
+    print_headline(report["summary"], report["headline"], f"{len(report['folds'])} fold(s)")
+    return 0
+
+
+def print_headline(summary: dict, h: dict, what: str) -> None:
+    """Mean Dice per training set and the headline ratios."""
+    print(what)
+    for name, stats in summary.items():
         print(f"  {name:<18} mean Dice {stats['mean']['dice']['mean']:.3f} ± {stats['mean']['dice']['sd']:.3f}   WT {stats['WT']['dice']['mean']:.3f}")
     print(f"Dice(synthetic only)/Dice(real only) = {h['synthetic_over_real']:.3f} ({h['dice_synthetic']:.3f}/{h['dice_real']:.3f}); target >= 0.9")
     print(f"Dice(5 real + SinGAN-Seg)/Dice(5 real) = {h['small_plus_synthetic_over_small']:.3f} ({h['dice_real5+singanseg']:.3f}/{h['dice_real5']:.3f}); target >= 1.3")
-    return 0
+    for method, st in h.get("style", {}).items():
+        print(
+            f"style {method}: Dice(SinGAN-Seg + style)/Dice(SinGAN-Seg) = {st['styled_over_plain']:.3f} "
+            f"({st['dice_singanseg+style']:.3f}/{st['dice_singanseg']:.3f}); Dice(5 real + SinGAN-Seg + style)/"
+            f"Dice(5 real + SinGAN-Seg) = {st['small_styled_over_small_plain']:.3f} "
+            f"({st['dice_real5+singanseg+style']:.3f}/{h['dice_real5+singanseg']:.3f})"
+        )
 
 
 if __name__ == "__main__":

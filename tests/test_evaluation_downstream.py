@@ -92,6 +92,7 @@ def test_evaluate_cli_tiny_real_run_writes_a_complete_report(shared_data, tmp_pa
         "--size", "32", "--seeds", "0", "--k", "1", "2", "--singan-slices", "1", "--singan-iters", "2",
         "--singan-samples", "4", "--pix2pix-epochs", "1", "--pix2pix-volumes", "1", "--pix2pix-samples", "4",
         "--features", "4", "--steps", "2", "--batch-size", "2", "--folds", "1", "--threads", "1", "--device", "cpu", "--quiet",
+        "--style", "histogram", "random", "--style-steps", "2",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", cwd=REPO, env=env, timeout=300)
@@ -102,19 +103,28 @@ def test_evaluate_cli_tiny_real_run_writes_a_complete_report(shared_data, tmp_pa
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     fold = report["folds"][0]
     assert fold["train_cases"] == ["TCGA-FG-6692"] and fold["test_case"] == "TCGA-DU-7294"  # cases sorted by name
-    assert set(report["summary"]) == {"real", "singanseg", "pix2pix", "synthetic", "real+synthetic", "real1", "real1+singanseg", "real2", "real2+singanseg"}
+    styled = {f"{base}+style:{m}" for base in ("singanseg", "real1+singanseg", "real2+singanseg") for m in ("histogram", "random")}
+    assert set(report["summary"]) == {"real", "singanseg", "pix2pix", "synthetic", "real+synthetic", "real1", "real1+singanseg", "real2", "real2+singanseg"} | styled
     for name, stats in report["summary"].items():
         for region in ("WT", "TC", "mean"):  # the held-out TCGA-DU-7294 has no enhancing tumour (ET undefined)
             for metric in ("dice", "iou", "precision", "recall"):
                 assert math.isfinite(stats[region][metric]["mean"]) and 0.0 <= stats[region][metric]["mean"] <= 1.0, (name, region, metric)
     assert fold["num_real_train"] == 52 and fold["runs"]["real2"]["num_slices"] == 2 and fold["runs"]["real2+singanseg"]["num_slices"] == 6
-    for name in ("singanseg", "pix2pix", "synthetic"):
+    for name in ("singanseg", "pix2pix", "synthetic", "singanseg+style:histogram", "singanseg+style:random"):
         q = fold["quality"][name]
         assert all(math.isfinite(q[k]) for k in ("swd", "diversity", "real_diversity"))
         assert 0.0 < q["memorisation"]["max"] <= 1.0
+    for method in ("histogram", "random"):  # style transfer changes the images, never the labels
+        styled_quality = fold["quality"][f"singanseg+style:{method}"]
+        assert styled_quality["labels"] == fold["quality"]["singanseg"]["labels"]
+        assert styled_quality["swd"] != fold["quality"]["singanseg"]["swd"]
+        assert fold["runs"][f"real2+singanseg+style:{method}"]["num_slices"] == 6
+        assert math.isfinite(report["headline"]["style"][method]["styled_over_plain"])
     for key in ("synthetic_over_real", "small_plus_synthetic_over_small"):
         assert math.isfinite(report["headline"][key]) and report["headline"][key] > 0
-    assert "| real (all training slices) | 52 |" in (out / "report.md").read_text(encoding="utf-8")
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "| real (all training slices) | 52 |" in md
+    assert "| SinGAN-Seg only + style transfer (histogram) | 4 |" in md
     assert (out / "models" / "fold0_pix2pix.pt").is_file() and (out / "models" / "fold0_singanseg_0.pt").is_file()
 
     # never overwritten without --overwrite: refused before any work, the report untouched

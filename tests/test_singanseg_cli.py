@@ -73,6 +73,30 @@ def test_same_seed_gives_identical_files(generated, model, tmp_path):
         assert np.array_equal(a, b)
 
 
+def test_generate_with_style_changes_images_not_labels(generated, model, tmp_path):
+    out = tmp_path / "styled"
+    res = cli("generate", "--model", str(model), "--num", "2", "--out", str(out), "--seed", "3", "--sheet", "0",
+              "--style", "histogram+random", "--style-steps", "3")
+    assert res.returncode == 0, res.stderr
+    changed = 0
+    for i in range(2):
+        stem = f"TCGA-FG-6692_syn{i:04d}"
+        plain_seg = np.asarray(nib.load(generated / f"{stem}_seg.nii.gz").dataobj)
+        assert np.array_equal(plain_seg, np.asarray(nib.load(out / f"{stem}_seg.nii.gz").dataobj))  # same sample, same label
+        plain = np.stack([np.asarray(nib.load(generated / f"{stem}_{m}.nii.gz").dataobj) for m in ("flair", "t1", "t1ce", "t2")])
+        styled = np.stack([np.asarray(nib.load(out / f"{stem}_{m}.nii.gz").dataobj) for m in ("flair", "t1", "t1ce", "t2")])
+        background = (plain == 0).all(axis=0)
+        assert background.any() and (styled[:, background] == 0).all()  # the background around the brain stays background
+        changed += sum(int(not np.array_equal(p, q)) for p, q in zip(plain, styled))
+    assert changed >= 6  # the look of (nearly) every image channel moved
+
+
+def test_generate_vgg_style_without_weights_is_refused_before_writing(model, tmp_path):
+    res = cli("generate", "--model", str(model), "--num", "1", "--out", str(tmp_path / "g"), "--style", "vgg19")
+    assert res.returncode == 1 and "VGG-19" in res.stderr and "--style-weights" in res.stderr
+    assert not (tmp_path / "g").exists()
+
+
 def test_never_overwrites_without_flag(generated, model, brats_item):
     before = {p: p.stat().st_mtime_ns for p in generated.iterdir()}
     res = cli("generate", "--model", str(model), "--num", "4", "--out", str(generated))

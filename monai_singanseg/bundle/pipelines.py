@@ -18,9 +18,10 @@ from monai_singanseg.io.modelfile import ModelFile
 from monai_singanseg.transforms.intensity import IntensityFromTanhRanged
 from monai_singanseg.transforms.io import SaveBratsCased, SaveCased, SaveImageMaskPngd
 from monai_singanseg.transforms.labels import IndexToLabeld
+from monai_singanseg.transforms.style import StyleTransferd
 from monai_singanseg.transforms.synthesis import SinGANSegSampled
 
-__all__ = ["singanseg_pipeline", "singanseg_case_writer"]
+__all__ = ["singanseg_pipeline", "singanseg_case_writer", "singanseg_style"]
 
 
 def singanseg_case_writer(sampler: SinGANSegSampler, output_dir: str | os.PathLike, overwrite: bool = False) -> SaveCased:
@@ -28,6 +29,28 @@ def singanseg_case_writer(sampler: SinGANSegSampler, output_dir: str | os.PathLi
     if sampler.config.get("input_kind") == "rgb":
         return SaveImageMaskPngd(("image", "label"), output_dir, overwrite=overwrite)
     return SaveBratsCased(("image", "label"), output_dir, modalities=sampler.config["image_channels"], overwrite=overwrite)
+
+
+def singanseg_style(
+    sampler: SinGANSegSampler,
+    method: str = "none",
+    steps: int = 100,
+    weights_path: str | os.PathLike | None = None,
+    device: str | None = "cpu",
+) -> StyleTransferd | None:
+    """SinGAN-Seg's style step for a model's samples: the style image is the model's own training slice.
+
+    Args:
+        sampler: the model.
+        method: a :data:`~monai_singanseg.transforms.style.STYLE_METHODS` name, or ``"none"`` (returns None).
+        steps: optimisation steps of the network-based methods.
+        weights_path: VGG-19 weights file (``vgg19`` methods).
+        device: where the optimisation runs.
+    """
+    if method == "none":
+        return None
+    return StyleTransferd("image", style=sampler.reference_image(), method=method, steps=steps,
+                          weights_path=weights_path, device=device)
 
 
 def singanseg_pipeline(

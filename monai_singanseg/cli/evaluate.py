@@ -15,6 +15,7 @@ import torch
 from monai_singanseg.cli.pix2pix import training_items
 from monai_singanseg.evaluation.experiment import ExperimentSettings, run_experiment, training_set_names
 from monai_singanseg.evaluation.segmentation import SEGMENTATION_NETWORKS
+from monai_singanseg.transforms.style import STYLE_METHODS
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -38,6 +39,11 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--singan-iters", type=int, default=None, help="SinGAN-Seg iterations per scale (default: the schedule's)")
     p.add_argument("--singan-samples", type=int, default=None, help="SinGAN-Seg samples per fold (default 100)")
     p.add_argument("--start-scale", type=int, default=None, help="SinGAN-Seg sampling start scale (default 1)")
+    p.add_argument("--style", nargs="+", default=None, metavar="METHOD", choices=STYLE_METHODS,
+                   help="add SinGAN-Seg + style-transfer training sets for these methods "
+                   f"({', '.join(STYLE_METHODS)}; default none)")
+    p.add_argument("--style-steps", type=int, default=None, help="style-transfer optimisation steps (default 100)")
+    p.add_argument("--style-weights", default=None, help="VGG-19 weights file for the vgg19 style methods")
     p.add_argument("--pix2pix-epochs", type=int, default=None, help="pix2pix epochs (default 60)")
     p.add_argument("--pix2pix-volumes", type=int, default=None, help="deformed label volumes rendered per fold (default 4)")
     p.add_argument("--pix2pix-samples", type=int, default=None, help="pix2pix slices kept per fold (default 100)")
@@ -61,7 +67,8 @@ def settings_from_args(args: argparse.Namespace) -> ExperimentSettings:
         "singan_iters": args.singan_iters, "singan_samples": args.singan_samples, "singan_start_scale": args.start_scale,
         "pix2pix_epochs": args.pix2pix_epochs, "pix2pix_volumes": args.pix2pix_volumes,
         "pix2pix_samples": args.pix2pix_samples, "memorisation_threshold": args.threshold,
-        "training_sets": args.sets, "max_folds": args.folds,
+        "training_sets": args.sets, "max_folds": args.folds, "style_methods": args.style,
+        "style_steps": args.style_steps, "style_weights": args.style_weights,
     }  # fmt: skip
     return dataclasses.replace(base, segmentation=seg, **{k: v for k, v in over.items() if v is not None})
 
@@ -81,4 +88,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
         f"Dice({k} real + SinGAN-Seg)/Dice({h['k']} real) = {h['small_plus_synthetic_over_small']:.3f} "
         f"({h[f'dice_real{k}+singanseg']:.3f}/{h[f'dice_real{k}']:.3f})"
     )
+    for method, st in h["style"].items():
+        print(
+            f"style {method}: Dice(SinGAN-Seg + style)/Dice(SinGAN-Seg) = {st['styled_over_plain']:.3f}; "
+            f"Dice({k} real + SinGAN-Seg + style)/Dice({k} real + SinGAN-Seg) = {st['small_styled_over_small_plain']:.3f}"
+        )
     return 0

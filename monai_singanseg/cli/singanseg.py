@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from monai_singanseg.io.atomic import check_outputs_free
+from monai_singanseg.transforms.style import STYLE_METHODS
 
 __all__ = ["add_parsers", "run_train", "run_generate"]
 
@@ -59,6 +60,11 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--threshold", type=float, default=0.5, help="label background threshold (default 0.5)")
     g.add_argument("--min-component", type=int, default=0, help="remove tumour components smaller than this (pixels)")
     g.add_argument("--sheet", type=int, default=8, help="samples shown in preview.png (0: none; default 8)")
+    g.add_argument("--style", default="none", choices=("none", *STYLE_METHODS),
+                   help="SinGAN-Seg's style-transfer step onto every sample, with the model's training slice as the "
+                   "style image (default: none)")
+    g.add_argument("--style-steps", type=int, default=100, help="optimisation steps of the network style methods (default 100)")
+    g.add_argument("--style-weights", default=None, metavar="FILE", help="VGG-19 weights file for --style vgg19 / histogram+vgg19")
     g.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     g.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     g.set_defaults(func=run_generate)
@@ -102,17 +108,21 @@ def _int_arg(value: str, name: str) -> int:
 
 def run_generate(args: argparse.Namespace) -> int:
     """``generate``: the SinGAN-Seg synthesis pipeline over ``--num`` cases (every output checked free first)."""
-    from monai_singanseg.bundle import singanseg_pipeline, synthesise
+    from monai_singanseg.bundle import singanseg_pipeline, singanseg_style, synthesise
     from monai_singanseg.engines.singan_sampler import SinGANSegSampler
 
     if args.num < 1:
         raise ValueError(f"--num must be >= 1, got {args.num}")
+    if args.style.endswith("vgg19") and not args.style_weights:
+        raise ValueError(f"--style {args.style} needs --style-weights FILE: VGG-19 ImageNet weights, which cannot be "
+                         "downloaded here (how to make the file: docs/style_transfer.md)")
     sampler = SinGANSegSampler(args.model, device=args.device)
     cfg = sampler.config
     channels = list(cfg["image_channels"])
+    style = singanseg_style(sampler, args.style, args.style_steps, args.style_weights, sampler.device)
     pipeline = singanseg_pipeline(
         sampler, args.out, start_scale=args.start_scale, size=args.size, threshold=args.threshold,
-        min_component=args.min_component, overwrite=args.overwrite,
+        min_component=args.min_component, style=style, overwrite=args.overwrite,
     )
     source = cfg.get("source_name", "singanseg")
     items = [{"name": f"{source}_syn{i:04d}"} for i in range(args.num)]

@@ -17,6 +17,7 @@ the model file is rewritten atomically, so a killed run loses at most the scale 
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -48,6 +49,8 @@ __all__ = [
     "prepare_training_input",
     "is_2d_image_input",
 ]
+
+logger = logging.getLogger(__name__)
 
 #: the ``kind`` of SinGAN-Seg model files.
 MODEL_KIND = "singanseg"
@@ -357,6 +360,10 @@ class SinGANSegTrainer:
                     config,
                     {"generator": pyramid.state_dict(), "critic": critic_state},
                     {"reconstruction_noise": rec_noise},
+                )
+                logger.info(
+                    "SinGAN-Seg scale %d/%d (%s) trained in %.1f s; wrote %s",
+                    k + 1, len(sizes), "x".join(map(str, sizes[k])), time.perf_counter() - start, out,
                 )
         finally:
             if writer is not None:

@@ -113,6 +113,14 @@ class SinGANSegSampler:
         noise = [self.rec_noise] + [torch.zeros((1, self.rec_noise.shape[1], *s), device=self.device) for s in self.sizes[1:]]
         return self.pyramid(noise, self.amplitudes, self.sizes, last_scale=last_scale)
 
+    def reference_image(self) -> torch.Tensor:
+        """The training slice's image channels as the model reconstructs them: ``(Ci, *spatial)`` in [-1, 1] on CPU.
+
+        A model file holds no copy of its training image; the fixed-noise reconstruction at the finest scale
+        (trained to match it) stands in for it, e.g. as the style image of SinGAN-Seg's style-transfer step.
+        """
+        return self.reconstruction()[0, : self.num_image_channels].clamp(-1.0, 1.0).cpu()
+
     @torch.inference_mode()
     def iter_samples(
         self,

@@ -57,6 +57,7 @@ from monai_singanseg.transforms.condition import BuildCondition, RandDeformCondi
 from monai_singanseg.transforms.intensity import IntensityToTanhRange, foreground_mask
 from monai_singanseg.transforms.labels import BRATS_LABEL_VALUES, IndexToLabel, IndexToOneHot
 from monai_singanseg.transforms.slices import ExtractTumourSlicesd, SquareForegroundCropd
+from monai_singanseg.transforms.style import STYLE_METHODS, StyleTransfer
 from monai_singanseg.transforms.synthesis import Pix2PixRender
 
 __all__ = [
@@ -65,11 +66,13 @@ __all__ = [
     "tumour_slices",
     "spread_order",
     "training_set_names",
+    "style_set_name",
     "synthetic_quality",
     "run_fold",
     "run_experiment",
     "summarise",
     "headline",
+    "summarise_folds",
     "planned_outputs",
 ]
 
@@ -89,6 +92,12 @@ class ExperimentSettings:
         singan_iters: iterations per SinGAN-Seg scale (None: the default schedule's).
         singan_samples: SinGAN-Seg samples in all (spread over the models).
         singan_start_scale: scale where sampling noise starts (higher = closer to the training slice).
+        style_methods: style-transfer methods compared on the SinGAN-Seg samples (each adds the training sets
+            ``singanseg+style:M`` and ``real{k}+singanseg+style:M``; the style image of a sample is the real
+            slice its model was trained on, as in the paper); see
+            :data:`~monai_singanseg.transforms.style.STYLE_METHODS`.
+        style_steps: optimisation steps of the network-based style methods.
+        style_weights: VGG-19 weights file for the ``vgg19`` style methods.
         pix2pix_epochs: pix2pix training epochs.
         pix2pix_volumes: deformed label volumes rendered by pix2pix.
         pix2pix_samples: pix2pix slices kept (evenly spaced over the rendered tumour slices).
@@ -108,6 +117,9 @@ class ExperimentSettings:
     singan_iters: int | None = None
     singan_samples: int = 100
     singan_start_scale: int = 1
+    style_methods: tuple[str, ...] = ()
+    style_steps: int = 100
+    style_weights: str | None = None
     pix2pix_epochs: int = 60
     pix2pix_volumes: int = 4
     pix2pix_samples: int = 100
@@ -123,15 +135,20 @@ class ExperimentSettings:
             self.segmentation = SegmentationSettings(**self.segmentation)
         self.seeds = tuple(int(s) for s in self.seeds)
         self.k_values = tuple(int(k) for k in self.k_values)
+        self.style_methods = tuple(str(m) for m in self.style_methods)
+        unknown_styles = set(self.style_methods) - set(STYLE_METHODS)
+        if unknown_styles:
+            raise ValueError(f"unknown style methods {sorted(unknown_styles)}; known: {list(STYLE_METHODS)}")
         if not self.seeds or min(self.k_values, default=1) < 1 or self.singan_slices < 1:
             raise ValueError("at least one seed is needed; k_values and singan_slices must be >= 1")
         if self.size < 32 or self.pix2pix_epochs < 1 or self.pix2pix_volumes < 1:
             raise ValueError("size must be >= 32; pix2pix_epochs and pix2pix_volumes >= 1")
         if self.training_sets is not None:
             self.training_sets = tuple(self.training_sets)
-            unknown = set(self.training_sets) - set(training_set_names(self.k_values))
+            known = training_set_names(self.k_values, self.style_methods)
+            unknown = set(self.training_sets) - set(known)
             if unknown:
-                raise ValueError(f"unknown training sets {sorted(unknown)}; known: {training_set_names(self.k_values)}")
+                raise ValueError(f"unknown training sets {sorted(unknown)}; known: {known}")
 
     @classmethod
     def quick(cls, **overrides: Any) -> ExperimentSettings:
@@ -146,7 +163,7 @@ class ExperimentSettings:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
         d = asdict(self)
-        d["seeds"], d["k_values"] = list(self.seeds), list(self.k_values)
+        d["seeds"], d["k_values"], d["style_methods"] = list(self.seeds), list(self.k_values), list(self.style_methods)
         d["training_sets"] = None if self.training_sets is None else list(self.training_sets)
         return d
 
@@ -225,9 +242,19 @@ def spread_order(slice_indices: Sequence[int], areas: Sequence[float], pool_frac
     return order
 
 
-def training_set_names(k_values: Sequence[int]) -> list[str]:
+def style_set_name(base: str, method: str) -> str:
+    """Name of the training set ``base`` with its SinGAN-Seg samples style-transferred by ``method``."""
+    return f"{base}+style:{method}"
+
+
+def training_set_names(k_values: Sequence[int], style_methods: Sequence[str] = ()) -> list[str]:
     """Every training set of the experiment, in report order."""
-    return ["real", *GENERATOR_SETS, "real+synthetic"] + [n for k in k_values for n in (f"real{k}", f"real{k}+singanseg")]
+    styled = [style_set_name("singanseg", m) for m in style_methods]
+    small = [
+        n for k in k_values
+        for n in (f"real{k}", f"real{k}+singanseg", *(style_set_name(f"real{k}+singanseg", m) for m in style_methods))
+    ]  # fmt: skip
+    return ["real", "singanseg", *styled, "pix2pix", "synthetic", "real+synthetic"] + small
 
 
 def _slice_number(name: str) -> int:
@@ -267,6 +294,15 @@ def _sample_singanseg(models: Sequence[Path], settings: ExperimentSettings, seed
         names += [f"singanseg{j}:{i}" for i in range(per_model)]
     out = SliceSet(torch.cat(images), torch.cat(labels), names)
     return out.subset(range(min(len(out), settings.singan_samples)))
+
+
+def _style_singanseg(
+    samples: SliceSet, references: Sequence[torch.Tensor], method: str, settings: ExperimentSettings, device: Any
+) -> SliceSet:
+    """SinGAN-Seg's second stage on every sample: model ``j``'s samples take the look of its real slice ``j``."""
+    style = StyleTransfer(method=method, weights_path=settings.style_weights, steps=settings.style_steps, device=device)
+    images = [style(img, references[int(name.split(":")[0].removeprefix("singanseg"))]) for img, name in zip(samples.images, samples.names)]
+    return SliceSet(torch.stack([torch.as_tensor(i) for i in images]), samples.labels.clone(), list(samples.names))
 
 
 def _render_pix2pix(
@@ -387,6 +423,12 @@ def run_fold(
     synthetic = {"singanseg": _sample_singanseg(models, settings, 0, device), "pix2pix": _render_pix2pix(p2p_path, train_cases, settings, 0, device)}
     synthetic["synthetic"] = SliceSet.concat([synthetic["singanseg"], synthetic["pix2pix"]])
     timing["sampling"] = time.perf_counter() - t0
+    references = [real.images[pos] for pos in chosen]
+    for method in settings.style_methods:
+        t0 = time.perf_counter()
+        log(f"  style transfer '{method}' of the SinGAN-Seg samples")
+        synthetic[style_set_name("singanseg", method)] = _style_singanseg(synthetic["singanseg"], references, method, settings, device)
+        timing[f"style:{method}"] = time.perf_counter() - t0
     log(f"  {len(synthetic['singanseg'])} SinGAN-Seg and {len(synthetic['pix2pix'])} pix2pix samples; scoring them")
 
     t0 = time.perf_counter()
@@ -400,7 +442,11 @@ def run_fold(
         small = real.subset(order[:k])
         sets[f"real{k}"] = small
         sets[f"real{k}+singanseg"] = SliceSet.concat([small, synthetic["singanseg"]])
-    wanted = [n for n in training_set_names(settings.k_values) if settings.training_sets is None or n in settings.training_sets]
+        for method in settings.style_methods:
+            name = style_set_name("singanseg", method)
+            sets[style_set_name(f"real{k}+singanseg", method)] = SliceSet.concat([small, synthetic[name]])
+    known = training_set_names(settings.k_values, settings.style_methods)
+    wanted = [n for n in known if settings.training_sets is None or n in settings.training_sets]
     runs: dict[str, Any] = {}
     t0 = time.perf_counter()
     jobs = [(name, seed) for name in wanted for seed in settings.seeds]
@@ -430,14 +476,26 @@ def run_fold(
         "runs": runs,
         "seconds": timing,
     }
-    return report, {"real": real, "singanseg": synthetic["singanseg"], "pix2pix": synthetic["pix2pix"]}
+    return report, {"real": real, **{name: s for name, s in synthetic.items() if name != "synthetic"}}
 
 
-def headline(summary: Mapping[str, Any], k: int = 5) -> dict[str, float]:
+def summarise_folds(folds: Sequence[Mapping[str, Any]], settings: ExperimentSettings) -> dict[str, Any]:
+    """Per training set, :func:`summarise` over every fold's runs (folds from one or several reports)."""
+    names = [n for n in training_set_names(settings.k_values, settings.style_methods) if any(n in fold["runs"] for fold in folds)]
+    return {
+        name: summarise(
+            [{r: v for r, v in run.items() if r != "final_loss"} for fold in folds for run in fold["runs"].get(name, {}).get("runs", {}).values()]
+        )
+        for name in names
+    }
+
+
+def headline(summary: Mapping[str, Any], k: int = 5, style_methods: Sequence[str] = ()) -> dict[str, Any]:
     """The two headline ratios of mean Dice (over regions present in the test case, folds and seeds).
 
     ``synthetic_over_real`` = Dice(synthetic only: SinGAN-Seg + pix2pix) / Dice(all real slices);
-    ``small_plus_synthetic_over_small`` = Dice(k real + SinGAN-Seg) / Dice(k real).
+    ``small_plus_synthetic_over_small`` = Dice(k real + SinGAN-Seg) / Dice(k real). Per style method,
+    ``style[M]`` holds Dice(SinGAN-Seg + style) / Dice(SinGAN-Seg) and the same for k real + SinGAN-Seg.
     """
 
     def dice(name: str) -> float:
@@ -456,6 +514,16 @@ def headline(summary: Mapping[str, Any], k: int = 5) -> dict[str, float]:
         "small_plus_synthetic_over_small": ratio(dice(f"real{k}+singanseg"), dice(f"real{k}")),
         "target_synthetic_over_real": 0.9,
         "target_small_plus_synthetic_over_small": 1.3,
+        "style": {
+            m: {
+                "dice_singanseg": dice("singanseg"),
+                "dice_singanseg+style": dice(style_set_name("singanseg", m)),
+                "styled_over_plain": ratio(dice(style_set_name("singanseg", m)), dice("singanseg")),
+                f"dice_real{k}+singanseg+style": dice(style_set_name(f"real{k}+singanseg", m)),
+                "small_styled_over_small_plain": ratio(dice(style_set_name(f"real{k}+singanseg", m)), dice(f"real{k}+singanseg")),
+            }
+            for m in style_methods
+        },
     }
 
 
@@ -505,6 +573,8 @@ def run_experiment(
     device = resolve_device(device)
     seg = settings.segmentation
     build_segmentation_network(seg.network, 4, len(BRATS_LABEL_VALUES), seg.features)  # e.g. swinunetr without einops: fail now
+    for method in settings.style_methods:  # e.g. vgg19 without its weights file: fail now
+        StyleTransfer(method=method, weights_path=settings.style_weights, steps=0)
     out = Path(out_dir)
     num_folds = len(items) if settings.max_folds is None else max(1, min(settings.max_folds, len(items)))
     check_outputs_free(planned_outputs(out, num_folds, settings), overwrite)
@@ -517,11 +587,7 @@ def run_experiment(
         fold, slice_sets = run_fold(train_items, test_item, out / "models", f"fold{f}", settings, device, overwrite, progress, log)
         folds.append(fold)
         grids.append(slice_sets)
-    names = [n for n in training_set_names(settings.k_values) if any(n in fold["runs"] for fold in folds)]
-    summary = {
-        name: summarise([run for fold in folds for run in ({r: v for r, v in x.items() if r != "final_loss"} for x in fold["runs"].get(name, {}).get("runs", {}).values())])
-        for name in names
-    }
+    summary = summarise_folds(folds, settings)
     report = {
         "regions": {k: list(v) for k, v in BRATS_REGIONS.items()},
         "settings": settings.to_dict(),
@@ -529,7 +595,7 @@ def run_experiment(
         "torch_threads": torch.get_num_threads(),
         "folds": folds,
         "summary": summary,
-        "headline": headline(summary, 5 if 5 in settings.k_values else max(settings.k_values)),
+        "headline": headline(summary, 5 if 5 in settings.k_values else max(settings.k_values), settings.style_methods),
         "seconds": time.perf_counter() - start,
     }
     write_report(out, report, grids, overwrite=overwrite)

@@ -19,10 +19,9 @@ from PIL import Image, ImageDraw
 from monai_singanseg.io.atomic import atomic_path, check_outputs_free
 from monai_singanseg.visualize import LABEL_COLOURS, contact_sheet
 
-__all__ = ["report_files", "bar_chart", "report_markdown", "write_report"]
+__all__ = ["report_files", "bar_chart", "report_markdown", "write_report", "set_title"]
 
 _SERIES_COLOURS = (*LABEL_COLOURS, (150, 150, 150), (200, 120, 220))
-_MAIN_SETS = ("real", "singanseg", "pix2pix", "synthetic", "real+synthetic")
 _SET_TITLES = {
     "real": "real (all training slices)",
     "singanseg": "SinGAN-Seg only",
@@ -30,6 +29,24 @@ _SET_TITLES = {
     "synthetic": "synthetic only (both)",
     "real+synthetic": "real + synthetic",
 }
+
+
+def set_title(name: str) -> str:
+    """Human title of a training set (``real5+singanseg+style:histogram`` -> ``... + style transfer (histogram)``)."""
+    base, _, method = name.partition("+style:")
+    title = _SET_TITLES.get(base, base)
+    return f"{title} + style transfer ({method})" if method else title
+
+
+def _main_sets(summary: Mapping[str, Any]) -> list[str]:
+    """The main training sets that were run, style-transfer variants beside plain SinGAN-Seg."""
+    styled = [n for n in summary if n.startswith("singanseg+style:")]
+    order = ["real", "singanseg", *styled, "pix2pix", "synthetic", "real+synthetic"]
+    return [n for n in order if n in summary]
+
+
+def _quality_sets(fold: Mapping[str, Any]) -> list[str]:
+    return [n for n in fold["quality"] if n != "held_out_real_baseline"]
 
 
 def report_files(out_dir: str | os.PathLike, num_folds: int) -> list[Path]:
@@ -144,6 +161,13 @@ def report_markdown(report: Mapping[str, Any]) -> str:
         "| --- | --- | --- |",
         f"| Dice(synthetic only) / Dice(real only) | {h['synthetic_over_real']:.3f} ({h['dice_synthetic']:.3f} / {h['dice_real']:.3f}) | ≥ {h['target_synthetic_over_real']} |",
         f"| Dice({k} real + SinGAN-Seg) / Dice({k} real) | {h['small_plus_synthetic_over_small']:.3f} ({h[f'dice_real{k}+singanseg']:.3f} / {h[f'dice_real{k}']:.3f}) | ≥ {h['target_small_plus_synthetic_over_small']} |",
+    ]
+    for method, st in h.get("style", {}).items():
+        lines += [
+            f"| Dice(SinGAN-Seg + style {method}) / Dice(SinGAN-Seg) | {st['styled_over_plain']:.3f} ({st['dice_singanseg+style']:.3f} / {st['dice_singanseg']:.3f}) | > 1 |",
+            f"| Dice({k} real + SinGAN-Seg + style {method}) / Dice({k} real + SinGAN-Seg) | {st['small_styled_over_small_plain']:.3f} ({st[f'dice_real{k}+singanseg+style']:.3f} / {h[f'dice_real{k}+singanseg']:.3f}) | > 1 |",
+        ]
+    lines += [
         "",
         "## Dice per training set",
         "",
@@ -153,7 +177,7 @@ def report_markdown(report: Mapping[str, Any]) -> str:
     for name, stats in summary.items():
         sizes = sorted({fold["runs"][name]["num_slices"] for fold in report["folds"] if name in fold["runs"]})
         lines.append(
-            f"| {_SET_TITLES.get(name, name)} | {'/'.join(map(str, sizes))} | "
+            f"| {set_title(name)} | {'/'.join(map(str, sizes))} | "
             + " | ".join(_fmt(stats[r]["dice"]) for r in regions)
             + f" | {_fmt(stats['mean']['iou'])} | {_fmt(stats['mean']['precision'])} | {_fmt(stats['mean']['recall'])} |"
         )
@@ -165,7 +189,7 @@ def report_markdown(report: Mapping[str, Any]) -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for f, fold in enumerate(report["folds"]):
-        for name in ("singanseg", "pix2pix", "synthetic"):
+        for name in _quality_sets(fold):
             q = fold["quality"][name]
             m = q["memorisation"]
             lines.append(
@@ -177,7 +201,7 @@ def report_markdown(report: Mapping[str, Any]) -> str:
         lines.append(f"| {f} | held-out real slices (baseline) | {fold['num_test']} | | | {base['memorisation_mean']:.3f} / {base['memorisation_max']:.3f} | | | |")
     lines += ["", "## Folds", ""]
     for f, fold in enumerate(report["folds"]):
-        flagged = [x for name in ("singanseg", "pix2pix") for x in fold["quality"][name]["memorisation"]["flagged"]]
+        flagged = [x for name in _quality_sets(fold) if name != "synthetic" for x in fold["quality"][name]["memorisation"]["flagged"]]
         flagged_text = ", ".join(f"{x['sample']}→{x['nearest_real']} ({x['score']:.3f})" for x in flagged[:10]) or "none"
         lines += [
             f"- fold {f}: train {', '.join(fold['train_cases'])} ({fold['num_real_train']} slices), test {fold['test_case']} "
@@ -210,7 +234,7 @@ def write_report(
     Args:
         out_dir: report folder.
         report: :func:`~monai_singanseg.evaluation.experiment.run_experiment`'s dictionary.
-        slice_sets: per fold ``{"real", "singanseg", "pix2pix"}`` :class:`SliceSet` objects.
+        slice_sets: per fold ``{"real", "singanseg", ["singanseg+style:M", ...], "pix2pix"}`` :class:`SliceSet` objects.
         overwrite: replace existing files.
         rows: slices of each kind in a sample grid.
     """
@@ -219,24 +243,25 @@ def write_report(
     check_outputs_free(files, overwrite)
     summary = report["summary"]
     regions = list(report["regions"]) + ["mean"]
-    main = [s for s in _MAIN_SETS if s in summary]
+    main = _main_sets(summary)
     if main:
         bar_chart(files[2], main, _region_series(summary, main, regions), "Dice on held-out real slices per training set (mean ± sd)")
     else:
         bar_chart(files[2], ["(none)"], {"-": [(math.nan, math.nan)]}, "no main training set was run")
     ks = [k for k in report["settings"]["k_values"] if f"real{k}" in summary or f"real{k}+singanseg" in summary]
     nan = {"dice": {"mean": math.nan, "sd": math.nan}}
-    small = {
-        "k real": [(summary.get(f"real{k}", {}).get("mean", nan)["dice"]["mean"], summary.get(f"real{k}", {}).get("mean", nan)["dice"]["sd"]) for k in ks],
-        "k real + SinGAN-Seg": [
-            (summary.get(f"real{k}+singanseg", {}).get("mean", nan)["dice"]["mean"], summary.get(f"real{k}+singanseg", {}).get("mean", nan)["dice"]["sd"]) for k in ks
-        ],
-    }
+
+    def mean_dice(name: str) -> tuple[float, float]:
+        stat = summary.get(name, {}).get("mean", nan)["dice"]
+        return stat["mean"], stat["sd"]
+
+    small = {"k real": [mean_dice(f"real{k}") for k in ks], "k real + SinGAN-Seg": [mean_dice(f"real{k}+singanseg") for k in ks]}
+    for method in report["settings"].get("style_methods", []):
+        small[f"+ style ({method})"] = [mean_dice(f"real{k}+singanseg+style:{method}") for k in ks]
     bar_chart(files[3], [f"k = {k}" for k in ks] or ["(none)"], small if ks else {"-": [(math.nan, math.nan)]}, "Small-data regime: mean Dice of the regions (mean ± sd)")
     for f, sets in enumerate(slice_sets):
         images, labels, names = [], [], []
-        for kind in ("real", "singanseg", "pix2pix"):
-            s = sets[kind]
+        for kind, s in sets.items():
             for i in range(min(rows, len(s))):
                 images.append(s.images[i])
                 labels.append(s.labels[i])

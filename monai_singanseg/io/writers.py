@@ -40,7 +40,12 @@ def _spatial(array: Any) -> np.ndarray:
 
 
 def write_nifti(
-    path: str | os.PathLike, array: Any, affine: Any, dtype: str | np.dtype = "float32", overwrite: bool = False
+    path: str | os.PathLike,
+    array: Any,
+    affine: Any,
+    dtype: str | np.dtype = "float32",
+    overwrite: bool = False,
+    multichannel: bool = False,
 ) -> Path:
     """Write one NIfTI volume with the given 4x4 affine (sform and qform, mm), atomically.
 
@@ -51,10 +56,17 @@ def write_nifti(
         affine: the 4x4 voxel-to-world (RAS, as MONAI and NIfTI use) matrix.
         dtype: output dtype (e.g. ``"int16"`` as BraTS images, ``"uint8"`` as labels).
         overwrite: replace an existing file.
+        multichannel: ``array`` is ``(C, X, Y, Z)`` and is written as one 4D ``(X, Y, Z, C)`` NIfTI (channels
+            last, as MONAI's NIfTI reader expects; MONAI Label's multi-modal images).
     """
     dest = Path(path)
     check_outputs_free([dest], overwrite)
-    arr = _spatial(array)
+    if multichannel:
+        arr = np.moveaxis(convert_to_numpy(array), 0, -1)
+        if arr.ndim != 4:
+            raise ValueError(f"multichannel=True expects a (C, X, Y, Z) array, got shape {np.shape(array)}")
+    else:
+        arr = _spatial(array)
     aff = convert_to_numpy(affine, dtype=np.float64)
     if aff.shape != (4, 4):
         raise ValueError(f"affine must be 4x4, got {aff.shape}")

@@ -7,3 +7,4 @@ from monai_singanseg.transforms.labels import *  # noqa: F401,F403
 from monai_singanseg.transforms.slices import *  # noqa: F401,F403
 from monai_singanseg.transforms.condition import *  # noqa: F401,F403
 from monai_singanseg.transforms.synthesis import *  # noqa: F401,F403
+from monai_singanseg.transforms.style import *  # noqa: F401,F403

@@ -1,0 +1,1 @@
+"""The MONAI Label app folder (MONAI Label loads its ``main.py``)."""

@@ -1,0 +1,229 @@
+"""MONAI Label infer tasks: synthetic image/label pairs for a labelled datastore image.
+
+A synthesis request names a datastore image that has a final label. The task writes the synthetic pair as a NEW
+datastore image (``<id>_<model>_<seed>``) with its label in ``labels/final/`` and answers with the synthetic label
+(NIfTI on the source image's grid). It never writes over an existing image or label: a seed whose image id is taken
+is refused (409), and without a seed the first free seed is used.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from monailabel.interfaces.datastore import Datastore, DefaultLabelTag
+from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
+
+from monai_singanseg.engines.common import resolve_device
+from monai_singanseg.label.datastore import SYNTHETIC_SOURCE_KEY, write_datastore_case
+from monai_singanseg.label.models import SinGANSegModelCache
+from monai_singanseg.label.options import LabelAppOptions, label_names
+from monai_singanseg.label.synthesis import SyntheticVolume, pix2pix_volume, singanseg_volume
+
+__all__ = ["LabelRequestError", "SyntheticInferTask", "SinGANSegInferTask", "Pix2PixInferTask", "is_synthetic"]
+
+logger = logging.getLogger(__name__)
+
+#: how many seeds are tried for a free image id when the request gives none.
+_MAX_AUTO_SEEDS = 10000
+_SYNTHETIC_ID = re.compile(r"_(singanseg|pix2pix)_\d+$")
+
+
+class LabelRequestError(ValueError):
+    """A request the app cannot serve; ``status_code`` is the HTTP status the server answers with.
+
+    Args:
+        status_code: 404 (no such image), 409 (output id taken), 422 (no label, no tumour, bad parameter).
+        message: what is wrong and how to fix it.
+    """
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+def is_synthetic(image_id: str, info: Mapping[str, Any]) -> bool:
+    """True for datastore images written by this app (by their info, or their ``_<model>_<seed>`` id)."""
+    return bool(info.get(SYNTHETIC_SOURCE_KEY)) or bool(_SYNTHETIC_ID.search(image_id))
+
+
+class SyntheticInferTask(InferTask):
+    """Base of the synthesis tasks: checks the request, picks the output id, stores the result in the datastore.
+
+    Subclasses implement :meth:`synthesise`.
+
+    Args:
+        name: the model name (part of the new image ids).
+        options: the app's settings.
+        datastore: the app's datastore (synthetic pairs are added to it).
+        description: shown by MONAI Label clients.
+        config: the request parameters clients may set, with their defaults.
+    """
+
+    def __init__(
+        self, name: str, options: LabelAppOptions, datastore: Datastore, description: str, config: dict[str, Any]
+    ) -> None:
+        super().__init__(
+            type=InferType.SEGMENTATION, labels=label_names(options.label_values), dimension=3,
+            description=description, config={"seed": -1, **config},
+        )
+        self.name = name
+        self.options = options
+        self.datastore = datastore
+
+    def is_valid(self) -> bool:
+        return True
+
+    def param(self, request: Mapping[str, Any], name: str) -> Any:
+        """Request parameter ``name``, of the type of its default in the task's config (422 if it does not parse)."""
+        default = self._config[name]
+        value = request.get(name, default)
+        try:
+            return type(default)(default if value in (None, "") else value)
+        except (TypeError, ValueError):
+            raise LabelRequestError(422, f"parameter {name}={value!r} is not a valid {type(default).__name__}") from None
+
+    def synthesise(
+        self, image_id: str, image_path: str, label_path: str, seed: int, request: Mapping[str, Any]
+    ) -> tuple[SyntheticVolume, dict[str, Any]]:
+        """Make the synthetic pair; returns it and extra result fields. Raise LabelRequestError for bad requests."""
+        raise NotImplementedError
+
+    def new_image_id(self, image_id: str, seed: int) -> tuple[str, int]:
+        """``(<image_id>_<name>_<seed>, seed)``; seed < 0 takes the first free seed."""
+        if seed >= 0:
+            new_id = f"{image_id}_{self.name}_{seed}"
+            if self._taken(new_id):
+                raise LabelRequestError(
+                    409, f"image {new_id!r} already exists in the datastore (seed {seed} was used); "
+                    "pass another seed, or seed -1 for the next free one",
+                )
+            return new_id, seed
+        for s in range(_MAX_AUTO_SEEDS):
+            new_id = f"{image_id}_{self.name}_{s}"
+            if not self._taken(new_id):
+                return new_id, s
+        raise LabelRequestError(409, f"all seeds 0..{_MAX_AUTO_SEEDS - 1} of {image_id!r} are taken; pass a larger seed")
+
+    def _taken(self, image_id: str) -> bool:
+        if self.datastore.get_image_uri(image_id):
+            return True
+        root = getattr(self.datastore, "_datastore_path", None)  # files not (yet) registered by a local datastore
+        return bool(root) and any(
+            p.exists() for p in (Path(root) / f"{image_id}.nii.gz", Path(root) / "labels" / "final" / f"{image_id}.nii.gz")
+        )
+
+    def __call__(self, request: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        start = time.perf_counter()
+        image_id = request.get("image_id")
+        if not image_id:
+            raise LabelRequestError(422, f"{self.name} works on datastore images that have a final label; give ?image=<id>")
+        label_path = self.datastore.get_label_uri(image_id, DefaultLabelTag.FINAL)
+        if not label_path or not os.path.exists(label_path):
+            raise LabelRequestError(
+                422, f"image {image_id!r} has no final label (labels/final/{image_id}.nii.gz); label it and save it "
+                "as final first",
+            )
+        new_id, seed = self.new_image_id(image_id, self.param(request, "seed"))
+        try:
+            volume, extra = self.synthesise(image_id, str(request["image"]), label_path, seed, request)
+        except LabelRequestError:
+            raise
+        except ValueError as exc:  # unreadable image, no tumour, model of another image, bad parameters
+            raise LabelRequestError(422, f"image {image_id!r}: {exc}") from exc
+        result = self._store(image_id, new_id, seed, volume, extra)
+        result["seconds"] = round(time.perf_counter() - start, 3)
+        logger.info("%s: %s -> %s in %.1f s", self.name, image_id, new_id, result["seconds"])
+        return result.pop("result_file"), result
+
+    def _store(
+        self, image_id: str, new_id: str, seed: int, volume: SyntheticVolume, extra: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Add the pair to the datastore (image + final label) and return the result fields and response file."""
+        info = {SYNTHETIC_SOURCE_KEY: image_id, "model": self.name, "seed": seed, **extra}
+        with tempfile.TemporaryDirectory(prefix="singanseg_label_") as tmp:
+            image_file, label_file = Path(tmp) / f"{new_id}.nii.gz", Path(tmp) / "label" / f"{new_id}.nii.gz"
+            write_datastore_case(image_file, label_file, volume.image, volume.label, volume.affine, volume.image_dtype)
+            self.datastore.add_image(new_id, str(image_file), dict(info))
+            self.datastore.save_label(new_id, str(label_file), DefaultLabelTag.FINAL, dict(info))
+            # the server deletes the file it answers with: hand it a copy, never the datastore's label
+            fd, response = tempfile.mkstemp(prefix=f"{new_id}_", suffix=".nii.gz")
+            os.close(fd)
+            shutil.copyfile(label_file, response)
+        values = sorted(int(v) for v in set(volume.label.ravel().tolist()))
+        return {
+            "result_file": response, "synthetic_image": new_id, "source_image": image_id, "seed": seed,
+            "label_values": values, "slice_index": volume.slice_index, **extra,
+        }
+
+
+class SinGANSegInferTask(SyntheticInferTask):
+    """SinGAN-Seg: a synthetic tumour slice from the image's own model, placed at the slice it was learnt from.
+
+    The image's model is trained on first use (or by the ``singanseg`` train task) and cached. Parameters:
+    ``seed`` (-1: first free), ``start_scale`` (0: most varied; higher: closer to the source slice), ``threshold``
+    (label background threshold) and ``min_component`` (drop smaller tumour components, pixels).
+
+    Args:
+        options: the app's settings.
+        datastore: the app's datastore.
+    """
+
+    def __init__(self, options: LabelAppOptions, datastore: Datastore) -> None:
+        super().__init__(
+            "singanseg", options, datastore,
+            "SinGAN-Seg: a synthetic image/label pair (one tumour slice) from this image's own model, added to the "
+            "datastore as a new image",
+            {"start_scale": 0, "threshold": 0.5, "min_component": 0},
+        )
+        self.cache = SinGANSegModelCache(options)
+
+    def synthesise(
+        self, image_id: str, image_path: str, label_path: str, seed: int, request: Mapping[str, Any]
+    ) -> tuple[SyntheticVolume, dict[str, Any]]:
+        model, trained = self.cache.ensure(image_id, image_path, label_path)
+        volume = singanseg_volume(
+            model, image_path, label_path, self.options.label_values, seed,
+            start_scale=self.param(request, "start_scale"), threshold=self.param(request, "threshold"),
+            min_component=self.param(request, "min_component"), device=self.options.device,
+        )
+        return volume, {"singanseg_model": str(model), "model_trained_now": trained}
+
+
+class Pix2PixInferTask(SyntheticInferTask):
+    """pix2pix: a whole synthetic 4-modality volume rendered for the image's label, deformed by default.
+
+    Parameters: ``seed`` (-1: first free; seeds the deformation) and ``deform`` (1: a deformed copy of the label,
+    0: the label itself). The image must hold the model's modalities (flair, t1, t1ce, t2 for the shipped model).
+
+    Args:
+        options: the app's settings (``options.pix2pix_model`` is the model file).
+        datastore: the app's datastore.
+    """
+
+    def __init__(self, options: LabelAppOptions, datastore: Datastore) -> None:
+        super().__init__(
+            "pix2pix", options, datastore,
+            "pix2pix: a synthetic 4-modality volume rendered for a deformed copy of this image's label, added to "
+            "the datastore as a new image",
+            {"deform": 1},
+        )
+
+    def is_valid(self) -> bool:
+        return self.options.pix2pix_model is not None and Path(self.options.pix2pix_model).is_file()
+
+    def synthesise(
+        self, image_id: str, image_path: str, label_path: str, seed: int, request: Mapping[str, Any]
+    ) -> tuple[SyntheticVolume, dict[str, Any]]:
+        volume = pix2pix_volume(
+            self.options.pix2pix_model, image_path, label_path, seed, deform=bool(self.param(request, "deform")),
+            device=resolve_device(self.options.device),
+        )
+        return volume, {"pix2pix_model": str(self.options.pix2pix_model)}

@@ -1,0 +1,151 @@
+"""Synthetic image/label volumes for a datastore image, in that image's geometry."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from monai.transforms import Compose
+
+from monai_singanseg.data import LoadCased, load_case
+from monai_singanseg.engines.singan_sampler import SinGANSegSampler
+from monai_singanseg.io.writers import BRATS_MODALITIES
+from monai_singanseg.label.geometry import slice_sample_to_volume
+from monai_singanseg.transforms.condition import (
+    BuildConditiond,
+    RandDeformConditiond,
+    SplitConditiond,
+    TissueClassesd,
+)
+from monai_singanseg.transforms.intensity import ForegroundMaskd
+from monai_singanseg.transforms.intensity.array import SOURCE_DTYPE_KEY
+from monai_singanseg.transforms.labels import IndexToLabeld
+from monai_singanseg.transforms.synthesis import Pix2PixRenderd
+
+__all__ = ["SyntheticVolume", "singanseg_volume", "pix2pix_volume"]
+
+
+@dataclass
+class SyntheticVolume:
+    """A synthetic image/label pair on a source image's grid.
+
+    Args:
+        image: ``(C, X, Y, Z)`` in source units.
+        label: ``(1, X, Y, Z)`` label values.
+        affine: the source's 4x4 affine.
+        image_dtype: the source image's dtype on disk.
+        slice_index: the axial slice holding the synthetic content (None: the whole volume).
+    """
+
+    image: np.ndarray
+    label: np.ndarray
+    affine: np.ndarray
+    image_dtype: str
+    slice_index: int | None = None
+
+
+def singanseg_volume(
+    model: str | os.PathLike,
+    image_path: str | os.PathLike,
+    label_path: str | os.PathLike,
+    label_values: Sequence[int],
+    seed: int,
+    start_scale: int = 0,
+    threshold: float = 0.5,
+    min_component: int = 0,
+    device: str | torch.device | None = "auto",
+) -> SyntheticVolume:
+    """Draw one SinGAN-Seg sample of an image's model and put it at its slice in the image's geometry.
+
+    Args:
+        model: the image's SinGAN-Seg model file.
+        image_path: the source image (the model's training image).
+        label_path: its label.
+        label_values: the label values.
+        seed: random seed of the sample.
+        start_scale: scale where random noise starts (higher: closer to the source slice).
+        threshold: label background threshold.
+        min_component: remove tumour components smaller than this many pixels.
+        device: torch device.
+
+    Returns:
+        The synthetic volume: one synthetic axial slice at the training slice's index, background elsewhere.
+
+    Raises:
+        ValueError: the model does not belong to this image (other geometry), or bad sampling arguments.
+    """
+    sampler = SinGANSegSampler(model, device=device)
+    images, labels = sampler.split(sampler.sample(1, start_scale, seed=seed).cpu(), threshold, min_component)
+    image, label = sampler.to_source(images[0], labels[0])
+    case = load_case({"image": str(image_path), "label": str(label_path)}, label_values)
+    slice_index = int(sampler.config["source_slice_index"])
+    vol_image, vol_label = slice_sample_to_volume(
+        torch.as_tensor(image, dtype=torch.float32), torch.as_tensor(label, dtype=torch.float32), case, slice_index,
+        sampler.config["source_affine"],
+    )
+    return SyntheticVolume(
+        image=vol_image.numpy(), label=vol_label.numpy(), affine=case["image"].affine.numpy(),
+        image_dtype=str(case["image"].meta[SOURCE_DTYPE_KEY]), slice_index=slice_index,
+    )
+
+
+def pix2pix_volume(
+    model: str | os.PathLike,
+    image_path: str | os.PathLike,
+    label_path: str | os.PathLike,
+    seed: int,
+    deform: bool = True,
+    device: str | torch.device = "cpu",
+) -> SyntheticVolume:
+    """Render a whole synthetic multi-modal volume with a pix2pix model for the image's label, or a deformed copy.
+
+    The condition (brain mask, tumour classes and, if the model uses them, tissue classes of the image's T1) is
+    built from the image and its label, elastically deformed when ``deform`` (seeded by ``seed``), and rendered
+    slice by slice; the result has the image's grid.
+
+    Args:
+        model: a pix2pix model file (e.g. the shipped ``bundles/pix2pix/models/model.pt``).
+        image_path: the source image; its channels must be the model's modalities (flair, t1, t1ce, t2).
+        label_path: its label.
+        seed: seed of the deformation.
+        deform: render a deformed copy of the label (False: the label itself).
+        device: torch device.
+
+    Raises:
+        ValueError: the image's channels do not match the model's modalities, or its label values are not the model's.
+    """
+    render = Pix2PixRenderd(model, label_key="label", brain_key="brain_mask", output_key="image", device=device)
+    renderer = render.renderer
+    modalities = list(renderer.modalities)
+    num_classes, tissue = len(renderer.label_values), renderer.tissue_classes
+    load = LoadCased(("image", "label"), renderer.label_values)
+    data = load({"image": str(image_path), "label": str(label_path)})
+    if data["image"].shape[0] != len(modalities):
+        raise ValueError(
+            f"{image_path}: pix2pix renders {len(modalities)}-channel images ({', '.join(modalities)}); this image has "
+            f"{data['image'].shape[0]} channel(s)"
+        )
+    steps: list[Any] = [ForegroundMaskd("image", output_key="brain_mask")]
+    if tissue:
+        channel = modalities.index(renderer.config["condition"].get("tissue_modality", BRATS_MODALITIES[1]))
+        steps.append(TissueClassesd("image", "brain_mask", "tissue", channel=channel, num_classes=tissue))
+    if deform:
+        steps += [
+            BuildConditiond("label", "brain_mask", "condition", num_label_classes=num_classes, tissue_classes=tissue),
+            RandDeformConditiond("condition", spatial_dims=3),
+            SplitConditiond("condition", num_label_classes=num_classes, tissue_classes=tissue),
+        ]
+    steps += [IndexToLabeld("label", renderer.label_values), render]
+    pipeline = Compose(steps)
+    pipeline.set_random_state(seed)
+    source = data["image"]
+    out = pipeline(data)
+    return SyntheticVolume(
+        image=np.asarray(out["image"]), label=np.asarray(out["label"]), affine=source.affine.numpy(),
+        image_dtype=str(renderer.stats.dtype),
+    )
