@@ -70,6 +70,7 @@ def main() -> int:
         folds = [fold for r in reports for fold in r["folds"]]
         summary = summarise_folds(folds, settings)
         print_headline(summary, headline(summary, 5, settings.style_methods), f"{len(folds)} folds from {len(reports)} reports")
+        print_paired_style_differences(folds, settings.style_methods)
         return 0
     torch.set_num_threads(args.threads)
     settings = ExperimentSettings(
@@ -91,7 +92,25 @@ def main() -> int:
     print(f"\nbudget: {settings.to_dict()}")
     print(f"wall time {time.perf_counter() - start:.0f} s, torch threads {args.threads}, device {args.device}")
     print_headline(report["summary"], report["headline"], f"{len(report['folds'])} fold(s)")
+    print_paired_style_differences(report["folds"], settings.style_methods)
     return 0
+
+
+def print_paired_style_differences(folds: list, methods: tuple) -> None:
+    """Mean Dice with style transfer minus without, paired by fold and seed (same initialisation)."""
+    for base in ("singanseg", "real5+singanseg"):
+        for method in methods:
+            styled = style_set_name(base, method)
+            diffs = [
+                run["mean"]["dice"] - fold["runs"][base]["runs"][seed]["mean"]["dice"]
+                for fold in folds if styled in fold["runs"] and base in fold["runs"]
+                for seed, run in fold["runs"][styled]["runs"].items()
+            ]
+            if len(diffs) > 1:
+                mean = sum(diffs) / len(diffs)
+                sd = (sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)) ** 0.5
+                print(f"paired Dice({styled}) - Dice({base}): {mean:+.3f} ± {sd:.3f} (sd over {len(diffs)} fold x seed runs; "
+                      f"{sum(d > 0 for d in diffs)} of {len(diffs)} positive)")
 
 
 def print_headline(summary: dict, h: dict, what: str) -> None:

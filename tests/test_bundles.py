@@ -142,3 +142,20 @@ def test_singanseg_inference_with_the_shipped_model_keeps_the_source_slice_geome
     cfg = load_model_file(REPO / "bundles/singanseg/models/model.pt").config
     entries = _check_synthetic_cases(out, np.asarray(cfg["source_affine"]))
     assert len(entries) == 4 and nib.load(entries[0]["label"]).shape[2] == 1  # one-slice volumes
+
+
+def test_singanseg_inference_style_option_changes_the_images_never_the_labels(tmp_path):
+    runs = {}
+    for style in ("none", "histogram"):
+        out = tmp_path / style
+        res = bundle("run", "--config_file", config("singanseg", "inference"), "--output_dir", str(out),
+                     "--num_samples", "2", "--style", style)
+        assert res.returncode == 0, res.stderr[-3000:]
+        runs[style] = load_decathlon_datalist(str(out / "datalist.json"), data_list_key="training")
+    for plain, styled in zip(runs["none"], runs["histogram"]):
+        seg_plain, seg_styled = nib.load(plain["label"]), nib.load(styled["label"])
+        assert np.array_equal(np.asarray(seg_plain.dataobj), np.asarray(seg_styled.dataobj))
+        np.testing.assert_allclose(seg_plain.affine, seg_styled.affine)
+        t2_plain = np.asarray(nib.load(plain["image"][3]).dataobj)
+        t2_styled = np.asarray(nib.load(styled["image"][3]).dataobj)
+        assert not np.array_equal(t2_plain, t2_styled) and (t2_styled[t2_plain == 0] == 0).mean() > 0.95

@@ -15,26 +15,19 @@ from typing import Any
 
 import torch
 from monai.data import MetaTensor, load_decathlon_datalist
-from tqdm.auto import tqdm
+from monai.transforms import Compose
 
 from monai_singanseg.data import CaseError, brats_datalist, case_name, load_image
 from monai_singanseg.engines.common import resolve_device
 from monai_singanseg.engines.pix2pix import Pix2PixSettings, train_pix2pix
-from monai_singanseg.io.atomic import check_outputs_free
-from monai_singanseg.io.writers import brats_case_paths, write_brats_case, write_datalist
-from monai_singanseg.transforms.condition.array import (
-    BuildCondition,
-    ConditionError,
-    RandDeformCondition,
-    SplitCondition,
-    TissueClasses,
-    check_same_grid,
-)
+from monai_singanseg.bundle.synthesis import synthesise
+from monai_singanseg.transforms.condition import BuildConditiond, RandDeformConditiond, SplitConditiond
+from monai_singanseg.transforms.condition.array import ConditionError, TissueClasses, check_same_grid
 from monai_singanseg.transforms.intensity.array import foreground_mask
-from monai_singanseg.transforms.labels.array import BRATS_LABEL_VALUES, IndexToLabel, LabelToIndex
-from monai_singanseg.transforms.slices.array import axial_axis, tumour_area_per_slice
-from monai_singanseg.transforms.synthesis.pix2pix import Pix2PixRender
-from monai_singanseg.visualize import contact_sheet
+from monai_singanseg.transforms.io import SaveBratsCased
+from monai_singanseg.transforms.labels import IndexToLabeld
+from monai_singanseg.transforms.labels.array import BRATS_LABEL_VALUES, LabelToIndex
+from monai_singanseg.transforms.synthesis.pix2pix import Pix2PixRenderd
 
 
 _DEFAULTS = Pix2PixSettings()
@@ -142,7 +135,9 @@ def run_render(args: argparse.Namespace) -> int:
     label_path = Path(args.label)
     if args.deform < 0:
         raise ValueError("--deform must be >= 0")
-    renderer = Pix2PixRender(args.model, device=resolve_device(args.device))
+    render = Pix2PixRenderd(args.model, label_key="label", brain_key="brain_mask", output_key="image",
+                            device=resolve_device(args.device))
+    renderer = render.renderer
     label = load_image(label_path, 3, "label")
     index = LabelToIndex(renderer.label_values)(label)  # raises for values outside the model's set
     own_images = _own_case_images(label_path)
@@ -170,38 +165,24 @@ def run_render(args: argparse.Namespace) -> int:
     stem = args.name or f"{case_name({'label': str(label_path)})}_p2p"
     names = [stem] if args.deform == 0 else [f"{stem}_def{i:03d}" for i in range(args.deform)]
     out_dir = Path(args.out)
-    targets = [out_dir / "datalist.json", out_dir / f"{stem}_preview.png"]
-    for name in names:
-        paths = brats_case_paths(out_dir, name, renderer.modalities)
-        targets += list(paths["image"]) + [paths["label"]]
-    check_outputs_free(targets, args.overwrite)
-
-    num_classes = len(renderer.label_values)
-    condition = BuildCondition(num_classes, renderer.tissue_classes)(index, brain, tissue)
-    deformer = RandDeformCondition(spatial_dims=3).set_random_state(args.seed)
-    to_values = IndexToLabel(renderer.label_values)
-    entries, previews, preview_labels, rows = [], [], [], []
-    axis = axial_axis(label.affine)
-    stats = renderer.stats
-    low = torch.tensor(stats.low).view(-1, 1, 1)
-    high = torch.tensor(stats.high).view(-1, 1, 1)
-    for name in tqdm(names, desc="rendering", disable=len(names) < 2):
-        if args.deform:
-            new_index, new_brain, new_tissue = SplitCondition(num_classes, renderer.tissue_classes)(deformer(condition))
-        else:
-            new_index, new_brain, new_tissue = index, brain, tissue
-        values = to_values(new_index)
-        case_label = MetaTensor(torch.as_tensor(values), meta=dict(label.meta))
-        image = renderer(case_label, MetaTensor(torch.as_tensor(new_brain), meta=dict(label.meta)), new_tissue)
-        entries.append(
-            write_brats_case(out_dir, name, image, values, label.affine, renderer.modalities, stats.dtype, overwrite=args.overwrite)
-        )
-        k = int(tumour_area_per_slice(new_index, axis).argmax())
-        plane = image.as_tensor().movedim(1 + axis, 0)[k].float()
-        previews.append(2.0 * (plane - low) / (high - low) - 1.0)
-        preview_labels.append(torch.as_tensor(new_index).movedim(1 + axis, 0)[k])
-        rows.append(f"{name} z={k}")
-    write_datalist(out_dir / "datalist.json", entries, overwrite=args.overwrite, extra={"description": "pix2pix renders", "brain_mask": brain_source})
-    contact_sheet(out_dir / f"{stem}_preview.png", previews, preview_labels, channel_names=list(renderer.modalities), row_names=rows, overwrite=args.overwrite)
+    num_classes, tissue_classes = len(renderer.label_values), renderer.tissue_classes
+    steps: list[Any] = []
+    if args.deform:
+        steps += [
+            BuildConditiond("label", "brain_mask", "condition", num_label_classes=num_classes, tissue_classes=tissue_classes),
+            RandDeformConditiond("condition", spatial_dims=3),
+            SplitConditiond("condition", num_label_classes=num_classes, tissue_classes=tissue_classes),
+        ]
+    steps += [
+        IndexToLabeld("label", renderer.label_values),
+        render,
+        SaveBratsCased(("image", "label"), out_dir, modalities=renderer.modalities, overwrite=args.overwrite),
+    ]
+    case = {"label": index, "brain_mask": MetaTensor(brain, meta=dict(label.meta)), "tissue": tissue}
+    synthesise(
+        Compose(steps), [{**case, "name": name} for name in names], out_dir, seed=args.seed,
+        label_values=renderer.label_values, modalities=renderer.modalities, overwrite=args.overwrite,
+        description="pix2pix renders", extra={"brain_mask": brain_source},
+    )
     print(f"wrote {len(names)} synthetic case(s) to {out_dir} (brain mask: {brain_source})")
     return 0

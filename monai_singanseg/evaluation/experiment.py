@@ -363,7 +363,7 @@ def synthetic_quality(
 
 # -------------------------------------------------------------------------------------------- runs
 def _mean_sd(values: Sequence[float]) -> dict[str, float]:
-    finite = [v for v in values if math.isfinite(v)]
+    finite = [v for v in values if v is not None and math.isfinite(v)]  # null: undefined in a reloaded report
     if not finite:
         return {"mean": math.nan, "sd": math.nan, "n": 0}
     mean = sum(finite) / len(finite)
