@@ -150,6 +150,27 @@ def test_infer_singanseg_adds_a_synthetic_labelled_image_in_the_source_geometry(
     assert (_sha(user_label), _sha(user_image)) == before
 
 
+def test_infer_singanseg_style_option_changes_the_image_never_the_label(server):
+    from monai_singanseg.label.synthesis import singanseg_volume
+
+    r = requests.post(f"{server.url}/infer/singanseg", params={"image": DEMO, "output": "json"},
+                      data={"params": json.dumps({"seed": 21, "style": "histogram+random", "style_steps": 3})}, timeout=300)
+    assert r.status_code == 200, r.text
+    result = r.json()
+    assert result["style"] == "histogram+random"
+    new_id = f"{DEMO}_singanseg_21"
+    styled_image = np.asanyarray(nib.load(str(server.studies / f"{new_id}.nii.gz")).dataobj)
+    styled_label = np.asanyarray(nib.load(str(server.studies / "labels" / "final" / f"{new_id}.nii.gz")).dataobj)
+    plain = singanseg_volume(result["singanseg_model"], server.studies / f"{DEMO}.nii.gz",
+                             server.studies / "labels" / "final" / f"{DEMO}.nii.gz", (0, 1, 2, 4), seed=21, device="cpu")
+    assert np.array_equal(styled_label, plain.label[0])  # same sample, same label
+    k = result["slice_index"]
+    assert not np.array_equal(styled_image[..., k, :], np.moveaxis(plain.image, 0, -1)[..., k, :])
+    bad = requests.post(f"{server.url}/infer/singanseg", params={"image": DEMO},
+                        data={"params": json.dumps({"seed": 22, "style": "vgg19"})}, timeout=60)
+    assert bad.status_code == 422 and "style" in bad.json()["detail"]
+
+
 def test_infer_pix2pix_renders_a_whole_synthetic_volume_for_a_deformed_label(server, tmp_path):
     source = nib.load(str(server.studies / f"{DEMO}.nii.gz"))
     user_label = server.studies / "labels" / "final" / f"{DEMO}.nii.gz"

@@ -26,11 +26,14 @@ from monai_singanseg.label.datastore import SYNTHETIC_SOURCE_KEY, write_datastor
 from monai_singanseg.label.models import SinGANSegModelCache
 from monai_singanseg.label.options import LabelAppOptions, label_names
 from monai_singanseg.label.synthesis import SyntheticVolume, pix2pix_volume, singanseg_volume
+from monai_singanseg.transforms.style import STYLE_METHODS
 
 __all__ = ["LabelRequestError", "SyntheticInferTask", "SinGANSegInferTask", "Pix2PixInferTask", "is_synthetic"]
 
 logger = logging.getLogger(__name__)
 
+#: style methods a request may ask for (VGG-19 needs a weights file the server does not have).
+LABEL_STYLE_METHODS = ("none", *(m for m in STYLE_METHODS if "vgg19" not in m))
 #: how many seeds are tried for a free image id when the request gives none.
 _MAX_AUTO_SEEDS = 10000
 _SYNTHETIC_ID = re.compile(r"_(singanseg|pix2pix)_\d+$")
@@ -169,7 +172,9 @@ class SinGANSegInferTask(SyntheticInferTask):
 
     The image's model is trained on first use (or by the ``singanseg`` train task) and cached. Parameters:
     ``seed`` (-1: first free), ``start_scale`` (0: most varied; higher: closer to the source slice), ``threshold``
-    (label background threshold) and ``min_component`` (drop smaller tumour components, pixels).
+    (label background threshold), ``min_component`` (drop smaller tumour components, pixels), ``style``
+    (SinGAN-Seg's style-transfer step: ``none``, ``histogram``, ``random`` or ``histogram+random``; the label is
+    never changed) and ``style_steps``.
 
     Args:
         options: the app's settings.
@@ -181,20 +186,24 @@ class SinGANSegInferTask(SyntheticInferTask):
             "singanseg", options, datastore,
             "SinGAN-Seg: a synthetic image/label pair (one tumour slice) from this image's own model, added to the "
             "datastore as a new image",
-            {"start_scale": 0, "threshold": 0.5, "min_component": 0},
+            {"start_scale": 0, "threshold": 0.5, "min_component": 0, "style": "none", "style_steps": 100},
         )
         self.cache = SinGANSegModelCache(options)
 
     def synthesise(
         self, image_id: str, image_path: str, label_path: str, seed: int, request: Mapping[str, Any]
     ) -> tuple[SyntheticVolume, dict[str, Any]]:
+        style = self.param(request, "style")
+        if style not in LABEL_STYLE_METHODS:
+            raise LabelRequestError(422, f"style={style!r}: choose one of {', '.join(LABEL_STYLE_METHODS)}")
         model, trained = self.cache.ensure(image_id, image_path, label_path)
         volume = singanseg_volume(
             model, image_path, label_path, self.options.label_values, seed,
             start_scale=self.param(request, "start_scale"), threshold=self.param(request, "threshold"),
-            min_component=self.param(request, "min_component"), device=self.options.device,
+            min_component=self.param(request, "min_component"), device=self.options.device, style=style,
+            style_steps=self.param(request, "style_steps"),
         )
-        return volume, {"singanseg_model": str(model), "model_trained_now": trained}
+        return volume, {"singanseg_model": str(model), "model_trained_now": trained, "style": style}
 
 
 class Pix2PixInferTask(SyntheticInferTask):

@@ -25,6 +25,7 @@ from monai_singanseg.transforms.condition import (
 from monai_singanseg.transforms.intensity import ForegroundMaskd
 from monai_singanseg.transforms.intensity.array import SOURCE_DTYPE_KEY
 from monai_singanseg.transforms.labels import IndexToLabeld
+from monai_singanseg.transforms.style import StyleTransfer
 from monai_singanseg.transforms.synthesis import Pix2PixRenderd
 
 __all__ = ["SyntheticVolume", "singanseg_volume", "pix2pix_volume"]
@@ -59,6 +60,8 @@ def singanseg_volume(
     threshold: float = 0.5,
     min_component: int = 0,
     device: str | torch.device | None = "auto",
+    style: str = "none",
+    style_steps: int = 100,
 ) -> SyntheticVolume:
     """Draw one SinGAN-Seg sample of an image's model and put it at its slice in the image's geometry.
 
@@ -72,6 +75,9 @@ def singanseg_volume(
         threshold: label background threshold.
         min_component: remove tumour components smaller than this many pixels.
         device: torch device.
+        style: SinGAN-Seg's style-transfer step (a :data:`~monai_singanseg.transforms.style.STYLE_METHODS` name
+            without VGG-19, or ``"none"``); the style image is the model's reconstruction of its training slice.
+        style_steps: optimisation steps of the network style methods.
 
     Returns:
         The synthetic volume: one synthetic axial slice at the training slice's index, background elsewhere.
@@ -81,7 +87,10 @@ def singanseg_volume(
     """
     sampler = SinGANSegSampler(model, device=device)
     images, labels = sampler.split(sampler.sample(1, start_scale, seed=seed).cpu(), threshold, min_component)
-    image, label = sampler.to_source(images[0], labels[0])
+    sample = images[0]
+    if style != "none":
+        sample = StyleTransfer(sampler.reference_image(), method=style, steps=style_steps, device=sampler.device)(sample)
+    image, label = sampler.to_source(sample, labels[0])
     case = load_case({"image": str(image_path), "label": str(label_path)}, label_values)
     slice_index = int(sampler.config["source_slice_index"])
     vol_image, vol_label = slice_sample_to_volume(
