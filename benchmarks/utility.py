@@ -35,7 +35,14 @@ from pathlib import Path
 import torch
 
 from monai_singanseg.data import brats_datalist
-from monai_singanseg.evaluation.experiment import ExperimentSettings, headline, run_experiment, style_set_name, summarise_folds
+from monai_singanseg.evaluation.experiment import (
+    ExperimentSettings,
+    headline,
+    mean_sd,
+    run_experiment,
+    style_set_name,
+    summarise_folds,
+)
 from monai_singanseg.evaluation.segmentation import SegmentationSettings
 
 HEADLINE_SETS = ("real", "singanseg", "synthetic", "real5", "real5+singanseg")
@@ -107,9 +114,8 @@ def print_paired_style_differences(folds: list, methods: tuple) -> None:
                 for seed, run in fold["runs"][styled]["runs"].items()
             ]
             if len(diffs) > 1:
-                mean = sum(diffs) / len(diffs)
-                sd = (sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)) ** 0.5
-                print(f"paired Dice({styled}) - Dice({base}): {mean:+.3f} ± {sd:.3f} (sd over {len(diffs)} fold x seed runs; "
+                stats = mean_sd(diffs)
+                print(f"paired Dice({styled}) - Dice({base}): {stats['mean']:+.3f} ± {stats['sd']:.3f} (sd over {len(diffs)} fold x seed runs; "
                       f"{sum(d > 0 for d in diffs)} of {len(diffs)} positive)")
 
 

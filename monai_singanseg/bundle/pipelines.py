@@ -11,17 +11,18 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from monai.transforms import Compose
+from monai.transforms import Compose, MapTransform
 
 from monai_singanseg.engines.singan_sampler import SinGANSegSampler
 from monai_singanseg.io.modelfile import ModelFile
+from monai_singanseg.transforms.condition import BuildConditiond, RandDeformConditiond, SplitConditiond
 from monai_singanseg.transforms.intensity import IntensityFromTanhRanged
 from monai_singanseg.transforms.io import SaveBratsCased, SaveCased, SaveImageMaskPngd
 from monai_singanseg.transforms.labels import IndexToLabeld
 from monai_singanseg.transforms.style import StyleTransferd
 from monai_singanseg.transforms.synthesis import SinGANSegSampled
 
-__all__ = ["singanseg_pipeline", "singanseg_case_writer", "singanseg_style"]
+__all__ = ["singanseg_pipeline", "singanseg_case_writer", "singanseg_style", "pix2pix_deform_steps"]
 
 
 def singanseg_case_writer(sampler: SinGANSegSampler, output_dir: str | os.PathLike, overwrite: bool = False) -> SaveCased:
@@ -29,6 +30,25 @@ def singanseg_case_writer(sampler: SinGANSegSampler, output_dir: str | os.PathLi
     if sampler.config.get("input_kind") == "rgb":
         return SaveImageMaskPngd(("image", "label"), output_dir, overwrite=overwrite)
     return SaveBratsCased(("image", "label"), output_dir, modalities=sampler.config["image_channels"], overwrite=overwrite)
+
+
+def pix2pix_deform_steps(num_label_classes: int, tissue_classes: int = 0, spatial_dims: int = 3) -> list[MapTransform]:
+    """The steps that turn ``"label"`` (class indices), ``"brain_mask"`` (and ``"tissue"``) into a randomly deformed set.
+
+    Condition (``BuildConditiond``) -> elastic + affine deformation (``RandDeformConditiond``) -> back to
+    label, brain mask and tissue map (``SplitConditiond``): a new label map for pix2pix to render. A list, so it
+    splices into a pipeline and is seeded with it.
+
+    Args:
+        num_label_classes: label classes including background.
+        tissue_classes: tissue channels of the condition (0: none).
+        spatial_dims: 2 for slices, 3 for volumes.
+    """
+    return [
+        BuildConditiond("label", "brain_mask", "condition", num_label_classes=num_label_classes, tissue_classes=tissue_classes),
+        RandDeformConditiond("condition", spatial_dims=spatial_dims),
+        SplitConditiond("condition", num_label_classes=num_label_classes, tissue_classes=tissue_classes),
+    ]
 
 
 def singanseg_style(

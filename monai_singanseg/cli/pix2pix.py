@@ -20,8 +20,8 @@ from monai.transforms import Compose
 from monai_singanseg.data import CaseError, brats_datalist, case_name, load_image
 from monai_singanseg.engines.common import resolve_device
 from monai_singanseg.engines.pix2pix import Pix2PixSettings, train_pix2pix
+from monai_singanseg.bundle.pipelines import pix2pix_deform_steps
 from monai_singanseg.bundle.synthesis import synthesise
-from monai_singanseg.transforms.condition import BuildConditiond, RandDeformConditiond, SplitConditiond
 from monai_singanseg.transforms.condition.array import ConditionError, TissueClasses, check_same_grid
 from monai_singanseg.transforms.intensity.array import foreground_mask
 from monai_singanseg.transforms.io import SaveBratsCased
@@ -166,13 +166,7 @@ def run_render(args: argparse.Namespace) -> int:
     names = [stem] if args.deform == 0 else [f"{stem}_def{i:03d}" for i in range(args.deform)]
     out_dir = Path(args.out)
     num_classes, tissue_classes = len(renderer.label_values), renderer.tissue_classes
-    steps: list[Any] = []
-    if args.deform:
-        steps += [
-            BuildConditiond("label", "brain_mask", "condition", num_label_classes=num_classes, tissue_classes=tissue_classes),
-            RandDeformConditiond("condition", spatial_dims=3),
-            SplitConditiond("condition", num_label_classes=num_classes, tissue_classes=tissue_classes),
-        ]
+    steps: list[Any] = pix2pix_deform_steps(num_classes, tissue_classes) if args.deform else []
     steps += [
         IndexToLabeld("label", renderer.label_values),
         render,

@@ -73,6 +73,7 @@ __all__ = [
     "summarise",
     "headline",
     "summarise_folds",
+    "mean_sd",
     "planned_outputs",
 ]
 
@@ -362,7 +363,8 @@ def synthetic_quality(
 
 
 # -------------------------------------------------------------------------------------------- runs
-def _mean_sd(values: Sequence[float]) -> dict[str, float]:
+def mean_sd(values: Sequence[float | None]) -> dict[str, float]:
+    """Mean, sample sd and count of the finite values (None/NaN: undefined scores, skipped)."""
     finite = [v for v in values if v is not None and math.isfinite(v)]  # null: undefined in a reloaded report
     if not finite:
         return {"mean": math.nan, "sd": math.nan, "n": 0}
@@ -375,7 +377,7 @@ def summarise(runs: Sequence[Mapping[str, Mapping[str, float]]]) -> dict[str, di
     """Per region and metric: mean, sample sd and count over runs (:func:`region_metrics` results)."""
     if not runs:
         return {}
-    return {region: {m: _mean_sd([r[region][m] for r in runs]) for m in METRIC_NAMES} for region in runs[0]}
+    return {region: {m: mean_sd([r[region][m] for r in runs]) for m in METRIC_NAMES} for region in runs[0]}
 
 
 def run_fold(

@@ -13,19 +13,14 @@ import torch
 from monai.transforms import Compose
 
 from monai_singanseg.data import LoadCased, load_case
+from monai_singanseg.bundle.pipelines import pix2pix_deform_steps, singanseg_style
 from monai_singanseg.engines.singan_sampler import SinGANSegSampler
 from monai_singanseg.io.writers import BRATS_MODALITIES
 from monai_singanseg.label.geometry import slice_sample_to_volume
-from monai_singanseg.transforms.condition import (
-    BuildConditiond,
-    RandDeformConditiond,
-    SplitConditiond,
-    TissueClassesd,
-)
+from monai_singanseg.transforms.condition import TissueClassesd
 from monai_singanseg.transforms.intensity import ForegroundMaskd
 from monai_singanseg.transforms.intensity.array import SOURCE_DTYPE_KEY
 from monai_singanseg.transforms.labels import IndexToLabeld
-from monai_singanseg.transforms.style import StyleTransfer
 from monai_singanseg.transforms.synthesis import Pix2PixRenderd
 
 __all__ = ["SyntheticVolume", "singanseg_volume", "pix2pix_volume"]
@@ -88,8 +83,9 @@ def singanseg_volume(
     sampler = SinGANSegSampler(model, device=device)
     images, labels = sampler.split(sampler.sample(1, start_scale, seed=seed).cpu(), threshold, min_component)
     sample = images[0]
-    if style != "none":
-        sample = StyleTransfer(sampler.reference_image(), method=style, steps=style_steps, device=sampler.device)(sample)
+    style_step = singanseg_style(sampler, style, style_steps, device=sampler.device)
+    if style_step is not None:
+        sample = style_step({"image": sample})["image"]
     image, label = sampler.to_source(sample, labels[0])
     case = load_case({"image": str(image_path), "label": str(label_path)}, label_values)
     slice_index = int(sampler.config["source_slice_index"])
@@ -144,11 +140,7 @@ def pix2pix_volume(
         channel = modalities.index(renderer.config["condition"].get("tissue_modality", BRATS_MODALITIES[1]))
         steps.append(TissueClassesd("image", "brain_mask", "tissue", channel=channel, num_classes=tissue))
     if deform:
-        steps += [
-            BuildConditiond("label", "brain_mask", "condition", num_label_classes=num_classes, tissue_classes=tissue),
-            RandDeformConditiond("condition", spatial_dims=3),
-            SplitConditiond("condition", num_label_classes=num_classes, tissue_classes=tissue),
-        ]
+        steps += pix2pix_deform_steps(num_classes, tissue)
     steps += [IndexToLabeld("label", renderer.label_values), render]
     pipeline = Compose(steps)
     pipeline.set_random_state(seed)
