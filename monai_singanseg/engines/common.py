@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from monai.utils import set_determinism
 
+from monai_singanseg.device import resolve_device
+
 __all__ = ["seed_everything", "resolve_device", "require_tensorboard", "optional_summary_writer", "cpu_threads_hint"]
 
 
@@ -18,13 +20,6 @@ def seed_everything(seed: int | None) -> None:
         seed: the seed; None leaves the generators unseeded (non-deterministic).
     """
     set_determinism(seed=seed)
-
-
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``None``/``"auto"`` -> CUDA if available, else CPU; anything else is passed to ``torch.device``."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def optional_summary_writer(log_dir: str | os.PathLike | None) -> Any | None:

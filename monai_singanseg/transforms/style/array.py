@@ -18,7 +18,7 @@ from monai.transforms import Transform
 from monai.utils import convert_to_dst_type, convert_to_tensor
 from torch import nn
 
-from monai_singanseg.engines.common import resolve_device
+from monai_singanseg.device import resolve_device
 from monai_singanseg.transforms.style.gatys import optimise_style
 
 __all__ = [
