@@ -34,11 +34,13 @@ from monai.metrics.regression import compute_ssim_and_cs
 
 from monai_singanseg.data import brats_datalist, load_image
 from monai_singanseg.engines.pix2pix import Pix2PixSettings, train_pix2pix
+from monai_singanseg.synthesis import pix2pix_training_slices
 from monai_singanseg.evaluation.swd import sliced_wasserstein_distance
 from monai_singanseg.transforms.intensity import foreground_mask
 from monai_singanseg.transforms.labels import LabelToIndex
 from monai_singanseg.transforms.slices import axial_axis, rank_tumour_slices
-from monai_singanseg.transforms.synthesis import AxialSliceGrid, Pix2PixRender
+from monai_singanseg.inferers import Pix2PixRender
+from monai_singanseg.transforms.slices import AxialSliceGrid
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "brats_tcga"
 
@@ -130,8 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         return (time.perf_counter() - t_start) / 60.0 > args.max_minutes
 
     history: list[dict] = []
+    data = pix2pix_training_slices([train_item], settings, progress=False)
     result = train_pix2pix(
-        [train_item], model_path, settings, device=args.device, overwrite=True, progress=sys.stderr.isatty(), on_epoch=on_epoch
+        data, model_path, settings, device=args.device, overwrite=True, progress=sys.stderr.isatty(), on_epoch=on_epoch
     )
     wall = time.perf_counter() - t_start
     epoch_seconds = [h["seconds"] for h in history]

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import torch
 
-from monai_singanseg.engines.singan import prepare_training_input
-from monai_singanseg.engines.singan_sampler import SinGANSegSampler
+from monai_singanseg.synthesis import singanseg_training_input
+from monai_singanseg.inferers import SinGANSegSampler
 from monai_singanseg.evaluation import diversity, memorisation_scores, sliced_wasserstein_distance
 
 DEFAULT_CASE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "brats_tcga" / "TCGA-FG-6692"
@@ -88,7 +88,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     images, label = case_files(args.case)
-    real, meta = prepare_training_input(images, label, "auto", max_size=128)
+    real, meta = singanseg_training_input(images, label, "auto", max_size=128)
     print(f"case {meta['source_name']} slice {meta['source_slice_index']}: {tuple(real.shape)} (7 = 4 MR + 3 classes), "
           f"CPU, {args.threads} threads, torch {torch.__version__}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -97,7 +97,7 @@ def main() -> None:
         cfg = SinGANSegSampler(fast_model).config
         if args.keep_model is not None:
             shutil.copyfile(fast_model, args.keep_model)
-        print(f"fast (default): scales {[s[0] for s in cfg['scale_sizes']]}, {cfg['training']['iters']} iters/stage")
+        print(f"fast (default): scales {[s[0] for s in cfg.scale_sizes]}, {cfg.training['iters']} iters/stage")
         print(f"  training wall time: {wall:.1f} s ({wall / 60:.2f} min) [target <= 600 s]")
         print(f"  training peak RSS:  {rss:.0f} MiB [target <= 1536 MiB]")
         print(f"  sampling: {samples_per_second(fast_model):.1f} samples/s at 128x128 [target >= 50]")
@@ -110,7 +110,7 @@ def main() -> None:
             cfg = SinGANSegSampler(singan_model).config
             fid_s = fidelity(singan_model, real)
             print(f"singan (reference schedule, {args.singan_iters} iters/scale instead of 2000): "
-                  f"scales {[s[0] for s in cfg['scale_sizes']]}, training {wall_s:.1f} s")
+                  f"scales {[s[0] for s in cfg.scale_sizes]}, training {wall_s:.1f} s")
             print("  50 samples: SWD {swd:.4f}, diversity {diversity:.4f}, memorisation NCC mean "
                   "{memorisation_mean:.4f} max {memorisation_max:.4f}".format(**fid_s))
             verdict = "no worse" if fid["swd"] <= fid_s["swd"] else "WORSE"

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from monai_singanseg.engines.singan import prepare_training_input
-from monai_singanseg.engines.singan_sampler import SinGANSegSampler
+from monai_singanseg.synthesis import singanseg_training_input
+from monai_singanseg.inferers import SinGANSegSampler
 from monai_singanseg.evaluation import diversity, memorisation_scores, sliced_wasserstein_distance
 
 #: an image pixel is foreground when any channel exceeds this level ([-1, 1] range, background = -1).
@@ -33,11 +33,11 @@ FOREGROUND_LEVEL = -0.9
 def real_slice(sampler: SinGANSegSampler) -> tuple[torch.Tensor, torch.Tensor]:
     """The training slice as (image channels (1, Ci, H, W) in [-1, 1], class-index label (1, 1, H, W))."""
     cfg = sampler.config
-    files = cfg["source_files"]
+    files = cfg.source_files
     image = files[:-1] if len(files) > 2 else files[0]
-    index = cfg.get("source_slice_index")
-    gan, _ = prepare_training_input(image, files[-1], "auto" if index is None else index, max(cfg["source_size"]),
-                                    label_values=cfg["label_values"])
+    index = cfg.source_slice_index
+    gan, _ = singanseg_training_input(image, files[-1], "auto" if index is None else index, max(cfg.source_size),
+                                    label_values=cfg.label_values)
     images, labels = sampler.split(gan[None])
     return images, labels
 
@@ -84,8 +84,8 @@ def main() -> None:
     sampler = SinGANSegSampler(args.model, device="cpu")
     real_img, real_lab = real_slice(sampler)
     cfg = sampler.config
-    print(f"{args.model}: scales {[s[0] for s in cfg['scale_sizes']]}, training {cfg['training']}, "
-          f"{cfg.get('train_seconds', 0):.0f} s; real tumour area {int((real_lab > 0).sum())} px, "
+    print(f"{args.model}: scales {[s[0] for s in cfg.scale_sizes]}, training {cfg.training}, "
+          f"{cfg.train_seconds:.0f} s; real tumour area {int((real_lab > 0).sum())} px, "
           f"brain area {int(brain_area(real_img, real_lab)[0])} px")
     for k in args.start_scales:
         fig, images, labels = quality(sampler, real_img, real_lab, args.num, k, args.seed)
@@ -97,7 +97,7 @@ def main() -> None:
 
             args.sheet.mkdir(parents=True, exist_ok=True)
             contact_sheet(args.sheet / f"samples_s{k}.png", list(images[:8]), list(labels[:8]),
-                          channel_names=list(cfg["image_channels"]), overwrite=args.overwrite)
+                          channel_names=list(cfg.image_channels), overwrite=args.overwrite)
 
 
 if __name__ == "__main__":

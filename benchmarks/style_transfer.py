@@ -30,7 +30,7 @@ import torch
 from scipy.stats import wasserstein_distance
 from singanseg_quality import real_slice
 
-from monai_singanseg.engines.singan_sampler import SinGANSegSampler
+from monai_singanseg.inferers import SinGANSegSampler
 from monai_singanseg.evaluation import sliced_wasserstein_distance
 from monai_singanseg.networks import RandomFeatures
 from monai_singanseg.transforms import StyleTransfer, style_distance, tanh_foreground
@@ -76,7 +76,7 @@ def main() -> None:
     samples = sampler.split(sampler.sample(args.num, start_scale=0, seed=args.seed))[0]
     judge = RandomFeatures(channels=(64,), kernel_size=5, num_scales=4, seed=1234)
     cfg = sampler.config
-    print(f"{args.model}: {args.num} samples (start scale 0) of {cfg['source_name']} slice {cfg['source_slice_index']}, "
+    print(f"{args.model}: {args.num} samples (start scale 0) of {cfg.source_name} slice {cfg.source_slice_index}, "
           f"{tuple(samples.shape[1:])}; style = the real training slice; {args.threads} thread(s), lr {args.lr}")
     print(f"{'method':<30} {'s/sample':>9} {'hist':>7} {'gram':>8} {'swd':>7} {'change':>7}")
     for method in methods:

@@ -71,7 +71,7 @@ def test_pix2pix_training_writes_a_loadable_model(tmp_path):
                  "--checkpoint_file", str(checkpoint))
     assert res.returncode == 0, res.stderr[-3000:]
     shipped = load_model_file(model, expected_kind="pix2pix")
-    assert shipped.config["inference_only"] and list(shipped.state) == ["generator"]
+    assert shipped.config.inference_only and list(shipped.state) == ["generator"]
     assert set(load_model_file(checkpoint).state) == {"generator", "critic"}
 
 
@@ -94,10 +94,10 @@ def test_pix2pix_generator_exports_to_torchscript(tmp_path):
     res = bundle("run", "export", "--config_file", config("pix2pix", "inference"), "--torchscript_file", str(ts))
     assert res.returncode == 0, res.stderr[-3000:]
     scripted = torch.jit.load(str(ts))
-    from monai_singanseg.transforms.synthesis.pix2pix import load_pix2pix
+    from monai_singanseg.inferers.pix2pix import load_pix2pix
 
     generator, cfg = load_pix2pix(str(REPO / "bundles/pix2pix/models/model.pt"), torch.device("cpu"))
-    x = torch.rand(1, len(cfg["condition"]["channels"]), cfg["size"], cfg["size"])
+    x = torch.rand(1, len(cfg.condition.channels), cfg.size, cfg.size)
     with torch.no_grad():
         assert torch.allclose(scripted(x), generator(x), atol=1e-5)
 
@@ -126,7 +126,7 @@ def test_singanseg_training_writes_a_loadable_model(tmp_path):
                  "--model_file", str(model), "--checkpoint_file", str(checkpoint))
     assert res.returncode == 0, res.stderr[-3000:]
     shipped = load_model_file(model, expected_kind="singanseg")
-    assert shipped.config["inference_only"] and list(shipped.state) == ["generator"]
+    assert shipped.config.inference_only and list(shipped.state) == ["generator"]
     assert list(shipped.tensors) == ["reconstruction_noise"]
     out = tmp_path / "samples"
     res = bundle("run", "--config_file", config("singanseg", "inference"), "--model_file", str(model),
@@ -140,7 +140,7 @@ def test_singanseg_inference_with_the_shipped_model_keeps_the_source_slice_geome
     res = bundle("run", "--config_file", config("singanseg", "inference"), "--output_dir", str(out), "--num_samples", "4")
     assert res.returncode == 0, res.stderr[-3000:]
     cfg = load_model_file(REPO / "bundles/singanseg/models/model.pt").config
-    entries = _check_synthetic_cases(out, np.asarray(cfg["source_affine"]))
+    entries = _check_synthetic_cases(out, np.asarray(cfg.source_affine))
     assert len(entries) == 4 and nib.load(entries[0]["label"]).shape[2] == 1  # one-slice volumes
 
 

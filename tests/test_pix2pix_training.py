@@ -9,20 +9,26 @@ from monai.data import MetaTensor
 
 from monai_singanseg.data import demo_case, load_image
 from monai_singanseg.engines.pix2pix import Pix2PixSettings, train_pix2pix
+from monai_singanseg.inferers import Pix2PixRender, Pix2PixRenderd
 from monai_singanseg.io import ModelFileError, OutputExistsError, load_model_file
 from monai_singanseg.transforms.condition import ConditionError, TissueClasses
 from monai_singanseg.transforms.intensity import foreground_mask
 from monai_singanseg.transforms.labels import LabelValueError
-from monai_singanseg.transforms.synthesis import Pix2PixRender, Pix2PixRenderd
+from monai_singanseg.synthesis import pix2pix_training_slices
 
 TINY = {"size": 32, "batch_size": 8, "generator_channels": 8, "critic_channels": 8, "seed": 7}
+
+
+def _train(path, settings, **kwargs):
+    """The demo case through the product's prepare step, then the trainer (as the CLI and the bundle do)."""
+    return train_pix2pix(pix2pix_training_slices([demo_case()], settings, progress=False), path, settings, progress=False, **kwargs)
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """2 epochs on the 20 tumour slices of the embedded real case (TCGA-FG-6692, cropped)."""
     path = tmp_path_factory.mktemp("p2p") / "p2p.pt"
-    result = train_pix2pix([demo_case()], path, Pix2PixSettings(epochs=2, **TINY), progress=False)
+    result = _train(path, Pix2PixSettings(epochs=2, **TINY))
     return path, result
 
 
@@ -40,11 +46,11 @@ def test_training_writes_loadable_model(trained):
     assert all(torch.isfinite(torch.tensor(h["l1"])) for h in result["history"])
     model = load_model_file(path, expected_kind="pix2pix")
     cfg = model.config
-    assert cfg["size"] == 32 and cfg["epochs_done"] == 2
-    assert cfg["condition"]["channels"] == ["brain", "tumour_1", "tumour_2", "tumour_4"]
-    assert cfg["condition"]["label_values"] == [0, 1, 2, 4]
-    assert cfg["modalities"] == ["flair", "t1", "t1ce", "t2"]
-    stats = cfg["intensity_stats"]
+    assert cfg.size == 32 and cfg.epochs_done == 2
+    assert cfg.condition.channels == ["brain", "tumour_1", "tumour_2", "tumour_4"]
+    assert cfg.condition.label_values == [0, 1, 2, 4]
+    assert cfg.modalities == ["flair", "t1", "t1ce", "t2"]
+    stats = cfg.intensity_stats
     assert stats["dtype"] == "int16" and len(stats["low"]) == 4
     assert all(lo < hi for lo, hi in zip(stats["low"], stats["high"]))
     assert set(model.state) == {"generator", "critic"}
@@ -56,11 +62,11 @@ def test_training_is_deterministic_and_resumes_exactly(trained, tmp_path):
     path, _ = trained
     reference = load_model_file(path).state["generator"]
     half = tmp_path / "half.pt"
-    train_pix2pix([demo_case()], half, Pix2PixSettings(epochs=1, **TINY), progress=False)
+    _train(half, Pix2PixSettings(epochs=1, **TINY))
     with pytest.raises(OutputExistsError):
-        train_pix2pix([demo_case()], half, Pix2PixSettings(epochs=1, **TINY), progress=False)
+        _train(half, Pix2PixSettings(epochs=1, **TINY))
     # resuming to 2 epochs gives exactly the weights of the uninterrupted 2-epoch run (same seed)
-    resumed = train_pix2pix([demo_case()], half, Pix2PixSettings(epochs=2, **TINY), resume=True, progress=False)
+    resumed = _train(half, Pix2PixSettings(epochs=2, **TINY), resume=True)
     assert resumed["epochs_done"] == 2 and len(resumed["history"]) == 2
     state = load_model_file(half).state["generator"]
     assert all(torch.equal(state[k], reference[k]) for k in reference)
@@ -108,10 +114,10 @@ def test_render_bad_inputs(trained, demo_volumes):
 
 def test_tissue_condition_model(tmp_path, demo_volumes):
     path = tmp_path / "tissue.pt"
-    train_pix2pix([demo_case()], path, Pix2PixSettings(epochs=1, tissue_classes=3, all_brain_slices=True, **TINY), progress=False)
+    _train(path, Pix2PixSettings(epochs=1, tissue_classes=3, all_brain_slices=True, **TINY))
     cfg = load_model_file(path).config
-    assert cfg["condition"]["channels"][-3:] == ["tissue_1", "tissue_2", "tissue_3"]
-    assert cfg["num_slices"] == 20  # the cropped demo case: every brain slice holds tumour
+    assert cfg.condition.channels[-3:] == ["tissue_1", "tissue_2", "tissue_3"]
+    assert cfg.num_slices == 20  # the cropped demo case: every brain slice holds tumour
     label, brain, image = demo_volumes
     renderer = Pix2PixRender(path)
     with pytest.raises(ConditionError, match="tissue"):

@@ -9,10 +9,10 @@ from monai_singanseg.engines.singan import (
     SinGANSegSettings,
     gradient_penalty,
     label_area_loss,
-    make_gan_tensor,
     pyramid_sizes,
     real_pyramid,
 )
+from monai_singanseg.transforms.gan import ToGANTensor
 from monai_singanseg.networks import SinGANCritic, SinGANGenerator, SinGANPyramid, resize_to, scale_features
 
 
@@ -90,7 +90,7 @@ def test_gan_tensor_layout_and_soft_labels_at_coarse_scales():
     label = torch.zeros(1, 32, 32, dtype=torch.int64)
     label[0, 8:20, 9:21] = 2
     label[0, 12:15, 12:15] = 3
-    gan = make_gan_tensor(image, label, 4)
+    gan = ToGANTensor(4)(image, label)
     assert gan.shape == (7, 32, 32)
     torch.testing.assert_close(gan[:4], image)
     assert set(gan[4:].unique().tolist()) == {-1.0, 1.0}
@@ -104,11 +104,11 @@ def test_gan_tensor_layout_and_soft_labels_at_coarse_scales():
 
 def test_gan_tensor_bad_input():
     with pytest.raises(ValueError, match="differ"):
-        make_gan_tensor(torch.zeros(4, 32, 32), torch.zeros(1, 30, 32, dtype=torch.int64), 4)
+        ToGANTensor(4)(torch.zeros(4, 32, 32), torch.zeros(1, 30, 32, dtype=torch.int64))
     bad = torch.zeros(4, 32, 32)
     bad[0, 3, 3] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
-        make_gan_tensor(bad, torch.zeros(1, 32, 32, dtype=torch.int64), 4)
+        ToGANTensor(4)(bad, torch.zeros(1, 32, 32, dtype=torch.int64))
 
 
 def test_resize_antialiased_shrink_and_gradient_penalty():

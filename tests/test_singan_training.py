@@ -10,23 +10,19 @@ import pytest
 import torch
 from monai.data import MetaTensor
 
-from monai_singanseg.engines.singan import (
-    SinGANSegSettings,
-    SinGANSegTrainer,
-    make_gan_tensor,
-    prepare_training_input,
-)
-from monai_singanseg.engines.singan_sampler import SinGANSegSampler, remove_small_components
+from monai_singanseg.engines.singan import SinGANSegSettings, SinGANSegTrainer
+from monai_singanseg.inferers import SinGANSegSample, SinGANSegSampled, SinGANSegSampler
 from monai_singanseg.io.atomic import OutputExistsError
 from monai_singanseg.io.modelfile import ModelFileError, load_model_file
-from monai_singanseg.transforms.synthesis import SinGANSegSample, SinGANSegSampled
+from monai_singanseg.synthesis import singanseg_training_input
+from monai_singanseg.transforms.gan import ToGANTensor, remove_small_components
 
 TINY = {"min_size": 12, "iters": 4, "num_stages": 3, "critic_steps": 1, "generator_steps": 2, "base_features": 8}
 
 
 @pytest.fixture(scope="module")
 def real_slice(brats_item):
-    return prepare_training_input(brats_item["image"], brats_item["label"], "auto", max_size=32)
+    return singanseg_training_input(brats_item["image"], brats_item["label"], "auto", max_size=32)
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +49,13 @@ def test_tiny_training_gives_loadable_complete_model(tiny_model):
     assert payload["kind"] == "singanseg"
     model = load_model_file(tiny_model, expected_kind="singanseg")
     cfg = model.config
-    assert cfg["complete"] and cfg["finished_scales"] == cfg["num_scales"] == 3
-    assert len(cfg["noise_amplitudes"]) == 3 and cfg["noise_amplitudes"][0] == 1.0
-    assert all(0 < a < 1 for a in cfg["noise_amplitudes"][1:])
-    assert cfg["scale_sizes"][-1] == [32, 32] and min(cfg["scale_sizes"][0]) == 12
-    assert np.asarray(cfg["source_affine"]).shape == (4, 4)
+    assert cfg.complete and cfg.finished_scales == cfg.num_scales == 3
+    assert len(cfg.noise_amplitudes) == 3 and cfg.noise_amplitudes[0] == 1.0
+    assert all(0 < a < 1 for a in cfg.noise_amplitudes[1:])
+    assert cfg.scale_sizes[-1] == [32, 32] and min(cfg.scale_sizes[0]) == 12
+    assert np.asarray(cfg.source_affine).shape == (4, 4)
     assert model.tensors["reconstruction_noise"].shape == (1, 7, 12, 12)
-    assert cfg["training"]["schedule"] == "fast"
+    assert cfg.training["schedule"] == "fast"
 
 
 def test_training_is_deterministic_and_refuses_to_overwrite(real_slice, tiny_model, tmp_path):
@@ -78,7 +74,7 @@ def test_singan_schedule_trains_more_scales(real_slice, tmp_path):
     gan, meta = real_slice
     settings = SinGANSegSettings(schedule="singan", min_size=20, iters=1, critic_steps=1, generator_steps=1, base_features=4)
     cfg = load_model_file(SinGANSegTrainer(settings, progress=False).fit(gan, tmp_path / "s.pt", meta)).config
-    assert cfg["complete"] and cfg["training"]["schedule"] == "singan" and cfg["num_scales"] == 3
+    assert cfg.complete and cfg.training["schedule"] == "singan" and cfg.num_scales == 3
 
 
 def test_same_seed_same_samples(tiny_model):
@@ -142,8 +138,8 @@ def test_monai_transforms_draw_pairs_with_source_geometry(tiny_model):
 def test_bad_inputs(brats_item, tmp_path, tiny_model):
     no_tumour = 5  # an axial slice far below the brain
     with pytest.raises(ValueError, match="no tumour"):
-        prepare_training_input(brats_item["image"], brats_item["label"], no_tumour, max_size=32)
-    gan, meta = make_gan_tensor(torch.zeros(4, 12, 12), torch.zeros(1, 12, 12, dtype=torch.int64), 4), {}
+        singanseg_training_input(brats_item["image"], brats_item["label"], no_tumour, max_size=32)
+    gan, meta = ToGANTensor(4)(torch.zeros(4, 12, 12), torch.zeros(1, 12, 12, dtype=torch.int64)), {}
     with pytest.raises(ValueError, match="too small"):
         SinGANSegTrainer(SinGANSegSettings(), progress=False).fit(gan, tmp_path / "small.pt", meta)
     assert not (tmp_path / "small.pt").exists()
@@ -161,7 +157,7 @@ def test_3d_training_code_path(tmp_path):
     image = torch.rand(2, 14, 14, 14) * 2 - 1
     label = torch.zeros(1, 14, 14, 14, dtype=torch.int64)
     label[0, 4:9, 4:9, 4:9] = 1
-    gan = make_gan_tensor(image, label, 2)
+    gan = ToGANTensor(2)(image, label)
     settings = SinGANSegSettings(min_size=8, num_stages=2, iters=1, critic_steps=1, generator_steps=1, base_features=4)
     out = SinGANSegTrainer(settings, progress=False).fit(gan, tmp_path / "m3d.pt", {"num_image_channels": 2,
         "label_values": [0, 1], "intensity_stats": {"low": [0, 0], "high": [1, 1]}, "source_affine": np.eye(4).tolist()})

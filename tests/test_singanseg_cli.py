@@ -58,10 +58,10 @@ def test_generate_writes_brats_cases_datalist_and_sheet(generated, model):
         flair = nib.load(item["image"][0])
         assert flair.get_data_dtype() == np.int16 and flair.shape == (32, 32, 1)
         reloaded = load_image(item["image"][0])
-        np.testing.assert_allclose(np.asarray(reloaded.affine), np.asarray(cfg["source_affine"]), atol=1e-4)
+        np.testing.assert_allclose(np.asarray(reloaded.affine), np.asarray(cfg.source_affine), atol=1e-4)
         data = np.asarray(flair.dataobj)
-        assert data.min() >= np.floor(min(cfg["intensity_stats"]["low"])) - 1
-        assert data.max() <= np.ceil(max(cfg["intensity_stats"]["high"])) + 1
+        assert data.min() >= np.floor(min(cfg.intensity_stats["low"])) - 1
+        assert data.max() <= np.ceil(max(cfg.intensity_stats["high"])) + 1
 
 
 def test_same_seed_gives_identical_files(generated, model, tmp_path):
@@ -118,14 +118,14 @@ def test_resume_after_killed_run_gives_the_same_complete_model(brats_item, model
     finally:
         proc.wait()
     partial = load_model_file(out).config  # the checkpoint of the last finished scale is a valid model file
-    assert not partial["complete"] and 1 <= partial["finished_scales"] < partial["num_scales"]
+    assert not partial.complete and 1 <= partial.finished_scales < partial.num_scales
     res = cli("generate", "--model", str(out), "--num", "1", "--out", str(tmp_path / "g"))
     assert res.returncode == 1 and "interrupted" in res.stderr and not (tmp_path / "g").exists()
     res = cli(*train_args(brats_item, out), "--resume")
     assert res.returncode == 0, res.stderr
     resumed, full = load_model_file(out), load_model_file(model)
-    assert resumed.config["complete"]
-    assert resumed.config["noise_amplitudes"] == full.config["noise_amplitudes"]
+    assert resumed.config.complete
+    assert resumed.config.noise_amplitudes == full.config.noise_amplitudes
     for name, tensor in full.state["generator"].items():
         assert torch.equal(tensor, resumed.state["generator"][name]), name
 
@@ -137,7 +137,7 @@ def test_2d_rgb_image_and_mask(shared_data, tmp_path):
     res = cli("train-singanseg", "--image", str(image), "--label", str(mask), "--out", str(out), *TINY[:6],
               "--iters", "1", "--threads", "1", "--quiet")
     assert res.returncode == 0, res.stderr
-    assert load_model_file(out).config["image_channels"] == ["red", "green", "blue"]
+    assert load_model_file(out).config.image_channels == ["red", "green", "blue"]
     res = cli("generate", "--model", str(out), "--num", "2", "--out", str(tmp_path / "g"))
     assert res.returncode == 0, res.stderr
     items = json.loads((tmp_path / "g" / "datalist.json").read_text(encoding="utf-8"))["training"]

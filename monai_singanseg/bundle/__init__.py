@@ -1,18 +1,11 @@
-"""Helpers the MONAI bundles in ``bundles/`` call from their configs (the package, not ``scripts/``)."""
+"""Helpers only the MONAI bundles in ``bundles/`` need: finding a bundle's folder, TorchScript export.
+
+The bundles' configs call the package's synthesis builders (:mod:`monai_singanseg.synthesis`) for everything else.
+"""
 
 from __future__ import annotations
 
 from monai_singanseg.bundle.export import export_torchscript
 from monai_singanseg.bundle.paths import bundle_root
-from monai_singanseg.bundle.pipelines import (
-    pix2pix_deform_steps,
-    singanseg_case_writer,
-    singanseg_pipeline,
-    singanseg_style,
-)
-from monai_singanseg.bundle.synthesis import synthesise
 
-__all__ = [
-    "bundle_root", "export_torchscript", "pix2pix_deform_steps", "singanseg_case_writer", "singanseg_pipeline",
-    "singanseg_style", "synthesise",
-]
+__all__ = ["bundle_root", "export_torchscript"]

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from monai.data import save_net_with_metadata
 
+from monai_singanseg.inferers.pix2pix import load_pix2pix
 from monai_singanseg.io.atomic import atomic_path, check_outputs_free
 from monai_singanseg.io.modelfile import load_model_file
 
@@ -32,8 +33,6 @@ def export_torchscript(model_file: str | os.PathLike, filepath: str | os.PathLik
         ModelFileError: not a pix2pix model file (SinGAN-Seg samples through a pyramid with noise maps,
             not one network call, so it has no single network to export).
     """
-    from monai_singanseg.transforms.synthesis.pix2pix import load_pix2pix
-
     mf = load_model_file(model_file, expected_kind="pix2pix")
     generator, config = load_pix2pix(mf, torch.device("cpu"))
     scripted = torch.jit.script(generator)
@@ -41,7 +40,7 @@ def export_torchscript(model_file: str | os.PathLike, filepath: str | os.PathLik
     check_outputs_free([dest], overwrite)
     with atomic_path(dest, suffix="") as tmp:
         save_net_with_metadata(scripted, str(tmp), include_config_vals=False, append_timestamp=False,
-                               meta_values={"monai_singanseg_config": json.dumps(config)})
+                               meta_values={"monai_singanseg_config": json.dumps(config.to_dict())})
         if not tmp.exists() and Path(f"{tmp}.ts").exists():  # save_net_with_metadata adds .ts to bare names
             os.replace(f"{tmp}.ts", tmp)
     return dest

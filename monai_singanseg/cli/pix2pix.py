@@ -15,19 +15,15 @@ from typing import Any
 
 import torch
 from monai.data import MetaTensor, load_decathlon_datalist
-from monai.transforms import Compose
 
 from monai_singanseg.data import CaseError, brats_datalist, case_name, load_image
-from monai_singanseg.engines.common import resolve_device
-from monai_singanseg.engines.pix2pix import Pix2PixSettings, train_pix2pix
-from monai_singanseg.bundle.pipelines import pix2pix_deform_steps
-from monai_singanseg.bundle.synthesis import synthesise
-from monai_singanseg.transforms.condition.array import ConditionError, TissueClasses, check_same_grid
+from monai_singanseg.device import resolve_device
+from monai_singanseg.engines.pix2pix import Pix2PixSettings, resume_settings, train_pix2pix
+from monai_singanseg.inferers.pix2pix import Pix2PixRender
+from monai_singanseg.synthesis import pix2pix_synthesis, pix2pix_training_slices, synthesise
+from monai_singanseg.transforms.condition.array import ConditionError, check_same_grid
 from monai_singanseg.transforms.intensity.array import foreground_mask
-from monai_singanseg.transforms.io import SaveBratsCased
-from monai_singanseg.transforms.labels import IndexToLabeld
 from monai_singanseg.transforms.labels.array import BRATS_LABEL_VALUES, LabelToIndex
-from monai_singanseg.transforms.synthesis.pix2pix import Pix2PixRenderd
 
 
 _DEFAULTS = Pix2PixSettings()
@@ -95,11 +91,13 @@ def run_train(args: argparse.Namespace) -> int:
         tissue_classes=args.tissue_classes,
         seed=args.seed,
     )
+    if args.resume:
+        settings = resume_settings(out, settings) or settings
+    data = pix2pix_training_slices(training_items(args), settings, label_values=args.label_values, progress=not args.quiet)
     result = train_pix2pix(
-        training_items(args),
+        data,
         out,
         settings,
-        label_values=args.label_values,
         device=args.device,
         resume=args.resume,
         overwrite=args.overwrite,
@@ -135,9 +133,7 @@ def run_render(args: argparse.Namespace) -> int:
     label_path = Path(args.label)
     if args.deform < 0:
         raise ValueError("--deform must be >= 0")
-    render = Pix2PixRenderd(args.model, label_key="label", brain_key="brain_mask", output_key="image",
-                            device=resolve_device(args.device))
-    renderer = render.renderer
+    renderer = Pix2PixRender(args.model, device=resolve_device(args.device))
     label = load_image(label_path, 3, "label")
     index = LabelToIndex(renderer.label_values)(label)  # raises for values outside the model's set
     own_images = _own_case_images(label_path)
@@ -151,32 +147,22 @@ def run_render(args: argparse.Namespace) -> int:
         raise ConditionError(f"{label_path}: no brain mask: pass --brain-mask (e.g. the case's T1), none found beside the label")
     if not brain.any():
         raise ConditionError(f"brain mask from {brain_source} is empty")
-    tissue = None
+    tissue_image = None
     if renderer.tissue_classes:
-        modality = renderer.config["condition"]["tissue_modality"]
+        modality = renderer.config.condition.tissue_modality
         source = args.tissue_image or next((p for p in own_images if Path(p).name.endswith(f"_{modality}.nii.gz")), None)
         if source is None:
             raise ConditionError(f"this model uses tissue classes from {modality}: pass --tissue-image")
-        t1 = _load_on_grid(source, label, "tissue image")
-        tissue = TissueClasses(renderer.tissue_classes)(t1.as_tensor(), brain, index.as_tensor() > 0)
+        tissue_image = _load_on_grid(source, label, "tissue image")
     elif args.tissue_image:
         raise ConditionError("--tissue-image given but the model was trained without tissue classes")
 
     stem = args.name or f"{case_name({'label': str(label_path)})}_p2p"
     names = [stem] if args.deform == 0 else [f"{stem}_def{i:03d}" for i in range(args.deform)]
     out_dir = Path(args.out)
-    num_classes, tissue_classes = len(renderer.label_values), renderer.tissue_classes
-    steps: list[Any] = pix2pix_deform_steps(num_classes, tissue_classes) if args.deform else []
-    steps += [
-        IndexToLabeld("label", renderer.label_values),
-        render,
-        SaveBratsCased(("image", "label"), out_dir, modalities=renderer.modalities, overwrite=args.overwrite),
-    ]
-    case = {"label": index, "brain_mask": MetaTensor(brain, meta=dict(label.meta)), "tissue": tissue}
-    synthesise(
-        Compose(steps), [{**case, "name": name} for name in names], out_dir, seed=args.seed,
-        label_values=renderer.label_values, modalities=renderer.modalities, overwrite=args.overwrite,
-        description="pix2pix renders", extra={"brain_mask": brain_source},
-    )
+    pipeline = pix2pix_synthesis(renderer, out_dir, deform=args.deform > 0, overwrite=args.overwrite)
+    pipeline.extra["brain_mask"] = brain_source
+    case = {"label": index, "brain_mask": MetaTensor(brain, meta=dict(label.meta)), "tissue_image": tissue_image}
+    synthesise(pipeline, [{**case, "name": name} for name in names], out_dir, seed=args.seed, overwrite=args.overwrite)
     print(f"wrote {len(names)} synthetic case(s) to {out_dir} (brain mask: {brain_source})")
     return 0

@@ -58,7 +58,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--size", type=int, nargs="+", default=None, help="other output size (H W)")
     g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     g.add_argument("--threshold", type=float, default=0.5, help="label background threshold (default 0.5)")
-    g.add_argument("--min-component", type=int, default=0, help="remove tumour components smaller than this (pixels)")
+    g.add_argument("--min-component", type=int, default=10,
+                   help="remove tumour components smaller than this many pixels (default 10; 0: keep all)")
     g.add_argument("--sheet", type=int, default=8, help="samples shown in preview.png (0: none; default 8)")
     g.add_argument("--style", default="none", choices=("none", *STYLE_METHODS),
                    help="SinGAN-Seg's style-transfer step onto every sample, with the model's training slice as the "
@@ -73,7 +74,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     """``train-singanseg``: prepare the slice, train, write the model file."""
     from monai_singanseg.engines.common import require_tensorboard
-    from monai_singanseg.engines.singan import SinGANSegSettings, SinGANSegTrainer, prepare_training_input
+    from monai_singanseg.engines.singan import SinGANSegSettings, SinGANSegTrainer
+    from monai_singanseg.synthesis import singanseg_training_input
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -91,7 +93,7 @@ def run_train(args: argparse.Namespace) -> int:
     )
     slice_index: Any = None if str(args.slice) == "auto" else _int_arg(args.slice, "--slice")
     images = args.image if len(args.image) > 1 else args.image[0]
-    gan, metadata = prepare_training_input(images, args.label, slice_index, max_size=args.max_size)
+    gan, metadata = singanseg_training_input(images, args.label, slice_index, max_size=args.max_size)
     trainer = SinGANSegTrainer(settings, device=args.device, progress=not args.quiet, log_dir=args.tensorboard)
     trainer.fit(gan, out, metadata, resume=args.resume, overwrite=args.overwrite)
     where = f"slice {metadata['source_slice_index']}" if metadata["source_slice_index"] is not None else "image"
@@ -108,29 +110,15 @@ def _int_arg(value: str, name: str) -> int:
 
 def run_generate(args: argparse.Namespace) -> int:
     """``generate``: the SinGAN-Seg synthesis pipeline over ``--num`` cases (every output checked free first)."""
-    from monai_singanseg.bundle import singanseg_pipeline, singanseg_style, synthesise
-    from monai_singanseg.engines.singan_sampler import SinGANSegSampler
+    from monai_singanseg.synthesis import SinGANSegSynthesisOptions, singanseg_synthesis, synthesise
 
     if args.num < 1:
         raise ValueError(f"--num must be >= 1, got {args.num}")
-    if args.style.endswith("vgg19") and not args.style_weights:
-        raise ValueError(f"--style {args.style} needs --style-weights FILE: VGG-19 ImageNet weights, which cannot be "
-                         "downloaded here (how to make the file: docs/style_transfer.md)")
-    sampler = SinGANSegSampler(args.model, device=args.device)
-    cfg = sampler.config
-    channels = list(cfg["image_channels"])
-    style = singanseg_style(sampler, args.style, args.style_steps, args.style_weights, sampler.device)
-    pipeline = singanseg_pipeline(
-        sampler, args.out, start_scale=args.start_scale, size=args.size, threshold=args.threshold,
-        min_component=args.min_component, style=style, overwrite=args.overwrite,
+    options = SinGANSegSynthesisOptions(
+        start_scale=args.start_scale, size=args.size, threshold=args.threshold, min_component=args.min_component,
+        style=args.style, style_steps=args.style_steps, style_weights=args.style_weights,
     )
-    source = cfg.get("source_name", "singanseg")
-    items = [{"name": f"{source}_syn{i:04d}"} for i in range(args.num)]
-    synthesise(
-        pipeline, items, args.out, seed=args.seed, label_values=sampler.label_values, modalities=channels,
-        overwrite=args.overwrite, preview=args.sheet, description=f"SinGAN-Seg synthetic samples of {source}",
-        rgb=cfg.get("input_kind") == "rgb",
-        extra={"labels": {str(v): str(v) for v in sampler.label_values}, "modality": dict(enumerate(channels))},
-    )
+    pipeline = singanseg_synthesis(args.model, args.out, options, overwrite=args.overwrite, device=args.device)
+    synthesise(pipeline, pipeline.cases(args.num), args.out, seed=args.seed, overwrite=args.overwrite, preview=args.sheet)
     print(f"wrote {args.num} samples to {args.out}", file=sys.stdout)
     return 0

@@ -1,10 +1,9 @@
 """Paired pix2pix training: condition slices (brain + tumour [+ tissue]) -> multi-modal MR slices.
 
-Each case is loaded with :func:`monai_singanseg.data.load_case`, its intensities mapped to [-1, 1] per
-modality inside the brain (:class:`IntensityToTanhRange`), its condition built
-(:class:`BuildCondition`), and its tumour-bearing (optionally all brain) axial slices cut to the
-square box around the brain at the working size (:class:`AxialSliceGrid`, the same geometry the
-renderer uses). Training is the reference recipe: GAN (BCE, PatchGAN) + 100 x L1, Adam 2e-4 with
+The trainer takes prepared slices (:class:`Pix2PixSlices`, made from a datalist by
+:func:`monai_singanseg.synthesis.pix2pix_training_slices`: intensities in [-1, 1] per modality inside the
+brain, condition, the tumour-bearing axial slices cut to the square box around the brain at the working
+size, the same geometry the renderer uses), never paths. Training is the reference recipe: GAN (BCE, PatchGAN) + 100 x L1, Adam 2e-4 with
 beta1 0.5, constant learning rate for the first half of the epochs then linear decay to 0; random
 flips and small rotations of each pair; deterministic under a seed; the model file is rewritten
 atomically after every ``checkpoint_every`` epochs and training resumes from it.
@@ -24,19 +23,17 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from monai_singanseg.data import load_case
-from monai_singanseg.engines.common import optional_summary_writer, resolve_device, seed_everything
+from monai_singanseg.device import resolve_device
+from monai_singanseg.engines.common import forked_rng, optional_summary_writer, tensor_digest
+from monai_singanseg.inferers.pix2pix import generator_from_config
 from monai_singanseg.io.atomic import check_outputs_free
+from monai_singanseg.io.model_config import PIX2PIX_KIND, ConditionConfig, Pix2PixModelConfig
 from monai_singanseg.io.modelfile import ModelFileError, load_model_file, save_model_file
-from monai_singanseg.io.writers import BRATS_MODALITIES
 from monai_singanseg.networks.pix2pix import Pix2PixCritic
-from monai_singanseg.transforms.condition.array import BuildCondition, TissueClasses, condition_channel_names
-from monai_singanseg.transforms.intensity.array import IntensityStats, IntensityToTanhRange, foreground_mask
-from monai_singanseg.transforms.labels.array import BRATS_LABEL_VALUES
-from monai_singanseg.transforms.slices.array import rank_tumour_slices
-from monai_singanseg.transforms.synthesis.pix2pix import PIX2PIX_KIND, AxialSliceGrid, generator_from_config
+from monai_singanseg.transforms.condition.array import condition_channel_names
+from monai_singanseg.transforms.intensity.array import IntensityStats
 
-__all__ = ["Pix2PixSettings", "Pix2PixSlices", "prepare_case_slices", "prepare_slices", "train_pix2pix"]
+__all__ = ["Pix2PixSettings", "Pix2PixSlices", "resume_settings", "train_pix2pix"]
 
 
 @dataclass
@@ -90,66 +87,27 @@ class Pix2PixSettings:
 
 @dataclass
 class Pix2PixSlices:
-    """Training pairs: ``condition`` ``(N, C, S, S)`` in {0, 1}, ``image`` ``(N, M, S, S)`` in [-1, 1]."""
+    """Training pairs: ``condition`` ``(N, C, S, S)`` in {0, 1}, ``image`` ``(N, M, S, S)`` in [-1, 1].
+
+    Args:
+        condition: condition slices.
+        image: image slices.
+        stats: each case's intensity statistics.
+        names: each case's name.
+        source_dtype: the cases' dtype on disk.
+        label_values: label values, background first.
+        modalities: names of the image channels.
+        settings: the settings the slices were prepared with (size, margin, slices, tissue classes).
+    """
 
     condition: torch.Tensor
     image: torch.Tensor
     stats: list[IntensityStats]
     names: list[str]
     source_dtype: str
-
-
-def prepare_case_slices(
-    case: Mapping[str, Any], settings: Pix2PixSettings, modalities: Sequence[str] = BRATS_MODALITIES
-) -> tuple[torch.Tensor, torch.Tensor, IntensityStats]:
-    """One loaded case (:func:`load_case` output) -> ``(condition slices, image slices, intensity stats)``."""
-    image, label = case["image"], case["label"]
-    name = case.get("name", "case")
-    if image.shape[0] != len(modalities):
-        raise ValueError(f"{name}: image has {image.shape[0]} channels, expected {len(modalities)} ({', '.join(modalities)})")
-    brain = foreground_mask(image.as_tensor()) | (label.as_tensor() > 0)
-    scaler = IntensityToTanhRange()
-    normalised = scaler(image.as_tensor(), mask=brain)
-    stats = scaler.last_stats
-    stats.dtype = str(image.meta.get("source_dtype", "float32"))
-    tissue = None
-    if settings.tissue_classes:
-        channel = list(modalities).index(settings.tissue_modality)
-        tissue = TissueClasses(settings.tissue_classes)(image[channel : channel + 1].as_tensor(), brain, label.as_tensor() > 0)
-    num_classes = len(case.get("label_values", BRATS_LABEL_VALUES))
-    condition = BuildCondition(num_classes, settings.tissue_classes)(label.as_tensor(), brain, tissue)
-    grid = AxialSliceGrid(brain, image.affine, settings.size, settings.margin)
-    if settings.all_brain_slices:
-        area = brain[0].movedim(grid.axis, 0).flatten(1).sum(1)
-        indices = [i for i in grid.brain_slices if area[i] >= settings.min_brain_fraction * area.max()]
-    else:
-        indices = sorted(rank_tumour_slices(label, grid.axis))
-    cond = grid.extract(condition, indices, mode="nearest-exact")
-    img = grid.extract(normalised, indices, mode="area", pad_value=-1.0).clamp(-1.0, 1.0)
-    return cond, img, stats
-
-
-def prepare_slices(
-    items: Sequence[Mapping[str, Any]],
-    settings: Pix2PixSettings,
-    label_values: Sequence[int] = BRATS_LABEL_VALUES,
-    modalities: Sequence[str] = BRATS_MODALITIES,
-) -> Pix2PixSlices:
-    """Load every case of a datalist and cut its training pairs (errors name the case's files)."""
-    if not items:
-        raise ValueError("no training cases given")
-    conds, imgs, stats, names, dtypes = [], [], [], [], []
-    for item in tqdm(items, desc="loading cases", leave=False):
-        case = load_case(item, label_values=label_values, spatial_ndim=3)
-        if "label" not in case:
-            raise ValueError(f"{case['name']}: pix2pix training needs a label for every case")
-        cond, img, st = prepare_case_slices(case, settings, modalities)
-        conds.append(cond)
-        imgs.append(img)
-        stats.append(st)
-        names.append(case["name"])
-        dtypes.append(st.dtype)
-    return Pix2PixSlices(torch.cat(conds), torch.cat(imgs), stats, names, dtypes[0] if len(set(dtypes)) == 1 else "float32")
+    label_values: tuple[int, ...]
+    modalities: tuple[str, ...]
+    settings: Pix2PixSettings
 
 
 def _merged_stats(stats: Sequence[IntensityStats], dtype: str) -> IntensityStats:
@@ -202,36 +160,56 @@ def _restore_optimizer(opt: torch.optim.Optimizer, tensors: Mapping[str, torch.T
     opt.load_state_dict(sd)
 
 
-def _model_config(settings: Pix2PixSettings, data: Pix2PixSlices, label_values: Sequence[int], modalities: Sequence[str]) -> dict[str, Any]:
-    return {
-        "size": settings.size,
-        "generator_channels": settings.generator_channels,
-        "critic_channels": settings.critic_channels,
-        "dropout": settings.dropout,
-        "norm": "INSTANCE",
-        "margin": settings.margin,
-        "modalities": list(modalities),
-        "condition": {
-            "channels": condition_channel_names(label_values, settings.tissue_classes),
-            "label_values": [int(v) for v in label_values],
-            "tissue_classes": settings.tissue_classes,
-            "tissue_modality": settings.tissue_modality if settings.tissue_classes else None,
-            "tissue_method": "1D k-means inside the brain, tumour excluded, classes sorted dark to bright" if settings.tissue_classes else None,
-        },
-        "intensity_stats": _merged_stats(data.stats, data.source_dtype).to_dict(),
-        "case_intensity_stats": {n: s.to_dict() for n, s in zip(data.names, data.stats)},
-        "training_cases": data.names,
-        "num_slices": int(data.condition.shape[0]),
-        "settings": asdict(settings),
-    }
+def _model_config(settings: Pix2PixSettings, data: Pix2PixSlices) -> Pix2PixModelConfig:
+    tissue = settings.tissue_classes
+    return Pix2PixModelConfig(
+        size=settings.size,
+        generator_channels=settings.generator_channels,
+        critic_channels=settings.critic_channels,
+        dropout=settings.dropout,
+        norm="INSTANCE",
+        margin=settings.margin,
+        modalities=list(data.modalities),
+        condition=ConditionConfig(
+            channels=condition_channel_names(data.label_values, tissue),
+            label_values=[int(v) for v in data.label_values],
+            tissue_classes=tissue,
+            tissue_modality=settings.tissue_modality if tissue else None,
+            tissue_method="1D k-means inside the brain, tumour excluded, classes sorted dark to bright" if tissue else None,
+        ),
+        intensity_stats=_merged_stats(data.stats, data.source_dtype).to_dict(),
+        case_intensity_stats={n: s.to_dict() for n, s in zip(data.names, data.stats)},
+        training_cases=list(data.names),
+        num_slices=int(data.condition.shape[0]),
+        settings=asdict(settings),
+        data_hash=tensor_digest(data.condition, data.image),
+    )
+
+
+def resume_settings(out: str | os.PathLike, settings: Pix2PixSettings | None = None) -> Pix2PixSettings | None:
+    """The settings a resumed run of ``out`` trains with (the checkpoint's; ``settings.epochs`` may extend them).
+
+    Returns None when ``out`` does not exist (the run starts afresh with ``settings``). Prepare the slices
+    with the returned settings, then call :func:`train_pix2pix` with ``resume=True``.
+
+    Raises:
+        ModelFileError: ``out`` is not a pix2pix model file, or an inference-only copy.
+    """
+    if not Path(out).exists():
+        return None
+    resumed = load_model_file(out, expected_kind=PIX2PIX_KIND)
+    if resumed.config.inference_only:
+        raise ModelFileError(f"{out}: an inference-only copy (no critic or optimiser state) cannot be resumed")
+    saved = dict(resumed.config.settings)
+    if settings is not None:
+        saved["epochs"] = max(settings.epochs, saved["epochs"])  # resuming may extend training
+    return Pix2PixSettings(**saved)
 
 
 def train_pix2pix(
-    items: Sequence[Mapping[str, Any]],
+    data: Pix2PixSlices,
     out: str | os.PathLike,
     settings: Pix2PixSettings | None = None,
-    label_values: Sequence[int] = BRATS_LABEL_VALUES,
-    modalities: Sequence[str] = BRATS_MODALITIES,
     device: str | torch.device | None = None,
     resume: bool = False,
     overwrite: bool = False,
@@ -239,16 +217,18 @@ def train_pix2pix(
     progress: bool = True,
     on_epoch: Callable[[dict[str, float]], bool | None] | None = None,
 ) -> dict[str, Any]:
-    """Train pix2pix on the cases of a datalist and write the model file ``out``.
+    """Train pix2pix on prepared slices and write the model file ``out``.
+
+    The caller's random state is untouched: network initialisation, dropout and augmentation draw from
+    the run's own streams (seeded by ``settings.seed``; restored from the checkpoint on resume).
 
     Args:
-        items: datalist entries ``{"image": [flair, t1, t1ce, t2], "label": seg}``.
+        data: the training slices (:func:`monai_singanseg.synthesis.pix2pix_training_slices`).
         out: the model file (rewritten atomically at every checkpoint).
-        settings: training settings.
-        label_values: label values of the cases.
-        modalities: image channel names.
+        settings: training settings (None: the settings ``data`` was prepared with).
         device: torch device (None: CUDA if available).
-        resume: continue from ``out`` (its settings, weights, optimiser and random states).
+        resume: continue from ``out`` (its weights, optimiser and random states); prepare ``data`` with
+            :func:`resume_settings` and pass those settings.
         overwrite: replace an existing ``out`` when not resuming.
         tensorboard: TensorBoard log folder.
         progress: show tqdm bars.
@@ -256,26 +236,52 @@ def train_pix2pix(
 
     Returns:
         ``{"path", "epochs_done", "history": [per-epoch losses and seconds], "num_slices"}``.
+
+    Raises:
+        ModelFileError: resuming a checkpoint of other data or another condition layout.
+        ValueError: ``data`` holds no slices.
     """
     out = Path(out)
+    settings = settings or data.settings
+    if settings.epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {settings.epochs}")
+    if data.condition.shape[0] == 0:
+        raise ValueError("no training slices (no case has a tumour-bearing slice)")
     resumed = None
     if resume and out.exists():
         resumed = load_model_file(out, expected_kind=PIX2PIX_KIND)
-        if resumed.config.get("inference_only"):
+        if resumed.config.inference_only:
             raise ModelFileError(f"{out}: an inference-only copy (no critic or optimiser state) cannot be resumed")
-        saved = dict(resumed.config["settings"])
-        if settings is not None:
-            saved["epochs"] = max(settings.epochs, saved["epochs"])  # resuming may extend training
-        settings = Pix2PixSettings(**saved)
-        label_values = resumed.config["condition"]["label_values"]
-        modalities = resumed.config["modalities"]
     elif not resume:
         check_outputs_free([out], overwrite)
-    settings = settings or Pix2PixSettings()
-    seed_everything(settings.seed)
     dev = resolve_device(device)
-    data = prepare_slices(items, settings, label_values, modalities)
-    config = _model_config(settings, data, label_values, modalities)
+    config = _model_config(settings, data)
+    if resumed is not None:
+        old: Pix2PixModelConfig = resumed.config
+        if old.condition.channels != config.condition.channels:
+            raise ModelFileError(f"{out}: cannot resume, the saved condition channels differ from the data's")
+        if old.data_hash is not None and old.data_hash != config.data_hash:
+            raise ModelFileError(
+                f"{out}: cannot resume: it was trained on other data (cases {', '.join(old.training_cases)}) than this "
+                f"run's (cases {', '.join(config.training_cases)}) or with other slice settings; pass the same data, or "
+                "--overwrite to start afresh"
+            )
+    with forked_rng(dev, settings.seed), optional_summary_writer(tensorboard) as writer:
+        return _fit(data, out, settings, config, resumed, dev, writer, progress, on_epoch)
+
+
+def _fit(
+    data: Pix2PixSlices,
+    out: Path,
+    settings: Pix2PixSettings,
+    config: Pix2PixModelConfig,
+    resumed: Any,
+    dev: torch.device,
+    writer: Any,
+    progress: bool,
+    on_epoch: Callable[[dict[str, float]], bool | None] | None,
+) -> dict[str, Any]:
+    """The training loop of :func:`train_pix2pix` (runs inside its forked random stream)."""
     gen_net = generator_from_config(config).to(dev)
     critic = Pix2PixCritic(2, data.condition.shape[1], data.image.shape[1], channels=settings.critic_channels).to(dev)
     opt_g = torch.optim.Adam(gen_net.parameters(), lr=settings.lr, betas=(settings.beta1, 0.999))
@@ -284,27 +290,24 @@ def train_pix2pix(
     history: list[dict[str, float]] = []
     start_epoch = 0
     if resumed is not None:
-        if resumed.config["condition"]["channels"] != config["condition"]["channels"]:
-            raise ModelFileError(f"{out}: cannot resume, the saved condition channels differ from the data's")
         gen_net.load_state_dict(resumed.state["generator"])
         critic.load_state_dict(resumed.state["critic"])
         _restore_optimizer(opt_g, resumed.tensors, "opt_g")
         _restore_optimizer(opt_d, resumed.tensors, "opt_d")
         aug_gen.set_state(resumed.tensors["rng.augment"])
-        torch.set_rng_state(resumed.tensors["rng.torch"])
-        start_epoch = int(resumed.config["epochs_done"])
-        history = list(resumed.config.get("history", []))
-    writer = optional_summary_writer(tensorboard)
+        torch.set_rng_state(resumed.tensors["rng.torch"])  # the forked stream of this run
+        start_epoch = resumed.config.epochs_done
+        history = list(resumed.config.history)
     n = data.condition.shape[0]
     epochs_done = start_epoch
 
     def checkpoint() -> None:
-        config["epochs_done"] = epochs_done
-        config["history"] = history
+        config.epochs_done = epochs_done
+        config.history = history
         tensors = {**_flatten_optimizer(opt_g, "opt_g"), **_flatten_optimizer(opt_d, "opt_d")}
         tensors["rng.augment"] = aug_gen.get_state()
         tensors["rng.torch"] = torch.get_rng_state()
-        save_model_file(out, PIX2PIX_KIND, config, {"generator": gen_net.state_dict(), "critic": critic.state_dict()}, tensors)
+        save_model_file(out, config, {"generator": gen_net.state_dict(), "critic": critic.state_dict()}, tensors)
 
     bar = tqdm(range(start_epoch, settings.epochs), desc="pix2pix", disable=not progress, initial=start_epoch, total=settings.epochs)
     for epoch in bar:
@@ -357,6 +360,4 @@ def train_pix2pix(
             break
     if epochs_done == start_epoch and not out.exists():
         checkpoint()
-    if writer is not None:
-        writer.close()
     return {"path": str(out), "epochs_done": epochs_done, "history": history, "num_slices": n}

@@ -30,11 +30,12 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from monai_singanseg.engines.common import optional_summary_writer, resolve_device, seed_everything
+from monai_singanseg.device import resolve_device
+from monai_singanseg.engines.common import forked_rng, optional_summary_writer, tensor_digest
 from monai_singanseg.io.atomic import check_outputs_free
+from monai_singanseg.io.model_config import SINGANSEG_KIND, SinGANSegModelConfig
 from monai_singanseg.io.modelfile import ModelFileError, load_model_file, save_model_file
 from monai_singanseg.networks.singan import SinGANCritic, SinGANPyramid, resize_to, scale_features
-from monai_singanseg.transforms.labels import IndexToOneHot
 
 __all__ = [
     "MODEL_KIND",
@@ -43,17 +44,14 @@ __all__ = [
     "SinGANSegTrainer",
     "pyramid_sizes",
     "real_pyramid",
-    "make_gan_tensor",
     "gradient_penalty",
     "label_area_loss",
-    "prepare_training_input",
-    "is_2d_image_input",
 ]
 
 logger = logging.getLogger(__name__)
 
 #: the ``kind`` of SinGAN-Seg model files.
-MODEL_KIND = "singanseg"
+MODEL_KIND = SINGANSEG_KIND
 SCHEDULES = ("fast", "singan")
 #: settings that must agree between a checkpoint and a resumed run.
 _RESUME_KEYS = (
@@ -93,7 +91,7 @@ class SinGANSegSettings:
         num_layers: convolutions per generator/critic.
         concurrent_stages: stages trained together (``"fast"``).
         lr_scale: learning-rate factor per lower concurrent stage (``"fast"``).
-        seed: random seed (torch, numpy, python); scale ``k`` is re-seeded with ``seed + k``.
+        seed: random seed; scale ``k`` runs in a forked torch RNG seeded with ``seed + k``.
     """
 
     schedule: str = "fast"
@@ -195,27 +193,6 @@ def pyramid_sizes(shape: Sequence[int], settings: SinGANSegSettings) -> list[lis
     return sizes
 
 
-def make_gan_tensor(image: torch.Tensor, label: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Image channels in [-1, 1] + one-hot tumour-class channels mapped to [-1, 1] (``2 * onehot - 1``).
-
-    Args:
-        image: ``(Ci, *spatial)`` in [-1, 1].
-        label: ``(1, *spatial)`` class indices ``0..num_classes-1``.
-        num_classes: classes including background (the background channel is dropped).
-
-    Returns:
-        ``(Ci + num_classes - 1, *spatial)`` float32.
-    """
-    img = torch.as_tensor(image).float()
-    lab = torch.as_tensor(label)
-    if tuple(img.shape[1:]) != tuple(lab.shape[1:]):
-        raise ValueError(f"image size {tuple(img.shape[1:])} and label size {tuple(lab.shape[1:])} differ")
-    if not torch.isfinite(img).all():
-        raise ValueError("image holds NaN or infinite values")
-    onehot = torch.as_tensor(IndexToOneHot(num_classes)(lab)).float()
-    return torch.cat([img.as_subclass(torch.Tensor), 2.0 * onehot.as_subclass(torch.Tensor) - 1.0], dim=0)
-
-
 def real_pyramid(real: torch.Tensor, sizes: Sequence[Sequence[int]], num_image_channels: int) -> list[torch.Tensor]:
     """The training tensor ``(1, C, *spatial)`` at every scale: image channels anti-aliased, labels by area.
 
@@ -290,11 +267,16 @@ class SinGANSegTrainer:
     ) -> Path:
         """Train all scales and write ``out`` (rewritten after every scale).
 
+        The caller's random state is untouched: every scale runs in a forked torch RNG seeded with
+        ``settings.seed + k`` (so a resumed run reproduces the uninterrupted one exactly).
+
         Args:
-            real: the GAN tensor ``(C, *spatial)`` in [-1, 1] (see :func:`make_gan_tensor`).
+            real: the GAN tensor ``(C, *spatial)`` in [-1, 1] (see :class:`~monai_singanseg.transforms.ToGANTensor`).
             out: model file to write.
-            metadata: JSON-able description stored in the config: at least ``num_image_channels``; the CLI adds
-                channel names, label values, intensity statistics, the source affine and name.
+            metadata: the source fields of :class:`~monai_singanseg.io.SinGANSegModelConfig` (channel names, label
+                values, intensity statistics, source geometry); the prepare step
+                (:func:`~monai_singanseg.synthesis.singanseg_training_input`) makes them. Missing ones get neutral
+                defaults (``ch<i>`` names, labels ``0..K-1``, statistics of [-1, 1]).
             resume: continue from the scales already in ``out`` (starts afresh if ``out`` does not exist).
             overwrite: replace an existing ``out`` when not resuming.
 
@@ -303,7 +285,7 @@ class SinGANSegTrainer:
 
         Raises:
             OutputExistsError: ``out`` exists and neither ``resume`` nor ``overwrite`` was given.
-            ValueError: bad input (NaN, wrong shape, too small) or a checkpoint that does not match.
+            ValueError: bad input (NaN, wrong shape, too small) or a checkpoint of other data or settings.
         """
         s = self.settings
         out = Path(out)
@@ -312,79 +294,82 @@ class SinGANSegTrainer:
             raise ValueError(f"expected a channel-first 2D or 3D tensor, got shape {tuple(real.shape)}")
         if not torch.isfinite(real).all():
             raise ValueError("training tensor holds NaN or infinite values")
-        n_img = int(metadata.get("num_image_channels", real.shape[0]))
         sizes = pyramid_sizes(real.shape[1:], s)
-        spatial_dims = real.ndim - 1
         features = [scale_features(k, s.base_features, s.double_every, s.max_features) for k in range(len(sizes))]
-        config: dict[str, Any] = {
-            **metadata,
-            "spatial_dims": spatial_dims,
-            "channels": int(real.shape[0]),
-            "num_image_channels": n_img,
-            "scale_sizes": sizes,
-            "features": features,
-            "num_layers": s.num_layers,
-            "noise_amplitudes": [],
-            "finished_scales": 0,
-            "num_scales": len(sizes),
-            "complete": False,
-            "training": s.to_dict(),
-            "train_seconds": 0.0,
-        }
+        meta = dict(metadata)
+        meta.pop("num_label_channels", None)
+        n_img = int(meta.get("num_image_channels", len(meta.get("image_channels", [])) or real.shape[0] - 1))
+        meta.update(num_image_channels=n_img)
+        meta.setdefault("image_channels", [f"ch{i}" for i in range(n_img)])
+        meta.setdefault("label_values", list(range(int(real.shape[0]) - n_img + 1)))
+        meta.setdefault("intensity_stats", {"low": [-1.0] * n_img, "high": [1.0] * n_img})
+        config = SinGANSegModelConfig(
+            **meta,
+            spatial_dims=real.ndim - 1,
+            channels=int(real.shape[0]),
+            scale_sizes=sizes,
+            features=features,
+            num_layers=s.num_layers,
+            noise_amplitudes=[],
+            finished_scales=0,
+            num_scales=len(sizes),
+            training=s.to_dict(),
+            data_hash=tensor_digest(real),
+        )
+        config.validate()
         if not resume:
             check_outputs_free([out], overwrite)
-        pyramid = SinGANPyramid(spatial_dims, int(real.shape[0]), (), s.num_layers).to(self.device)
+        pyramid = SinGANPyramid(config.spatial_dims, config.channels, (), s.num_layers).to(self.device)
         critic_state: dict[str, torch.Tensor] | None = None
         rec_noise = None
         if resume and out.exists():
             config, critic_state, rec_noise = self._load_checkpoint(out, config, pyramid)
-            if config["complete"]:
+            if config.complete:
                 return out
-        reals = real_pyramid(real[None].to(self.device), sizes, n_img)
+        reals = real_pyramid(real[None].to(self.device), sizes, config.num_image_channels)
         if rec_noise is None:
-            seed_everything(s.seed)
-            rec_noise = torch.randn(reals[0].shape, device=self.device)
+            with forked_rng(self.device, s.seed):
+                rec_noise = torch.randn(reals[0].shape, device=self.device)
         rec_noise = rec_noise.to(self.device)
-        writer = optional_summary_writer(self.log_dir)
-        try:
-            for k in range(config["finished_scales"], len(sizes)):
+        with optional_summary_writer(self.log_dir) as writer:
+            for k in range(config.finished_scales, len(sizes)):
                 start = time.perf_counter()
-                critic = self._train_scale(k, pyramid, reals, sizes, features, config, rec_noise, critic_state, writer)
+                with forked_rng(self.device, s.seed + k):
+                    critic = self._train_scale(k, pyramid, reals, sizes, features, config, rec_noise, critic_state, writer)
                 critic_state = critic.state_dict()
-                config["finished_scales"] = k + 1
-                config["complete"] = k + 1 == len(sizes)
-                config["train_seconds"] = float(config["train_seconds"]) + time.perf_counter() - start
+                config.finished_scales = k + 1
+                config.complete = k + 1 == len(sizes)
+                config.train_seconds = float(config.train_seconds) + time.perf_counter() - start
                 save_model_file(
-                    out,
-                    MODEL_KIND,
-                    config,
-                    {"generator": pyramid.state_dict(), "critic": critic_state},
-                    {"reconstruction_noise": rec_noise},
+                    out, config, {"generator": pyramid.state_dict(), "critic": critic_state}, {"reconstruction_noise": rec_noise}
                 )
                 logger.info(
                     "SinGAN-Seg scale %d/%d (%s) trained in %.1f s; wrote %s",
                     k + 1, len(sizes), "x".join(map(str, sizes[k])), time.perf_counter() - start, out,
                 )
-        finally:
-            if writer is not None:
-                writer.close()
         return out
 
     # ----------------------------------------------------------------- helpers
     def _load_checkpoint(
-        self, path: Path, config: dict[str, Any], pyramid: SinGANPyramid
-    ) -> tuple[dict[str, Any], dict[str, torch.Tensor], torch.Tensor]:
+        self, path: Path, config: SinGANSegModelConfig, pyramid: SinGANPyramid
+    ) -> tuple[SinGANSegModelConfig, dict[str, torch.Tensor], torch.Tensor]:
         model = load_model_file(path, expected_kind=MODEL_KIND)
-        if model.config.get("inference_only"):
+        old: SinGANSegModelConfig = model.config
+        if old.inference_only:
             raise ModelFileError(f"{path}: an inference-only copy (no critic state) cannot be resumed")
-        old = model.config
         for key in ("channels", "num_image_channels", "scale_sizes", "spatial_dims"):
-            if old.get(key) != config[key]:
+            if getattr(old, key) != getattr(config, key):
                 raise ModelFileError(
-                    f"{path}: cannot resume: its {key} {old.get(key)} differs from this run's {config[key]} "
+                    f"{path}: cannot resume: its {key} {getattr(old, key)} differs from this run's {getattr(config, key)} "
                     "(pass --overwrite to start afresh)"
                 )
-        old_train, new_train = dict(old.get("training", {})), config["training"]
+        if old.data_hash is not None and old.data_hash != config.data_hash:
+            raise ModelFileError(
+                f"{path}: cannot resume: it was trained on other data ({old.source_name}, training tensor "
+                f"sha256 {old.data_hash[:12]}...) than this run's ({config.source_name}, {str(config.data_hash)[:12]}...); "
+                "pass the same inputs, or --overwrite to start afresh"
+            )
+        old_train, new_train = dict(old.training), config.training
         # settings added later: what files written before them did
         old_train.setdefault("coarsest_iters", old_train.get("iters"))
         old_train.setdefault("label_area_weight", 0.0)
@@ -394,12 +379,13 @@ class SinGANSegTrainer:
                     f"{path}: cannot resume: training setting {key}={old_train.get(key)} differs from this run's "
                     f"{new_train.get(key)} (pass --overwrite to start afresh)"
                 )
-        for f in old["features"][: old["finished_scales"]]:
+        for f in old.features[: old.finished_scales]:
             pyramid.add_scale(f)
         pyramid.load_state_dict(model.state["generator"])
         pyramid.to(self.device)
-        merged = {**config, **{k: old[k] for k in ("noise_amplitudes", "finished_scales", "complete", "train_seconds")}}
-        return merged, model.state.get("critic", {}), model.tensors["reconstruction_noise"]
+        for key in ("noise_amplitudes", "finished_scales", "complete", "train_seconds"):
+            setattr(config, key, getattr(old, key))
+        return config, model.state.get("critic", {}), model.tensors["reconstruction_noise"]
 
     def _train_scale(
         self,
@@ -408,16 +394,15 @@ class SinGANSegTrainer:
         reals: list[torch.Tensor],
         sizes: list[list[int]],
         features: list[int],
-        config: dict[str, Any],
+        config: SinGANSegModelConfig,
         rec_noise: torch.Tensor,
         critic_state: dict[str, torch.Tensor] | None,
         writer: Any,
     ) -> SinGANCritic:
         """Add scale ``k`` and train it (with the concurrent stages below it); returns its critic."""
         s = self.settings
-        seed_everything(s.seed + k)
         dev = self.device
-        amps: list[float] = config["noise_amplitudes"]
+        amps: list[float] = config.noise_amplitudes
         rec_zeros = [rec_noise] + [torch.zeros((1, reals[0].shape[1], *sz), device=dev) for sz in sizes[1:]]
         # noise amplitude of the new scale from the current reconstruction
         pyramid.eval()
@@ -447,7 +432,7 @@ class SinGANSegTrainer:
         sched_d = torch.optim.lr_scheduler.MultiStepLR(opt_d, milestone, gamma=0.1)
 
         real = reals[k]
-        n_img = int(config["num_image_channels"])
+        n_img = config.num_image_channels
         with torch.no_grad():  # frozen part of the reconstruction path is constant during this scale
             rec_base = pyramid(rec_zeros, amps, sizes, last_scale=first - 1) if first > 0 else None
 
@@ -498,105 +483,3 @@ class SinGANSegTrainer:
         pyramid.eval()
         pyramid.requires_grad_(False)
         return critic
-
-
-# ---------------------------------------------------------------------------- training input
-_RGB_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
-
-
-def is_2d_image_input(image: str | os.PathLike | Sequence[str | os.PathLike]) -> bool:
-    """True for one 2D picture file (PNG/JPEG/...), e.g. a Kvasir-SEG RGB image with its mask."""
-    if isinstance(image, (list, tuple)):
-        return len(image) == 1 and is_2d_image_input(image[0])
-    return Path(image).suffix.lower() in _RGB_SUFFIXES
-
-
-def prepare_training_input(
-    image: str | os.PathLike | Sequence[str | os.PathLike],
-    label: str | os.PathLike,
-    slice_index: int | str | None = "auto",
-    max_size: int = 128,
-    label_values: Sequence[int] | None = None,
-    channel_names: Sequence[str] | None = None,
-) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Load a case, pick one tumour slice, crop/resize it and build the GAN tensor and the model metadata.
-
-    Volumes (one file or the 4 BraTS modality files in flair, t1, t1ce, t2 order): the slice with most tumour
-    (``"auto"``) or slice ``slice_index`` along the axial axis, cropped to the brain and resized to a
-    ``max_size`` square (the affine follows). A 2D picture + mask: resized so that its long side is
-    ``max_size`` (aspect kept).
-
-    Args:
-        image: image path(s).
-        label: label path.
-        slice_index: ``"auto"``/None or an axial slice index (volumes only).
-        max_size: long side of the finest scale.
-        label_values: label values (default BraTS ``(0, 1, 2, 4)`` for volumes, ``(0, 1)`` for 2D pictures).
-        channel_names: names of the image channels (default: BraTS modalities for 4 files, RGB, or ``ch<i>``).
-
-    Returns:
-        ``(gan_tensor (C, H, W), metadata)``; metadata is JSON-able and holds what sampling needs.
-
-    Raises:
-        ValueError: no tumour on the chosen slice, bad sizes, NaN, unknown label values (naming the file).
-    """
-    from monai.transforms import Resized
-
-    from monai_singanseg.data import load_case
-    from monai_singanseg.io.writers import BRATS_MODALITIES
-    from monai_singanseg.transforms.intensity import IntensityToTanhRange
-    from monai_singanseg.transforms.labels import BINARY_LABEL_VALUES, BRATS_LABEL_VALUES
-    from monai_singanseg.transforms.slices import ExtractTumourSlicesd, SquareForegroundCropd
-
-    paths = [str(p) for p in image] if isinstance(image, (list, tuple)) else [str(image)]
-    rgb = is_2d_image_input(paths)
-    if label_values is None:
-        label_values = BINARY_LABEL_VALUES if rgb else BRATS_LABEL_VALUES
-    label_values = tuple(int(v) for v in label_values)
-    case = load_case({"image": paths if len(paths) > 1 else paths[0], "label": str(label)}, label_values, 2 if rgb else 3)
-    if "label" not in case:
-        raise ValueError(f"{label}: no label loaded")
-    if rgb:
-        item = dict(case)
-        if not bool((item["label"] > 0).any()):
-            raise ValueError(f"{label}: the mask has no foreground (no polyp/tumour) to learn")
-        item = Resized(("image", "label"), spatial_size=max_size, size_mode="longest", mode=("area", "nearest"))(item)
-        source_index = None
-    else:
-        indices = None if slice_index in (None, "auto") else [int(slice_index)]
-        item = ExtractTumourSlicesd(num_slices=1, slice_indices=indices)(case)[0]
-        if not bool((item["label"] > 0).any()):
-            raise ValueError(f"{label}: slice {slice_index} has no tumour; pick another --slice or use --slice auto")
-        item = SquareForegroundCropd(spatial_size=max_size)(item)
-        source_index = int(item["slice_index"])
-    img, lab = item["image"], item["label"]
-    tanh = IntensityToTanhRange(use_foreground=not rgb)
-    img_t = tanh(img)
-    lab_t = torch.round(torch.as_tensor(lab.as_tensor() if hasattr(lab, "as_tensor") else lab)).to(torch.int64)
-    gan = make_gan_tensor(torch.as_tensor(img_t), lab_t, len(label_values))
-    n_img = int(img.shape[0])
-    if channel_names is None:
-        if rgb and n_img == 3:
-            channel_names = ["red", "green", "blue"]
-        elif n_img == len(BRATS_MODALITIES) and len(paths) == len(BRATS_MODALITIES):
-            channel_names = list(BRATS_MODALITIES)
-        else:
-            channel_names = [f"ch{i}" for i in range(n_img)]
-    if len(channel_names) != n_img:
-        raise ValueError(f"{len(channel_names)} channel names given for an image with {n_img} channels")
-    affine = img.affine if hasattr(img, "affine") else torch.eye(4)
-    metadata = {
-        "input_kind": "rgb" if rgb else "volume",
-        "image_channels": list(channel_names),
-        "num_image_channels": n_img,
-        "label_values": list(label_values),
-        "num_label_channels": len(label_values) - 1,
-        "intensity_stats": tanh.last_stats.to_dict(),
-        "use_foreground": not rgb,
-        "source_name": str(case["name"]),
-        "source_files": paths + [str(label)],
-        "source_slice_index": source_index,
-        "source_affine": torch.as_tensor(affine, dtype=torch.float64).tolist(),
-        "source_size": [int(s) for s in img.shape[1:]],
-    }
-    return gan, metadata

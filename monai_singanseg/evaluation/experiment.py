@@ -37,10 +37,9 @@ from monai.data import MetaTensor
 from tqdm.auto import tqdm
 
 from monai_singanseg.data import load_case
-from monai_singanseg.engines.common import resolve_device
+from monai_singanseg.device import resolve_device
 from monai_singanseg.engines.pix2pix import Pix2PixSettings, train_pix2pix
-from monai_singanseg.engines.singan import SinGANSegSettings, SinGANSegTrainer, prepare_training_input
-from monai_singanseg.engines.singan_sampler import SinGANSegSampler
+from monai_singanseg.engines.singan import SinGANSegSettings, SinGANSegTrainer
 from monai_singanseg.evaluation.diversity import diversity
 from monai_singanseg.evaluation.label_stats import compare_label_statistics
 from monai_singanseg.evaluation.memorisation import flag_memorised, memorisation_scores
@@ -53,12 +52,18 @@ from monai_singanseg.evaluation.segmentation import (
 )
 from monai_singanseg.evaluation.swd import sliced_wasserstein_distance
 from monai_singanseg.io.atomic import check_outputs_free
-from monai_singanseg.transforms.condition import BuildCondition, RandDeformCondition, SplitCondition
-from monai_singanseg.transforms.intensity import IntensityToTanhRange, foreground_mask
-from monai_singanseg.transforms.labels import BRATS_LABEL_VALUES, IndexToLabel, IndexToOneHot
+from monai_singanseg.synthesis import (
+    SinGANSegSynthesisOptions,
+    pix2pix_synthesis,
+    pix2pix_training_slices,
+    singanseg_synthesis,
+    singanseg_training_input,
+)
+from monai_singanseg.transforms.gan import ToGANTensor
+from monai_singanseg.transforms.intensity import IntensityToTanhRange
+from monai_singanseg.transforms.labels import BRATS_LABEL_VALUES, LabelToIndex
 from monai_singanseg.transforms.slices import ExtractTumourSlicesd, SquareForegroundCropd
 from monai_singanseg.transforms.style import STYLE_METHODS, StyleTransfer
-from monai_singanseg.transforms.synthesis import Pix2PixRender
 
 __all__ = [
     "ExperimentSettings",
@@ -92,10 +97,11 @@ class ExperimentSettings:
         singan_slices: SinGAN-Seg models, one per slice of the first ``singan_slices`` small-data slices.
         singan_iters: iterations per SinGAN-Seg scale (None: the default schedule's).
         singan_samples: SinGAN-Seg samples in all (spread over the models).
-        singan_start_scale: scale where sampling noise starts (higher = closer to the training slice).
+        singan_start_scale: scale where sampling noise starts (higher = closer to the training slice); 0, the
+            product's default.
         style_methods: style-transfer methods compared on the SinGAN-Seg samples (each adds the training sets
-            ``singanseg+style:M`` and ``real{k}+singanseg+style:M``; the style image of a sample is the real
-            slice its model was trained on, as in the paper); see
+            ``singanseg+style:M`` and ``real{k}+singanseg+style:M``; the style step is the product's: the style
+            image is the model's reconstruction of its training slice); see
             :data:`~monai_singanseg.transforms.style.STYLE_METHODS`.
         style_steps: optimisation steps of the network-based style methods.
         style_weights: VGG-19 weights file for the ``vgg19`` style methods.
@@ -117,7 +123,7 @@ class ExperimentSettings:
     singan_slices: int = 5
     singan_iters: int | None = None
     singan_samples: int = 100
-    singan_start_scale: int = 1
+    singan_start_scale: int = 0
     style_methods: tuple[str, ...] = ()
     style_steps: int = 100
     style_weights: str | None = None
@@ -200,8 +206,8 @@ class SliceSet:
 
     def gan_tensor(self, num_classes: int) -> torch.Tensor:
         """Image channels + one-hot tumour channels mapped to [-1, 1] ``(N, C + K - 1, S, S)`` (the generators' space)."""
-        onehot = torch.stack([torch.as_tensor(IndexToOneHot(num_classes)(lab)) for lab in self.labels]).float()
-        return torch.cat([self.images.float(), 2.0 * onehot - 1.0], dim=1)
+        to_gan = ToGANTensor(num_classes)
+        return torch.stack([to_gan(img, lab) for img, lab in zip(self.images, self.labels)])
 
 
 def tumour_slices(case: Mapping[str, Any], size: int, min_area: int = 1) -> SliceSet:
@@ -267,7 +273,7 @@ def _train_singanseg(
     items: Sequence[Mapping[str, Any]], real: SliceSet, positions: Sequence[int], model_dir: Path, prefix: str,
     settings: ExperimentSettings, device: Any, overwrite: bool, log: Callable[[str], None], progress: bool = True,
 ) -> list[Path]:  # fmt: skip
-    """One SinGAN-Seg model per chosen real slice (through the engine's own input preparation)."""
+    """One SinGAN-Seg model per chosen real slice (through the product's prepare step)."""
     by_name = {str(it.get("name")): it for it in items}
     paths = []
     gan_settings = SinGANSegSettings(iters=settings.singan_iters)
@@ -276,54 +282,46 @@ def _train_singanseg(
         item = by_name[case_name]
         out = model_dir / f"{prefix}_singanseg_{j}.pt"
         log(f"  SinGAN-Seg model {j + 1}/{len(positions)} on {case_name} slice {index} -> {out.name}")
-        gan, meta = prepare_training_input(item["image"], item["label"], int(index), max_size=settings.size)
+        gan, meta = singanseg_training_input(item["image"], item["label"], int(index), max_size=settings.size)
         SinGANSegTrainer(gan_settings, device=device, progress=progress).fit(gan, out, meta, overwrite=overwrite)
         paths.append(out)
     return paths
 
 
-def _sample_singanseg(models: Sequence[Path], settings: ExperimentSettings, seed: int, device: Any) -> SliceSet:
+def _sample_singanseg(
+    models: Sequence[Path], settings: ExperimentSettings, seed: int, device: Any, style: str = "none"
+) -> SliceSet:
+    """Samples of every model through the product's synthesis pipeline, in GAN space (no writer, no finish)."""
     per_model = math.ceil(settings.singan_samples / len(models))
     images, labels, names = [], [], []
     for j, path in enumerate(models):
-        sampler = SinGANSegSampler(path, device=device)
-        start = min(settings.singan_start_scale, sampler.num_scales - 1)
-        x = sampler.sample(per_model, start_scale=start, seed=seed + 1000 * j).cpu()
-        img, lab = sampler.split(x)
-        images.append(img)
-        labels.append(lab.long())
-        names += [f"singanseg{j}:{i}" for i in range(per_model)]
-    out = SliceSet(torch.cat(images), torch.cat(labels), names)
+        options = SinGANSegSynthesisOptions(
+            start_scale=settings.singan_start_scale, style=style, style_steps=settings.style_steps,
+            style_weights=settings.style_weights,
+        )
+        pipeline = singanseg_synthesis(path, None, options, finish=False, device=device)
+        pipeline.set_random_state(seed + 1000 * j)
+        for i in range(per_model):
+            d = pipeline({})
+            images.append(torch.as_tensor(d["image"]).as_subclass(torch.Tensor).float().cpu())
+            labels.append(torch.as_tensor(d["label"]).as_subclass(torch.Tensor).long().cpu())
+            names.append(f"singanseg{j}:{i}")
+    out = SliceSet(torch.stack(images), torch.stack(labels), names)
     return out.subset(range(min(len(out), settings.singan_samples)))
-
-
-def _style_singanseg(
-    samples: SliceSet, references: Sequence[torch.Tensor], method: str, settings: ExperimentSettings, device: Any
-) -> SliceSet:
-    """SinGAN-Seg's second stage on every sample: model ``j``'s samples take the look of its real slice ``j``."""
-    style = StyleTransfer(method=method, weights_path=settings.style_weights, steps=settings.style_steps, device=device)
-    images = [style(img, references[int(name.split(":")[0].removeprefix("singanseg"))]) for img, name in zip(samples.images, samples.names)]
-    return SliceSet(torch.stack([torch.as_tensor(i) for i in images]), samples.labels.clone(), list(samples.names))
 
 
 def _render_pix2pix(
     model: Path, cases: Sequence[Mapping[str, Any]], settings: ExperimentSettings, seed: int, device: Any
 ) -> SliceSet:
-    """Render deformed label volumes of the training cases and cut their tumour slices like the real ones."""
-    renderer = Pix2PixRender(model, device=device)
-    num_classes = len(renderer.label_values)
-    to_values = IndexToLabel(renderer.label_values)
+    """Render deformed label volumes of the training cases (the product's pipeline) and cut their tumour slices."""
+    pipeline = pix2pix_synthesis(model, None, deform=True, device=device)
+    to_index = LabelToIndex(pipeline.label_values)
     sets = []
     for v in range(settings.pix2pix_volumes):
         case = cases[v % len(cases)]
-        label = case["label"]
-        brain = (foreground_mask(case["image"].as_tensor()) | (label.as_tensor() > 0)).to(torch.uint8)
-        condition = BuildCondition(num_classes)(label.as_tensor(), brain)
-        deformer = RandDeformCondition(spatial_dims=3).set_random_state(seed + v)
-        index, new_brain, _ = SplitCondition(num_classes)(deformer(condition))
-        meta = dict(label.meta)
-        image = renderer(MetaTensor(torch.as_tensor(to_values(index)), meta=meta), MetaTensor(torch.as_tensor(new_brain), meta=meta))
-        synthetic_case = {"image": image, "label": MetaTensor(torch.as_tensor(index).long(), meta=meta), "name": f"pix2pix{v}"}
+        pipeline.set_random_state(seed + v)
+        d = pipeline({"image": case["image"], "label": case["label"]})
+        synthetic_case = {"image": d["image"], "label": to_index(d["label"]), "name": f"pix2pix{v}"}
         sets.append(tumour_slices(synthetic_case, settings.size))
     rendered = SliceSet.concat(sets)
     keep = torch.linspace(0, len(rendered) - 1, min(len(rendered), settings.pix2pix_samples)).round().long().tolist()
@@ -416,20 +414,18 @@ def run_fold(
     t0 = time.perf_counter()
     p2p_path = model_dir / f"{prefix}_pix2pix.pt"
     log(f"  pix2pix on {len(items)} case(s), {settings.pix2pix_epochs} epochs -> {p2p_path.name}")
-    train_pix2pix(
-        items, p2p_path, Pix2PixSettings(size=settings.size, epochs=settings.pix2pix_epochs), label_values,
-        device=device, overwrite=overwrite, progress=progress,
-    )  # fmt: skip
+    p2p_settings = Pix2PixSettings(size=settings.size, epochs=settings.pix2pix_epochs)
+    p2p_data = pix2pix_training_slices(items, p2p_settings, label_values, progress=progress)
+    train_pix2pix(p2p_data, p2p_path, p2p_settings, device=device, overwrite=overwrite, progress=progress)
     timing["pix2pix_training"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     synthetic = {"singanseg": _sample_singanseg(models, settings, 0, device), "pix2pix": _render_pix2pix(p2p_path, train_cases, settings, 0, device)}
     synthetic["synthetic"] = SliceSet.concat([synthetic["singanseg"], synthetic["pix2pix"]])
     timing["sampling"] = time.perf_counter() - t0
-    references = [real.images[pos] for pos in chosen]
     for method in settings.style_methods:
         t0 = time.perf_counter()
         log(f"  style transfer '{method}' of the SinGAN-Seg samples")
-        synthetic[style_set_name("singanseg", method)] = _style_singanseg(synthetic["singanseg"], references, method, settings, device)
+        synthetic[style_set_name("singanseg", method)] = _sample_singanseg(models, settings, 0, device, style=method)
         timing[f"style:{method}"] = time.perf_counter() - t0
     log(f"  {len(synthetic['singanseg'])} SinGAN-Seg and {len(synthetic['pix2pix'])} pix2pix samples; scoring them")
 

@@ -18,7 +18,8 @@ from monai.networks.nets import BasicUNet, BasicUNetPlusPlus, SwinUNETR, UNet
 from monai.utils import optional_import
 from tqdm.auto import tqdm
 
-from monai_singanseg.engines.common import resolve_device, seed_everything
+from monai_singanseg.device import resolve_device
+from monai_singanseg.engines.common import forked_rng
 
 __all__ = ["SEGMENTATION_NETWORKS", "SegmentationSettings", "build_segmentation_network", "train_segmentation", "predict"]
 
@@ -129,9 +130,17 @@ def train_segmentation(
     """
     s = settings or SegmentationSettings()
     _check_pairs(images, labels, num_classes)
-    seed_everything(seed)
     dev = resolve_device(device)
-    net = build_segmentation_network(s.network, images.shape[1], num_classes, s.features).to(dev)
+    with forked_rng(dev, seed):  # the caller's random state is untouched
+        net = build_segmentation_network(s.network, images.shape[1], num_classes, s.features).to(dev)
+        return _fit_segmentation(net, images, labels, s, seed, dev, progress, desc)
+
+
+def _fit_segmentation(
+    net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, s: SegmentationSettings, seed: int,
+    dev: torch.device, progress: bool, desc: str,
+) -> tuple[torch.nn.Module, list[float]]:  # fmt: skip
+    """The training loop of :func:`train_segmentation`."""
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
     opt = torch.optim.Adam(net.parameters(), lr=s.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=s.steps)

@@ -6,18 +6,21 @@ A model file is ``torch.save`` of a plain dictionary::
         "format": "monai-singanseg-model",
         "format_version": 1,
         "kind": "singanseg" | "pix2pix" | ...,
-        "config": {...},                      # JSON-able: channel layout, label values, statistics, ...
+        "config": {...},                      # JSON-able: a typed, versioned config per kind (io/model_config.py)
         "state": {"name": {param: Tensor}},  # state dicts of the networks
         "tensors": {"name": Tensor},          # extra tensors (fixed noise maps, ...)
         "versions": {"monai_singanseg": ..., "monai": ..., "torch": ...},
     }
 
 It loads with ``torch.load(..., weights_only=True)``: no pickled classes, so torch >= 2.6 accepts it and
-loading needs none of the training code's objects.
+loading needs none of the training code's objects. The config is read through
+:func:`~monai_singanseg.io.model_config.config_from_dict` into the kind's dataclass, so every consumer
+sees typed fields, and unsafe names in a stranger's file are refused on load.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pickle
@@ -30,6 +33,7 @@ from typing import Any
 import torch
 
 from monai_singanseg.io.atomic import atomic_path
+from monai_singanseg.io.model_config import ModelConfig, ModelConfigError, config_from_dict
 
 __all__ = [
     "ModelFile",
@@ -55,7 +59,7 @@ class ModelFile:
 
     Args:
         kind: which generator family wrote it (``"singanseg"``, ``"pix2pix"``).
-        config: JSON-able settings needed to rebuild the networks and use them.
+        config: the typed config of that kind (:mod:`monai_singanseg.io.model_config`).
         state: network state dicts by name.
         tensors: extra tensors by name.
         versions: package versions at save time.
@@ -63,7 +67,7 @@ class ModelFile:
     """
 
     kind: str
-    config: dict[str, Any]
+    config: Any
     state: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
@@ -80,8 +84,7 @@ def _versions() -> dict[str, str]:
 
 def save_model_file(
     path: str | os.PathLike,
-    kind: str,
-    config: dict[str, Any],
+    config: ModelConfig,
     state: dict[str, dict[str, torch.Tensor]],
     tensors: dict[str, torch.Tensor] | None = None,
 ) -> Path:
@@ -89,23 +92,24 @@ def save_model_file(
 
     Args:
         path: destination file (``.pt`` by convention).
-        kind: generator family.
-        config: JSON-able settings; checked with ``json.dumps`` so nothing unpicklable slips in.
+        config: the model's typed config; its class gives the file's ``kind``.
         state: network state dicts by name; tensors are moved to CPU.
         tensors: extra tensors by name; moved to CPU.
 
     Returns:
         The destination path.
     """
+    if not isinstance(config, ModelConfig):
+        raise ModelFileError(f"model config must be a ModelConfig dataclass, got {type(config).__name__}")
     try:
-        config = json.loads(json.dumps(config))
+        stored = json.loads(json.dumps(config.to_dict()))
     except TypeError as exc:
         raise ModelFileError(f"model config must be JSON-serialisable: {exc}") from exc
     payload = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
-        "kind": kind,
-        "config": config,
+        "kind": config.KIND,
+        "config": stored,
         "state": {n: {k: v.detach().cpu().clone() for k, v in sd.items()} for n, sd in state.items()},
         "tensors": {n: t.detach().cpu().clone() for n, t in (tensors or {}).items()},
         "versions": _versions(),
@@ -145,12 +149,21 @@ def load_model_file(
     kind = payload.get("kind")
     if expected_kind is not None and kind != expected_kind:
         raise ModelFileError(f"{p}: this is a '{kind}' model, expected a '{expected_kind}' model")
+    try:
+        config = config_from_dict(str(kind), payload.get("config", {}))
+    except ModelConfigError as exc:
+        raise ModelFileError(f"{p}: {exc}") from None
+    parts = {name: payload.get(name, {}) for name in ("state", "tensors", "versions")}
+    bad = [name for name, value in parts.items() if not isinstance(value, dict)]
+    bad += [f"state.{n}" for n, sd in parts["state"].items() if not isinstance(sd, dict)] if not bad else []
+    if bad:
+        raise ModelFileError(f"{p}: not a monai-singanseg model file ({', '.join(bad)} is not a dictionary)")
     return ModelFile(
         kind=str(kind),
-        config=dict(payload.get("config", {})),
-        state=dict(payload.get("state", {})),
-        tensors=dict(payload.get("tensors", {})),
-        versions=dict(payload.get("versions", {})),
+        config=config,
+        state=dict(parts["state"]),
+        tensors=dict(parts["tensors"]),
+        versions=dict(parts["versions"]),
         path=str(p),
     )
 
@@ -185,5 +198,5 @@ def save_inference_copy(
 
     state = {n: {k: shrink(v) for k, v in mf.state[n].items()} for n in keep_state}
     tensors = {n: mf.tensors[n] for n in keep_tensors}  # noise maps etc. stay exact
-    config = dict(mf.config, inference_only=True)
-    return save_model_file(dst, mf.kind, config, state, tensors)
+    config = dataclasses.replace(mf.config, inference_only=True)
+    return save_model_file(dst, config, state, tensors)

@@ -21,7 +21,7 @@ from typing import Any
 from monailabel.interfaces.datastore import Datastore, DefaultLabelTag
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 
-from monai_singanseg.engines.common import resolve_device
+from monai_singanseg.device import resolve_device
 from monai_singanseg.label.datastore import SYNTHETIC_SOURCE_KEY, write_datastore_case
 from monai_singanseg.label.models import SinGANSegModelCache
 from monai_singanseg.label.options import LabelAppOptions, label_names

@@ -10,10 +10,11 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from monai_singanseg.engines.singan import MODEL_KIND, SinGANSegTrainer, prepare_training_input
+from monai_singanseg.engines.singan import MODEL_KIND, SinGANSegTrainer
 from monai_singanseg.io.modelfile import ModelFileError, load_model_file
 from monai_singanseg.io.writers import BRATS_MODALITIES
 from monai_singanseg.label.options import LabelAppOptions
+from monai_singanseg.synthesis import singanseg_training_input
 
 __all__ = ["SinGANSegModelCache"]
 
@@ -61,7 +62,7 @@ class SinGANSegModelCache:
     def is_complete(path: str | os.PathLike) -> bool:
         """True if ``path`` is a SinGAN-Seg model file whose training finished."""
         try:
-            return bool(load_model_file(path, expected_kind=MODEL_KIND).config.get("complete", False))
+            return bool(load_model_file(path, expected_kind=MODEL_KIND).config.complete)
         except (FileNotFoundError, ModelFileError):
             return False
 
@@ -85,7 +86,7 @@ class SinGANSegModelCache:
             if self.is_complete(path):
                 return path, False
             o = self.options
-            gan, metadata = prepare_training_input(str(image_path), str(label_path), "auto", o.max_size, o.label_values)
+            gan, metadata = singanseg_training_input(str(image_path), str(label_path), "auto", o.max_size, o.label_values)
             if metadata["num_image_channels"] == len(BRATS_MODALITIES):
                 metadata["image_channels"] = list(BRATS_MODALITIES)  # the datastore's 4D order
             metadata["source_name"] = image_id

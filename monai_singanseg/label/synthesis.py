@@ -10,18 +10,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from monai.transforms import Compose
-
 from monai_singanseg.data import LoadCased, load_case
-from monai_singanseg.bundle.pipelines import pix2pix_deform_steps, singanseg_style
-from monai_singanseg.engines.singan_sampler import SinGANSegSampler
-from monai_singanseg.io.writers import BRATS_MODALITIES
+from monai_singanseg.inferers import Pix2PixRender, SinGANSegSampler
 from monai_singanseg.label.geometry import slice_sample_to_volume
-from monai_singanseg.transforms.condition import TissueClassesd
-from monai_singanseg.transforms.intensity import ForegroundMaskd
+from monai_singanseg.synthesis import SinGANSegSynthesisOptions, pix2pix_synthesis, singanseg_synthesis
 from monai_singanseg.transforms.intensity.array import SOURCE_DTYPE_KEY
-from monai_singanseg.transforms.labels import IndexToLabeld
-from monai_singanseg.transforms.synthesis import Pix2PixRenderd
 
 __all__ = ["SyntheticVolume", "singanseg_volume", "pix2pix_volume"]
 
@@ -81,17 +74,20 @@ def singanseg_volume(
         ValueError: the model does not belong to this image (other geometry), or bad sampling arguments.
     """
     sampler = SinGANSegSampler(model, device=device)
-    images, labels = sampler.split(sampler.sample(1, start_scale, seed=seed).cpu(), threshold, min_component)
-    sample = images[0]
-    style_step = singanseg_style(sampler, style, style_steps, device=sampler.device)
-    if style_step is not None:
-        sample = style_step({"image": sample})["image"]
-    image, label = sampler.to_source(sample, labels[0])
+    options = SinGANSegSynthesisOptions(
+        start_scale=start_scale, threshold=threshold, min_component=min_component, style=style, style_steps=style_steps
+    )
+    pipeline = singanseg_synthesis(sampler, None, options, device=sampler.device)
+    pipeline.set_random_state(seed)
+    sample = pipeline({"name": sampler.config.source_name})
     case = load_case({"image": str(image_path), "label": str(label_path)}, label_values)
-    slice_index = int(sampler.config["source_slice_index"])
+    slice_index = sampler.config.source_slice_index
+    if slice_index is None:
+        raise ValueError(f"{model}: a model of a 2D picture has no slice to place in a volume")
     vol_image, vol_label = slice_sample_to_volume(
-        torch.as_tensor(image, dtype=torch.float32), torch.as_tensor(label, dtype=torch.float32), case, slice_index,
-        sampler.config["source_affine"],
+        torch.as_tensor(np.asarray(sample["image"]), dtype=torch.float32),
+        torch.as_tensor(np.asarray(sample["label"]), dtype=torch.float32), case, slice_index,
+        sampler.config.source_affine,
     )
     return SyntheticVolume(
         image=vol_image.numpy(), label=vol_label.numpy(), affine=case["image"].affine.numpy(),
@@ -124,25 +120,15 @@ def pix2pix_volume(
     Raises:
         ValueError: the image's channels do not match the model's modalities, or its label values are not the model's.
     """
-    render = Pix2PixRenderd(model, label_key="label", brain_key="brain_mask", output_key="image", device=device)
-    renderer = render.renderer
+    renderer = Pix2PixRender(model, device=device)
     modalities = list(renderer.modalities)
-    num_classes, tissue = len(renderer.label_values), renderer.tissue_classes
-    load = LoadCased(("image", "label"), renderer.label_values)
-    data = load({"image": str(image_path), "label": str(label_path)})
+    data = LoadCased(("image", "label"), renderer.label_values)({"image": str(image_path), "label": str(label_path)})
     if data["image"].shape[0] != len(modalities):
         raise ValueError(
             f"{image_path}: pix2pix renders {len(modalities)}-channel images ({', '.join(modalities)}); this image has "
             f"{data['image'].shape[0]} channel(s)"
         )
-    steps: list[Any] = [ForegroundMaskd("image", output_key="brain_mask")]
-    if tissue:
-        channel = modalities.index(renderer.config["condition"].get("tissue_modality", BRATS_MODALITIES[1]))
-        steps.append(TissueClassesd("image", "brain_mask", "tissue", channel=channel, num_classes=tissue))
-    if deform:
-        steps += pix2pix_deform_steps(num_classes, tissue)
-    steps += [IndexToLabeld("label", renderer.label_values), render]
-    pipeline = Compose(steps)
+    pipeline = pix2pix_synthesis(renderer, None, deform=deform)
     pipeline.set_random_state(seed)
     source = data["image"]
     out = pipeline(data)

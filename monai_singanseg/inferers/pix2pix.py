@@ -1,26 +1,26 @@
-"""Rendering whole synthetic multi-modal volumes from label maps with a trained pix2pix model.
+"""Running a trained pix2pix model: whole synthetic multi-modal volumes rendered from label maps.
 
 For a label volume and its brain mask, every axial slice that holds brain is cut to one square
-in-plane box around the brain (the same box for every slice, so the scale is the same as in
-training), resized to the model's working size, rendered, resized back and pasted into a volume
-with the label's exact shape and affine. Intensities go back to the training data's range and
-dtype; voxels outside the brain (and slices without brain) stay background.
+in-plane box around the brain (:class:`~monai_singanseg.transforms.slices.AxialSliceGrid`, the same
+geometry training used), rendered, resized back and pasted into a volume with the label's exact shape
+and affine. Intensities go back to the training data's range and dtype; voxels outside the brain (and
+slices without brain) stay background.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from monai.config import NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
 from monai.utils import convert_to_tensor
 
-from monai_singanseg.io.modelfile import ModelFile, load_model_file
+from monai_singanseg.io.model_config import PIX2PIX_KIND, Pix2PixModelConfig
+from monai_singanseg.io.modelfile import ModelFile, ModelFileError, load_model_file
 from monai_singanseg.networks.pix2pix import Pix2PixGenerator
 from monai_singanseg.transforms.condition.array import (
     BuildCondition,
@@ -30,99 +30,38 @@ from monai_singanseg.transforms.condition.array import (
 )
 from monai_singanseg.transforms.intensity.array import IntensityFromTanhRange, IntensityStats
 from monai_singanseg.transforms.labels.array import LabelToIndex
-from monai_singanseg.transforms.slices.array import axial_axis
+from monai_singanseg.transforms.slices.grid import AxialSliceGrid
 
-__all__ = ["PIX2PIX_KIND", "AxialSliceGrid", "load_pix2pix", "generator_from_config", "Pix2PixRender", "Pix2PixRenderd"]
-
-#: ``kind`` of pix2pix model files.
-PIX2PIX_KIND = "pix2pix"
+__all__ = ["PIX2PIX_KIND", "load_pix2pix", "generator_from_config", "Pix2PixRender", "Pix2PixRenderd"]
 
 
-class AxialSliceGrid:
-    """Axial slices of a volume <-> a stack of square ``size x size`` slices around the brain.
-
-    Args:
-        brain_mask: ``(1, *sp)`` 3D brain mask (defines the in-plane box and which slices hold brain).
-        affine: the volume's 4x4 affine (gives the axial axis).
-        size: working size of the generator.
-        margin: voxels of background kept around the brain's in-plane bounding box.
-    """
-
-    def __init__(self, brain_mask: NdarrayOrTensor, affine: NdarrayOrTensor, size: int, margin: int = 4) -> None:
-        brain = convert_to_tensor(brain_mask, track_meta=False)[0] != 0
-        if brain.ndim != 3:
-            raise ConditionError(f"expected a 3D volume (1, X, Y, Z), got spatial shape {tuple(brain.shape)}")
-        if not brain.any():
-            raise ConditionError("brain mask is empty (no non-zero voxel)")
-        self.axis = axial_axis(affine)
-        self.size = size
-        self.shape = tuple(brain.shape)
-        moved = brain.movedim(self.axis, 0)  # (S, A, B)
-        self.brain_slices = [int(i) for i in torch.nonzero(moved.flatten(1).any(1)).flatten()]
-        proj = moved.any(0)
-        rows, cols = torch.nonzero(proj.any(1)).flatten(), torch.nonzero(proj.any(0)).flatten()
-        r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-        self.side = max(r1 - r0, c1 - c0) + 2 * margin
-        self.r0 = (r0 + r1 - self.side) // 2
-        self.c0 = (c0 + c1 - self.side) // 2
-
-    def _plane_stack(self, volume: torch.Tensor, indices: Sequence[int]) -> torch.Tensor:
-        """``(C, *sp)`` -> ``(N, C, A, B)`` axial slices."""
-        return volume.movedim(1 + self.axis, 0)[list(indices)]
-
-    def extract(self, volume: NdarrayOrTensor, indices: Sequence[int], mode: str = "area", pad_value: float = 0.0) -> torch.Tensor:
-        """Slices ``indices`` of ``volume`` ``(C, *sp)`` as ``(N, C, size, size)`` float.
-
-        Args:
-            mode: ``"nearest-exact"`` for conditions/labels, ``"area"`` (downsampling) or ``"bilinear"`` for images.
-            pad_value: value of the box outside the volume.
-        """
-        vol = convert_to_tensor(volume, track_meta=False).float()
-        planes = self._plane_stack(vol, indices)
-        a, b = planes.shape[-2:]
-        pads = (max(0, -self.c0), max(0, self.c0 + self.side - b), max(0, -self.r0), max(0, self.r0 + self.side - a))
-        planes = F.pad(planes, pads, value=pad_value)
-        r, c = self.r0 + pads[2], self.c0 + pads[0]
-        box = planes[..., r : r + self.side, c : c + self.side]
-        if mode == "area" and self.side < self.size:
-            mode = "bilinear"
-        kwargs = {"align_corners": False} if mode == "bilinear" else {}
-        return F.interpolate(box, size=(self.size, self.size), mode=mode, **kwargs)
-
-    def paste(self, slices: torch.Tensor, indices: Sequence[int], out: torch.Tensor) -> torch.Tensor:
-        """Resize rendered ``(N, C, size, size)`` slices back to the box and write them into ``out`` ``(C, *sp)``."""
-        back = F.interpolate(slices.float(), size=(self.side, self.side), mode="bilinear", align_corners=False)
-        moved = out.movedim(1 + self.axis, 0)  # a view: writing into it writes into ``out``
-        a, b = moved.shape[-2:]
-        ra, rb = max(0, self.r0), min(a, self.r0 + self.side)
-        ca, cb = max(0, self.c0), min(b, self.c0 + self.side)
-        idx = torch.as_tensor(list(indices), dtype=torch.long)
-        moved[idx, :, ra:rb, ca:cb] = back[..., ra - self.r0 : rb - self.r0, ca - self.c0 : cb - self.c0].to(out.dtype)
-        return out
-
-
-def generator_from_config(config: Mapping[str, Any]) -> Pix2PixGenerator:
+def generator_from_config(config: Pix2PixModelConfig) -> Pix2PixGenerator:
     """The generator described by a pix2pix model config (untrained weights)."""
     return Pix2PixGenerator(
         spatial_dims=2,
-        in_channels=len(config["condition"]["channels"]),
-        out_channels=len(config["modalities"]),
-        size=int(config["size"]),
-        channels=int(config["generator_channels"]),
-        dropout=float(config.get("dropout", 0.5)),
-        norm=config.get("norm", "INSTANCE"),
+        in_channels=len(config.condition.channels),
+        out_channels=len(config.modalities),
+        size=config.size,
+        channels=config.generator_channels,
+        dropout=config.dropout,
+        norm=config.norm,
     )
 
 
 def load_pix2pix(
     model: str | os.PathLike | ModelFile, device: str | torch.device = "cpu"
-) -> tuple[Pix2PixGenerator, dict[str, Any]]:
+) -> tuple[Pix2PixGenerator, Pix2PixModelConfig]:
     """Load a pix2pix model file (through the one model-file loader) -> ``(generator in eval mode, config)``."""
     mf = model if isinstance(model, ModelFile) else load_model_file(model, expected_kind=PIX2PIX_KIND)
     if mf.kind != PIX2PIX_KIND:
-        raise ValueError(f"{mf.path}: this is a '{mf.kind}' model, expected a '{PIX2PIX_KIND}' model")
-    generator = generator_from_config(mf.config)
-    generator.load_state_dict(mf.state["generator"])
+        raise ModelFileError(f"{mf.path}: this is a '{mf.kind}' model, expected a '{PIX2PIX_KIND}' model")
+    try:
+        generator = generator_from_config(mf.config)
+        generator.load_state_dict(mf.state["generator"])
+    except (KeyError, RuntimeError, ValueError) as exc:
+        raise ModelFileError(f"{mf.path}: the generator weights do not fit the model's config: {exc}") from None
+    if not all(torch.isfinite(p).all() for p in generator.parameters()):
+        raise ModelFileError(f"{mf.path}: the generator weights hold NaN or infinite values")
     return generator.to(device).eval(), mf.config
 
 
@@ -146,24 +85,24 @@ class Pix2PixRender(Transform):
             for m in self.generator.modules():
                 if isinstance(m, torch.nn.Dropout):
                     m.train()
-        cond = self.config["condition"]
-        self.label_values = tuple(int(v) for v in cond["label_values"])
-        self.tissue_classes = int(cond.get("tissue_classes", 0))
-        if list(cond["channels"]) != condition_channel_names(self.label_values, self.tissue_classes):
-            raise ConditionError(f"model condition channels {cond['channels']} are not ones this version can build")
-        self.stats = IntensityStats.from_dict(self.config["intensity_stats"])
-        self.size = int(self.config["size"])
-        self.margin = int(self.config.get("margin", 4))
+        cond = self.config.condition
+        self.label_values = tuple(cond.label_values)
+        self.tissue_classes = cond.tissue_classes
+        if list(cond.channels) != condition_channel_names(self.label_values, self.tissue_classes):
+            raise ConditionError(f"model condition channels {cond.channels} are not ones this version can build")
+        self.stats = IntensityStats.from_dict(dict(self.config.intensity_stats))
+        self.size = self.config.size
+        self.margin = self.config.margin
         self.batch_size = batch_size
-        self.modalities = tuple(self.config["modalities"])
+        self.modalities = tuple(self.config.modalities)
 
     @torch.no_grad()
     def render_condition(self, condition: NdarrayOrTensor, affine: NdarrayOrTensor) -> torch.Tensor:
         """Condition ``(C, *sp)`` -> rendered volume ``(M, *sp)`` in [-1, 1] (-1 outside the brain)."""
         cond = convert_to_tensor(condition, track_meta=False).float()
-        if cond.shape[0] != len(self.config["condition"]["channels"]):
+        if cond.shape[0] != len(self.config.condition.channels):
             raise ConditionError(
-                f"condition has {cond.shape[0]} channels but the model was trained with {self.config['condition']['channels']}"
+                f"condition has {cond.shape[0]} channels but the model was trained with {self.config.condition.channels}"
             )
         grid = AxialSliceGrid(cond[:1], affine, self.size, self.margin)
         out = torch.full((len(self.modalities), *cond.shape[1:]), -1.0)
@@ -219,7 +158,7 @@ class Pix2PixRenderd(MapTransform):
     """Dictionary :class:`Pix2PixRender`: ``d[output_key] = render(d[label_key], d[brain_key], d[tissue_key])``.
 
     Args:
-        model: model file path or loaded :class:`ModelFile`.
+        model: model file path, loaded :class:`ModelFile`, or a :class:`Pix2PixRender`.
         label_key: label map (label values).
         brain_key: brain mask.
         output_key: where to store the rendered image.
@@ -230,7 +169,7 @@ class Pix2PixRenderd(MapTransform):
 
     def __init__(
         self,
-        model: str | os.PathLike | ModelFile,
+        model: str | os.PathLike | ModelFile | Pix2PixRender,
         label_key: str = "label",
         brain_key: str = "brain_mask",
         output_key: str = "image",
@@ -240,7 +179,7 @@ class Pix2PixRenderd(MapTransform):
     ) -> None:
         super().__init__([label_key, brain_key])
         self.label_key, self.brain_key, self.output_key, self.tissue_key = label_key, brain_key, output_key, tissue_key
-        self.renderer = Pix2PixRender(model, device=device, batch_size=batch_size)
+        self.renderer = model if isinstance(model, Pix2PixRender) else Pix2PixRender(model, device=device, batch_size=batch_size)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)

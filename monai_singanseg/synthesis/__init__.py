@@ -1,0 +1,30 @@
+"""Prepare and synthesise: the one builder per generator that every entry point calls.
+
+``prepare`` turns cases into the trainers' tensors; ``singanseg_synthesis`` / ``pix2pix_synthesis`` turn a model
+file plus options into the MONAI ``Compose`` that samples/renders, finishes and writes cases; ``synthesise``
+runs such a pipeline over N cases with a datalist and a preview.
+"""
+
+from __future__ import annotations
+
+from monai_singanseg.synthesis.pix2pix import pix2pix_deform_steps, pix2pix_synthesis
+from monai_singanseg.synthesis.prepare import (
+    is_2d_image_input,
+    pix2pix_case_slices,
+    pix2pix_training_slices,
+    singanseg_prepare,
+    singanseg_training_input,
+)
+from monai_singanseg.synthesis.runner import SynthesisPipeline, preview_plane, synthesise
+from monai_singanseg.synthesis.singanseg import (
+    SinGANSegSynthesisOptions,
+    singanseg_case_writer,
+    singanseg_style,
+    singanseg_synthesis,
+)
+
+__all__ = [
+    "pix2pix_deform_steps", "pix2pix_synthesis", "is_2d_image_input", "pix2pix_case_slices", "pix2pix_training_slices",
+    "singanseg_prepare", "singanseg_training_input", "SynthesisPipeline", "preview_plane", "synthesise",
+    "SinGANSegSynthesisOptions", "singanseg_case_writer", "singanseg_style", "singanseg_synthesis",
+]

@@ -1,0 +1,80 @@
+"""The pix2pix synthesis pipeline: model file + options -> one MONAI ``Compose`` (the only place it is composed).
+
+[load the case] -> brain mask and tissue classes as the model's condition needs them -> [a random elastic +
+affine deformation of the condition: a new label map] -> label values -> render every axial slice -> case
+writer. The command line, the bundle's ``inference.json``, MONAI Label and the evaluation all build it here.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from monai.transforms import MapTransform
+
+from monai_singanseg.data import LoadCased
+from monai_singanseg.inferers.pix2pix import Pix2PixRender, Pix2PixRenderd
+from monai_singanseg.io.modelfile import ModelFile
+from monai_singanseg.synthesis.runner import SynthesisPipeline
+from monai_singanseg.transforms.condition import BuildConditiond, ConditionInputsd, RandDeformConditiond, SplitConditiond
+from monai_singanseg.transforms.io import SaveBratsCased
+from monai_singanseg.transforms.labels import IndexToLabeld
+
+__all__ = ["pix2pix_deform_steps", "pix2pix_synthesis"]
+
+
+def pix2pix_deform_steps(num_label_classes: int, tissue_classes: int = 0, spatial_dims: int = 3) -> list[MapTransform]:
+    """The steps that turn ``"label"`` (class indices), ``"brain_mask"`` (and ``"tissue"``) into a randomly deformed set.
+
+    Condition (``BuildConditiond``) -> elastic + affine deformation (``RandDeformConditiond``) -> back to
+    label, brain mask and tissue map (``SplitConditiond``).
+
+    Args:
+        num_label_classes: label classes including background.
+        tissue_classes: tissue channels of the condition (0: none).
+        spatial_dims: 2 for slices, 3 for volumes.
+    """
+    return [
+        BuildConditiond("label", "brain_mask", "condition", num_label_classes=num_label_classes, tissue_classes=tissue_classes),
+        RandDeformConditiond("condition", spatial_dims=spatial_dims),
+        SplitConditiond("condition", num_label_classes=num_label_classes, tissue_classes=tissue_classes),
+    ]
+
+
+def pix2pix_synthesis(
+    model: str | os.PathLike | ModelFile | Pix2PixRender,
+    output_dir: str | os.PathLike | None = None,
+    deform: bool = True,
+    load: bool = False,
+    overwrite: bool = False,
+    device: str | torch.device = "cpu",
+) -> SynthesisPipeline:
+    """The synthesis pipeline of a pix2pix model; run it with :func:`~monai_singanseg.synthesis.synthesise`.
+
+    Each item is a case: ``{"label": class indices (1, X, Y, Z), "image": the case's volume (brain mask and
+    tissue classes are taken from it)}``, optionally with ``"brain_mask"`` and ``"tissue_image"`` instead, or
+    (with ``load=True``) a datalist entry of paths. The result holds ``"image"`` (rendered, source units and
+    dtype) and ``"label"`` (label values) on the label's grid.
+
+    Args:
+        model: model file, loaded :class:`ModelFile`, or a :class:`Pix2PixRender`.
+        output_dir: where the writer puts the cases (None: no writer).
+        deform: render a random deformation of each label (seeded through the pipeline), not the label itself.
+        load: items are datalist entries of paths (loaded with the model's label values).
+        overwrite: replace existing outputs.
+        device: device of the generator.
+    """
+    renderer = model if isinstance(model, Pix2PixRender) else Pix2PixRender(model, device=device)
+    cfg = renderer.config
+    values, tissue = renderer.label_values, renderer.tissue_classes
+    steps: list = [LoadCased(("image", "label"), label_values=values)] if load else []
+    steps.append(ConditionInputsd(tissue_classes=tissue, tissue_channel=cfg.tissue_channel))
+    if deform:
+        steps += pix2pix_deform_steps(len(values), tissue)
+    steps += [IndexToLabeld("label", values), Pix2PixRenderd(renderer, "label", "brain_mask", "image", "tissue")]
+    if output_dir is not None:
+        steps.append(SaveBratsCased(("image", "label"), output_dir, modalities=renderer.modalities, overwrite=overwrite))
+    return SynthesisPipeline(
+        steps, label_values=values, modalities=renderer.modalities,
+        description="pix2pix renders of deformed label maps" if deform else "pix2pix renders", case_prefix="pix2pix",
+    )

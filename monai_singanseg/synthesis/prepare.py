@@ -1,0 +1,221 @@
+"""The *prepare* step: cases in -> the tensors the trainers take (one place per generator).
+
+SinGAN-Seg: a MONAI ``Compose`` (:func:`singanseg_prepare`) loads a case, picks one tumour slice, crops it to
+the brain at the working size, maps intensities to [-1, 1] and builds the GAN tensor
+(:func:`singanseg_training_input` runs it and collects what the model file stores about its source).
+pix2pix: every case's condition and image, cut to the renderer's slice grid (:func:`pix2pix_training_slices`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from monai.transforms import Compose, Resized
+from tqdm.auto import tqdm
+
+from monai_singanseg.data import LoadCased, load_case
+from monai_singanseg.engines.pix2pix import Pix2PixSettings, Pix2PixSlices
+from monai_singanseg.io.writers import BRATS_MODALITIES
+from monai_singanseg.synthesis.runner import run_pipeline
+from monai_singanseg.transforms.condition.array import BuildCondition, TissueClasses
+from monai_singanseg.transforms.gan import ToGANTensord
+from monai_singanseg.transforms.intensity import INTENSITY_STATS_KEY, IntensityToTanhRange, IntensityToTanhRanged
+from monai_singanseg.transforms.intensity.array import IntensityStats, foreground_mask
+from monai_singanseg.transforms.labels import BINARY_LABEL_VALUES, BRATS_LABEL_VALUES
+from monai_singanseg.transforms.slices import AxialSliceGrid, ExtractTumourSlicesd, SquareForegroundCropd, rank_tumour_slices
+
+__all__ = [
+    "is_2d_image_input",
+    "singanseg_prepare",
+    "singanseg_training_input",
+    "pix2pix_case_slices",
+    "pix2pix_training_slices",
+]
+
+_RGB_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+
+def is_2d_image_input(image: str | os.PathLike | Sequence[str | os.PathLike]) -> bool:
+    """True for one 2D picture file (PNG/JPEG/...), e.g. a Kvasir-SEG RGB image with its mask."""
+    if isinstance(image, (list, tuple)):
+        return len(image) == 1 and is_2d_image_input(image[0])
+    return Path(image).suffix.lower() in _RGB_SUFFIXES
+
+
+def singanseg_prepare(
+    label_values: Sequence[int], max_size: int = 128, slice_index: int | None = None, rgb: bool = False
+) -> Compose:
+    """The SinGAN-Seg prepare ``Compose``: case dict of paths -> list of one prepared dict holding ``"gan"``.
+
+    Volumes: load, the slice with most tumour (or ``slice_index``) along the axial axis, brain crop resized to
+    a ``max_size`` square (the affine follows), per-channel [-1, 1] inside the brain, GAN tensor. A 2D
+    picture + mask: load, resize so the long side is ``max_size`` (aspect kept), [-1, 1] over the whole
+    picture, GAN tensor.
+
+    Args:
+        label_values: label values, background first.
+        max_size: long side of the finest scale.
+        slice_index: axial slice index (None: the slice with most tumour); volumes only.
+        rgb: the case is a 2D picture with a mask.
+    """
+    num_classes = len(label_values)
+    if rgb:
+        select: list[Any] = [
+            Resized(("image", "label"), spatial_size=max_size, size_mode="longest", mode=("area", "nearest"))
+        ]
+    else:
+        select = [
+            ExtractTumourSlicesd(num_slices=1, slice_indices=None if slice_index is None else [int(slice_index)]),
+            SquareForegroundCropd(spatial_size=max_size),
+        ]
+    return Compose(
+        [
+            LoadCased(("image", "label"), label_values=label_values, spatial_ndim=2 if rgb else 3),
+            *select,
+            IntensityToTanhRanged("image", use_foreground=not rgb),
+            ToGANTensord("image", "label", "gan", num_classes=num_classes),
+        ]
+    )
+
+
+def singanseg_training_input(
+    image: str | os.PathLike | Sequence[str | os.PathLike],
+    label: str | os.PathLike,
+    slice_index: int | str | None = "auto",
+    max_size: int = 128,
+    label_values: Sequence[int] | None = None,
+    channel_names: Sequence[str] | None = None,
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Run :func:`singanseg_prepare` on one case: the GAN tensor and the model file's source fields.
+
+    Args:
+        image: image path(s): one file, the BraTS modality files in flair, t1, t1ce, t2 order, or a 2D picture.
+        label: label path.
+        slice_index: ``"auto"``/None or an axial slice index (volumes only).
+        max_size: long side of the finest scale.
+        label_values: label values (default BraTS ``(0, 1, 2, 4)`` for volumes, ``(0, 1)`` for 2D pictures).
+        channel_names: names of the image channels (default: BraTS modalities for 4 files, RGB, or ``ch<i>``).
+
+    Returns:
+        ``(gan_tensor (C, *spatial), metadata)``; metadata holds the source fields of
+        :class:`~monai_singanseg.io.SinGANSegModelConfig`.
+
+    Raises:
+        ValueError: no tumour on the chosen slice, bad sizes, NaN, unknown label values (naming the file).
+    """
+    paths = [str(p) for p in image] if isinstance(image, (list, tuple)) else [str(image)]
+    rgb = is_2d_image_input(paths)
+    if label_values is None:
+        label_values = BINARY_LABEL_VALUES if rgb else BRATS_LABEL_VALUES
+    label_values = tuple(int(v) for v in label_values)
+    if max_size < 8:
+        raise ValueError(f"max_size must be >= 8 pixels, got {max_size}")
+    index = None if slice_index in (None, "auto") else int(slice_index)
+    item = {"image": paths if len(paths) > 1 else paths[0], "label": str(label)}
+    prepare = singanseg_prepare(label_values, max_size, index, rgb)
+    loaded = run_pipeline(prepare, item, end=1 if rgb else 2)
+    d = loaded[0] if isinstance(loaded, list) else loaded
+    if not bool((d["label"] > 0).any()):
+        where = "the mask has no foreground (no polyp/tumour) to learn" if rgb else (
+            f"slice {slice_index} has no tumour; pick another --slice or use --slice auto"
+        )
+        raise ValueError(f"{label}: {where}")
+    d = run_pipeline(prepare, d, start=1 if rgb else 2)
+    img = d["image"]
+    n_img = int(img.shape[0])
+    if channel_names is None:
+        if rgb and n_img == 3:
+            channel_names = ["red", "green", "blue"]
+        elif n_img == len(BRATS_MODALITIES) and len(paths) == len(BRATS_MODALITIES):
+            channel_names = list(BRATS_MODALITIES)
+        else:
+            channel_names = [f"ch{i}" for i in range(n_img)]
+    if len(channel_names) != n_img:
+        raise ValueError(f"{len(channel_names)} channel names given for an image with {n_img} channels")
+    affine = img.affine if hasattr(img, "affine") else torch.eye(4)
+    metadata = {
+        "input_kind": "rgb" if rgb else "volume",
+        "image_channels": list(channel_names),
+        "num_image_channels": n_img,
+        "label_values": list(label_values),
+        "num_label_channels": len(label_values) - 1,
+        "intensity_stats": dict(img.meta[INTENSITY_STATS_KEY]),
+        "use_foreground": not rgb,
+        "source_name": str(d["name"]),
+        "source_files": paths + [str(label)],
+        "source_slice_index": None if rgb else int(d["slice_index"]),
+        "source_affine": torch.as_tensor(affine, dtype=torch.float64).tolist(),
+        "source_size": [int(s) for s in img.shape[1:]],
+    }
+    return d["gan"], metadata
+
+
+def pix2pix_case_slices(
+    case: Mapping[str, Any], settings: Pix2PixSettings, modalities: Sequence[str] = BRATS_MODALITIES
+) -> tuple[torch.Tensor, torch.Tensor, IntensityStats]:
+    """One loaded case (:func:`load_case` output) -> ``(condition slices, image slices, intensity stats)``."""
+    image, label = case["image"], case["label"]
+    name = case.get("name", "case")
+    if image.shape[0] != len(modalities):
+        raise ValueError(f"{name}: image has {image.shape[0]} channels, expected {len(modalities)} ({', '.join(modalities)})")
+    brain = foreground_mask(image.as_tensor()) | (label.as_tensor() > 0)
+    scaler = IntensityToTanhRange()
+    normalised = scaler(image.as_tensor(), mask=brain)
+    stats = scaler.last_stats
+    stats.dtype = str(image.meta.get("source_dtype", "float32"))
+    tissue = None
+    if settings.tissue_classes:
+        if settings.tissue_modality not in modalities:
+            raise ValueError(f"tissue_modality {settings.tissue_modality!r} is not one of the modalities {list(modalities)}")
+        channel = list(modalities).index(settings.tissue_modality)
+        tissue = TissueClasses(settings.tissue_classes)(image[channel : channel + 1].as_tensor(), brain, label.as_tensor() > 0)
+    num_classes = len(case.get("label_values", BRATS_LABEL_VALUES))
+    condition = BuildCondition(num_classes, settings.tissue_classes)(label.as_tensor(), brain, tissue)
+    grid = AxialSliceGrid(brain, image.affine, settings.size, settings.margin)
+    if settings.all_brain_slices:
+        area = brain[0].movedim(grid.axis, 0).flatten(1).sum(1)
+        indices = [i for i in grid.brain_slices if area[i] >= settings.min_brain_fraction * area.max()]
+    else:
+        indices = sorted(rank_tumour_slices(label, grid.axis))
+    cond = grid.extract(condition, indices, mode="nearest-exact")
+    img = grid.extract(normalised, indices, mode="area", pad_value=-1.0).clamp(-1.0, 1.0)
+    return cond, img, stats
+
+
+def pix2pix_training_slices(
+    items: Sequence[Mapping[str, Any]],
+    settings: Pix2PixSettings,
+    label_values: Sequence[int] = BRATS_LABEL_VALUES,
+    modalities: Sequence[str] = BRATS_MODALITIES,
+    progress: bool = True,
+) -> Pix2PixSlices:
+    """Load every case of a datalist and cut its training pairs (errors name the case's files).
+
+    Args:
+        items: datalist entries ``{"image": [flair, t1, t1ce, t2], "label": seg}``.
+        settings: slice settings (size, margin, which slices, tissue classes).
+        label_values: label values of the cases.
+        modalities: image channel names.
+        progress: show a progress bar.
+    """
+    if not items:
+        raise ValueError("no training cases given")
+    conds, imgs, stats, names, dtypes = [], [], [], [], []
+    for item in tqdm(items, desc="loading cases", leave=False, disable=not progress):
+        case = load_case(item, label_values=label_values, spatial_ndim=3)
+        if "label" not in case:
+            raise ValueError(f"{case['name']}: pix2pix training needs a label for every case")
+        cond, img, st = pix2pix_case_slices(case, settings, modalities)
+        conds.append(cond)
+        imgs.append(img)
+        stats.append(st)
+        names.append(case["name"])
+        dtypes.append(st.dtype)
+    return Pix2PixSlices(
+        torch.cat(conds), torch.cat(imgs), stats, names, dtypes[0] if len(set(dtypes)) == 1 else "float32",
+        tuple(int(v) for v in label_values), tuple(modalities), settings,
+    )

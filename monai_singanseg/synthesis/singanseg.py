@@ -1,0 +1,125 @@
+"""The SinGAN-Seg synthesis pipeline: model file + options -> one MONAI ``Compose`` (the only place it is composed).
+
+sample (GAN space: image in [-1, 1], class indices) -> optional style step on the image -> *finish*: source
+units and label values -> case writer (BraTS NIfTI, or PNG image + mask for RGB models). The command line,
+the bundle's ``inference.json``, MONAI Label and the evaluation all build it here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from monai_singanseg.inferers.singanseg import SinGANSegSampled, SinGANSegSampler
+from monai_singanseg.io.modelfile import ModelFile
+from monai_singanseg.synthesis.runner import SynthesisPipeline
+from monai_singanseg.transforms.intensity import IntensityFromTanhRanged
+from monai_singanseg.transforms.io import SaveBratsCased, SaveCased, SaveImageMaskPngd
+from monai_singanseg.transforms.labels import IndexToLabeld
+from monai_singanseg.transforms.style import STYLE_METHODS, StyleTransferd
+
+__all__ = ["SinGANSegSynthesisOptions", "singanseg_synthesis", "singanseg_case_writer", "singanseg_style"]
+
+
+@dataclass
+class SinGANSegSynthesisOptions:
+    """How samples are drawn and finished (the same defaults for every entry point).
+
+    Args:
+        start_scale: scale where random noise starts (0: most varied; higher: closer to the training slice).
+        size: output spatial size (None: the training size).
+        threshold: a pixel is background unless its largest label channel ``(x + 1) / 2`` exceeds it.
+        min_component: remove tumour components smaller than this many pixels (specks are not tumours).
+        style: SinGAN-Seg's style-transfer step (a :data:`~monai_singanseg.transforms.style.STYLE_METHODS`
+            name, or ``"none"``); the style image is the model's reconstruction of its training slice.
+        style_steps: optimisation steps of the network-based style methods.
+        style_weights: VGG-19 weights file (``vgg19`` methods).
+    """
+
+    start_scale: int = 0
+    size: Sequence[int] | None = None
+    threshold: float = 0.5
+    min_component: int = 10
+    style: str = "none"
+    style_steps: int = 100
+    style_weights: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.style not in ("none", *STYLE_METHODS):
+            raise ValueError(f"style must be one of {', '.join(('none', *STYLE_METHODS))}, got {self.style!r}")
+        if self.style.endswith("vgg19") and not self.style_weights:
+            raise ValueError(
+                f"style {self.style} needs a VGG-19 weights file (--style-weights FILE), which cannot be downloaded "
+                "here; how to make the file: docs/style_transfer.md"
+            )
+        if not 0.0 <= float(self.threshold) < 1.0:
+            raise ValueError(f"threshold must lie in [0, 1), got {self.threshold}")
+        if self.min_component < 0 or self.style_steps < 0:
+            raise ValueError(f"min_component and style_steps must be >= 0, got {self.min_component}, {self.style_steps}")
+
+
+def singanseg_case_writer(sampler: SinGANSegSampler, output_dir: str | os.PathLike, overwrite: bool = False) -> SaveCased:
+    """The writer that fits the model's input: PNG image + mask for RGB models, else BraTS-named NIfTI."""
+    if sampler.config.rgb:
+        return SaveImageMaskPngd(("image", "label"), output_dir, overwrite=overwrite)
+    return SaveBratsCased(("image", "label"), output_dir, modalities=sampler.config.image_channels, overwrite=overwrite)
+
+
+def singanseg_style(
+    sampler: SinGANSegSampler, options: SinGANSegSynthesisOptions, device: str | torch.device | None = "cpu"
+) -> StyleTransferd | None:
+    """SinGAN-Seg's style step for a model's samples (None for ``"none"``): the style image is the model's own
+    reconstruction of its training slice (a model file holds no patient image)."""
+    if options.style == "none":
+        return None
+    return StyleTransferd("image", style=sampler.reference_image(), method=options.style, steps=options.style_steps,
+                          weights_path=options.style_weights, device=device)
+
+
+def singanseg_synthesis(
+    model: str | os.PathLike | ModelFile | SinGANSegSampler,
+    output_dir: str | os.PathLike | None = None,
+    options: SinGANSegSynthesisOptions | None = None,
+    finish: bool = True,
+    overwrite: bool = False,
+    device: str | torch.device | None = "cpu",
+) -> SynthesisPipeline:
+    """The synthesis pipeline of a SinGAN-Seg model; run it with :func:`~monai_singanseg.synthesis.synthesise`.
+
+    Args:
+        model: model file, loaded :class:`ModelFile` or :class:`SinGANSegSampler`.
+        output_dir: where the writer puts the cases (None: no writer; the pipeline returns the finished pair).
+        options: sampling, finishing and style options.
+        finish: map the pair back to source units and label values (False: GAN space, image in [-1, 1] and
+            class indices; no writer).
+        overwrite: replace existing outputs.
+        device: device of the generator and the style optimisation.
+
+    Returns:
+        A :class:`~monai_singanseg.synthesis.SynthesisPipeline` that sets ``"image"`` and ``"label"`` of each item.
+    """
+    options = options or SinGANSegSynthesisOptions()
+    sampler = model if isinstance(model, SinGANSegSampler) else SinGANSegSampler(model, device=device)
+    cfg = sampler.config
+    steps: list = [
+        SinGANSegSampled(("image", "label"), sampler, start_scale=options.start_scale, size=options.size,
+                         threshold=options.threshold, min_component=options.min_component)
+    ]  # fmt: skip
+    style = singanseg_style(sampler, options, sampler.device)
+    if style is not None:
+        steps.append(style)
+    if finish:
+        steps += [IntensityFromTanhRanged("image"), IndexToLabeld("label", label_values=sampler.label_values)]
+        if output_dir is not None:
+            steps.append(singanseg_case_writer(sampler, output_dir, overwrite))
+    elif output_dir is not None:
+        raise ValueError("cases are written in source units: a pipeline with output_dir needs finish=True")
+    channels = list(cfg.image_channels)
+    return SynthesisPipeline(
+        steps, label_values=sampler.label_values, modalities=channels, rgb=cfg.rgb,
+        description=f"SinGAN-Seg synthetic samples of {cfg.source_name}", case_prefix=cfg.source_name,
+        extra={"labels": {str(v): str(v) for v in sampler.label_values}, "modality": dict(enumerate(channels))},
+    )
