@@ -205,6 +205,24 @@ def test_infer_for_an_unknown_or_unlabelled_image_is_a_clean_client_error(server
     assert bad.status_code == 422 and "start_scale" in bad.json()["detail"]
 
 
+def test_huge_or_coerced_parameters_are_refused_at_once_and_the_server_stays_up(server):
+    """A request for a billion style steps once blocked every endpoint until SIGKILL; numbers are bounded now."""
+    start = time.monotonic()
+    huge = requests.post(f"{server.url}/infer/singanseg", params={"image": DEMO},
+                         data={"params": json.dumps({"style": "random", "style_steps": 1000000000})}, timeout=60)
+    assert huge.status_code == 422 and "style_steps" in huge.json()["detail"] and "[0, 500]" in huge.json()["detail"]
+    assert requests.get(f"{server.url}/info/", timeout=10).status_code == 200
+    assert time.monotonic() - start < 30
+    for params in ({"seed": -5}, {"seed": 1.5}, {"seed": True}, {"seed": "true"}, {"threshold": "nan"}, {"threshold": 2},
+                   {"min_component": -1}, {"deform": 7}):
+        model = "pix2pix" if "deform" in params else "singanseg"
+        res = requests.post(f"{server.url}/infer/{model}", params={"image": DEMO}, data={"params": json.dumps(params)},
+                            timeout=60)
+        name = next(iter(params))
+        assert res.status_code == 422 and f"parameter {name}=" in res.json()["detail"], (params, res.text[:300])
+    assert not any(p.name.endswith(".nii.gz") and "_singanseg_" in p.name and "-5" in p.name for p in server.studies.iterdir())
+
+
 def test_train_task_trains_every_labelled_image_and_reports_progress(server):
     r = requests.post(f"{server.url}/train/singanseg", json={}, timeout=60)
     assert r.status_code == 200, r.text

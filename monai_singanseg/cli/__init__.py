@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Synthetic labelled medical images from a handful of annotated cases (SinGAN-Seg, pix2pix).",
     )
     parser.add_argument("--version", action="version", version=f"monai-singanseg {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks of errors (for bug reports)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in _MODULES:
         module.add_parsers(sub)
@@ -43,7 +44,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except (ValueError, OSError, RuntimeError) as exc:
-        if getattr(args, "debug", False):
+        if args.debug:
             raise
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - a bug, not bad input: still no traceback unless asked for
+        if args.debug:
+            raise
+        print(f"error: {type(exc).__name__}: {exc} (this is a bug: please report it with the output of "
+              f"`python -m monai_singanseg --debug {args.command} ...`)", file=sys.stderr)
         return 1

@@ -14,6 +14,7 @@ from pathlib import Path
 from monai.bundle import create_workflow
 from tqdm import tqdm
 
+from monai_singanseg.cli.options import int_in
 from monai_singanseg.bundle import bundle_root
 from monai_singanseg.data import demo_case, load_case
 from monai_singanseg.io.atomic import check_outputs_free
@@ -36,10 +37,10 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         "brain at the working size, and write the slices as NIfTI (with their world position) plus a PNG preview.",
     )
     p.add_argument("--out", type=Path, default=Path("demo_output"), help="output folder (default: %(default)s)")
-    p.add_argument("--num-slices", type=int, default=4, help="tumour slices to select (default: %(default)s)")
-    p.add_argument("--size", type=int, default=128, help="working size in pixels (default: %(default)s)")
-    p.add_argument("--singanseg-samples", type=int, default=8, help="SinGAN-Seg samples (default: %(default)s)")
-    p.add_argument("--pix2pix-samples", type=int, default=2, help="pix2pix deformed volumes (default: %(default)s)")
+    p.add_argument("--num-slices", type=int_in(1, 1000), default=4, help="tumour slices to select (default: %(default)s)")
+    p.add_argument("--size", type=int_in(8, 4096), default=128, help="working size in pixels (default: %(default)s)")
+    p.add_argument("--singanseg-samples", type=int_in(0, 10**5), default=8, help="SinGAN-Seg samples (default: %(default)s)")
+    p.add_argument("--pix2pix-samples", type=int_in(0, 10**4), default=2, help="pix2pix deformed volumes (default: %(default)s)")
     p.add_argument("--data-only", action="store_true", help="only the data path (no generators)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.set_defaults(func=run_demo)

@@ -12,6 +12,8 @@ import dataclasses
 
 import torch
 
+from monai_singanseg.device import resolve_device
+from monai_singanseg.cli.options import SEED, THREADS, float_in, int_in
 from monai_singanseg.cli.pix2pix import training_items
 from monai_singanseg.evaluation.experiment import ExperimentSettings, run_experiment, training_set_names
 from monai_singanseg.evaluation.segmentation import SEGMENTATION_NETWORKS
@@ -28,30 +30,30 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--datalist", help="decathlon datalist JSON (its 'training' list, at least 2 cases)")
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument("--quick", action="store_true", help="CPU budget of minutes: 64 px, 1 seed, short training")
-    p.add_argument("--size", type=int, default=None, help="slice side (default 128; 64 with --quick)")
-    p.add_argument("--seeds", type=int, nargs="+", default=None, help="segmentation seeds (default 0 1 2; 0 with --quick)")
-    p.add_argument("--k", type=int, nargs="+", default=None, help="real slices of the small-data regime (default 1 2 5 10)")
+    p.add_argument("--size", type=int_in(32, 1024), default=None, help="slice side (default 128; 64 with --quick)")
+    p.add_argument("--seeds", type=SEED, nargs="+", default=None, help="segmentation seeds (default 0 1 2; 0 with --quick)")
+    p.add_argument("--k", type=int_in(1, 10**4), nargs="+", default=None, help="real slices of the small-data regime (default 1 2 5 10)")
     p.add_argument("--network", choices=SEGMENTATION_NETWORKS, default="unetpp", help="segmentation network (default: %(default)s)")
-    p.add_argument("--features", type=int, default=None, help="segmentation network width (default 16; 8 with --quick)")
-    p.add_argument("--steps", type=int, default=None, help="segmentation training steps (default 300; 80 with --quick)")
-    p.add_argument("--batch-size", type=int, default=None, help="segmentation batch size (default 8)")
-    p.add_argument("--singan-slices", type=int, default=None, help="SinGAN-Seg models, one per small-data slice (default 5)")
-    p.add_argument("--singan-iters", type=int, default=None, help="SinGAN-Seg iterations per scale (default: the schedule's)")
-    p.add_argument("--singan-samples", type=int, default=None, help="SinGAN-Seg samples per fold (default 100)")
-    p.add_argument("--start-scale", type=int, default=None, help="SinGAN-Seg sampling start scale (default 1)")
+    p.add_argument("--features", type=int_in(1, 1024), default=None, help="segmentation network width (default 16; 8 with --quick)")
+    p.add_argument("--steps", type=int_in(1, 10**7), default=None, help="segmentation training steps (default 300; 80 with --quick)")
+    p.add_argument("--batch-size", type=int_in(1, 4096), default=None, help="segmentation batch size (default 8)")
+    p.add_argument("--singan-slices", type=int_in(1, 10**4), default=None, help="SinGAN-Seg models, one per small-data slice (default 5)")
+    p.add_argument("--singan-iters", type=int_in(1, 10**6), default=None, help="SinGAN-Seg iterations per scale (default: the schedule's)")
+    p.add_argument("--singan-samples", type=int_in(1, 10**6), default=None, help="SinGAN-Seg samples per fold (default 100)")
+    p.add_argument("--start-scale", type=int_in(0, 64), default=None, help="SinGAN-Seg sampling start scale (default 1)")
     p.add_argument("--style", nargs="+", default=None, metavar="METHOD", choices=STYLE_METHODS,
                    help="add SinGAN-Seg + style-transfer training sets for these methods "
                    f"({', '.join(STYLE_METHODS)}; default none)")
-    p.add_argument("--style-steps", type=int, default=None, help="style-transfer optimisation steps (default 100)")
+    p.add_argument("--style-steps", type=int_in(0, 10000), default=None, help="style-transfer optimisation steps (default 100)")
     p.add_argument("--style-weights", default=None, help="VGG-19 weights file for the vgg19 style methods")
-    p.add_argument("--pix2pix-epochs", type=int, default=None, help="pix2pix epochs (default 60)")
-    p.add_argument("--pix2pix-volumes", type=int, default=None, help="deformed label volumes rendered per fold (default 4)")
-    p.add_argument("--pix2pix-samples", type=int, default=None, help="pix2pix slices kept per fold (default 100)")
-    p.add_argument("--threshold", type=float, default=None, help="memorisation flag threshold (default 0.95)")
+    p.add_argument("--pix2pix-epochs", type=int_in(1, 10**5), default=None, help="pix2pix epochs (default 60)")
+    p.add_argument("--pix2pix-volumes", type=int_in(1, 10**4), default=None, help="deformed label volumes rendered per fold (default 4)")
+    p.add_argument("--pix2pix-samples", type=int_in(1, 10**6), default=None, help="pix2pix slices kept per fold (default 100)")
+    p.add_argument("--threshold", type=float_in(0.0, 1.0), default=None, help="memorisation flag threshold (default 0.95)")
     p.add_argument("--sets", nargs="+", default=None, help=f"only these training sets, e.g. {' '.join(training_set_names((5,))[:3])}")
-    p.add_argument("--folds", type=int, default=None, help="run only the first N folds")
+    p.add_argument("--folds", type=int_in(1, 10**4), default=None, help="run only the first N folds")
     p.add_argument("--device", default=None, help="cpu, cuda (default: cuda if available)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--threads", type=THREADS, default=None, help="CPU threads for torch")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report and models")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run_evaluate)
@@ -75,6 +77,7 @@ def settings_from_args(args: argparse.Namespace) -> ExperimentSettings:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """``evaluate``: validate everything and check every output is free before any training."""
+    resolve_device(args.device)  # an unusable --device is refused before any work
     if args.threads:
         torch.set_num_threads(args.threads)
     settings = settings_from_args(args)

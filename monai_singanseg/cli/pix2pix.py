@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from monai.data import MetaTensor, load_decathlon_datalist
+from monai.data import MetaTensor
 
-from monai_singanseg.data import CaseError, brats_datalist, case_name, load_image
+from monai_singanseg.cli.options import SEED, float_in, int_in, power_of_two
+from monai_singanseg.data import CaseError, brats_datalist, case_name, load_datalist, load_image
 from monai_singanseg.device import resolve_device
 from monai_singanseg.engines.pix2pix import Pix2PixSettings, resume_settings, train_pix2pix
 from monai_singanseg.inferers.pix2pix import Pix2PixRender
+from monai_singanseg.io.names import check_name, safe_name
 from monai_singanseg.synthesis import pix2pix_synthesis, pix2pix_training_slices, synthesise
 from monai_singanseg.transforms.condition.array import ConditionError, check_same_grid
 from monai_singanseg.transforms.intensity.array import foreground_mask
@@ -36,16 +38,16 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--datalist", help="decathlon datalist JSON (its 'training' list)")
     src.add_argument("--data", help="folder of BraTS-named cases (<case>_{flair,t1,t1ce,t2,seg}.nii.gz)")
     train.add_argument("--out", required=True, help="model file to write (e.g. p2p.pt)")
-    train.add_argument("--size", type=int, default=_DEFAULTS.size, help="working resolution, a power of two (128; 256 supported)")
-    train.add_argument("--epochs", type=int, default=_DEFAULTS.epochs, help="(default: %(default)s)")
-    train.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size, help="(default: %(default)s)")
-    train.add_argument("--seed", type=int, default=_DEFAULTS.seed)
-    train.add_argument("--lr", type=float, default=_DEFAULTS.lr)
-    train.add_argument("--generator-channels", type=int, default=_DEFAULTS.generator_channels, help="ngf (default: %(default)s; 64 as in pix2pix, for GPUs)")
-    train.add_argument("--critic-channels", type=int, default=_DEFAULTS.critic_channels, help="ndf (default: %(default)s)")
+    train.add_argument("--size", type=power_of_two(32, 512), default=_DEFAULTS.size, help="working resolution, a power of two (128; 256 supported)")
+    train.add_argument("--epochs", type=int_in(1, 10**5), default=_DEFAULTS.epochs, help="(default: %(default)s)")
+    train.add_argument("--batch-size", type=int_in(1, 4096), default=_DEFAULTS.batch_size, help="(default: %(default)s)")
+    train.add_argument("--seed", type=SEED, default=_DEFAULTS.seed)
+    train.add_argument("--lr", type=float_in(0.0, 1.0, low_open=True), default=_DEFAULTS.lr)
+    train.add_argument("--generator-channels", type=int_in(1, 1024), default=_DEFAULTS.generator_channels, help="ngf (default: %(default)s; 64 as in pix2pix, for GPUs)")
+    train.add_argument("--critic-channels", type=int_in(1, 1024), default=_DEFAULTS.critic_channels, help="ndf (default: %(default)s)")
     train.add_argument("--all-brain-slices", action="store_true", help="train on every brain slice, not only tumour slices")
-    train.add_argument("--tissue-classes", type=int, default=0, help="add N coarse tissue classes (3) from T1 to the condition")
-    train.add_argument("--label-values", type=int, nargs="+", default=list(BRATS_LABEL_VALUES))
+    train.add_argument("--tissue-classes", type=int_in(0, 16), default=0, help="add N coarse tissue classes (3) from T1 to the condition")
+    train.add_argument("--label-values", type=int_in(0, 255), nargs="+", default=list(BRATS_LABEL_VALUES))
     train.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     train.add_argument("--tensorboard", default=None, help="TensorBoard log folder")
     train.add_argument("--resume", action="store_true", help="continue training from --out")
@@ -58,27 +60,26 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     render.add_argument("--label", required=True, help="label volume (e.g. <case>_seg.nii.gz) holding the model's label values")
     render.add_argument("--brain-mask", default=None, help="volume on the label's grid, non-zero = brain (default: the label's own case images)")
     render.add_argument("--tissue-image", default=None, help="tissue modality volume (models trained with --tissue-classes)")
-    render.add_argument("--deform", type=int, default=0, help="render N elastically/affinely deformed label maps instead of the label itself")
-    render.add_argument("--seed", type=int, default=0)
+    render.add_argument("--deform", type=int_in(0, 10000), default=0, help="render N elastically/affinely deformed label maps instead of the label itself")
+    render.add_argument("--seed", type=SEED, default=0)
     render.add_argument("--name", default=None, help="output case name stem (default: the label's case name + '_p2p')")
     render.add_argument("--device", default=None)
     render.add_argument("--out", required=True, help="output folder")
     render.add_argument("--overwrite", action="store_true")
+    render.add_argument("--resume", action="store_true", help="complete an interrupted run into the same --out")
     render.set_defaults(func=run_render)
 
 
 def training_items(args: argparse.Namespace) -> list[dict[str, Any]]:
     """The cases of ``--datalist FILE`` (its training list) or ``--data DIR`` (BraTS-named cases)."""
     if args.datalist:
-        path = Path(args.datalist)
-        if not path.is_file():
-            raise CaseError(f"{path}: datalist not found")
-        return load_decathlon_datalist(str(path), data_list_key="training", base_dir=str(path.parent))
+        return load_datalist(args.datalist, key="training")
     return brats_datalist(args.data)
 
 
 def run_train(args: argparse.Namespace) -> int:
     """``train-pix2pix``."""
+    resolve_device(args.device)  # an unusable --device is refused before any work
     out = Path(args.out)
     settings = Pix2PixSettings(
         size=args.size,
@@ -135,6 +136,8 @@ def run_render(args: argparse.Namespace) -> int:
         raise ValueError("--deform must be >= 0")
     renderer = Pix2PixRender(args.model, device=resolve_device(args.device))
     label = load_image(label_path, 3, "label")
+    if label.shape[0] != 1:
+        raise ConditionError(f"{label_path}: a label map must be one 3D volume, this file holds {label.shape[0]} channels")
     index = LabelToIndex(renderer.label_values)(label)  # raises for values outside the model's set
     own_images = _own_case_images(label_path)
     if args.brain_mask:
@@ -157,12 +160,14 @@ def run_render(args: argparse.Namespace) -> int:
     elif args.tissue_image:
         raise ConditionError("--tissue-image given but the model was trained without tissue classes")
 
-    stem = args.name or f"{case_name({'label': str(label_path)})}_p2p"
+    stem = check_name(args.name, "--name") if args.name else safe_name(f"{case_name({'label': str(label_path)})}_p2p")
     names = [stem] if args.deform == 0 else [f"{stem}_def{i:03d}" for i in range(args.deform)]
     out_dir = Path(args.out)
     pipeline = pix2pix_synthesis(renderer, out_dir, deform=args.deform > 0, overwrite=args.overwrite)
     pipeline.extra["brain_mask"] = brain_source
+    pipeline.signature.update(label=str(label_path.resolve()), brain_mask=brain_source)
     case = {"label": index, "brain_mask": MetaTensor(brain, meta=dict(label.meta)), "tissue_image": tissue_image}
-    synthesise(pipeline, [{**case, "name": name} for name in names], out_dir, seed=args.seed, overwrite=args.overwrite)
+    synthesise(pipeline, [{**case, "name": name} for name in names], out_dir, seed=args.seed, overwrite=args.overwrite,
+               resume=args.resume)
     print(f"wrote {len(names)} synthetic case(s) to {out_dir} (brain mask: {brain_source})")
     return 0

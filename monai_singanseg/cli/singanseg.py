@@ -9,6 +9,8 @@ from typing import Any
 
 import torch
 
+from monai_singanseg.device import resolve_device
+from monai_singanseg.cli.options import SEED, THREADS, float_in, int_in
 from monai_singanseg.io.atomic import check_outputs_free
 from monai_singanseg.transforms.style import STYLE_METHODS
 
@@ -27,20 +29,20 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--label", required=True, help="label file (BraTS 0/1/2/4) or a 2D mask picture")
     p.add_argument("--slice", default="auto", help="axial slice index, or 'auto' for the slice with most tumour")
     p.add_argument("--out", required=True, help="model file to write (rewritten after every scale)")
-    p.add_argument("--max-size", type=int, default=128, help="long side of the finest scale (default 128)")
-    p.add_argument("--min-size", type=int, default=None,
+    p.add_argument("--max-size", type=int_in(8, 4096), default=128, help="long side of the finest scale (default 128)")
+    p.add_argument("--min-size", type=int_in(4, 4096), default=None,
                    help="short side of the coarsest scale (default: 16 fast, 25 singan)")
-    p.add_argument("--iters", type=int, default=None, help="iterations per scale (default: 200 fast, 2000 singan)")
-    p.add_argument("--coarsest-iters", type=int, default=None,
+    p.add_argument("--iters", type=int_in(1, 10**6), default=None, help="iterations per scale (default: 200 fast, 2000 singan)")
+    p.add_argument("--coarsest-iters", type=int_in(1, 10**6), default=None,
                    help="iterations of the coarsest scale (default: 3x --iters fast, --iters singan)")
-    p.add_argument("--label-area-weight", type=float, default=1.0,
+    p.add_argument("--label-area-weight", type=float_in(0.0, 1e6), default=1.0,
                    help="weight of the loss keeping each random sample's tumour area per class (0: off; default 1)")
     p.add_argument("--schedule", choices=("fast", "singan"), default="fast", help="training schedule (default fast)")
-    p.add_argument("--stages", type=int, default=4, help="number of stages of the fast schedule (default 4)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--stages", type=int_in(1, 32), default=4, help="number of stages of the fast schedule (default 4)")
+    p.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last finished scale")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--threads", type=THREADS, default=None, help="CPU threads for torch")
     p.add_argument("--tensorboard", default=None, metavar="DIR", help="write TensorBoard logs to DIR")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model file")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -52,27 +54,30 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         description="Write N synthetic cases (BraTS-named NIfTI or PNG image+mask), a datalist and a preview.",
     )
     g.add_argument("--model", required=True, help="SinGAN-Seg model file")
-    g.add_argument("--num", type=int, default=10, help="number of samples (default 10)")
+    g.add_argument("--num", type=int_in(1, 10**6), default=10, help="number of samples (default 10)")
     g.add_argument("--out", required=True, help="output folder")
-    g.add_argument("--start-scale", type=int, default=0, help="scale where random noise starts (default 0)")
-    g.add_argument("--size", type=int, nargs="+", default=None, help="other output size (H W)")
-    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    g.add_argument("--threshold", type=float, default=0.5, help="label background threshold (default 0.5)")
-    g.add_argument("--min-component", type=int, default=10,
+    g.add_argument("--start-scale", type=int_in(0, 64), default=0, help="scale where random noise starts (default 0)")
+    g.add_argument("--size", type=int_in(8, 4096), nargs="+", default=None, help="other output size (H W)")
+    g.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
+    g.add_argument("--threshold", type=float_in(0.0, 1.0, high_open=True), default=0.5, help="label background threshold (default 0.5)")
+    g.add_argument("--min-component", type=int_in(0, 10**7), default=10,
                    help="remove tumour components smaller than this many pixels (default 10; 0: keep all)")
-    g.add_argument("--sheet", type=int, default=8, help="samples shown in preview.png (0: none; default 8)")
+    g.add_argument("--sheet", type=int_in(0, 64), default=8, help="samples shown in preview.png (0: none; default 8)")
     g.add_argument("--style", default="none", choices=("none", *STYLE_METHODS),
                    help="SinGAN-Seg's style-transfer step onto every sample, with the model's training slice as the "
                    "style image (default: none)")
-    g.add_argument("--style-steps", type=int, default=100, help="optimisation steps of the network style methods (default 100)")
+    g.add_argument("--style-steps", type=int_in(0, 10000), default=100, help="optimisation steps of the network style methods (default 100)")
     g.add_argument("--style-weights", default=None, metavar="FILE", help="VGG-19 weights file for --style vgg19 / histogram+vgg19")
     g.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     g.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    g.add_argument("--resume", action="store_true",
+                   help="complete an interrupted run into the same --out (same model, options and seed)")
     g.set_defaults(func=run_generate)
 
 
 def run_train(args: argparse.Namespace) -> int:
     """``train-singanseg``: prepare the slice, train, write the model file."""
+    resolve_device(args.device)  # an unusable --device is refused before any work
     from monai_singanseg.engines.common import require_tensorboard
     from monai_singanseg.engines.singan import SinGANSegSettings, SinGANSegTrainer
     from monai_singanseg.synthesis import singanseg_training_input
@@ -110,6 +115,7 @@ def _int_arg(value: str, name: str) -> int:
 
 def run_generate(args: argparse.Namespace) -> int:
     """``generate``: the SinGAN-Seg synthesis pipeline over ``--num`` cases (every output checked free first)."""
+    resolve_device(args.device)  # an unusable --device is refused before any work
     from monai_singanseg.synthesis import SinGANSegSynthesisOptions, singanseg_synthesis, synthesise
 
     if args.num < 1:
@@ -119,6 +125,8 @@ def run_generate(args: argparse.Namespace) -> int:
         style=args.style, style_steps=args.style_steps, style_weights=args.style_weights,
     )
     pipeline = singanseg_synthesis(args.model, args.out, options, overwrite=args.overwrite, device=args.device)
-    synthesise(pipeline, pipeline.cases(args.num), args.out, seed=args.seed, overwrite=args.overwrite, preview=args.sheet)
-    print(f"wrote {args.num} samples to {args.out}", file=sys.stdout)
+    result = synthesise(pipeline, pipeline.cases(args.num), args.out, seed=args.seed, overwrite=args.overwrite,
+                        preview=args.sheet, resume=args.resume)
+    kept = f" ({result['resumed']} kept from the interrupted run)" if result["resumed"] else ""
+    print(f"wrote {args.num} samples to {args.out}{kept}", file=sys.stdout)
     return 0

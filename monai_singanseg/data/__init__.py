@@ -9,5 +9,6 @@ from monai_singanseg.data.discovery import (
     dicom_datalist,
     find_cases,
     image_mask_datalist,
+    load_datalist,
 )
 from monai_singanseg.data.loading import CaseError, LoadCased, case_name, load_case, load_image

@@ -8,10 +8,13 @@ Three layouts are understood:
   DICOM series, and optionally a label volume (``seg.nii.gz`` or ``<case>_seg.nii.gz``); or a single
   series folder (one modality, no label);
 - 2D image + mask folders: ``images/X.jpg`` + ``masks/X.jpg|png`` (Kvasir-SEG).
+
+A datalist JSON file (decathlon format) is read with :func:`load_datalist`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Sequence
@@ -26,6 +29,7 @@ __all__ = [
     "dicom_datalist",
     "image_mask_datalist",
     "find_cases",
+    "load_datalist",
 ]
 
 #: canonical modality -> the names it goes by (BraTS <= 2021, then BraTS 2023).
@@ -182,3 +186,97 @@ def find_cases(root: str | os.PathLike) -> list[dict[str, Any]]:
     if any(_is_brats_image(p.name) for p in base.rglob("*.nii*")):
         return brats_datalist(base)
     return dicom_datalist(base)
+
+
+def _entry_name(key: str, index: int, entry: Any) -> str:
+    name = entry.get("name") if isinstance(entry, dict) else None
+    return f"entry {key}[{index}]" + (f" ({name!r})" if name else "")
+
+
+def _is_path_value(value: Any) -> bool:
+    if isinstance(value, str):
+        return bool(value.strip())
+    return isinstance(value, (list, tuple)) and len(value) > 0 and all(isinstance(v, str) and v.strip() for v in value)
+
+
+def load_datalist(
+    path: str | os.PathLike,
+    key: str = "training",
+    base_dir: str | os.PathLike | None = None,
+    require_label: bool = True,
+    check_files: bool = True,
+) -> list[dict[str, Any]]:
+    """Read a decathlon-format datalist JSON with ``monai.data.load_decathlon_datalist``, with errors naming the file.
+
+    Args:
+        path: the JSON file: ``{"training": [{"image": path | [paths], "label": path, "name": ...}, ...], ...}``.
+        key: the list to read (``"training"``, ``"validation"``, ``"test"``; a ``"test"`` list may hold plain paths).
+        base_dir: folder that relative paths are relative to (default: the datalist's folder).
+        require_label: every entry must have a ``"label"``.
+        check_files: every image and label file (or DICOM folder) must exist.
+
+    Returns:
+        The entries with absolute paths (MONAI's resolution); an entry's ``"name"`` is kept as written.
+
+    Raises:
+        CaseError: the file is missing or is not a JSON object, has no ``key`` list, or an entry is not an object,
+            lacks ``image`` (or ``label``) or names a file that does not exist; the message names the datalist file
+            and the entry.
+    """
+    from monai.data import load_decathlon_datalist
+
+    p = Path(path)
+    if not p.exists():
+        raise CaseError(f"{p}: datalist file not found")
+    if not p.is_file():
+        raise CaseError(f"{p}: datalist is a folder, not a JSON file")
+    example = f'{{"{key}": [{{"image": "case_flair.nii.gz", "label": "case_seg.nii.gz"}}]}}'
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise CaseError(f"{p}: datalist is not a UTF-8 JSON text file ({exc.reason} at byte {exc.start})") from exc
+    except json.JSONDecodeError as exc:
+        raise CaseError(
+            f"{p}: datalist is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); expected a "
+            f"decathlon datalist such as {example}"
+        ) from exc
+    if not isinstance(data, dict):
+        raise CaseError(f"{p}: datalist must be a JSON object with a '{key}' list, not a JSON {type(data).__name__}; e.g. {example}")
+    if key not in data:
+        raise CaseError(f"{p}: datalist has no '{key}' list (its keys: {sorted(data)}); e.g. {example}")
+    items = data[key]
+    if not isinstance(items, list) or not items:
+        found = "an empty list" if isinstance(items, list) else f"a JSON {type(items).__name__}"
+        raise CaseError(f"{p}: datalist's '{key}' must be a non-empty list of entries, found {found}")
+    names: list[Any] = []
+    for i, entry in enumerate(items):
+        if key == "test" and isinstance(entry, str):  # the decathlon "test" list may hold plain image paths
+            entry = {"image": entry}
+        where = _entry_name(key, i, entry)
+        if not isinstance(entry, dict):
+            raise CaseError(
+                f"{p}: {where} must be an object with 'image' and 'label', found a JSON {type(entry).__name__} "
+                f"({json.dumps(entry)[:60]})"
+            )
+        if not _is_path_value(entry.get("image")):
+            raise CaseError(f"{p}: {where} has no 'image' (a file path, a DICOM folder or a list of them); its keys: {sorted(entry)}")
+        if entry.get("label") is not None and not isinstance(entry["label"], str):
+            raise CaseError(f"{p}: {where}: 'label' must be one file path, found {json.dumps(entry['label'])[:60]}")
+        if require_label and not (isinstance(entry.get("label"), str) and entry["label"].strip()):
+            raise CaseError(f"{p}: {where} has no 'label' (a label file path); its keys: {sorted(entry)}")
+        names.append(entry.get("name"))
+    try:
+        entries = load_decathlon_datalist(p, is_segmentation=True, data_list_key=key, base_dir=base_dir)
+    except (ValueError, TypeError, KeyError, IndexError, OSError) as exc:  # checked above; kept for MONAI's own checks
+        raise CaseError(f"{p}: cannot read the datalist's '{key}' list: {exc}") from exc
+    for i, (entry, name) in enumerate(zip(entries, names)):
+        if name is not None:
+            entry["name"] = name  # MONAI turns any value that names an existing path into that path
+        if not check_files:
+            continue
+        images = entry["image"] if isinstance(entry["image"], (list, tuple)) else [entry["image"]]
+        for what, files in (("image", images), ("label", [entry["label"]] if entry.get("label") else [])):
+            for f in files:
+                if not Path(f).exists():
+                    raise CaseError(f"{p}: {_entry_name(key, i, entry)}: {what} file {f} not found")
+    return entries

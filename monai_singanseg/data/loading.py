@@ -29,8 +29,13 @@ from monai_singanseg.transforms.labels.array import (
     LabelToIndex,
     LabelValueError,
 )
+from monai_singanseg.transforms.slices.array import axial_axis
 
-__all__ = ["CaseError", "load_image", "load_case", "LoadCased", "case_name"]
+__all__ = ["CaseError", "load_image", "load_case", "LoadCased", "case_name", "MIN_IN_PLANE_SIZE"]
+
+#: the smallest in-plane side (voxels) of an image or volume: the generators learn 2D axial slices, and a
+#: slice with a side below this holds too few pixels to train on (a 1 x 1 x 10000 "volume" is one pixel a slice).
+MIN_IN_PLANE_SIZE = 8
 
 # MONAI's LoadImage builds every reader, and its optional GPU DICOM decoder reports its absence on each
 # load (a log line and a warning); on CPU machines that is noise, not news.
@@ -48,13 +53,103 @@ def _is_dicom_folder(path: Path) -> bool:
     return path.is_dir()
 
 
-def _dicom_series_uids(folder: Path) -> list[str]:
+def _gdcm_names(folder: Path) -> Any:
     import itk
 
     names = itk.GDCMSeriesFileNames.New()
     names.SetUseSeriesDetails(False)
     names.SetDirectory(str(folder))
-    return list(names.GetSeriesUIDs())
+    return names
+
+
+def _dicom_series_uids(folder: Path) -> list[str]:
+    return list(_gdcm_names(folder).GetSeriesUIDs())
+
+
+def _looks_like_dicom(path: Path) -> bool:
+    """A DICOM Part-10 file: the ``DICM`` magic after the 128-byte preamble (what a truncated file still has)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def _slice_positions(files: Sequence[Path]) -> list[float] | None:
+    """Each file's position along the slice normal (mm), or None when the files do not all carry the geometry tags."""
+    import pydicom
+
+    positions = []
+    normal = None
+    for f in files:
+        try:
+            ds = pydicom.dcmread(str(f), stop_before_pixels=True, specific_tags=["ImagePositionPatient", "ImageOrientationPatient"])
+            ipp = [float(v) for v in ds.ImagePositionPatient]
+            iop = [float(v) for v in ds.ImageOrientationPatient]
+        except Exception:  # no geometry tags (e.g. an enhanced multi-frame file): nothing to compare
+            return None
+        if normal is None:
+            normal = np.cross(np.asarray(iop[:3]), np.asarray(iop[3:]))
+        positions.append(float(np.dot(normal, np.asarray(ipp))))
+    return positions
+
+
+def _check_dicom_series(folder: Path, uid: str) -> None:
+    """Refuse a series that GDCM would read with a slice silently missing.
+
+    GDCM/ITK skip a DICOM file they cannot parse (truncated, corrupt) with only a warning, and the series'
+    slice spacing then silently changes. Two checks: every DICOM file of the folder is one of the series'
+    files, and the series' slices are evenly spaced along the slice normal (a missing slice leaves a gap).
+    """
+    series = [Path(f) for f in _gdcm_names(folder).GetFileNames(uid)]
+    read = {f.resolve() for f in series}
+    dicom_files = sorted(f for f in folder.iterdir() if f.is_file() and not f.name.startswith(".") and _looks_like_dicom(f))
+    skipped = [f for f in dicom_files if f.resolve() not in read]
+    if skipped:
+        more = ""
+        if len(skipped) > 1:
+            names = ", ".join(f.name for f in skipped[1:4]) + ("..." if len(skipped) > 4 else "")
+            more = f" (and {len(skipped) - 1} more: {names})"
+        raise CaseError(
+            f"{folder}: DICOM file {skipped[0].name}{more} cannot be read as part of the series "
+            f"({len(series)} of {len(dicom_files)} DICOM files readable; truncated or corrupt file?). "
+            "The series would silently lose that slice: replace the file, or remove it if it does not belong here"
+        )
+    if len(series) < 3:
+        return
+    positions = _slice_positions(series)
+    if positions is None:
+        return
+    order = np.argsort(positions)
+    pos = np.asarray(positions)[order]
+    gaps = np.diff(pos)
+    step = float(np.median(gaps))
+    tolerance = max(0.01 * abs(step), 1e-3)
+    bad = np.nonzero(np.abs(gaps - step) > tolerance)[0]
+    if abs(step) <= 1e-6 or len(bad):
+        i = int(bad[0]) if len(bad) else 0
+        a, b = series[int(order[i])].name, series[int(order[i + 1])].name
+        raise CaseError(
+            f"{folder}: DICOM slices are not evenly spaced: {a} and {b} are {gaps[i]:.4g} mm apart, the other slices "
+            f"{step:.4g} mm (a slice file is missing, or the folder mixes acquisitions); give one complete series per folder"
+        )
+
+
+def _check_in_plane_size(path: Path, img: MetaTensor, what: str) -> None:
+    """Refuse images whose (axial) in-plane side is below :data:`MIN_IN_PLANE_SIZE`."""
+    spatial = tuple(int(s) for s in img.shape[1:])
+    if len(spatial) == 3:
+        axis = axial_axis(img.affine)
+        in_plane = tuple(s for a, s in enumerate(spatial) if a != axis)
+    else:
+        in_plane = spatial
+    if in_plane and min(in_plane) < MIN_IN_PLANE_SIZE:
+        plane = " x ".join(map(str, in_plane))
+        raise CaseError(
+            f"{path}: {what} of shape {spatial} is too small: its in-plane (axial slice) size is {plane} voxels, "
+            f"at least {MIN_IN_PLANE_SIZE} x {MIN_IN_PLANE_SIZE} is needed"
+        )
 
 
 def _source_dtype(path: Path, arr: MetaTensor) -> str:
@@ -98,6 +193,7 @@ def load_image(path: str | os.PathLike, spatial_ndim: int | None = 3, what: str 
             raise CaseError(f"{p}: folder holds no DICOM series")
         if len(uids) > 1:
             raise CaseError(f"{p}: folder holds {len(uids)} DICOM series ({', '.join(uids[:3])}...); give one series per folder")
+        _check_dicom_series(p, uids[0])
         reader = "ITKReader"  # GDCM sorts the files by geometry (image position along the slice normal)
     try:
         img = LoadImage(image_only=True, ensure_channel_first=True, reader=reader, dtype=np.float32)(str(p))
@@ -111,6 +207,7 @@ def load_image(path: str | os.PathLike, spatial_ndim: int | None = 3, what: str 
     if spatial_ndim is not None and ndim != spatial_ndim:
         kind = {2: "a 2D image", 3: "a 3D volume"}
         raise CaseError(f"{p}: {what} is {kind.get(ndim, f'{ndim}D')} but {kind.get(spatial_ndim, spatial_ndim)} is expected")
+    _check_in_plane_size(p, img, what)
     if not torch.isfinite(img.as_tensor()).all():
         raise CaseError(f"{p}: {what} holds NaN or infinite values")
     img.meta[SOURCE_DTYPE_KEY] = _source_dtype(p, img)
@@ -164,6 +261,15 @@ def load_case(
         raise CaseError(f"case {dict(item)} has no 'image' entry")
     paths = item["image"] if isinstance(item["image"], (list, tuple)) else [item["image"]]
     images = [load_image(p, spatial_ndim, "image") for p in paths]
+    if len(paths) > 1:
+        for p, img in zip(paths, images):
+            if img.shape[0] > 1:  # a 4D (multi-channel) file would silently become extra channels of the case
+                spatial = tuple(int(s) for s in img.shape[1:])
+                raise CaseError(
+                    f"{p}: a {len(spatial) + 1}D file of shape {spatial + (int(img.shape[0]),)} ({int(img.shape[0])} channels) "
+                    f"is given as one of the case's {len(paths)} modality files; each modality file must hold one "
+                    f"{'2D image' if len(spatial) == 2 else '3D volume'} (a 4D multi-modal file must be the case's only image)"
+                )
     for p, img in zip(paths[1:], images[1:]):
         _check_same_grid(images[0], paths[0], img, p)
     image = images[0] if len(images) == 1 else MetaTensor(torch.cat([i.as_tensor() for i in images]), meta=dict(images[0].meta))

@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from monai_singanseg.device import resolve_device
-from monai_singanseg.engines.common import forked_rng, optional_summary_writer, tensor_digest
+from monai_singanseg.engines.common import optional_summary_writer, tensor_digest
+from monai_singanseg.rng import forked_rng
 from monai_singanseg.inferers.pix2pix import generator_from_config
 from monai_singanseg.io.atomic import check_outputs_free
 from monai_singanseg.io.model_config import PIX2PIX_KIND, ConditionConfig, Pix2PixModelConfig

@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from monai_singanseg.device import resolve_device
-from monai_singanseg.engines.common import forked_rng, optional_summary_writer, tensor_digest
+from monai_singanseg.engines.common import optional_summary_writer, tensor_digest
+from monai_singanseg.rng import forked_rng
 from monai_singanseg.io.atomic import check_outputs_free
 from monai_singanseg.io.model_config import SINGANSEG_KIND, SinGANSegModelConfig
 from monai_singanseg.io.modelfile import ModelFileError, load_model_file, save_model_file
@@ -323,7 +324,8 @@ class SinGANSegTrainer:
         critic_state: dict[str, torch.Tensor] | None = None
         rec_noise = None
         if resume and out.exists():
-            config, critic_state, rec_noise = self._load_checkpoint(out, config, pyramid)
+            with forked_rng(self.device):  # the finished scales' initial weights are overwritten by the checkpoint's
+                config, critic_state, rec_noise = self._load_checkpoint(out, config, pyramid)
             if config.complete:
                 return out
         reals = real_pyramid(real[None].to(self.device), sizes, config.num_image_channels)

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from monai.data import MetaTensor
 from tqdm.auto import tqdm
 
 from monai_singanseg.data import load_case
@@ -80,6 +79,7 @@ __all__ = [
     "summarise_folds",
     "mean_sd",
     "planned_outputs",
+    "check_cases",
 ]
 
 GENERATOR_SETS = ("singanseg", "pix2pix", "synthetic")
@@ -150,6 +150,8 @@ class ExperimentSettings:
             raise ValueError("at least one seed is needed; k_values and singan_slices must be >= 1")
         if self.size < 32 or self.pix2pix_epochs < 1 or self.pix2pix_volumes < 1:
             raise ValueError("size must be >= 32; pix2pix_epochs and pix2pix_volumes >= 1")
+        if self.max_folds is not None and self.max_folds < 1:
+            raise ValueError(f"max_folds (--folds) must be >= 1, got {self.max_folds}")
         if self.training_sets is not None:
             self.training_sets = tuple(self.training_sets)
             known = training_set_names(self.k_values, self.style_methods)
@@ -525,6 +527,29 @@ def headline(summary: Mapping[str, Any], k: int = 5, style_methods: Sequence[str
     }
 
 
+def check_cases(items: Sequence[Mapping[str, Any]], label_values: Sequence[int], progress: bool = True) -> None:
+    """Load every case once and check it can take part (a label with tumour, the same channels as the others).
+
+    Raises:
+        ValueError: naming every case that cannot, and why.
+    """
+    problems, channels = [], {}
+    for item in tqdm(items, desc="checking cases", leave=False, disable=not progress):
+        name = str(item.get("name", item.get("label", "case")))
+        try:
+            case = load_case(item, label_values, spatial_ndim=3)
+        except (ValueError, OSError) as exc:
+            problems.append(f"{name}: {exc}")
+            continue
+        if "label" not in case or not bool((case["label"] > 0).any()):
+            problems.append(f"{name}: no tumour in its label (every case is a test case once)")
+        channels[name] = int(case["image"].shape[0])
+    if len(set(channels.values())) > 1:
+        problems.append(f"the cases have different numbers of image channels: {channels}")
+    if problems:
+        raise ValueError(f"{len(problems)} case problem(s), nothing was trained:\n  " + "\n  ".join(problems))
+
+
 def planned_outputs(out_dir: str | os.PathLike, num_folds: int, settings: ExperimentSettings) -> list[Path]:
     """Every file :func:`run_experiment` writes (checked free before any work starts)."""
     out = Path(out_dir)
@@ -574,7 +599,8 @@ def run_experiment(
     for method in settings.style_methods:  # e.g. vgg19 without its weights file: fail now
         StyleTransfer(method=method, weights_path=settings.style_weights, steps=0)
     out = Path(out_dir)
-    num_folds = len(items) if settings.max_folds is None else max(1, min(settings.max_folds, len(items)))
+    num_folds = len(items) if settings.max_folds is None else min(settings.max_folds, len(items))
+    check_cases(items, BRATS_LABEL_VALUES, progress)  # every case, before anything is trained or written
     check_outputs_free(planned_outputs(out, num_folds, settings), overwrite)
     (out / "models").mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

@@ -19,7 +19,7 @@ from monai.utils import optional_import
 from tqdm.auto import tqdm
 
 from monai_singanseg.device import resolve_device
-from monai_singanseg.engines.common import forked_rng
+from monai_singanseg.rng import forked_rng
 
 __all__ = ["SEGMENTATION_NETWORKS", "SegmentationSettings", "build_segmentation_network", "train_segmentation", "predict"]
 

@@ -19,9 +19,11 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
 from monai.utils import convert_to_tensor
 
+from monai_singanseg.device import resolve_device
 from monai_singanseg.io.model_config import PIX2PIX_KIND, Pix2PixModelConfig
 from monai_singanseg.io.modelfile import ModelFile, ModelFileError, load_model_file
 from monai_singanseg.networks.pix2pix import Pix2PixGenerator
+from monai_singanseg.rng import forked_rng
 from monai_singanseg.transforms.condition.array import (
     BuildCondition,
     ConditionError,
@@ -56,7 +58,8 @@ def load_pix2pix(
     if mf.kind != PIX2PIX_KIND:
         raise ModelFileError(f"{mf.path}: this is a '{mf.kind}' model, expected a '{PIX2PIX_KIND}' model")
     try:
-        generator = generator_from_config(mf.config)
+        with forked_rng("cpu"):  # the initial weights are overwritten: leave the caller's random stream alone
+            generator = generator_from_config(mf.config)
         generator.load_state_dict(mf.state["generator"])
     except (KeyError, RuntimeError, ValueError) as exc:
         raise ModelFileError(f"{mf.path}: the generator weights do not fit the model's config: {exc}") from None
@@ -79,8 +82,9 @@ class Pix2PixRender(Transform):
     def __init__(
         self, model: str | os.PathLike | ModelFile, device: str | torch.device = "cpu", batch_size: int = 16, dropout: bool = False
     ) -> None:
-        self.device = torch.device(device)
-        self.generator, self.config = load_pix2pix(model, self.device)
+        self.device = resolve_device(device)
+        self.model = model if isinstance(model, ModelFile) else load_model_file(model, expected_kind=PIX2PIX_KIND)
+        self.generator, self.config = load_pix2pix(self.model, self.device)
         if dropout:
             for m in self.generator.modules():
                 if isinstance(m, torch.nn.Dropout):

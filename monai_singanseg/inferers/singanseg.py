@@ -22,6 +22,7 @@ from monai_singanseg.device import resolve_device
 from monai_singanseg.io.model_config import SINGANSEG_KIND, SinGANSegModelConfig
 from monai_singanseg.io.modelfile import ModelFile, ModelFileError, load_model_file
 from monai_singanseg.networks.singan import SinGANPyramid
+from monai_singanseg.rng import forked_rng
 from monai_singanseg.transforms.gan import SplitGANTensor
 from monai_singanseg.transforms.intensity import INTENSITY_STATS_KEY, IntensityFromTanhRange, IntensityStats
 from monai_singanseg.transforms.labels import IndexToLabel
@@ -60,7 +61,8 @@ class SinGANSegSampler:
         n = cfg.finished_scales
         self.sizes: list[list[int]] = [list(s) for s in cfg.scale_sizes[:n]]
         self.amplitudes: list[float] = [float(a) for a in cfg.noise_amplitudes[:n]]
-        self.pyramid = SinGANPyramid(cfg.spatial_dims, cfg.channels, cfg.features[:n], cfg.num_layers)
+        with forked_rng("cpu"):  # the initial weights are overwritten: draw them without touching the caller's stream
+            self.pyramid = SinGANPyramid(cfg.spatial_dims, cfg.channels, cfg.features[:n], cfg.num_layers)
         try:
             self.pyramid.load_state_dict(self.model.state["generator"])
             self.rec_noise = self.model.tensors["reconstruction_noise"].float().to(self.device)

@@ -21,6 +21,7 @@ sees typed fields, and unsafe names in a stranger's file are refused on load.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import pickle
@@ -72,6 +73,16 @@ class ModelFile:
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     path: str | None = None
+
+    def sha256(self) -> str | None:
+        """SHA-256 of the file it was loaded from (None for a model that was never on disk)."""
+        if self.path is None:
+            return None
+        digest = hashlib.sha256()
+        with open(self.path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
 
 
 def _versions() -> dict[str, str]:

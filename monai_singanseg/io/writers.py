@@ -13,13 +13,15 @@ import numpy as np
 from monai.utils import convert_to_numpy
 from PIL import Image
 
-from monai_singanseg.io.atomic import atomic_path, check_outputs_free
+from monai_singanseg.io.atomic import atomic_path, atomic_paths, check_outputs_free
+from monai_singanseg.io.names import check_name, inside
 
 __all__ = [
     "BRATS_MODALITIES",
     "write_nifti",
     "brats_case_paths",
     "write_brats_case",
+    "image_mask_png_paths",
     "write_image_mask_png",
     "write_datalist",
 ]
@@ -61,6 +63,14 @@ def write_nifti(
     """
     dest = Path(path)
     check_outputs_free([dest], overwrite)
+    nii = _nifti_image(array, affine, dtype, multichannel)
+    with atomic_path(dest) as tmp:
+        nib.save(nii, str(tmp))
+    return dest
+
+
+def _nifti_image(array: Any, affine: Any, dtype: str | np.dtype, multichannel: bool) -> nib.Nifti1Image:
+    """The NIfTI image :func:`write_nifti` writes (affine as sform and qform, mm; integers rounded and clipped)."""
     if multichannel:
         arr = np.moveaxis(convert_to_numpy(array), 0, -1)
         if arr.ndim != 4:
@@ -79,18 +89,22 @@ def write_nifti(
     nii.header.set_xyzt_units("mm", "sec")
     nii.set_qform(aff, code=1)
     nii.set_sform(aff, code=1)
-    with atomic_path(dest) as tmp:
-        nib.save(nii, str(tmp))
-    return dest
+    return nii
 
 
 def brats_case_paths(out_dir: str | os.PathLike, name: str, modalities: Sequence[str] = BRATS_MODALITIES) -> dict[str, Any]:
-    """The files :func:`write_brats_case` writes: ``<name>_<modality>.nii.gz`` and ``<name>_seg.nii.gz``."""
+    """The files :func:`write_brats_case` writes: ``<name>_<modality>.nii.gz`` and ``<name>_seg.nii.gz``.
+
+    Raises:
+        NameError_: the case name or a modality name is not one safe path component, or a file would land
+            outside ``out_dir``.
+    """
     folder = Path(out_dir)
-    return {
-        "image": [folder / f"{name}_{m}.nii.gz" for m in modalities],
-        "label": folder / f"{name}_seg.nii.gz",
-    }
+    check_name(name, "case name")
+    for m in modalities:
+        check_name(m, "modality name")
+    images = [inside(folder, folder / f"{name}_{m}.nii.gz", "case file") for m in modalities]
+    return {"image": images, "label": inside(folder, folder / f"{name}_seg.nii.gz", "case file")}
 
 
 def write_brats_case(
@@ -127,11 +141,14 @@ def write_brats_case(
     if image_dtype is None:
         meta = getattr(image, "meta", {})
         image_dtype = str(meta.get("source_dtype", img.dtype))
-    for channel, path in zip(img, paths["image"]):
-        write_nifti(path, channel, affine, image_dtype, overwrite=True)
+    volumes = [_nifti_image(channel, affine, image_dtype, False) for channel in img]
+    if label is not None:
+        volumes.append(_nifti_image(label, affine, "uint8", False))
+    with atomic_paths(targets) as temps:  # all files of the case, or none
+        for nii, tmp in zip(volumes, temps):
+            nib.save(nii, str(tmp))
     entry: dict[str, Any] = {"image": [str(p) for p in paths["image"]], "name": name}
     if label is not None:
-        write_nifti(paths["label"], label, affine, "uint8", overwrite=True)
         entry["label"] = str(paths["label"])
     return entry
 
@@ -147,6 +164,17 @@ def _to_hwc_uint8(image: Any) -> np.ndarray:
     return np.clip(np.round(arr), 0, 255).astype(np.uint8)
 
 
+def image_mask_png_paths(out_dir: str | os.PathLike, name: str) -> tuple[Path, Path]:
+    """The files :func:`write_image_mask_png` writes: ``images/<name>.png`` and ``masks/<name>.png``.
+
+    Raises:
+        NameError_: the name is not one safe path component, or a file would land outside ``out_dir``.
+    """
+    folder = Path(out_dir)
+    check_name(name, "case name")
+    return inside(folder, folder / "images" / f"{name}.png", "case file"), inside(folder, folder / "masks" / f"{name}.png", "case file")
+
+
 def write_image_mask_png(
     out_dir: str | os.PathLike, name: str, image: Any, mask: Any, overwrite: bool = False
 ) -> dict[str, Any]:
@@ -159,12 +187,12 @@ def write_image_mask_png(
         mask: ``(1, W, H)`` of 0/1 (written as 0/255 so it is visible and thresholds at 127).
         overwrite: replace existing files.
     """
-    folder = Path(out_dir)
-    img_path, mask_path = folder / "images" / f"{name}.png", folder / "masks" / f"{name}.png"
+    img_path, mask_path = image_mask_png_paths(out_dir, name)
     check_outputs_free([img_path, mask_path], overwrite)
     mask_arr = (convert_to_numpy(mask) > 0).astype(np.float64) * 255.0
-    for path, arr in ((img_path, _to_hwc_uint8(image)), (mask_path, _to_hwc_uint8(mask_arr))):
-        with atomic_path(path) as tmp:
+    arrays = (_to_hwc_uint8(image), _to_hwc_uint8(mask_arr))
+    with atomic_paths([img_path, mask_path]) as temps:  # both files, or neither
+        for arr, tmp in zip(arrays, temps):
             Image.fromarray(arr).save(tmp, format="PNG")
     return {"image": str(img_path), "label": str(mask_path), "name": name}
 

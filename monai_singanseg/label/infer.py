@@ -9,6 +9,7 @@ is refused (409), and without a seed the first free seed is used.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import shutil
@@ -37,6 +38,37 @@ LABEL_STYLE_METHODS = ("none", *(m for m in STYLE_METHODS if "vgg19" not in m))
 #: how many seeds are tried for a free image id when the request gives none.
 _MAX_AUTO_SEEDS = 10000
 _SYNTHETIC_ID = re.compile(r"_(singanseg|pix2pix)_\d+$")
+
+
+#: allowed range of every numeric request parameter: long or huge work is refused before it starts (MONAI Label
+#: 0.8.5 runs inference inside its event loop, so one long request holds up every other endpoint).
+PARAM_RANGES: dict[str, tuple[float, float]] = {
+    "seed": (-1, 2**31 - 1),
+    "start_scale": (0, 64),
+    "threshold": (0.0, 0.999),
+    "min_component": (0, 10**6),
+    "style_steps": (0, 500),
+    "deform": (0, 1),
+}
+
+
+def _number(value: Any, integer: bool) -> float | int | None:
+    """``value`` as an int (``integer``) or a finite float, from a JSON number or its decimal text; None if it is not."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if integer:
+            return int(text) if re.fullmatch(r"[+-]?\d{1,12}", text) else None
+        try:
+            value = float(text)
+        except ValueError:
+            return None
+    if integer:
+        return int(value) if isinstance(value, int) else None
+    if isinstance(value, (int, float)) and math.isfinite(float(value)):
+        return float(value)
+    return None
 
 
 class LabelRequestError(ValueError):
@@ -85,13 +117,26 @@ class SyntheticInferTask(InferTask):
         return True
 
     def param(self, request: Mapping[str, Any], name: str) -> Any:
-        """Request parameter ``name``, of the type of its default in the task's config (422 if it does not parse)."""
+        """Request parameter ``name``: of its default's type, inside :data:`PARAM_RANGES` (422 otherwise).
+
+        Numbers are taken as they are or from their plain decimal text; nothing is coerced (``true`` is not 1,
+        ``1.5`` is not an integer), so what the server runs is what the client asked for.
+        """
         default = self._config[name]
         value = request.get(name, default)
-        try:
-            return type(default)(default if value in (None, "") else value)
-        except (TypeError, ValueError):
-            raise LabelRequestError(422, f"parameter {name}={value!r} is not a valid {type(default).__name__}") from None
+        if value is None or value == "":
+            return default
+        low, high = PARAM_RANGES.get(name, (None, None))
+        allowed = f"in [{low}, {high}]" if low is not None else ""
+        if isinstance(default, str):
+            if not isinstance(value, str):
+                raise LabelRequestError(422, f"parameter {name}={value!r} must be text")
+            return value
+        kind = "an integer" if isinstance(default, int) and not isinstance(default, bool) else "a number"
+        number = _number(value, integer=kind == "an integer")
+        if number is None or (low is not None and not low <= number <= high):
+            raise LabelRequestError(422, f"parameter {name}={value!r} must be {kind} {allowed}".rstrip())
+        return number
 
     def synthesise(
         self, image_id: str, image_path: str, label_path: str, seed: int, request: Mapping[str, Any]
@@ -196,12 +241,11 @@ class SinGANSegInferTask(SyntheticInferTask):
         style = self.param(request, "style")
         if style not in LABEL_STYLE_METHODS:
             raise LabelRequestError(422, f"style={style!r}: choose one of {', '.join(LABEL_STYLE_METHODS)}")
-        model, trained = self.cache.ensure(image_id, image_path, label_path)
+        options = {name: self.param(request, name) for name in ("start_scale", "threshold", "min_component", "style_steps")}
+        model, trained = self.cache.ensure(image_id, image_path, label_path)  # every parameter is checked first
         volume = singanseg_volume(
-            model, image_path, label_path, self.options.label_values, seed,
-            start_scale=self.param(request, "start_scale"), threshold=self.param(request, "threshold"),
-            min_component=self.param(request, "min_component"), device=self.options.device, style=style,
-            style_steps=self.param(request, "style_steps"),
+            model, image_path, label_path, self.options.label_values, seed, device=self.options.device, style=style,
+            **options,
         )
         return volume, {"singanseg_model": str(model), "model_trained_now": trained, "style": style}
 

@@ -12,6 +12,7 @@ from filelock import FileLock
 
 from monai_singanseg.engines.singan import MODEL_KIND, SinGANSegTrainer
 from monai_singanseg.io.modelfile import ModelFileError, load_model_file
+from monai_singanseg.io.names import safe_name
 from monai_singanseg.io.writers import BRATS_MODALITIES
 from monai_singanseg.label.options import LabelAppOptions
 from monai_singanseg.synthesis import singanseg_training_input
@@ -89,7 +90,7 @@ class SinGANSegModelCache:
             gan, metadata = singanseg_training_input(str(image_path), str(label_path), "auto", o.max_size, o.label_values)
             if metadata["num_image_channels"] == len(BRATS_MODALITIES):
                 metadata["image_channels"] = list(BRATS_MODALITIES)  # the datastore's 4D order
-            metadata["source_name"] = image_id
+            metadata["source_name"] = safe_name(image_id)
             logger.info(
                 "training SinGAN-Seg for image %s: slice %s, %s, %d channels -> %s",
                 image_id, metadata["source_slice_index"], "x".join(map(str, gan.shape[1:])), gan.shape[0], path,

@@ -77,4 +77,5 @@ def pix2pix_synthesis(
     return SynthesisPipeline(
         steps, label_values=values, modalities=renderer.modalities,
         description="pix2pix renders of deformed label maps" if deform else "pix2pix renders", case_prefix="pix2pix",
+        signature={"generator": "pix2pix", "model_sha256": renderer.model.sha256(), "deform": deform},
     )

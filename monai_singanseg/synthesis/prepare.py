@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from monai_singanseg.data import LoadCased, load_case
 from monai_singanseg.engines.pix2pix import Pix2PixSettings, Pix2PixSlices
+from monai_singanseg.io.names import safe_name
 from monai_singanseg.io.writers import BRATS_MODALITIES
 from monai_singanseg.synthesis.runner import run_pipeline
 from monai_singanseg.transforms.condition.array import BuildCondition, TissueClasses
@@ -26,7 +27,13 @@ from monai_singanseg.transforms.gan import ToGANTensord
 from monai_singanseg.transforms.intensity import INTENSITY_STATS_KEY, IntensityToTanhRange, IntensityToTanhRanged
 from monai_singanseg.transforms.intensity.array import IntensityStats, foreground_mask
 from monai_singanseg.transforms.labels import BINARY_LABEL_VALUES, BRATS_LABEL_VALUES
-from monai_singanseg.transforms.slices import AxialSliceGrid, ExtractTumourSlicesd, SquareForegroundCropd, rank_tumour_slices
+from monai_singanseg.transforms.slices import (
+    AxialSliceGrid,
+    ExtractTumourSlicesd,
+    SquareForegroundCropd,
+    axial_axis,
+    rank_tumour_slices,
+)
 
 __all__ = [
     "is_2d_image_input",
@@ -114,17 +121,31 @@ def singanseg_training_input(
     label_values = tuple(int(v) for v in label_values)
     if max_size < 8:
         raise ValueError(f"max_size must be >= 8 pixels, got {max_size}")
-    index = None if slice_index in (None, "auto") else int(slice_index)
+    if slice_index in (None, "auto"):
+        index = None
+    elif rgb:
+        raise ValueError(f"--slice {slice_index}: a 2D picture has no slices; leave it at auto")
+    else:
+        index = int(slice_index)
     item = {"image": paths if len(paths) > 1 else paths[0], "label": str(label)}
     prepare = singanseg_prepare(label_values, max_size, index, rgb)
-    loaded = run_pipeline(prepare, item, end=1 if rgb else 2)
-    d = loaded[0] if isinstance(loaded, list) else loaded
+    d = run_pipeline(prepare, item, end=1)
+    if "label" not in d:
+        raise ValueError(f"{label}: no label loaded")
+    if index is not None:
+        axis = axial_axis(d["image"].affine)
+        count = int(d["image"].shape[1 + axis])
+        if not 0 <= index < count:
+            raise ValueError(f"--slice {index} is outside the volume: its axial slices are 0..{count - 1} ({paths[0]})")
+    if not rgb:
+        d = run_pipeline(prepare, d, start=1, end=2)[0]  # the chosen slice
     if not bool((d["label"] > 0).any()):
         where = "the mask has no foreground (no polyp/tumour) to learn" if rgb else (
             f"slice {slice_index} has no tumour; pick another --slice or use --slice auto"
         )
         raise ValueError(f"{label}: {where}")
     d = run_pipeline(prepare, d, start=1 if rgb else 2)
+    d = d[0] if isinstance(d, list) else d
     img = d["image"]
     n_img = int(img.shape[0])
     if channel_names is None:
@@ -145,7 +166,7 @@ def singanseg_training_input(
         "num_label_channels": len(label_values) - 1,
         "intensity_stats": dict(img.meta[INTENSITY_STATS_KEY]),
         "use_foreground": not rgb,
-        "source_name": str(d["name"]),
+        "source_name": safe_name(d["name"]),
         "source_files": paths + [str(label)],
         "source_slice_index": None if rgb else int(d["slice_index"]),
         "source_affine": torch.as_tensor(affine, dtype=torch.float64).tolist(),

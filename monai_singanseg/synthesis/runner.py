@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
-from monai.transforms import Compose
+from monai.transforms import Compose, Randomizable
 from monai.utils import convert_to_tensor
 from tqdm.auto import tqdm
 
-from monai_singanseg.io.atomic import check_outputs_free
+from monai_singanseg.io.atomic import OutputExistsError, atomic_path, check_output_folder, check_outputs_free
 from monai_singanseg.io.writers import write_datalist
 from monai_singanseg.transforms.io import find_case_writer
 from monai_singanseg.transforms.labels.array import LabelToIndex
@@ -51,6 +51,8 @@ class SynthesisPipeline(Compose):
         description: the datalist's description.
         case_prefix: first part of every case name.
         extra: other top-level fields of the datalist.
+        signature: what defines the run besides the items and the seed (model file hash, options); recorded in
+            ``synthesis.json`` so that a resumed run is the same run.
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class SynthesisPipeline(Compose):
         description: str = "monai-singanseg synthetic cases",
         case_prefix: str = "synthetic",
         extra: Mapping[str, Any] | None = None,
+        signature: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(list(transforms))
         self.label_values = tuple(int(v) for v in label_values)
@@ -70,6 +73,7 @@ class SynthesisPipeline(Compose):
         self.description = description
         self.case_prefix = case_prefix
         self.extra = dict(extra or {})
+        self.signature = json.loads(json.dumps(dict(signature or {})))
 
     def cases(self, num: int, template: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """``num`` items ``{**template, "name": <prefix>_syn0000, ...}`` to run the pipeline on."""
@@ -103,6 +107,10 @@ def preview_plane(image: Any, index: Any, rgb: bool = False) -> tuple[torch.Tens
     return torch.where(inside, scaled, torch.full_like(scaled, -1.0)), lab
 
 
+def _run_record(pipeline: SynthesisPipeline, names: Sequence[str], seed: int | None) -> dict[str, Any]:
+    return {"format": "monai-singanseg-synthesis", "seed": seed, "cases": list(names), **pipeline.signature}
+
+
 def synthesise(
     pipeline: SynthesisPipeline,
     items: Sequence[Mapping[str, Any]],
@@ -111,43 +119,80 @@ def synthesise(
     overwrite: bool = False,
     preview: int = 8,
     progress: bool = True,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Apply ``pipeline`` (ending in a case writer) to each item; write ``datalist.json`` and ``preview.png``.
 
-    Every output path is checked before anything is written, so a refused run leaves nothing behind.
-    The pipeline's random state is seeded once with ``seed``, so case ``i`` depends only on ``seed`` and ``i``.
+    Every output path is checked before anything is written, so a refused run leaves nothing behind. The
+    pipeline's random state is seeded once with ``seed``, so case ``i`` depends only on ``seed`` and ``i``. Each
+    case is written all-or-nothing; ``synthesis.json`` (written first) records the run, so ``resume=True``
+    completes an interrupted run (the same pipeline, items and seed) and gives what an uninterrupted run gives.
 
     Args:
         pipeline: a synthesis builder's pipeline with a writer
             (:func:`~monai_singanseg.synthesis.singanseg_synthesis`, :func:`~monai_singanseg.synthesis.pix2pix_synthesis`).
         items: one dict per synthetic case; each must hold a distinct ``"name"``.
         output_dir: destination folder (the writer's).
-        seed: seeds every randomisable transform of the pipeline (None: not deterministic).
+        seed: seeds every randomisable transform of the pipeline (None: not deterministic; cannot resume).
         overwrite: replace existing outputs.
         preview: cases shown in the PNG preview (0: no preview).
         progress: show a progress bar.
+        resume: complete the run recorded in ``output_dir/synthesis.json``: cases whose files all exist are kept.
 
     Returns:
-        ``{"datalist": path, "preview": path or None, "cases": [datalist entries]}``.
+        ``{"datalist": path, "preview": path or None, "cases": [datalist entries], "resumed": cases kept}``.
+
+    Raises:
+        OutputExistsError: outputs exist (without ``overwrite``/``resume``), or ``resume`` on a folder that
+            holds another run.
     """
-    out = Path(output_dir)
+    out = check_output_folder(output_dir)
     names = [str(item["name"]) for item in items]
     if not names:
         raise ValueError("no synthetic cases requested")
     if len(set(names)) != len(names):
         raise ValueError("synthetic case names must be distinct")
+    if resume and seed is None:
+        raise ValueError("a run without a seed cannot be resumed (its cases could not be drawn again)")
     writer = find_case_writer(pipeline)
-    targets = [out / "datalist.json"] + ([out / "preview.png"] if preview > 0 else [])
-    for name in names:
-        targets += writer.output_paths(name)
-    check_outputs_free(targets, overwrite)
+    if pipeline.transforms[-1] is not writer:
+        raise ValueError("the synthesis pipeline must end in its case writer")
+    record = _run_record(pipeline, names, seed)
+    record_path = out / "synthesis.json"
+    case_paths = {name: writer.output_paths(name) for name in names}
+    done: set[str] = set()
+    if resume and record_path.is_file():
+        try:
+            old = json.loads(record_path.read_text(encoding="utf-8"))
+        except ValueError:
+            old = None
+        if old != record:
+            raise OutputExistsError(
+                f"{out} holds another synthesis run ({record_path} differs: other model, options, cases or seed); "
+                "choose another --out, or pass --overwrite to replace it"
+            )
+        done = {n for n, paths in case_paths.items() if all(p.is_file() for p in paths)}
+    targets = [out / "datalist.json", record_path] + ([out / "preview.png"] if preview > 0 else [])
+    if not (resume and record_path.is_file()):
+        targets += [p for paths in case_paths.values() for p in paths]
+        check_outputs_free(targets, overwrite)
+    writer.overwrite = writer.overwrite or overwrite or bool(done) or (resume and record_path.is_file())
+    with atomic_path(record_path) as tmp:
+        tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
     if seed is not None:
         pipeline.set_random_state(seed)
     to_index = LabelToIndex(pipeline.label_values)
     entries, images, labels = [], [], []
-    for item in tqdm(items, desc="synthesising", unit="case", disable=not progress):
-        d = run_pipeline(pipeline, dict(item))
-        entries.append(d[writer.entry_key])
+    without_writer = len(pipeline.transforms) - 1
+    replay_end = 1 + max((i for i, t in enumerate(pipeline.transforms) if isinstance(t, Randomizable)), default=-1)
+    for i, item in enumerate(tqdm(items, desc="synthesising", unit="case", disable=not progress)):
+        name = names[i]
+        if name in done and len(images) >= preview:  # replay its random steps only: later cases stay the same
+            run_pipeline(pipeline, dict(item), end=replay_end)
+            entries.append(writer.entry(name))
+            continue
+        d = run_pipeline(pipeline, dict(item), end=without_writer if name in done else None)
+        entries.append(writer.entry(name) if name in done else d[writer.entry_key])
         if len(images) < preview:
             image, index = preview_plane(d["image"], to_index(d["label"]), pipeline.rgb)
             images.append(image)
@@ -157,5 +202,5 @@ def synthesise(
     sheet = None
     if images:
         sheet = str(contact_sheet(out / "preview.png", images, labels, channel_names=list(pipeline.modalities),
-                                  rgb=pipeline.rgb, row_names=names[: len(images)]))
-    return {"datalist": str(datalist), "preview": sheet, "cases": entries}
+                                  rgb=pipeline.rgb, row_names=names[: len(images)], overwrite=True))
+    return {"datalist": str(datalist), "preview": sheet, "cases": entries, "resumed": len(done)}

@@ -7,6 +7,7 @@ the bundle's ``inference.json``, MONAI Label and the evaluation all build it her
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -122,4 +123,6 @@ def singanseg_synthesis(
         steps, label_values=sampler.label_values, modalities=channels, rgb=cfg.rgb,
         description=f"SinGAN-Seg synthetic samples of {cfg.source_name}", case_prefix=cfg.source_name,
         extra={"labels": {str(v): str(v) for v in sampler.label_values}, "modality": dict(enumerate(channels))},
+        signature={"generator": "singanseg", "model_sha256": sampler.model.sha256(), "options": dataclasses.asdict(options),
+                   "finish": finish},
     )

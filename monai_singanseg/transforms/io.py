@@ -15,7 +15,13 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import Compose, MapTransform
 
-from monai_singanseg.io.writers import BRATS_MODALITIES, brats_case_paths, write_brats_case, write_image_mask_png
+from monai_singanseg.io.writers import (
+    BRATS_MODALITIES,
+    brats_case_paths,
+    image_mask_png_paths,
+    write_brats_case,
+    write_image_mask_png,
+)
 
 __all__ = ["SaveCased", "SaveBratsCased", "SaveImageMaskPngd", "find_case_writer"]
 
@@ -52,6 +58,11 @@ class SaveCased(MapTransform):
     def output_paths(self, name: str) -> list[Path]:
         """Every file written for case ``name``."""
         raise NotImplementedError
+
+    def entry(self, name: str) -> dict[str, Any]:
+        """The datalist entry of case ``name`` (as :meth:`write` returns it), e.g. for a case already on disk."""
+        paths = [str(p) for p in self.output_paths(name)]
+        return {"image": paths[:-1] if len(paths) > 2 else paths[0], "label": paths[-1], "name": name}
 
     def write(self, name: str, image: Any, label: Any) -> dict[str, Any]:
         """Write one case; returns its datalist entry."""
@@ -113,8 +124,7 @@ class SaveImageMaskPngd(SaveCased):
     """
 
     def output_paths(self, name: str) -> list[Path]:
-        folder = Path(self.output_dir)
-        return [folder / "images" / f"{name}.png", folder / "masks" / f"{name}.png"]
+        return list(image_mask_png_paths(self.output_dir, name))
 
     def write(self, name: str, image: Any, label: Any) -> dict[str, Any]:
         return write_image_mask_png(self.output_dir, name, image, label, self.overwrite)

@@ -4,13 +4,24 @@ Models (``GET /info/``): ``singanseg`` synthesises a new labelled image from a l
 image's own SinGAN-Seg model (trained on first use and cached); ``pix2pix`` (when its model file is found) renders
 a whole synthetic 4-modality volume for a deformed copy of the image's label. Trainers: ``singanseg`` trains those models for
 all labelled images. Settings: ``--conf KEY VALUE`` (see ``monai_singanseg.label.options.CONF_KEYS``).
+
+Bad infer requests are client errors: MONAI Label 0.8.5 answers 500 for an unknown model, a request without image
+and a ``params`` form field that is not JSON (the last two are raised in its endpoint, before the app is called), so
+the app checks them first (:func:`guard_infer_endpoint`) and answers 404/422 with a message.
+
+Authentication (``MONAI_LABEL_AUTH_ENABLE=true``): MONAI Label 0.8.5 decodes bearer tokens with ``jwt.decode``
+without the ``algorithms`` argument that PyJWT 2 (its own requirement) demands, so it refuses every token, valid
+or not. The app passes the RSA algorithms of an OpenID Connect realm key (:func:`fix_token_decoding`).
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+import json
 import logging
 import os
-from typing import Any
+from typing import Any, Callable
 
 from fastapi import HTTPException
 from monailabel.interfaces.app import MONAILabelApp
@@ -24,6 +35,128 @@ from monai_singanseg.label.train import SinGANSegTrainTask
 
 logger = logging.getLogger(__name__)
 
+_GUARDED = "_monai_singanseg_guarded"
+#: the signature algorithms accepted for bearer tokens: those of the realm's RSA public key (Keycloak signs RS256).
+TOKEN_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
+_PARAMS_EXAMPLE = '{"seed": 7}'
+
+
+def _unknown_model(model: Any, models: Any) -> HTTPException:
+    return HTTPException(
+        status_code=404,
+        detail=f"model {model!r} is not served by this app; its models: {', '.join(sorted(models)) or 'none'} "
+        "(GET /info/ lists them)",
+    )
+
+
+def check_infer_request(models: Any, model: Any, image: Any, params: Any, has_file: bool = False, session_id: Any = "") -> None:
+    """Refuse an infer request MONAI Label would answer with 500: unknown model, no image, ``params`` not a JSON object.
+
+    Raises:
+        HTTPException: 404 for an unknown model, 422 for a missing/empty image or bad ``params``.
+    """
+    if model not in models:
+        raise _unknown_model(model, models)
+    if not has_file and not session_id and not (isinstance(image, str) and image.strip()):
+        raise HTTPException(
+            status_code=422,
+            detail=f"missing 'image': give a datastore image id, POST /infer/{model}?image=<id> "
+            "(GET /datastore/ lists the ids)",
+        )
+    if isinstance(params, str) and params.strip():
+        try:
+            value = json.loads(params)
+        except json.JSONDecodeError as exc:
+            raise HTTPException(
+                status_code=422,
+                detail=f"form field 'params' is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
+                f"give a JSON object, e.g. params={_PARAMS_EXAMPLE}",
+            ) from exc
+        if not isinstance(value, dict):
+            raise HTTPException(
+                status_code=422,
+                detail=f"form field 'params' must be a JSON object, e.g. params={_PARAMS_EXAMPLE}, not a JSON "
+                f"{type(value).__name__}",
+            )
+
+
+def guard_infer_endpoint() -> bool:
+    """Wrap MONAI Label's ``POST /infer/<model>`` handler so that bad requests are 4xx, not 500.
+
+    MONAI Label 0.8.5's ``monailabel.endpoints.infer.run_inference`` (called by the route for every request) raises
+    ``HTTPException(500)`` when neither ``image``, a file nor a session is given, and lets ``json.loads(params)`` and
+    the app's "no such model" error escape as 500 Internal Server Error. The route looks the function up in its
+    module at each call, so replacing it there puts :func:`check_infer_request` in front of it. Idempotent; returns
+    False (and changes nothing) when MONAI Label's handler does not have the expected form.
+    """
+    try:
+        from monailabel.endpoints import infer as endpoint
+        from monailabel.interfaces.utils.app import app_instance
+    except Exception:  # not running inside a MONAI Label server installation
+        return False
+    original: Callable[..., Any] | None = getattr(endpoint, "run_inference", None)
+    if original is None:
+        return False
+    if getattr(original, _GUARDED, False):
+        return True
+    signature = inspect.signature(original)
+    if not {"model", "image", "session_id", "params", "file"} <= set(signature.parameters):
+        logger.warning("MONAI Label's infer endpoint has an unexpected form; bad infer requests may answer 500")
+        return False
+
+    @functools.wraps(original)
+    def run_inference(*args: Any, **kwargs: Any) -> Any:
+        values = signature.bind_partial(*args, **kwargs).arguments
+        models = getattr(app_instance(), "_infers", {}) or {}
+        check_infer_request(
+            models, values.get("model"), values.get("image", ""), values.get("params", "{}"),
+            has_file=bool(values.get("file")), session_id=values.get("session_id", ""),
+        )
+        return original(*args, **kwargs)
+
+    setattr(run_inference, _GUARDED, True)
+    endpoint.run_inference = run_inference
+    return True
+
+
+class _JWTWithAlgorithms:
+    """The ``jwt`` module as MONAI Label's auth module sees it, with ``algorithms`` given to ``decode``."""
+
+    _monai_singanseg_shim = True
+
+    def __init__(self, module: Any) -> None:
+        self._module = module
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._module, name)
+
+    def decode(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("algorithms", list(TOKEN_ALGORITHMS))
+        return self._module.decode(*args, **kwargs)
+
+
+def fix_token_decoding() -> bool:
+    """Make MONAI Label 0.8.5's token check work under PyJWT 2 (see the module docstring); idempotent.
+
+    ``monailabel.endpoints.user.auth.from_token`` calls ``jwt.decode(token, key, options=...)``; PyJWT 2 raises
+    "It is required that you pass in a value for the 'algorithms' argument" for that, which MONAI Label answers
+    with 401 for every request. Only that module's ``jwt`` is replaced, by one whose ``decode`` defaults
+    ``algorithms`` to :data:`TOKEN_ALGORITHMS` (never HMAC: the key is the realm's public key). Signature, expiry
+    and role checks stay MONAI Label's own.
+    """
+    try:
+        import jwt
+        from monailabel.endpoints.user import auth
+    except Exception:  # MONAI Label or PyJWT not installed
+        return False
+    current = getattr(auth, "jwt", None)
+    if getattr(current, "_monai_singanseg_shim", False):
+        return True
+    if current is not jwt:
+        return False
+    auth.jwt = _JWTWithAlgorithms(jwt)
+    return True
+
 
 class SinGANSegLabelApp(MONAILabelApp):
     """MONAI Label app serving SinGAN-Seg synthesis and training for a datastore of labelled images.
@@ -35,6 +168,8 @@ class SinGANSegLabelApp(MONAILabelApp):
     """
 
     def __init__(self, app_dir: str, studies: str, conf: dict[str, str]) -> None:
+        guard_infer_endpoint()
+        fix_token_decoding()
         self.options = app_options(conf, studies, app_dir)
         logger.info("monai-singanseg app settings: %s", self.options.summary())
         super().__init__(
@@ -56,6 +191,14 @@ class SinGANSegLabelApp(MONAILabelApp):
     def infer(self, request: dict[str, Any], datastore: Any = None) -> dict[str, Any]:
         """Run an infer task; synthesis requests must name a datastore image and never save over its labels."""
         request = dict(request)
+        model = request.get("model")
+        if model not in self._infers:
+            raise _unknown_model(model, self._infers)
+        image = request.get("image")
+        if image is None or (isinstance(image, str) and not image.strip()):
+            raise HTTPException(
+                status_code=422, detail=f"missing 'image': give a datastore image id, POST /infer/{model}?image=<id>"
+            )
         if isinstance(self._infers.get(request.get("model", "")), SyntheticInferTask):
             store = datastore or self.datastore()
             image = request.get("image")

@@ -6,7 +6,9 @@ from collections.abc import Hashable, Mapping
 from typing import Any
 
 import numpy as np
-from monai.transforms import MapTransform, Randomizable
+import torch
+from monai.config import KeysCollection
+from monai.transforms import MapTransform, RandomizableTransform
 
 from monai_singanseg.transforms.condition.array import (
     BuildCondition,
@@ -14,6 +16,7 @@ from monai_singanseg.transforms.condition.array import (
     SplitCondition,
     TissueClasses,
     TumourTransplant,
+    draw_do_transform,
 )
 from monai_singanseg.transforms.labels.array import BRATS_LABEL_VALUES
 
@@ -31,6 +34,8 @@ class TissueClassesd(MapTransform):
         label_key: optional label whose tumour voxels are excluded.
         num_classes: clusters.
     """
+
+    backend = TissueClasses.backend
 
     def __init__(
         self,
@@ -66,6 +71,8 @@ class BuildConditiond(MapTransform):
         tissue_classes: tissue channels.
     """
 
+    backend = BuildCondition.backend
+
     def __init__(
         self,
         label_key: str = "label",
@@ -86,36 +93,58 @@ class BuildConditiond(MapTransform):
         return d
 
 
-class _SeedsItsTransform(Randomizable):
-    """Mixin: seeding the dictionary transform seeds the array transform it wraps (``self.transform``)."""
+class _SeedsItsTransform(RandomizableTransform):
+    """Mixin of the random dictionary twins: a ``prob`` of their own (MONAI's dictionary convention; the
+    wrapped array transform ``self.transform`` keeps ``prob=1.0``), and seeding the twin seeds ``self.transform``.
+    """
 
-    transform: Randomizable
+    transform: RandomizableTransform
 
     def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> _SeedsItsTransform:
+        """Seed this transform and the array transform it wraps."""
         super().set_random_state(seed, state)
         self.transform.set_random_state(seed, state)
         return self
 
-    def randomize(self, data: Any = None) -> None:  # the wrapped transform draws its own parameters
-        pass
+    def randomize(self, data: Any = None) -> None:
+        """Draw whether to apply the transform (``prob``); the wrapped transform draws the rest."""
+        draw_do_transform(self)
 
 
 class RandDeformConditiond(_SeedsItsTransform, MapTransform):
-    """Dictionary :class:`RandDeformCondition` on ``keys`` (each a condition; all get independent draws).
+    """Dictionary :class:`RandDeformCondition` on ``keys`` (each a condition of the same spatial size).
+
+    As MONAI's ``Rand2DElasticd``, the deformation is drawn once per call (from the first key's size) and the
+    same one is applied to every key; a call that does not deform (probability ``1 - prob``) changes no key.
 
     Args:
         keys: condition keys.
-        kwargs: passed to :class:`RandDeformCondition`.
+        prob: probability of deforming (all keys or none).
+        allow_missing_keys: don't raise if a key is missing.
+        kwargs: passed to :class:`RandDeformCondition` (which then always deforms: ``prob`` is this transform's).
     """
 
-    def __init__(self, keys: Any = "condition", **kwargs: Any) -> None:
-        MapTransform.__init__(self, keys)
+    backend = RandDeformCondition.backend
+
+    def __init__(self, keys: KeysCollection = "condition", prob: float = 1.0, allow_missing_keys: bool = False, **kwargs: Any) -> None:
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        RandomizableTransform.__init__(self, prob)
         self.transform = RandDeformCondition(**kwargs)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        """Deform every key with one draw."""
         d = dict(data)
+        first_key = self.first_key(d)
+        if first_key == ():
+            return d
+        self.randomize(None)
+        if not self._do_transform:
+            return d
+        first = d[first_key]
+        device = first.device if isinstance(first, torch.Tensor) else None
+        self.transform.randomize(tuple(np.shape(first)[1:]), device=device)
         for key in self.key_iterator(d):
-            d[key] = self.transform(d[key])
+            d[key] = self.transform(d[key], randomize=False)
         return d
 
 
@@ -126,16 +155,31 @@ class TumourTransplantd(_SeedsItsTransform, MapTransform):
         label_key: recipient label (replaced by the new label).
         brain_key: recipient brain mask.
         donor_key: donor label.
+        prob: probability of transplanting; otherwise ``d[label_key]`` is kept.
         kwargs: passed to :class:`TumourTransplant`.
     """
 
-    def __init__(self, label_key: str = "label", brain_key: str = "brain_mask", donor_key: str = "donor_label", **kwargs: Any) -> None:
+    backend = TumourTransplant.backend
+
+    def __init__(
+        self,
+        label_key: str = "label",
+        brain_key: str = "brain_mask",
+        donor_key: str = "donor_label",
+        prob: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
         MapTransform.__init__(self, [label_key, brain_key, donor_key])
+        RandomizableTransform.__init__(self, prob)
         self.label_key, self.brain_key, self.donor_key = label_key, brain_key, donor_key
         self.transform = TumourTransplant(**kwargs)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        """Replace ``d[label_key]`` by the recipient label with the donor's tumour."""
         d = dict(data)
+        self.randomize(None)
+        if not self._do_transform:
+            return d
         d[self.label_key] = self.transform(d[self.donor_key], d[self.label_key], d[self.brain_key])
         return d
 
@@ -151,6 +195,8 @@ class SplitConditiond(MapTransform):
         num_label_classes: label classes including background.
         tissue_classes: tissue channels.
     """
+
+    backend = SplitCondition.backend
 
     def __init__(
         self,

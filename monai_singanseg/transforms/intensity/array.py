@@ -9,7 +9,7 @@ import torch
 from monai.config import NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.transforms import Transform
-from monai.utils import convert_to_tensor
+from monai.utils import TransformBackends, convert_to_numpy, convert_to_tensor, get_equivalent_dtype
 
 __all__ = ["ForegroundMask", "IntensityStats", "IntensityToTanhRange", "IntensityFromTanhRange", "foreground_mask", "INTENSITY_STATS_KEY", "SOURCE_DTYPE_KEY"]
 
@@ -52,22 +52,49 @@ class IntensityStats:
         return cls(**{k: d[k] for k in ("low", "high", "dtype", "background") if k in d})
 
 
-def foreground_mask(img: torch.Tensor) -> torch.Tensor:
-    """Voxels where any channel is non-zero: the brain of a skull-stripped MR case, ``(1, *spatial)`` bool."""
+def foreground_mask(img: NdarrayOrTensor) -> NdarrayOrTensor:
+    """Voxels where any channel is non-zero: the brain of a skull-stripped MR case, ``(1, *spatial)`` bool.
+
+    Args:
+        img: channel-first image, a torch tensor (any device) or a numpy array.
+
+    Returns:
+        A bool mask of the input's kind (numpy in, numpy out; a tensor stays on its device).
+    """
+    if isinstance(img, np.ndarray):
+        return (img != 0).any(axis=0, keepdims=True)
     return (img != 0).any(dim=0, keepdim=True)
 
 
+def _like(out: torch.Tensor, like: NdarrayOrTensor, keep_trace: bool = True) -> NdarrayOrTensor:
+    """``out`` in the container type of ``like``: numpy for numpy, a MetaTensor with ``like``'s metadata, else the tensor."""
+    if isinstance(like, MetaTensor):
+        ops = list(like.applied_operations) if keep_trace else None
+        return MetaTensor(out, meta=dict(like.meta), applied_operations=ops)
+    if isinstance(like, np.ndarray):
+        return convert_to_numpy(out)
+    return out
+
+
 class ForegroundMask(Transform):
-    """``(C, *spatial)`` image -> ``(1, *spatial)`` uint8 mask of voxels where any channel is non-zero (the brain)."""
+    """``(C, *spatial)`` image -> ``(1, *spatial)`` uint8 mask of voxels where any channel is non-zero (the brain).
+
+    Accepts numpy arrays and torch tensors on any device and returns the input's type (a MetaTensor keeps its
+    metadata).
+    """
+
+    backend = [TransformBackends.TORCH]
 
     def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
+        """Args:
+        img: channel-first image ``(C, *spatial)``.
+        """
         mask = foreground_mask(convert_to_tensor(img, track_meta=False)).to(torch.uint8)
-        if isinstance(img, MetaTensor):
-            return MetaTensor(mask, meta=dict(img.meta))
-        return mask.numpy() if isinstance(img, np.ndarray) else mask
+        return _like(mask, img, keep_trace=False)
 
 
 def _source_dtype(img: NdarrayOrTensor) -> str:
+    """The dtype to restore: ``meta["source_dtype"]`` of a MetaTensor, else the image's own dtype."""
     if isinstance(img, MetaTensor) and SOURCE_DTYPE_KEY in img.meta:
         return str(img.meta[SOURCE_DTYPE_KEY])
     return str(img.dtype).replace("torch.", "")
@@ -87,7 +114,12 @@ class IntensityToTanhRange(Transform):
         clip: clip to [-1, 1] (only matters with percentiles inside (0, 100)).
         use_foreground: compute statistics inside the foreground only and set background to -1; set
             False for images without a zero background (RGB endoscopy).
+
+    Numpy arrays and torch tensors (CPU or CUDA) are accepted; the output has the input's type and device
+    (float32; a MetaTensor keeps its metadata and gains ``meta["intensity_stats"]``).
     """
+
+    backend = [TransformBackends.TORCH]
 
     def __init__(
         self,
@@ -113,7 +145,7 @@ class IntensityToTanhRange(Transform):
         if not torch.isfinite(t).all():
             raise ValueError("image holds NaN or infinite values")
         if self.use_foreground:
-            fg = foreground_mask(t) if mask is None else convert_to_tensor(mask, track_meta=False).bool()
+            fg = foreground_mask(t) if mask is None else convert_to_tensor(mask, track_meta=False, device=t.device).bool()
         else:
             fg = torch.ones_like(t[:1], dtype=torch.bool)
         if not fg.any():
@@ -121,7 +153,7 @@ class IntensityToTanhRange(Transform):
         low, high = [], []
         out = torch.empty_like(t)
         for c in range(t.shape[0]):
-            values = t[c][fg[0]].double().numpy()
+            values = convert_to_numpy(t[c][fg[0]].double())  # numpy's percentile on the CPU, from any device
             lo = float(np.percentile(values, self.lower_percentile))
             hi = float(np.percentile(values, self.upper_percentile))
             if hi <= lo:
@@ -135,11 +167,10 @@ class IntensityToTanhRange(Transform):
             out = torch.where(fg, out, torch.full_like(out, -1.0))
         stats = IntensityStats(low=low, high=high, dtype=_source_dtype(img))
         self.last_stats = stats
-        if isinstance(img, MetaTensor):
-            res = MetaTensor(out, meta=dict(img.meta), applied_operations=list(img.applied_operations))
+        res = _like(out, img)
+        if isinstance(res, MetaTensor):
             res.meta[INTENSITY_STATS_KEY] = stats.to_dict()
-            return res
-        return out.numpy() if isinstance(img, np.ndarray) else out
+        return res
 
 
 class IntensityFromTanhRange(Transform):
@@ -151,13 +182,25 @@ class IntensityFromTanhRange(Transform):
     Args:
         stats: the statistics; if None they are taken from a MetaTensor's ``meta["intensity_stats"]``.
         background_tolerance: how far above -1 a voxel must be in some channel to count as foreground.
+
+    Numpy arrays and torch tensors (CPU or CUDA) are accepted; the output has the input's type and device, in
+    the source dtype.
     """
+
+    backend = [TransformBackends.TORCH]
 
     def __init__(self, stats: IntensityStats | dict | None = None, background_tolerance: float = 1e-3) -> None:
         self.stats = IntensityStats.from_dict(stats) if isinstance(stats, dict) else stats
         self.background_tolerance = background_tolerance
 
     def __call__(self, img: NdarrayOrTensor, mask: NdarrayOrTensor | None = None) -> NdarrayOrTensor:
+        """Args:
+        img: channel-first image in [-1, 1].
+        mask: optional foreground mask ``(1, *spatial)``; defaults to voxels above ``-1 + background_tolerance``.
+
+        Raises:
+            ValueError: no statistics, or a channel count that differs from the statistics'.
+        """
         stats = self.stats
         if stats is None and isinstance(img, MetaTensor) and INTENSITY_STATS_KEY in img.meta:
             stats = IntensityStats.from_dict(img.meta[INTENSITY_STATS_KEY])
@@ -166,22 +209,35 @@ class IntensityFromTanhRange(Transform):
         t = convert_to_tensor(img, track_meta=False).double()
         if t.shape[0] != len(stats.low):
             raise ValueError(f"image has {t.shape[0]} channels but the statistics describe {len(stats.low)}")
-        low = torch.tensor(stats.low, dtype=torch.float64).view(-1, *([1] * (t.ndim - 1)))
-        high = torch.tensor(stats.high, dtype=torch.float64).view_as(low)
-        bg = torch.tensor(stats.background, dtype=torch.float64).view_as(low)
+        low = torch.tensor(stats.low, dtype=torch.float64, device=t.device).view(-1, *([1] * (t.ndim - 1)))
+        high = torch.tensor(stats.high, dtype=torch.float64, device=t.device).view_as(low)
+        bg = torch.tensor(stats.background, dtype=torch.float64, device=t.device).view_as(low)
         out = low + (t.clamp(-1.0, 1.0) + 1.0) * 0.5 * (high - low)
         if mask is None:
             fg = (t > -1.0 + self.background_tolerance).any(dim=0, keepdim=True)
         else:
-            fg = convert_to_tensor(mask, track_meta=False).bool()
+            fg = convert_to_tensor(mask, track_meta=False, device=t.device).bool()
         out = torch.where(fg, out, bg.expand_as(out))
         np_dtype = np.dtype(stats.dtype)
         if np.issubdtype(np_dtype, np.integer):
             info = np.iinfo(np_dtype)
             out = torch.round(out).clamp(info.min, info.max)
-        arr = out.numpy().astype(np_dtype)
-        if isinstance(img, MetaTensor):
-            res = MetaTensor(torch.from_numpy(arr), meta=dict(img.meta), applied_operations=list(img.applied_operations))
-            return res
-        return arr if isinstance(img, np.ndarray) else torch.from_numpy(arr)
+        if isinstance(img, np.ndarray):
+            return convert_to_numpy(out).astype(np_dtype)
+        return _like(_cast(out, np_dtype), img)
+
+
+def _cast(out: torch.Tensor, np_dtype: np.dtype) -> torch.Tensor:
+    """``out`` (float64, already rounded and clipped for integer dtypes) in the torch equivalent of ``np_dtype``.
+
+    Dtypes torch cannot hold (e.g. ``uint32`` in older releases) go through numpy on the CPU and come back
+    to ``out``'s device.
+    """
+    try:
+        torch_dtype = get_equivalent_dtype(np_dtype, torch.Tensor)
+        if isinstance(torch_dtype, torch.dtype):
+            return out.to(torch_dtype)
+    except (KeyError, TypeError, ValueError):
+        pass
+    return torch.from_numpy(convert_to_numpy(out).astype(np_dtype)).to(out.device)
 

@@ -10,7 +10,7 @@ from monai.config import NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.networks.utils import one_hot
 from monai.transforms import InvertibleTransform, Transform
-from monai.utils import convert_to_tensor
+from monai.utils import TransformBackends, convert_to_numpy, convert_to_tensor
 
 __all__ = [
     "BRATS_LABEL_VALUES",
@@ -38,12 +38,13 @@ class LabelValueError(ValueError):
 
 
 def _as_like(out: torch.Tensor, like: NdarrayOrTensor) -> NdarrayOrTensor:
-    """Return ``out`` with the container type of ``like`` (MetaTensor keeps its metadata)."""
+    """Return ``out`` with the container type of ``like``: numpy for numpy, a MetaTensor keeping ``like``'s
+    metadata and transform trace, else the tensor (on its device)."""
     if isinstance(like, MetaTensor):
         res = MetaTensor(out, meta=dict(like.meta), applied_operations=list(like.applied_operations))
         return res
     if isinstance(like, np.ndarray):
-        return out.cpu().numpy()
+        return convert_to_numpy(out)
     return out
 
 
@@ -57,6 +58,8 @@ class LabelToIndex(InvertibleTransform):
         label_values: the label value of each class, class ``i`` having value ``label_values[i]``.
         dtype: integer dtype of the output.
     """
+
+    backend = [TransformBackends.TORCH]
 
     def __init__(self, label_values: Sequence[int] = BRATS_LABEL_VALUES, dtype: torch.dtype = torch.int64) -> None:
         if len(set(label_values)) != len(label_values):
@@ -83,13 +86,15 @@ class LabelToIndex(InvertibleTransform):
         return IndexToLabel(self.label_values)(data)
 
 
-class IndexToLabel(Transform):
+class IndexToLabel(InvertibleTransform):
     """Map class indices ``0..K-1`` back to label values (``{0, 1, 2, 3}`` -> BraTS ``{0, 1, 2, 4}``).
 
     Args:
         label_values: the label value of each class.
         dtype: integer dtype of the output (``uint8`` as BraTS segmentation files).
     """
+
+    backend = [TransformBackends.TORCH]
 
     def __init__(self, label_values: Sequence[int] = BRATS_LABEL_VALUES, dtype: torch.dtype = torch.uint8) -> None:
         self.label_values = tuple(int(v) for v in label_values)
@@ -101,8 +106,12 @@ class IndexToLabel(Transform):
             raise LabelValueError(
                 f"class indices must lie in [0, {len(self.label_values) - 1}], got [{int(t.min())}, {int(t.max())}]"
             )
-        lut = torch.tensor(self.label_values, dtype=torch.int64)
+        lut = torch.tensor(self.label_values, dtype=torch.int64, device=t.device)
         return _as_like(lut[t].to(self.dtype), index)
+
+    def inverse(self, data: NdarrayOrTensor) -> NdarrayOrTensor:
+        """Label values back to class indices."""
+        return LabelToIndex(self.label_values)(data)
 
 
 class IndexToOneHot(InvertibleTransform):
@@ -113,6 +122,8 @@ class IndexToOneHot(InvertibleTransform):
         include_background: keep the background channel; the GAN input drops it (design: image channels
             + tumour-class channels).
     """
+
+    backend = [TransformBackends.TORCH]
 
     def __init__(self, num_classes: int, include_background: bool = False) -> None:
         if num_classes < 2:
@@ -149,6 +160,8 @@ class OneHotToIndex(Transform):
         include_background: whether channel 0 is the background class.
     """
 
+    backend = [TransformBackends.TORCH]
+
     def __init__(self, threshold: float = 0.5, include_background: bool = False) -> None:
         self.threshold = threshold
         self.include_background = include_background
@@ -169,6 +182,8 @@ class BinarizeMask(Transform):
     Args:
         threshold: values strictly above it are foreground (127 for 8-bit JPEG masks).
     """
+
+    backend = [TransformBackends.TORCH]
 
     def __init__(self, threshold: float = 127.0) -> None:
         self.threshold = threshold

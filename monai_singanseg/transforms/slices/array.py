@@ -10,7 +10,7 @@ import torch
 from monai.config import NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.transforms import Transform
-from monai.utils import convert_to_tensor
+from monai.utils import TransformBackends, convert_to_numpy, convert_to_tensor
 
 __all__ = [
     "TumourSliceError",
@@ -82,15 +82,29 @@ class ExtractSlice(Transform):
 
     The result's affine places the slice where it was in the volume (:func:`slice_affine`); its metadata
     records ``slice_index``, ``slice_axis``, ``volume_shape`` and ``volume_affine`` so it can be put back.
+    A torch tensor (any device) gives a MetaTensor on the same device (an identity volume affine if the
+    input had none); a numpy volume gives a numpy slice (without metadata, like every numpy output).
 
     Args:
         axis: spatial axis to slice along; None means the axial axis of the image's affine.
     """
 
+    backend = [TransformBackends.TORCH]
+
     def __init__(self, axis: int | None = None) -> None:
         self.axis = axis
 
-    def __call__(self, img: NdarrayOrTensor, index: int) -> MetaTensor:
+    def __call__(self, img: NdarrayOrTensor, index: int) -> NdarrayOrTensor:
+        """Args:
+        img: channel-first volume ``(C, X, Y, Z)``.
+        index: the slice index along the axis.
+
+        Raises:
+            ValueError: not a channel-first volume.
+            IndexError: ``index`` outside the volume.
+        """
+        if isinstance(img, np.ndarray):
+            return convert_to_numpy(self(convert_to_tensor(img, track_meta=False), index))
         vol = img if isinstance(img, MetaTensor) else MetaTensor(convert_to_tensor(img))
         if vol.ndim != 4:
             raise ValueError(f"expected a channel-first volume (C, X, Y, Z), got shape {tuple(vol.shape)}")
@@ -125,7 +139,12 @@ class SlicesToVolume(Transform):
         affine: the volume's 4x4 affine.
         background: value of voxels no slice covers (per channel or one value).
         dtype: output dtype (default: the slices').
+
+    The volume is a MetaTensor (the slices must be MetaTensors: they carry their affines) on the first
+    slice's device.
     """
+
+    backend = [TransformBackends.TORCH]
 
     def __init__(
         self,
@@ -149,6 +168,13 @@ class SlicesToVolume(Transform):
         raise ValueError("slice is not on the volume's grid (different spacing, orientation or in-plane offset)")
 
     def __call__(self, slices: Sequence[NdarrayOrTensor], **_: Any) -> MetaTensor:
+        """Args:
+        slices: 2D ``(C, H, W)`` MetaTensors cut from a volume of this geometry.
+
+        Raises:
+            ValueError: no slices, a slice off the volume's grid or of the wrong shape, bad background.
+            TypeError: a slice is not a MetaTensor.
+        """
         if not slices:
             raise ValueError("no slices given")
         first = convert_to_tensor(slices[0], track_meta=False)
@@ -157,7 +183,7 @@ class SlicesToVolume(Transform):
         bg = torch.as_tensor(self.background, dtype=torch.float64).reshape(-1)
         if bg.numel() not in (1, channels):
             raise ValueError(f"background has {bg.numel()} values for {channels} channels")
-        vol = bg.to(dtype).view(-1, 1, 1, 1).expand(channels, *self.spatial_shape).clone()
+        vol = bg.to(device=first.device, dtype=dtype).view(-1, 1, 1, 1).expand(channels, *self.spatial_shape).clone()
         for s in slices:
             if not isinstance(s, MetaTensor):
                 raise TypeError("slices must be MetaTensors carrying their affine")
@@ -167,5 +193,5 @@ class SlicesToVolume(Transform):
             in_plane = [self.spatial_shape[a] for a in range(3) if a != axis]
             if list(s.shape[1:]) != in_plane:
                 raise ValueError(f"slice shape {tuple(s.shape[1:])} does not match the volume's in-plane shape {in_plane}")
-            vol.select(axis + 1, index).copy_(s.as_tensor().to(dtype))
+            vol.select(axis + 1, index).copy_(s.as_tensor().to(device=vol.device, dtype=dtype))
         return MetaTensor(vol, affine=self.affine.clone())

@@ -9,6 +9,7 @@ import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import CropForegroundd, InvertibleTransform, MapTransform, Resized, SpatialPadd
+from monai.utils import TransformBackends
 
 from monai_singanseg.transforms.slices.array import ExtractSlice, TumourSliceError, axial_axis, rank_tumour_slices
 
@@ -16,6 +17,7 @@ __all__ = ["ExtractTumourSlicesd", "SquareForegroundCropd"]
 
 
 def _nonzero(x: torch.Tensor) -> torch.Tensor:
+    """The foreground of ``CropForegroundd``: non-zero voxels."""
     return x != 0
 
 
@@ -38,6 +40,8 @@ class ExtractTumourSlicesd(MapTransform):
         TumourSliceError: naming the label file, if it has no tumour slice.
     """
 
+    backend = ExtractSlice.backend
+
     def __init__(
         self,
         keys: KeysCollection = ("image", "label"),
@@ -56,6 +60,7 @@ class ExtractTumourSlicesd(MapTransform):
         self.axis = axis
 
     def __call__(self, data: Mapping[Hashable, Any]) -> list[dict[Hashable, Any]]:
+        """One dict per selected slice, the slices with most tumour first."""
         d = dict(data)
         label = d[self.label_key]
         axis = self.axis if self.axis is not None else axial_axis(label.affine if isinstance(label, MetaTensor) else torch.eye(4))
@@ -94,6 +99,8 @@ class SquareForegroundCropd(MapTransform, InvertibleTransform):
         allow_missing_keys: don't raise if a key is missing.
     """
 
+    backend = [TransformBackends.TORCH]
+
     def __init__(
         self,
         keys: KeysCollection = ("image", "label"),
@@ -126,6 +133,7 @@ class SquareForegroundCropd(MapTransform, InvertibleTransform):
         self.steps = steps
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        """Crop, resize and pad every key (MONAI traces each step for :meth:`inverse`)."""
         d = dict(data)
         source = d[self.source_key]
         if source.ndim != 3:
@@ -137,6 +145,7 @@ class SquareForegroundCropd(MapTransform, InvertibleTransform):
         return d
 
     def inverse(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        """Undo the padding, resizing and cropping: back onto the original slice grid."""
         d = dict(data)
         for step in reversed(self.steps):
             d = step.inverse(d)

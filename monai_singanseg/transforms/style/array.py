@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from monai.config import NdarrayOrTensor
 from monai.transforms import Transform
-from monai.utils import convert_to_dst_type, convert_to_tensor
+from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
 from torch import nn
 
 from monai_singanseg.device import resolve_device
@@ -39,8 +39,13 @@ STYLE_METHODS = ("histogram", "random", "histogram+random", "vgg19", "histogram+
 FOREGROUND_LEVEL = -0.95
 
 
-def tanh_foreground(img: torch.Tensor, level: float = FOREGROUND_LEVEL) -> torch.Tensor:
-    """``(1, *spatial)`` bool: pixels where any channel of a [-1, 1] image ``(C, *spatial)`` exceeds ``level``."""
+def tanh_foreground(img: NdarrayOrTensor, level: float = FOREGROUND_LEVEL) -> NdarrayOrTensor:
+    """``(1, *spatial)`` bool: pixels where any channel of a [-1, 1] image ``(C, *spatial)`` exceeds ``level``.
+
+    A numpy image gives a numpy mask, a tensor a tensor on its device.
+    """
+    if isinstance(img, np.ndarray):
+        return (img > level).any(axis=0, keepdims=True)
     return (img > level).any(dim=0, keepdim=True)
 
 
@@ -68,7 +73,11 @@ class HistogramMatch(Transform):
     Args:
         reference: ``(C, *spatial')`` image in [-1, 1] whose distribution to take (or give it at call time).
         foreground_level: a pixel is foreground when any channel exceeds this level (both images).
+
+    Numpy arrays and torch tensors (any device) are accepted; the output has the input's type, dtype and device.
     """
+
+    backend = [TransformBackends.TORCH]
 
     def __init__(self, reference: NdarrayOrTensor | None = None, foreground_level: float = FOREGROUND_LEVEL) -> None:
         self.reference = reference
@@ -172,6 +181,8 @@ class StyleTransfer(Transform):
         device: where to run the optimisation; results come back on the input's device and type.
         progress: show a tqdm bar per image.
     """
+
+    backend = [TransformBackends.TORCH]
 
     def __init__(
         self,

@@ -14,6 +14,7 @@ __all__ = ["HistogramMatchd", "StyleTransferd"]
 
 
 def _reference(d: Mapping[Hashable, Any], key: str | None, fixed: NdarrayOrTensor | None, what: str) -> NdarrayOrTensor:
+    """``d[key]`` if a key is given, else the fixed image; raises naming ``what`` if neither is there."""
     if key is not None:
         if key not in d:
             raise KeyError(f"{what} key {key!r} not in the data (keys: {list(d)})")
@@ -34,6 +35,8 @@ class HistogramMatchd(MapTransform):
         allow_missing_keys: don't raise if a key is missing.
     """
 
+    backend = HistogramMatch.backend
+
     def __init__(
         self,
         keys: KeysCollection = "image",
@@ -48,6 +51,7 @@ class HistogramMatchd(MapTransform):
         self.match = HistogramMatch(foreground_level=foreground_level)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        """Match every key's histogram to the reference."""
         d = dict(data)
         ref = _reference(d, self.reference_key, self.reference, "reference")
         for key in self.key_iterator(d):
@@ -66,6 +70,8 @@ class StyleTransferd(MapTransform):
         kwargs: the other arguments of :class:`StyleTransfer` (``method``, ``weights_path``, ``steps`` ...).
     """
 
+    backend = StyleTransfer.backend
+
     def __init__(
         self,
         keys: KeysCollection = "image",
@@ -79,6 +85,7 @@ class StyleTransferd(MapTransform):
         self.transfer = StyleTransfer(style=style, **kwargs)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        """Style every key like the style image."""
         d = dict(data)
         style = _reference(d, self.style_key, self.transfer.style, "style")
         for key in self.key_iterator(d):
