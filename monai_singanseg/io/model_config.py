@@ -118,7 +118,12 @@ class ModelConfig:
             config = cls(**known, extra=extra)
         except TypeError as exc:
             raise ModelConfigError(f"{cls.KIND} model config: {exc}") from None
-        config.validate()
+        try:
+            config.validate()
+        except ModelConfigError:
+            raise
+        except ValueError as exc:  # an unsafe name
+            raise ModelConfigError(str(exc)) from None
         return config
 
 

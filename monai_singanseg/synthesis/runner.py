@@ -12,7 +12,13 @@ from monai.transforms import Compose, Randomizable
 from monai.utils import convert_to_tensor
 from tqdm.auto import tqdm
 
-from monai_singanseg.io.atomic import OutputExistsError, atomic_path, check_output_folder, check_outputs_free
+from monai_singanseg.io.atomic import (
+    OutputExistsError,
+    atomic_path,
+    check_output_folder,
+    check_outputs_free,
+    remove_stale_temps,
+)
 from monai_singanseg.io.writers import write_datalist
 from monai_singanseg.transforms.io import find_case_writer
 from monai_singanseg.transforms.labels.array import LabelToIndex
@@ -176,6 +182,8 @@ def synthesise(
     if not (resume and record_path.is_file()):
         targets += [p for paths in case_paths.values() for p in paths]
         check_outputs_free(targets, overwrite)
+    for path in [out / "datalist.json", record_path, out / "preview.png", *(p for ps in case_paths.values() for p in ps)]:
+        remove_stale_temps(path)  # what a killed earlier run left half-written
     writer.overwrite = writer.overwrite or overwrite or bool(done) or (resume and record_path.is_file())
     with atomic_path(record_path) as tmp:
         tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")

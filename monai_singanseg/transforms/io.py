@@ -71,7 +71,9 @@ class SaveCased(MapTransform):
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         image_key, label_key = self.keys
-        d[self.entry_key] = self.write(str(d[self.name_key]), d[image_key], d[label_key])
+        name = str(d[self.name_key])
+        self.write(name, d[image_key], d[label_key])
+        d[self.entry_key] = self.entry(name)  # the same entry as for a case found on disk (a resumed run)
         return d
 
 
