@@ -5,7 +5,6 @@ output folder, and an interrupted run completes to exactly what an uninterrupted
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import signal
 import subprocess

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,12 +19,12 @@ import nibabel as nib
 import numpy as np
 import pytest
 import requests
+from label_server import label_server, log_tail
 
 DEMO = "TCGA-FG-6692"
 COPY = "TCGA-FG-6692-copy"
 UNLABELLED = "unlabelled"
 TINY = {"singanseg_iters": "10", "singanseg_max_size": "48", "singanseg_min_size": "12", "singanseg_stages": "3"}
-START_TIMEOUT = 120.0
 
 
 @dataclass
@@ -37,13 +34,7 @@ class Server:
     log: Path
 
     def log_tail(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")[-3000:]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        return log_tail(self.log)
 
 
 def _sha(path: Path) -> str:
@@ -63,41 +54,9 @@ def server(tmp_path_factory) -> Server:
     shutil.copyfile(studies / "labels" / "final" / f"{DEMO}.nii.gz", studies / "labels" / "final" / f"{COPY}.nii.gz")
     shutil.copyfile(studies / f"{DEMO}.nii.gz", studies / f"{UNLABELLED}.nii.gz")
 
-    port = _free_port()
     conf = [arg for key, value in TINY.items() for arg in ("--conf", key, value)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MONAI_LABEL_SESSION_PATH": str(root / "sessions")}
-    log = root / "server.log"
-    with open(log, "w", encoding="utf-8") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "monai_singanseg", "label-serve", "--studies", str(studies), "--port", str(port), *conf],
-            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-        )
-    srv = Server(f"http://127.0.0.1:{port}", studies, log)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited with {proc.returncode}:\n{srv.log_tail()}")
-            try:
-                if requests.get(f"{srv.url}/info/", timeout=5).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"server not ready after {START_TIMEOUT:.0f} s:\n{srv.log_tail()}")
-            time.sleep(0.5)
-        yield srv
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):  # the server, uvicorn and any train subprocess
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                proc.wait(timeout=15)
-                break
-            except subprocess.TimeoutExpired:
-                continue
+    with label_server(studies, root, conf) as (url, log):
+        yield Server(url, studies, log)
 
 
 def test_info_lists_the_synthesis_model_and_trainer(server):

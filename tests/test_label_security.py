@@ -10,12 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -24,25 +19,18 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("monailabel")
-jwt = pytest.importorskip("jwt")
-requests = pytest.importorskip("requests")
-rsa = pytest.importorskip("cryptography.hazmat.primitives.asymmetric.rsa")
-serialization = pytest.importorskip("cryptography.hazmat.primitives.serialization")
+import jwt
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from label_server import label_server, log_tail
 
 from monai_singanseg.cli import main as cli_main  # noqa: E402
 from monai_singanseg.cli.label import exposure_warning, is_loopback  # noqa: E402
 
 DEMO = "TCGA-FG-6692"
 UNLABELLED = "unlabelled"
-START_TIMEOUT = 120.0
 ROLES = {"user": "monailabel-user", "annotator": "monailabel-annotator", "admin": "monailabel-admin"}
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _snapshot(root: Path) -> dict[str, str]:
@@ -158,7 +146,7 @@ class Server:
     realm: _Realm
 
     def log_tail(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")[-3000:]
+        return log_tail(self.log)
 
     def headers(self, *roles: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.realm.token(*roles)}"}
@@ -174,41 +162,11 @@ def server(tmp_path_factory) -> Server:
     write_datastore(studies, [demo_case()], progress=False)
     shutil.copyfile(studies / f"{DEMO}.nii.gz", studies / f"{UNLABELLED}.nii.gz")
     realm = _Realm()
-    port = _free_port()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MONAI_LABEL_SESSION_PATH": str(root / "sessions"),
-           "MONAI_LABEL_AUTH_ENABLE": "true", "MONAI_LABEL_AUTH_REALM_URI": realm.uri, "MONAI_LABEL_AUTH_TIMEOUT": "5"}
-    log = root / "server.log"
-    with open(log, "w", encoding="utf-8") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "monai_singanseg", "label-serve", "--studies", str(studies), "--port", str(port)],
-            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=root,
-        )
-    srv = Server(f"http://127.0.0.1:{port}", studies, log, realm)
+    env = {"MONAI_LABEL_AUTH_ENABLE": "true", "MONAI_LABEL_AUTH_REALM_URI": realm.uri, "MONAI_LABEL_AUTH_TIMEOUT": "5"}
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited with {proc.returncode}:\n{srv.log_tail()}")
-            try:
-                if requests.get(f"{srv.url}/auth/", timeout=5).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"server not ready after {START_TIMEOUT:.0f} s:\n{srv.log_tail()}")
-            time.sleep(0.5)
-        yield srv
+        with label_server(studies, root, env=env, ready="/auth/") as (url, log):
+            yield Server(url, studies, log, realm)
     finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                proc.wait(timeout=15)
-                break
-            except subprocess.TimeoutExpired:
-                continue
         realm.close()
 
 
