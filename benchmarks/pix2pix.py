@@ -13,7 +13,7 @@ Quality, per modality, inside the brain: both volumes are scaled to [0, 1] (the 
 training range, the real case by its own brain min/max); SSIM is the mean of MONAI's SSIM map
 (``compute_ssim_and_cs``, 7x7 Gaussian window) over window centres inside the brain, PSNR is MONAI's
 ``PSNRMetric`` (max 1) over brain voxels, and SWD is the multi-scale sliced Wasserstein distance of
-``monai_singanseg.evaluation.swd`` between real and rendered slices (cropped to the brain box).
+``monai_singanseg.metrics.swd`` between real and rendered slices (cropped to the brain box).
 
 Run: ``python benchmarks/pix2pix.py`` (``--threads 2`` default).
 """
@@ -35,7 +35,7 @@ from monai.metrics.regression import compute_ssim_and_cs
 from monai_singanseg.data import brats_datalist, load_image
 from monai_singanseg.engines.pix2pix import Pix2PixSettings, train_pix2pix
 from monai_singanseg.synthesis import pix2pix_training_slices
-from monai_singanseg.evaluation.swd import sliced_wasserstein_distance
+from monai_singanseg.metrics.swd import sliced_wasserstein_distance
 from monai_singanseg.transforms.intensity import foreground_mask
 from monai_singanseg.transforms.labels import LabelToIndex
 from monai_singanseg.transforms.slices import axial_axis, rank_tumour_slices

@@ -15,7 +15,7 @@ BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
 #: layer of each top-level module/package: a module may import its own layer and the ones below (smaller numbers).
 LAYERS = {
     "device": 0, "rng": 0, "io": 0,
-    "networks": 1, "transforms": 1, "visualize": 1,
+    "networks": 1, "transforms": 1, "visualize": 1, "metrics": 1,
     "data": 2,
     "inferers": 3,
     "engines": 4,

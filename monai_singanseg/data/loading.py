@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
-from monai.transforms import LoadImage, MapTransform
+from monai.transforms import LoadImage, MapLabelValue, MapTransform
 
 from monai_singanseg.transforms.intensity.array import SOURCE_DTYPE_KEY
 from monai_singanseg.transforms.labels.array import (
@@ -243,15 +243,21 @@ def case_name(item: Mapping[str, Any]) -> str:
 
 
 def load_case(
-    item: Mapping[str, Any], label_values: Sequence[int] = BRATS_LABEL_VALUES, spatial_ndim: int = 3
+    item: Mapping[str, Any],
+    label_values: Sequence[int] = BRATS_LABEL_VALUES,
+    spatial_ndim: int = 3,
+    label_map: Mapping[int, int] | None = None,
 ) -> dict[str, Any]:
     """Load and validate a case.
 
     Args:
         item: ``{"image": path | [paths] | DICOM folder, "label": path (optional)}``.
-        label_values: the values the label may hold (BraTS ``(0, 1, 2, 4)``; ``(0, 1)`` for binary masks).
+        label_values: the values the label may hold (BraTS ``(0, 1, 2, 4)``; ``(0, 1)`` for binary masks), after
+            ``label_map``.
         spatial_ndim: 3 for volumes, 2 for 2D images (a 2D label is binarised at 127 when
             ``label_values == (0, 1)`` and it holds other values, as JPEG masks do).
+        label_map: label values to replace on load, e.g. ``{3: 1}`` for BRATS-2013 labels in the BraTS convention
+            (MONAI's ``MapLabelValue``).
 
     Returns:
         ``{"image": MetaTensor (C, *spatial), "label": MetaTensor (1, *spatial) class indices or absent,
@@ -285,6 +291,8 @@ def load_case(
             label = BinarizeMask(127)(label)
         elif tuple(label_values) == BINARY_LABEL_VALUES and label.max() > 1:
             label = BinarizeMask(127)(label)
+        if label_map:
+            label = MapLabelValue(list(label_map), list(label_map.values()), dtype=label.dtype)(label)
         try:
             out["label"] = LabelToIndex(label_values)(label)
         except LabelValueError as exc:
@@ -300,6 +308,7 @@ class LoadCased(MapTransform):
         label_values: values the label may hold.
         spatial_ndim: 3 for volumes, 2 for 2D images.
         allow_missing_keys: a case without label is allowed.
+        label_map: label values replaced on load (see :func:`load_case`).
     """
 
     def __init__(
@@ -308,19 +317,21 @@ class LoadCased(MapTransform):
         label_values: Sequence[int] = BRATS_LABEL_VALUES,
         spatial_ndim: int = 3,
         allow_missing_keys: bool = True,
+        label_map: Mapping[int, int] | None = None,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         if len(self.keys) not in (1, 2):
             raise ValueError("keys must be (image_key,) or (image_key, label_key)")
         self.label_values = tuple(label_values)
         self.spatial_ndim = spatial_ndim
+        self.label_map = {int(k): int(v) for k, v in (label_map or {}).items()}
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         image_key = self.keys[0]
         label_key = self.keys[1] if len(self.keys) > 1 else None
         item = {"image": d[image_key], "label": d.get(label_key) if label_key else None, "name": d.get("name")}
-        case = load_case(item, self.label_values, self.spatial_ndim)
+        case = load_case(item, self.label_values, self.spatial_ndim, self.label_map)
         d[image_key] = case["image"]
         if label_key and "label" in case:
             d[label_key] = case["label"]

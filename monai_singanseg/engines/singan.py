@@ -21,7 +21,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -265,6 +265,7 @@ class SinGANSegTrainer:
         metadata: dict[str, Any],
         resume: bool = False,
         overwrite: bool = False,
+        on_scale: Callable[[int], None] | None = None,
     ) -> Path:
         """Train all scales and write ``out`` (rewritten after every scale).
 
@@ -280,6 +281,7 @@ class SinGANSegTrainer:
                 defaults (``ch<i>`` names, labels ``0..K-1``, statistics of [-1, 1]).
             resume: continue from the scales already in ``out`` (starts afresh if ``out`` does not exist).
             overwrite: replace an existing ``out`` when not resuming.
+            on_scale: called with the index of every finished scale (e.g. a work claim's heartbeat).
 
         Returns:
             The model file path.
@@ -349,6 +351,8 @@ class SinGANSegTrainer:
                     "SinGAN-Seg scale %d/%d (%s) trained in %.1f s; wrote %s",
                     k + 1, len(sizes), "x".join(map(str, sizes[k])), time.perf_counter() - start, out,
                 )
+                if on_scale is not None:
+                    on_scale(k)
         return out
 
     # ----------------------------------------------------------------- helpers

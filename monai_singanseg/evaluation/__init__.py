@@ -1,13 +1,21 @@
-"""Evaluation of synthetic images: weight-free fidelity (SWD), diversity, memorisation, label statistics, and
-per-region segmentation scores; the downstream-utility experiment lives in ``evaluation.experiment``."""
+"""Evaluation of synthetic images: the weight-free metrics (from :mod:`monai_singanseg.metrics`) and per-region
+segmentation scores; the downstream-utility experiment lives in ``evaluation.experiment``."""
 
 from __future__ import annotations
 
-from .diversity import diversity, pairwise_ssim
-from .label_stats import compare_label_statistics, label_statistics
-from .memorisation import NearestReference, flag_memorised, memorisation_scores
-from .regions import BRATS_REGIONS, region_masks, region_metrics
-from .swd import laplacian_pyramid, sliced_wasserstein_distance, sliced_wasserstein_distance_per_level
+from monai_singanseg.evaluation.regions import BRATS_REGIONS, region_masks, region_metrics
+from monai_singanseg.metrics import (
+    NearestReference,
+    compare_label_statistics,
+    diversity,
+    flag_memorised,
+    label_statistics,
+    laplacian_pyramid,
+    memorisation_scores,
+    pairwise_ssim,
+    sliced_wasserstein_distance,
+    sliced_wasserstein_distance_per_level,
+)
 
 __all__ = [
     "sliced_wasserstein_distance",

@@ -39,9 +39,9 @@ from monai_singanseg.data import load_case
 from monai_singanseg.device import resolve_device
 from monai_singanseg.engines.pix2pix import Pix2PixSettings, train_pix2pix
 from monai_singanseg.engines.singan import SinGANSegSettings, SinGANSegTrainer
-from monai_singanseg.evaluation.diversity import diversity
-from monai_singanseg.evaluation.label_stats import compare_label_statistics
-from monai_singanseg.evaluation.memorisation import flag_memorised, memorisation_scores
+from monai_singanseg.metrics.diversity import diversity
+from monai_singanseg.metrics.label_stats import compare_label_statistics
+from monai_singanseg.metrics.memorisation import flag_memorised, memorisation_scores
 from monai_singanseg.evaluation.regions import BRATS_REGIONS, METRIC_NAMES, region_metrics
 from monai_singanseg.evaluation.segmentation import (
     SegmentationSettings,
@@ -49,7 +49,7 @@ from monai_singanseg.evaluation.segmentation import (
     predict,
     train_segmentation,
 )
-from monai_singanseg.evaluation.swd import sliced_wasserstein_distance
+from monai_singanseg.metrics.swd import sliced_wasserstein_distance
 from monai_singanseg.io.atomic import check_outputs_free
 from monai_singanseg.synthesis import (
     SinGANSegSynthesisOptions,
@@ -61,7 +61,7 @@ from monai_singanseg.synthesis import (
 from monai_singanseg.transforms.gan import ToGANTensor
 from monai_singanseg.transforms.intensity import IntensityToTanhRange
 from monai_singanseg.transforms.labels import BRATS_LABEL_VALUES, LabelToIndex
-from monai_singanseg.transforms.slices import ExtractTumourSlicesd, SquareForegroundCropd
+from monai_singanseg.transforms.slices import ExtractTumourSlicesd, SquareForegroundCropd, spread_order
 from monai_singanseg.transforms.style import STYLE_METHODS, StyleTransfer
 
 __all__ = [
@@ -229,26 +229,6 @@ def tumour_slices(case: Mapping[str, Any], size: int, min_area: int = 1) -> Slic
         labels.append(torch.round(torch.as_tensor(item["label"]).as_subclass(torch.Tensor)).long())
         names.append(f"{case.get('name', 'case')}:{item['slice_index']}")
     return SliceSet(torch.stack(images), torch.stack(labels), names)
-
-
-def spread_order(slice_indices: Sequence[int], areas: Sequence[float], pool_fraction: float = 0.25) -> list[int]:
-    """Positions of the small-data slices: the largest tumour slice first, then farthest-point along the axis.
-
-    Args:
-        slice_indices: axial index of every slice.
-        areas: tumour area of every slice.
-        pool_fraction: only slices whose area is at least this fraction of the largest are used.
-
-    Returns:
-        Positions into ``slice_indices``; every prefix is spread over the tumour's extent.
-    """
-    top = max(areas)
-    pool = [i for i, a in enumerate(areas) if a >= pool_fraction * top]
-    order = [max(pool, key=lambda i: (areas[i], -i))]
-    while len(order) < len(pool):
-        rest = [i for i in pool if i not in order]
-        order.append(max(rest, key=lambda i: (min(abs(slice_indices[i] - slice_indices[j]) for j in order), areas[i])))
-    return order
 
 
 def style_set_name(base: str, method: str) -> str:

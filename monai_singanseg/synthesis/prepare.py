@@ -54,7 +54,11 @@ def is_2d_image_input(image: str | os.PathLike | Sequence[str | os.PathLike]) ->
 
 
 def singanseg_prepare(
-    label_values: Sequence[int], max_size: int = 128, slice_index: int | None = None, rgb: bool = False
+    label_values: Sequence[int],
+    max_size: int = 128,
+    slice_index: int | None = None,
+    rgb: bool = False,
+    label_map: Mapping[int, int] | None = None,
 ) -> Compose:
     """The SinGAN-Seg prepare ``Compose``: case dict of paths -> list of one prepared dict holding ``"gan"``.
 
@@ -68,6 +72,7 @@ def singanseg_prepare(
         max_size: long side of the finest scale.
         slice_index: axial slice index (None: the slice with most tumour); volumes only.
         rgb: the case is a 2D picture with a mask.
+        label_map: label values replaced on load (e.g. ``{3: 1}``: BRATS-2013 labels in the BraTS convention).
     """
     num_classes = len(label_values)
     if rgb:
@@ -81,7 +86,7 @@ def singanseg_prepare(
         ]
     return Compose(
         [
-            LoadCased(("image", "label"), label_values=label_values, spatial_ndim=2 if rgb else 3),
+            LoadCased(("image", "label"), label_values=label_values, spatial_ndim=2 if rgb else 3, label_map=label_map),
             *select,
             IntensityToTanhRanged("image", use_foreground=not rgb),
             ToGANTensord("image", "label", "gan", num_classes=num_classes),
@@ -96,6 +101,8 @@ def singanseg_training_input(
     max_size: int = 128,
     label_values: Sequence[int] | None = None,
     channel_names: Sequence[str] | None = None,
+    label_map: Mapping[int, int] | None = None,
+    name: str | None = None,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Run :func:`singanseg_prepare` on one case: the GAN tensor and the model file's source fields.
 
@@ -106,6 +113,8 @@ def singanseg_training_input(
         max_size: long side of the finest scale.
         label_values: label values (default BraTS ``(0, 1, 2, 4)`` for volumes, ``(0, 1)`` for 2D pictures).
         channel_names: names of the image channels (default: BraTS modalities for 4 files, RGB, or ``ch<i>``).
+        label_map: label values replaced on load (e.g. ``{3: 1}``).
+        name: the case's name (default: from its file names).
 
     Returns:
         ``(gan_tensor (C, *spatial), metadata)``; metadata holds the source fields of
@@ -127,8 +136,8 @@ def singanseg_training_input(
         raise ValueError(f"--slice {slice_index}: a 2D picture has no slices; leave it at auto")
     else:
         index = int(slice_index)
-    item = {"image": paths if len(paths) > 1 else paths[0], "label": str(label)}
-    prepare = singanseg_prepare(label_values, max_size, index, rgb)
+    item = {"image": paths if len(paths) > 1 else paths[0], "label": str(label), **({"name": name} if name else {})}
+    prepare = singanseg_prepare(label_values, max_size, index, rgb, label_map)
     d = run_pipeline(prepare, item, end=1)
     if "label" not in d:
         raise ValueError(f"{label}: no label loaded")

@@ -13,6 +13,7 @@ from monai.transforms import Transform
 from monai.utils import TransformBackends, convert_to_numpy, convert_to_tensor
 
 __all__ = [
+    "spread_order",
     "TumourSliceError",
     "axial_axis",
     "slice_affine",
@@ -195,3 +196,23 @@ class SlicesToVolume(Transform):
                 raise ValueError(f"slice shape {tuple(s.shape[1:])} does not match the volume's in-plane shape {in_plane}")
             vol.select(axis + 1, index).copy_(s.as_tensor().to(device=vol.device, dtype=dtype))
         return MetaTensor(vol, affine=self.affine.clone())
+
+
+def spread_order(slice_indices: Sequence[int], areas: Sequence[float], pool_fraction: float = 0.25) -> list[int]:
+    """Positions of the small-data slices: the largest tumour slice first, then farthest-point along the axis.
+
+    Args:
+        slice_indices: axial index of every slice.
+        areas: tumour area of every slice.
+        pool_fraction: only slices whose area is at least this fraction of the largest are used.
+
+    Returns:
+        Positions into ``slice_indices``; every prefix is spread over the tumour's extent.
+    """
+    top = max(areas)
+    pool = [i for i, a in enumerate(areas) if a >= pool_fraction * top]
+    order = [max(pool, key=lambda i: (areas[i], -i))]
+    while len(order) < len(pool):
+        rest = [i for i in pool if i not in order]
+        order.append(max(rest, key=lambda i: (min(abs(slice_indices[i] - slice_indices[j]) for j in order), areas[i])))
+    return order

@@ -1,0 +1,104 @@
+"""The work of a dataset synthesis: one entry per (case, tumour slice), each becoming one SinGAN-Seg model."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from monai_singanseg.data import load_case
+from monai_singanseg.io.names import safe_name
+from monai_singanseg.synthesis import is_2d_image_input
+from monai_singanseg.transforms.slices import axial_axis, spread_order, tumour_area_per_slice
+
+__all__ = ["WorkEntry", "plan_work", "case_display_name"]
+
+
+@dataclass
+class WorkEntry:
+    """One model to train: a slice of a case (``slice_index`` None: a 2D picture).
+
+    Args:
+        id: unique, file-name safe (``<case>_z<slice>``).
+        case: the case's name.
+        image: its image path(s).
+        label: its label path.
+        slice_index: the axial slice (None: 2D).
+        error: why the case cannot be used (the entry is then recorded as failed, never trained).
+    """
+
+    id: str
+    case: str
+    image: Any
+    label: str
+    slice_index: int | None = None
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return asdict(self)
+
+
+def case_display_name(item: Mapping[str, Any]) -> str:
+    """A case's name: its datalist ``name``, else its label's folder or file name, made file-name safe."""
+    if item.get("name"):
+        return safe_name(item["name"])
+    label = Path(str(item.get("label", "case")))
+    stem = label.name.split(".")[0]
+    generic = stem.lower() in {"seg", "label", "mask", "otmulticlass", "segmentation"}
+    return safe_name(label.parent.name if generic else stem.removesuffix("_seg").removesuffix("-seg"))
+
+
+def plan_work(
+    items: Sequence[Mapping[str, Any]],
+    slices_per_case: int | None = 1,
+    label_values: Sequence[int] = (0, 1, 2, 4),
+    label_map: Mapping[int, int] | None = None,
+    pool_fraction: float = 0.25,
+) -> list[WorkEntry]:
+    """One entry per chosen tumour slice of every case (a case that cannot be loaded gets one failed entry).
+
+    Slices are chosen as in the evaluation: the largest tumour section first, then farthest-point along the axial
+    axis among slices whose tumour covers at least ``pool_fraction`` of the largest (``slices_per_case`` None: every
+    tumour slice).
+
+    Args:
+        items: datalist entries (``image`` path or paths, ``label``, optional ``name``).
+        slices_per_case: models per volume (None: all tumour slices); a 2D picture gives one.
+        label_values: label values after ``label_map``.
+        label_map: label values replaced on load (e.g. ``{3: 1}``).
+        pool_fraction: the smallest tumour section considered, as a fraction of the largest.
+    """
+    entries: list[WorkEntry] = []
+    names: set[str] = set()
+    for item in items:
+        name = case_display_name(item)
+        while name in names:
+            name = f"{name}_"
+        names.add(name)
+        image, label = item.get("image"), str(item.get("label", ""))
+        rgb = is_2d_image_input(image)
+        try:
+            if not label:
+                raise ValueError("the case has no label")
+            case = load_case({"image": image, "label": label}, label_values, 2 if rgb else 3, label_map)
+            if not bool((case["label"] > 0).any()):
+                raise ValueError(f"{label}: the label holds no tumour")
+        except (ValueError, OSError) as exc:
+            entries.append(WorkEntry(f"{name}_failed", name, image, label, None, str(exc)))
+            continue
+        if rgb:
+            entries.append(WorkEntry(name, name, image, label))
+            continue
+        axis = axial_axis(case["label"].affine)
+        areas = tumour_area_per_slice(case["label"], axis)
+        indices = [int(i) for i in (areas > 0).nonzero().flatten()]
+        order = spread_order(indices, [float(areas[i]) for i in indices], pool_fraction)
+        chosen = [indices[p] for p in order] if slices_per_case is None else [indices[p] for p in order[:slices_per_case]]
+        if slices_per_case is None:
+            chosen = indices
+        for z in sorted(chosen):
+            entries.append(WorkEntry(f"{name}_z{z:03d}", name, image, label, z))
+    return entries

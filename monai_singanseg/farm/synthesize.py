@@ -1,0 +1,341 @@
+"""A real dataset in, a synthetic dataset out: one SinGAN-Seg model per (case, tumour slice), as the SinGAN-Seg
+paper did per image, trained and sampled by every process of the run through the package's own prepare, train
+and synthesis steps.
+
+Layout of the output folder::
+
+    SYN/synthesize.json   the run (data and settings); another run's folder is refused unless overwrite
+    SYN/models/<id>.pt    one model per work entry (a checkpoint while it trains: a killed run resumes it)
+    SYN/cases/<id>/       its synthetic cases (NIfTI in BraTS naming, or PNG pairs), with their own datalist
+    SYN/done/ failed/     one result record per entry (seconds, samples, quality figures, owner)
+    SYN/claims/           who works on what now
+    SYN/manifest.json     every entry with its status, written with the final outputs
+    SYN/datalist.json     every synthetic case (MONAI decathlon format), written once, atomically, at the end
+    SYN/preview.png       one sample per model (up to 8)
+    SYN/report.md         counts, time, memorisation flags
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import resource
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from monai.data import load_decathlon_datalist
+from tqdm.auto import tqdm
+
+from monai_singanseg.data import load_case
+from monai_singanseg.engines.singan import SinGANSegSettings, SinGANSegTrainer
+from monai_singanseg.farm.claims import WorkDir
+from monai_singanseg.farm.distributed import RankContext
+from monai_singanseg.farm.plan import WorkEntry, plan_work
+from monai_singanseg.inferers import SinGANSegSampler
+from monai_singanseg.io.atomic import OutputExistsError, atomic_path, check_output_folder
+from monai_singanseg.io.writers import write_datalist
+from monai_singanseg.metrics import memorisation_scores
+from monai_singanseg.synthesis import (
+    SinGANSegSynthesisOptions,
+    preview_plane,
+    singanseg_synthesis,
+    singanseg_training_input,
+    synthesise,
+)
+from monai_singanseg.visualize import contact_sheet
+
+__all__ = ["DatasetSettings", "synthesize_dataset", "RUN_FILE"]
+
+logger = logging.getLogger(__name__)
+
+RUN_FILE = "synthesize.json"
+#: the folders and files a synthesis writes in its output folder (removed by ``overwrite``; nothing else is).
+OWN_FOLDERS = ("models", "cases", "claims", "done", "failed")
+OWN_FILES = (RUN_FILE, "manifest.json", "datalist.json", "preview.png", "report.md")
+
+
+@dataclass
+class DatasetSettings:
+    """What a dataset synthesis does (stored in ``synthesize.json``; a resumed run must use the same).
+
+    Args:
+        slices_per_case: models per volume, on tumour slices spread over the tumour (None: every tumour slice).
+        samples_per_model: synthetic cases drawn from each model.
+        max_size: long side of the training slice.
+        label_values: label values after ``label_map`` (background first).
+        label_map: label values replaced on load, e.g. ``{3: 1}`` (BRATS-2013 -> BraTS).
+        channel_names: names of the image channels (None: from the files: BraTS modalities, RGB or ``ch<i>``).
+        training: SinGAN-Seg training settings; model ``i`` is trained with ``seed + i``.
+        options: sampling, finishing and style options of the synthesis pipeline.
+        seed: base seed of training and sampling.
+        memorisation_threshold: a sample whose nearest-neighbour correlation with its training slice exceeds this
+            is flagged in the report.
+        claim_timeout: seconds without a heartbeat after which another host's claim is taken over.
+    """
+
+    slices_per_case: int | None = 1
+    samples_per_model: int = 10
+    max_size: int = 128
+    label_values: tuple[int, ...] = (0, 1, 2, 4)
+    label_map: dict[int, int] = field(default_factory=dict)
+    channel_names: tuple[str, ...] | None = None
+    training: SinGANSegSettings = field(default_factory=SinGANSegSettings)
+    options: SinGANSegSynthesisOptions = field(default_factory=SinGANSegSynthesisOptions)
+    seed: int = 0
+    memorisation_threshold: float = 0.95
+    claim_timeout: float = 900.0
+
+    def __post_init__(self) -> None:
+        if self.slices_per_case is not None and self.slices_per_case < 1:
+            raise ValueError(f"slices_per_case must be >= 1 or None (all), got {self.slices_per_case}")
+        if self.samples_per_model < 1:
+            raise ValueError(f"samples_per_model must be >= 1, got {self.samples_per_model}")
+        self.label_values = tuple(int(v) for v in self.label_values)
+        self.label_map = {int(k): int(v) for k, v in self.label_map.items()}
+        unknown = sorted(set(self.label_map.values()) - set(self.label_values))
+        if unknown:
+            raise ValueError(f"label map targets {unknown} are not label values {list(self.label_values)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (the run record)."""
+        d = dataclasses.asdict(self)
+        d["training"] = self.training.to_dict()
+        d["label_map"] = {str(k): v for k, v in self.label_map.items()}
+        return json.loads(json.dumps(d))
+
+
+def _normalise_items(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    def absolute(p: Any) -> Any:
+        return [absolute(x) for x in p] if isinstance(p, (list, tuple)) else os.path.abspath(str(p))
+
+    return [{k: (absolute(v) if k in ("image", "label") else v) for k, v in it.items()} for it in items]
+
+
+def _start_run(out: Path, record: dict[str, Any], ctx: RankContext, overwrite: bool) -> None:
+    """Rank 0 checks (or replaces) the run record; every rank then sees the same folder."""
+    path = out / RUN_FILE
+    if ctx.rank == 0 or ctx.shard:
+        existing = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        if existing is not None and existing != record:
+            if not overwrite:
+                raise OutputExistsError(
+                    f"{out} holds another dataset synthesis ({path} differs: other data or settings); choose another "
+                    "--out, or pass --overwrite to replace it"
+                )
+            if ctx.rank == 0 and not ctx.shard:
+                for name in OWN_FOLDERS:
+                    shutil.rmtree(out / name, ignore_errors=True)
+                for name in OWN_FILES:
+                    (out / name).unlink(missing_ok=True)
+                existing = None
+        elif existing is None and not overwrite:
+            clashes = [name for name in (*OWN_FOLDERS, *OWN_FILES) if (out / name).exists()]
+            if clashes:
+                raise OutputExistsError(f"{out} already holds {', '.join(clashes)}; pass --overwrite to replace it")
+        if existing is None:
+            with atomic_path(path) as tmp:
+                tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    ctx.barrier()
+
+
+def _model_quality(model: Path, real: torch.Tensor, settings: DatasetSettings, seed: int) -> dict[str, Any]:
+    """Memorisation (nearest-neighbour correlation of samples with the training slice) and tumour kept."""
+    sampler = SinGANSegSampler(model, device="cpu")
+    num = min(settings.samples_per_model, 16)
+    x = sampler.sample(num, start_scale=min(settings.options.start_scale, sampler.num_scales - 1), seed=seed)
+    scores = memorisation_scores(x, real[None].float()).scores
+    _, labels = sampler.split(x, settings.options.threshold, settings.options.min_component)
+    return {
+        "memorisation_mean": float(scores.mean()),
+        "memorisation_max": float(scores.max()),
+        "memorised": int((scores > settings.memorisation_threshold).sum()),
+        "tumour_kept": float((labels.flatten(1) > 0).any(1).float().mean()),
+        "quality_samples": num,
+    }
+
+
+def _work_one(
+    entry: WorkEntry, index: int, out: Path, settings: DatasetSettings, work: WorkDir, device: str, progress: bool
+) -> dict[str, Any]:
+    """Prepare, train (resuming a checkpoint) and sample one entry's model; returns its result record."""
+    start = time.time()
+    model = out / "models" / f"{entry.id}.pt"
+    gan, meta = singanseg_training_input(
+        entry.image, entry.label, entry.slice_index if entry.slice_index is not None else "auto", settings.max_size,
+        settings.label_values, settings.channel_names, settings.label_map, name=entry.case,
+    )  # fmt: skip
+    meta["source_name"] = entry.id  # case names of the samples: <entry id>_synNNNN
+    training = dataclasses.replace(settings.training, seed=settings.training.seed + index)
+    trainer = SinGANSegTrainer(training, device=device, progress=False)
+    trainer.fit(gan, model, meta, resume=True, on_scale=lambda k: work.heartbeat(entry.id))
+    trained = time.time()
+    folder = out / "cases" / entry.id
+    pipeline = singanseg_synthesis(model, folder, settings.options, device=device)
+    synthesise(pipeline, pipeline.cases(settings.samples_per_model), folder, seed=settings.seed + index, preview=0,
+               progress=False, resume=True)  # fmt: skip
+    quality = _model_quality(model, gan, settings, settings.seed + index)
+    return {
+        "id": entry.id, "case": entry.case, "slice": entry.slice_index, "status": "done", "model": f"models/{entry.id}.pt",
+        "cases": f"cases/{entry.id}", "samples": settings.samples_per_model, "started": start, "finished": time.time(),
+        "train_seconds": round(trained - start, 3), "seconds": round(time.time() - start, 3), "quality": quality,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
+    }  # fmt: skip
+
+
+def _entries_for(plan: list[WorkEntry], ctx: RankContext) -> list[tuple[int, WorkEntry]]:
+    """The entries this process tries, in its own order (a Slurm shard: its share only; a rank: all, rotated)."""
+    indexed = list(enumerate(plan))
+    if ctx.shard:
+        return [(i, e) for i, e in indexed if i % ctx.world_size == ctx.rank]
+    return indexed[ctx.rank :] + indexed[: ctx.rank]
+
+
+def synthesize_dataset(
+    items: Sequence[Mapping[str, Any]],
+    output_dir: str | os.PathLike,
+    settings: DatasetSettings | None = None,
+    context: RankContext | None = None,
+    device: str | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train one SinGAN-Seg model per work entry and write the synthetic dataset (every process of a run calls it).
+
+    Args:
+        items: datalist entries of the real dataset.
+        output_dir: the synthetic dataset's folder.
+        settings: what to do.
+        context: this process's rank (default: from torchrun's environment, or a single process).
+        device: torch device (default: this rank's GPU, else CPU).
+        overwrite: replace another run's outputs in ``output_dir``.
+        progress: a bar over models with ETA (rank 0) and a log line per model.
+
+    Returns:
+        The manifest: ``{"entries": [...], "done": n, "failed": [ids], ...}`` (complete on the process that
+        writes the final outputs; others return their own share).
+
+    Raises:
+        OutputExistsError: ``output_dir`` holds another run and ``overwrite`` is False.
+    """
+    settings = settings or DatasetSettings()
+    ctx = context or RankContext.from_environment(device=device)
+    device = device or ctx.device
+    out = check_output_folder(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    items = _normalise_items(items)
+    if not items:
+        raise ValueError("no cases in the real dataset")
+    _start_run(out, {"format": "monai-singanseg-dataset", "items": items, "settings": settings.to_dict()}, ctx, overwrite)
+    plan = plan_work(items, settings.slices_per_case, settings.label_values, settings.label_map)
+    work = WorkDir(out, {"rank": ctx.rank, "run": ctx.run_id}, settings.claim_timeout)
+    if ctx.rank == 0:
+        work.forget_failures()
+    ctx.barrier()
+    mine = _entries_for(plan, ctx)
+    bar = tqdm(total=len(plan), desc="models", unit="model", disable=not progress or ctx.rank != 0)
+    bar.update(sum(work.is_finished(e.id) for e in plan))
+    for index, entry in mine:
+        if work.result(entry.id) is not None or not work.claim(entry.id):
+            continue
+        if entry.error is not None:
+            work.finish(entry.id, {"id": entry.id, "case": entry.case, "status": "failed", "error": entry.error}, failed=True)
+            continue
+        try:
+            record = _work_one(entry, index, out, settings, work, device, progress)
+        except (ValueError, OSError, RuntimeError) as exc:
+            logger.error("[rank %d] %s failed: %s", ctx.rank, entry.id, exc)
+            work.finish(entry.id, {"id": entry.id, "case": entry.case, "slice": entry.slice_index, "status": "failed",
+                                   "error": str(exc)}, failed=True)  # fmt: skip
+            continue
+        work.finish(entry.id, record)
+        if progress:
+            print(f"[rank {ctx.rank}] {entry.id}: trained in {record['train_seconds']:.0f} s, "
+                  f"{record['samples']} samples, memorisation max {record['quality']['memorisation_max']:.3f}", flush=True)
+        bar.update(sum(work.is_finished(e.id) for e in plan) - bar.n)
+    bar.close()
+    ctx.barrier()
+    records = {e.id: work.result(e.id) for e in plan}
+    complete = all(r is not None for r in records.values())
+    manifest = _manifest(plan, records, settings)
+    if complete and (ctx.rank == 0 or ctx.shard):
+        _write_outputs(out, plan, records, manifest, settings)
+    ctx.barrier()
+    return manifest
+
+
+def _manifest(plan: list[WorkEntry], records: Mapping[str, Any], settings: DatasetSettings) -> dict[str, Any]:
+    entries = []
+    for e in plan:
+        r = records.get(e.id) or {"status": "pending"}
+        entries.append({"id": e.id, "case": e.case, "image": e.image, "label": e.label, "slice": e.slice_index,
+                        **{k: v for k, v in r.items() if k not in ("id", "case", "slice")}})  # fmt: skip
+    done = [e for e in entries if e["status"] == "done"]
+    return {
+        "entries": entries,
+        "done": len(done),
+        "failed": [e["id"] for e in entries if e["status"] == "failed"],
+        "pending": [e["id"] for e in entries if e["status"] == "pending"],
+        "samples": sum(int(e.get("samples", 0)) for e in done),
+        "settings": settings.to_dict(),
+    }
+
+
+def _write_outputs(
+    out: Path, plan: list[WorkEntry], records: Mapping[str, Any], manifest: dict[str, Any], settings: DatasetSettings
+) -> None:
+    """The final datalist (every synthetic case), preview, report and manifest; each written atomically."""
+    entries, images, labels, names = [], [], [], []
+    for e in manifest["entries"]:
+        if e["status"] != "done":
+            continue
+        cases = load_decathlon_datalist(str(out / e["cases"] / "datalist.json"), data_list_key="training")
+        entries += cases
+        if len(images) < 8:
+            rgb = str(cases[0]["image"]).endswith(".png")
+            case = load_case(cases[0], settings.label_values, 2 if rgb else 3)
+            image, index = preview_plane(case["image"], case["label"], rgb)
+            images.append(image)
+            labels.append(index)
+            names.append(e["id"])
+    datalist = write_datalist(out / "datalist.json", entries, overwrite=True,
+                              extra={"description": "monai-singanseg synthetic dataset (SinGAN-Seg, one model per slice)",
+                                     "labels": {str(v): str(v) for v in settings.label_values}})  # fmt: skip
+    if images:
+        contact_sheet(out / "preview.png", images, labels, rgb=str(entries[0]["image"]).endswith(".png"), row_names=names)
+    with atomic_path(out / "manifest.json") as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    with atomic_path(out / "report.md") as tmp:
+        tmp.write_text(_report(manifest, settings, len(entries)), encoding="utf-8")
+    logger.info("wrote %s (%d synthetic cases)", datalist, len(entries))
+
+
+def _report(manifest: dict[str, Any], settings: DatasetSettings, num_cases: int) -> str:
+    done = [e for e in manifest["entries"] if e["status"] == "done"]
+    seconds = [float(e["seconds"]) for e in done]
+    span = (max(e["finished"] for e in done) - min(e["started"] for e in done)) if done else 0.0
+    flagged = [e for e in done if e["quality"]["memorised"]]
+    lines = [
+        "# Synthetic dataset report", "",
+        f"- models: {len(done)} done, {len(manifest['failed'])} failed, {len(manifest['pending'])} pending "
+        f"(of {len(manifest['entries'])} work entries)",
+        f"- synthetic cases: {num_cases} ({settings.samples_per_model} per model)",
+        f"- time: {sum(seconds):.0f} s of work, {span:.0f} s wall from the first start to the last finish"
+        + (f", {3600 * len(done) / span:.1f} models/hour" if span > 0 else ""),
+        f"- memorisation (nearest-neighbour correlation of samples with their training slice, flag > "
+        f"{settings.memorisation_threshold}): {len(flagged)} model(s) with flagged samples",
+        "", "| model | case | slice | seconds | memorisation mean / max | flagged | tumour kept |", "| --- | --- | --- | --- | --- | --- | --- |",
+    ]  # fmt: skip
+    for e in done:
+        q = e["quality"]
+        lines.append(f"| {e['id']} | {e['case']} | {e['slice']} | {e['seconds']:.0f} | {q['memorisation_mean']:.3f} / "
+                     f"{q['memorisation_max']:.3f} | {q['memorised']}/{q['quality_samples']} | {q['tumour_kept']:.2f} |")
+    if manifest["failed"]:
+        lines += ["", "## Failed", ""] + [f"- {e['id']}: {e.get('error')}" for e in manifest["entries"] if e["status"] == "failed"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,153 @@
+"""Dataset synthesis at scale on real data: torchrun ranks (gloo, CPU) share the per-slice SinGAN-Seg models,
+a killed rank's run resumes with nothing lost or done twice, Slurm-style shards, and bad cases are recorded."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from monai.data import load_decathlon_datalist
+
+from monai_singanseg.io import load_model_file
+
+TINY = ["--label-map", "3:1", "--max-size", "24", "--min-size", "12", "--stages", "2", "--samples-per-model", "2", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def real(shared_data, tmp_path_factory) -> Path:
+    """Two BraTS-space TCGA cases (4 sequences, labels 0/1/2/4) and two BRATS-2013 cases (FLAIR + T1c, label 3)."""
+    t, b = shared_data / "brats_tcga", shared_data / "brats2013"
+    items = [{"name": c, "image": [str(t / c / f"{c}_{m}.nii.gz") for m in ("flair", "t1", "t1ce", "t2")],
+              "label": str(t / c / f"{c}_seg.nii.gz")} for c in ("TCGA-FG-6692", "TCGA-DU-7294")]
+    items += [{"name": c, "image": [str(b / c / "Flair_subtrMeanDivStd.nii.gz"), str(b / c / "T1c_subtrMeanDivStd.nii.gz")],
+               "label": str(b / c / "OTMultiClass.nii.gz")} for c in ("brats_2013_pat0001_1", "brats_2013_pat0002_1")]
+    path = tmp_path_factory.mktemp("real") / "datalist.json"
+    path.write_text(json.dumps({"training": items}), encoding="utf-8")
+    return path
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+
+
+def torchrun(*args: str) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+            "-m", "monai_singanseg", "synthesize", *args]  # fmt: skip
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (from /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _check_dataset(out: Path, manifest: dict) -> None:
+    cases = load_decathlon_datalist(str(out / "datalist.json"), data_list_key="training")
+    assert len(cases) == 2 * manifest["done"] == manifest["samples"]
+    for entry in manifest["entries"]:
+        cfg = load_model_file(out / entry["model"]).config
+        assert cfg.complete and cfg.source_slice_index == entry["slice"]
+        seg = out / entry["cases"] / f"{entry['id']}_syn0000_seg.nii.gz"
+        img = nib.load(seg)
+        np.testing.assert_allclose(img.affine, np.asarray(cfg.source_affine) @ np.diag([24 / 24, 1, 1, 1]), atol=1e-3)
+        assert set(np.unique(np.asarray(img.dataobj)).tolist()) <= {0, 1, 2, 4}  # BRATS-2013's 3 mapped to 1
+    assert (out / "preview.png").is_file() and (out / "report.md").is_file()
+
+
+def test_torchrun_two_ranks_killed_and_resumed(real, tmp_path):
+    out = tmp_path / "syn"
+    cmd = torchrun("--data", str(real), "--out", str(out), "--iters", "20", *TINY)
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline and not list((out / "done").glob("*.json")):
+        time.sleep(0.1)
+    ranks = _children(proc.pid)
+    assert proc.poll() is None and ranks, "the run ended before a rank could be killed"
+    killed_at = time.time()
+    os.kill(ranks[-1], signal.SIGKILL)  # one rank dies mid-run; torchrun then stops the other
+    proc.wait(timeout=120)
+    os.killpg(proc.pid, signal.SIGKILL) if proc.poll() is None else None
+    assert proc.returncode != 0
+    first = {p.stem: json.loads(p.read_text()) for p in (out / "done").glob("*.json")}
+    assert 1 <= len(first) < 4 and not (out / "datalist.json").exists()  # no half dataset published
+    res = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["done"] == 4 and not manifest["failed"] and not manifest["pending"]
+    for entry in manifest["entries"]:  # finished models were kept, never trained again
+        if entry["id"] in first:
+            assert entry["finished"] == first[entry["id"]]["finished"] < killed_at
+        else:
+            assert entry["started"] > killed_at - 60
+    assert sorted({e["owner"]["rank"] for e in manifest["entries"]}) == [0, 1]  # both ranks worked
+    assert not list((out / "claims").iterdir())
+    _check_dataset(out, manifest)
+    # the same command again: nothing to do, same dataset
+    before = (out / "datalist.json").read_bytes()
+    again = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and (out / "datalist.json").read_bytes() == before
+
+
+def test_slurm_shards_bad_cases_and_another_run(real, tmp_path):
+    items = json.loads(real.read_text())["training"]
+    empty = tmp_path / "empty_seg.nii.gz"
+    seg = nib.load(items[0]["label"])
+    nib.save(nib.Nifti1Image(np.zeros(seg.shape, np.uint8), seg.affine), empty)
+    data = tmp_path / "with_bad.json"
+    bad = {**items[0], "name": "NO-TUMOUR", "label": str(empty)}
+    data.write_text(json.dumps({"training": [items[0], bad, items[2]]}), encoding="utf-8")
+    out = tmp_path / "syn"
+    base = [sys.executable, "-m", "monai_singanseg", "synthesize", "--data", str(data), "--out", str(out), "--iters", "2", *TINY]
+    first = subprocess.run([*base, "--shard", "0/2"], env=_env(), capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]  # task 0's share (cases 0 and 2) is fine ...
+    assert not (out / "datalist.json").exists()  # ... but the dataset is not complete: nothing is published yet
+    last = subprocess.run([*base, "--shard", "1/2"], env=_env(), capture_output=True, text=True, timeout=300)
+    assert last.returncode == 1, last.stderr[-2000:]  # the bad case fails the run, naming it ...
+    assert "NO-TUMOUR_failed" in last.stderr and "Traceback" not in last.stderr
+    manifest = json.loads((out / "manifest.json").read_text())  # ... the others are written, once
+    assert manifest["done"] == 2 and manifest["failed"] == ["NO-TUMOUR_failed"]
+    failed = next(e for e in manifest["entries"] if e["status"] == "failed")
+    assert "no tumour" in failed["error"]
+    assert len(load_decathlon_datalist(str(out / "datalist.json"), data_list_key="training")) == 4
+    other = subprocess.run([*base, "--seed", "1"], env=_env(), capture_output=True, text=True, timeout=300)
+    assert other.returncode == 1 and "holds another dataset synthesis" in other.stderr  # other settings: refused
+    assert json.loads((out / "manifest.json").read_text()) == manifest  # and nothing changed
+
+
+def test_bundle_config_runs_the_same_dataset_synthesis(tmp_path):
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "bundle_syn"
+    res = subprocess.run(
+        [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(repo / "bundles/singanseg/configs/synthesize.json"),
+         "--bundle_root", str(repo / "bundles/singanseg"), "--output_dir", str(out), "--max_size", "24",
+         "--samples_per_model", "2", "--training#iters", "2", "--training#min_size", "12", "--training#num_stages", "2"],
+        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["done"] == 1 and manifest["entries"][0]["case"] == "TCGA-FG-6692"
+    assert len(load_decathlon_datalist(str(out / "datalist.json"), data_list_key="training")) == 2
