@@ -1,6 +1,6 @@
 """SinGAN-Seg training: a multi-scale single-image GAN on image channels + one-hot label channels.
 
-Two schedules:
+Two schedules (:mod:`~monai_singanseg.engines.singan_schedule`):
 
 - ``"singan"`` (the reference): coarsest short side ``min_size``, scale factor ~``scale_factor``, one new
   scale trained at a time with the scales below frozen.
@@ -13,236 +13,193 @@ noise map at the coarsest scale and zeros above, noise amplitudes ``noise_ratio`
 reconstruction), Adam with the learning rate x0.1 at ``lr_decay_at`` of the iterations. After every scale
 the model file is rewritten atomically, so a killed run loses at most the scale in progress and
 ``resume=True`` continues from the last finished scale, reproducing the uninterrupted run exactly.
+
+One training loop serves one model and many: :class:`BatchedSinGANSegTrainer` trains M models whose GAN tensors
+share one shape in lock-step (one SinGAN-Seg stage is a stack of small convolutions, so a GPU trains one model at
+a few percent use), and :class:`SinGANSegTrainer` is its M = 1 case. The M copies of every generator and critic
+are stacked along a leading model dimension and run with ``torch.vmap`` over ``torch.func.functional_call``
+(grouped convolutions; batch norm normalises and tracks running statistics per model). Everything that belongs
+to a model stays its own:
+
+- random numbers: model ``m`` draws its initial weights, noise maps and gradient-penalty weights from its own
+  stream, seeded with ``seeds[m] + k`` at scale ``k``;
+- losses: each model's losses are computed apart and their sum is back-propagated (a model's parameters only
+  reach its own loss, so the gradient of the sum is each model's own gradient);
+- optimiser state: one Adam over the stacked parameters; Adam is elementwise, so it is M independent Adams with
+  the same per-stage learning rates and the same MultiStepLR decay.
+
+So model ``m`` of a batch equals the model trained alone with ``seed=seeds[m]``: to ~1e-9 in float64; in float32
+the rounding differs (batched reductions add in another order) by ~1e-3 after a short training, as much as one
+model trained with 1 and with 2 CPU threads differs from itself. GAN tensors of different shapes are refused
+(:func:`check_same_shapes`), not padded.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
 from tqdm.auto import tqdm
 
 from monai_singanseg.device import resolve_device
 from monai_singanseg.engines.common import optional_summary_writer, tensor_digest
-from monai_singanseg.rng import forked_rng
+from monai_singanseg.engines.singan_schedule import (
+    MODEL_KIND,
+    RESUME_KEYS,
+    SCHEDULES,
+    SinGANSegSettings,
+    gradient_penalty,
+    label_area_loss,
+    pyramid_sizes,
+    real_pyramid,
+)
 from monai_singanseg.io.atomic import check_outputs_free
-from monai_singanseg.io.model_config import SINGANSEG_KIND, SinGANSegModelConfig
+from monai_singanseg.io.model_config import SinGANSegModelConfig
 from monai_singanseg.io.modelfile import ModelFileError, load_model_file, save_model_file
 from monai_singanseg.networks.singan import SinGANCritic, SinGANPyramid, resize_to, scale_features
+from monai_singanseg.rng import forked_rng
 
 __all__ = [
-    "MODEL_KIND",
-    "SCHEDULES",
-    "SinGANSegSettings",
-    "SinGANSegTrainer",
-    "pyramid_sizes",
-    "real_pyramid",
-    "gradient_penalty",
-    "label_area_loss",
+    "MODEL_KIND", "SCHEDULES", "SinGANSegSettings", "SinGANSegTrainer", "BatchedSinGANSegTrainer", "StackedModules",
+    "check_same_shapes", "pyramid_sizes", "real_pyramid", "label_area_loss", "gradient_penalty",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: the ``kind`` of SinGAN-Seg model files.
-MODEL_KIND = SINGANSEG_KIND
-SCHEDULES = ("fast", "singan")
-#: settings that must agree between a checkpoint and a resumed run.
-_RESUME_KEYS = (
-    "schedule", "min_size", "scale_factor", "num_stages", "iters", "coarsest_iters", "critic_steps", "generator_steps", "lr",
-    "betas", "lr_decay_at", "gp_weight", "rec_weight", "label_area_weight", "noise_ratio", "base_features", "max_features",
-    "double_every", "num_layers", "concurrent_stages", "lr_scale", "seed",
-)  # fmt: skip
+
+def check_same_shapes(reals: Sequence[torch.Tensor], num_image_channels: Sequence[int]) -> None:
+    """Refuse a batch of GAN tensors that cannot train together.
+
+    Models of different shapes are refused, not padded: padding would change what the critic sees (its
+    patches would score the padding) and the pyramid sizes, so a padded model would not equal the model
+    trained alone.
+
+    Args:
+        reals: the GAN tensors ``(C, *spatial)``.
+        num_image_channels: image channels of each (the rest are label channels).
+
+    Raises:
+        ValueError: naming the shapes (or the image channel counts) when they differ.
+    """
+    shapes = [tuple(int(d) for d in r.shape) for r in reals]
+    if len(set(shapes)) > 1:
+        raise ValueError(
+            f"batched SinGAN-Seg training needs GAN tensors of one shape (channels and size), got {shapes}; "
+            "slices of different sizes are refused, not padded (padding would change what the critic sees): "
+            "group the slices by shape and train each group on its own"
+        )
+    if len(set(num_image_channels)) > 1:
+        raise ValueError(
+            f"batched SinGAN-Seg training needs one number of image channels, got {list(num_image_channels)} "
+            f"for GAN tensors of shape {shapes[0]}"
+        )
+
+
+class StackedModules:
+    """M modules of one architecture run as one: parameters and buffers stacked along a leading model dim.
+
+    Calling it maps ``functional_call`` of the first module (the template: its structure and its train/eval
+    mode) over the model dimension with ``torch.vmap``; batch-norm running statistics are updated in the
+    stacked buffers in place, per model.
+
+    Args:
+        modules: the M modules (same parameter and buffer names and shapes).
+        trainable: make the stacked parameters leaves that require gradients.
+    """
+
+    def __init__(self, modules: Sequence[nn.Module], trainable: bool) -> None:
+        self.template = modules[0]
+        self.params = _stack([dict(m.named_parameters()) for m in modules])
+        self.buffers = _stack([dict(m.named_buffers()) for m in modules])
+        self.requires_grad_(trainable)
+        self._vmapped = torch.vmap(self._call_one)
+
+    def _call_one(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], *args: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.template, (params, buffers), args)
+
+    def __call__(self, *args: torch.Tensor) -> torch.Tensor:
+        """Run every model on its slice of ``args`` (each ``(M, ...)``); returns ``(M, ...)``."""
+        return self._vmapped(self.params, self.buffers, *args)
+
+    def parameters(self) -> list[torch.Tensor]:
+        """The stacked parameters (optimiser leaves when trainable)."""
+        return list(self.params.values())
+
+    def requires_grad_(self, flag: bool) -> None:
+        """Switch gradients of the stacked parameters on or off."""
+        for p in self.params.values():
+            p.requires_grad_(flag)
+
+    @torch.no_grad()
+    def write_back(self, modules: Sequence[nn.Module]) -> None:
+        """Copy model ``m``'s slice of the parameters and buffers into ``modules[m]``."""
+        for m, module in enumerate(modules):
+            for name, t in (*module.named_parameters(), *module.named_buffers()):
+                stacked = self.params[name] if name in self.params else self.buffers[name]
+                t.copy_(stacked[m])
+
+
+def _stack(dicts: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Stack same-named tensors of M dicts into fresh leaf tensors ``(M, ...)``."""
+    return {name: torch.stack([d[name].detach() for d in dicts]).clone() for name in dicts[0]}
+
+
+def _capture_stream(device: torch.device) -> torch.Generator:
+    """A generator that continues the current (forked) default random stream of ``device``."""
+    gen = torch.Generator(device=device)
+    gen.set_state(torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state())
+    return gen
+
+
+def _per_model_mean(x: torch.Tensor) -> torch.Tensor:
+    """Mean of each model's slice: ``(M, ...) -> (M,)``."""
+    return x.flatten(1).mean(1)
+
+
+def _resize_models(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """:func:`resize_to` of an ``(M, N, C, *spatial)`` batch (model and sample dims folded together)."""
+    return resize_to(x.flatten(0, 1), size).unflatten(0, x.shape[:2])
 
 
 @dataclass
-class SinGANSegSettings:
-    """Training settings (stored in the model file).
+class _Model:
+    """What belongs to one model of the batch."""
+
+    seed: int
+    out: Path
+    config: SinGANSegModelConfig
+    pyramid: SinGANPyramid
+    rec_noise: torch.Tensor
+    critic: SinGANCritic | None = None
+    critic_state: dict[str, torch.Tensor] | None = None
+    stream: torch.Generator | None = None
+
+
+class BatchedSinGANSegTrainer:
+    """Trains M same-shaped SinGAN-Seg models together on one device and writes one model file each.
+
+    The schedule and maths are those of :class:`~monai_singanseg.engines.singan.SinGANSegTrainer` (the same
+    :class:`~monai_singanseg.engines.singan.SinGANSegSettings`); model ``m`` uses ``settings.seed``
+    replaced by ``seeds[m]``, and its file equals, to float tolerance, the single trainer's for that seed.
+    GAN tensors of different shapes (or channel counts) are refused, not padded (see :func:`check_same_shapes`).
+    The files are rewritten after every scale, like the single trainer's, so an interrupted batch can be
+    finished model by model with ``SinGANSegTrainer(..., resume=True)``; this trainer does not resume.
 
     Args:
-        schedule: ``"fast"`` (ConSinGAN-style concurrent stages) or ``"singan"`` (one scale at a time).
-        min_size: short side of the coarsest scale (None: 25 for ``"singan"``, 16 for ``"fast"``, whose
-            coarsest generator then sees most of the slice and learns its global layout).
-        scale_factor: nominal scale factor between scales (``"singan"``).
-        num_stages: number of stages (``"fast"``).
-        iters: iterations per scale (None: 2000 for ``"singan"``, 200 for ``"fast"``).
-        coarsest_iters: iterations of the coarsest scale (None: ``iters`` for ``"singan"``, 3 x ``iters`` for
-            ``"fast"``); it is cheap and sets the global layout of samples from start scale 0.
-        critic_steps: critic updates per iteration.
-        generator_steps: generator updates per iteration.
-        lr: Adam learning rate.
-        betas: Adam betas.
-        lr_decay_at: fraction of the iterations after which the learning rate is divided by 10.
-        gp_weight: WGAN gradient-penalty weight.
-        rec_weight: reconstruction loss weight (alpha).
-        label_area_weight: weight of the label-area loss of random samples: the L1 distance between a
-            sample's soft area per tumour class and the training slice's, relative to its total tumour area
-            (0: off, the reference). A patch critic alone lets random samples drop a small tumour.
-        noise_ratio: noise amplitude = ``noise_ratio`` x RMSE(real, upsampled reconstruction).
-        base_features: feature width of the coarsest scales.
-        max_features: cap on the feature width.
-        double_every: the width doubles every this many scales.
-        num_layers: convolutions per generator/critic.
-        concurrent_stages: stages trained together (``"fast"``).
-        lr_scale: learning-rate factor per lower concurrent stage (``"fast"``).
-        seed: random seed; scale ``k`` runs in a forked torch RNG seeded with ``seed + k``.
-    """
-
-    schedule: str = "fast"
-    min_size: int | None = None
-    scale_factor: float = 0.75
-    num_stages: int = 4
-    iters: int | None = None
-    coarsest_iters: int | None = None
-    critic_steps: int = 3
-    generator_steps: int = 3
-    lr: float = 5e-4
-    betas: tuple[float, float] = (0.5, 0.999)
-    lr_decay_at: float = 0.8
-    gp_weight: float = 0.1
-    rec_weight: float = 10.0
-    label_area_weight: float = 1.0
-    noise_ratio: float = 0.1
-    base_features: int = 32
-    max_features: int = 128
-    double_every: int = 4
-    num_layers: int = 5
-    concurrent_stages: int = 3
-    lr_scale: float = 0.1
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.iters is None:
-            self.iters = 2000 if self.schedule == "singan" else 200
-        if self.coarsest_iters is None:
-            self.coarsest_iters = self.iters if self.schedule == "singan" else 3 * self.iters
-        if self.min_size is None:
-            self.min_size = 25 if self.schedule == "singan" else 16
-        if self.iters < 1 or self.coarsest_iters < 1 or self.critic_steps < 1 or self.generator_steps < 1:
-            raise ValueError("iters, critic_steps and generator_steps must be >= 1")
-        if self.min_size < 4:
-            raise ValueError(f"min_size must be >= 4, got {self.min_size}")
-        if not 0.0 < self.scale_factor < 1.0:
-            raise ValueError(f"scale_factor must lie in (0, 1), got {self.scale_factor}")
-        if self.num_stages < 1 or self.concurrent_stages < 1:
-            raise ValueError("num_stages and concurrent_stages must be >= 1")
-        self.betas = (float(self.betas[0]), float(self.betas[1]))
-
-    @property
-    def active_stages(self) -> int:
-        """How many of the newest stages train together."""
-        return self.concurrent_stages if self.schedule == "fast" else 1
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        d = asdict(self)
-        d["betas"] = list(self.betas)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SinGANSegSettings:
-        """Inverse of :meth:`to_dict` (unknown keys ignored)."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
-
-def pyramid_sizes(shape: Sequence[int], settings: SinGANSegSettings) -> list[list[int]]:
-    """Spatial size of every scale, coarse to fine; the finest is ``shape`` itself.
-
-    Args:
-        shape: spatial shape of the training tensor.
-        settings: the schedule and its sizes.
-
-    Raises:
-        ValueError: the image is too small for the pyramid (short side below ``min_size``).
-    """
-    shape = [int(s) for s in shape]
-    short = min(shape)
-    if short < settings.min_size:
-        raise ValueError(
-            f"image of size {shape} is too small for the SinGAN-Seg pyramid: its short side must be at least "
-            f"min_size={settings.min_size} (use a larger slice/--max-size or a smaller --min-size)"
-        )
-    ratio = settings.min_size / short
-    if settings.schedule == "singan":
-        num = max(1, int(math.ceil(math.log(ratio) / math.log(settings.scale_factor))) + 1) if ratio < 1 else 1
-        factor = ratio ** (1.0 / (num - 1)) if num > 1 else 1.0
-        scales = [factor ** (num - 1 - i) for i in range(num)]
-    else:  # ConSinGAN: stages spaced densely at low resolution
-        stop = settings.num_stages - 1
-        if stop < 1 or ratio >= 1:
-            scales = [1.0]
-        elif stop == 1:
-            scales = [ratio, 1.0]
-        else:
-            factor = ratio ** (1.0 / stop)
-            scales = [factor ** ((stop - 1) / math.log(stop) * math.log(stop - i) + 1) for i in range(stop)] + [1.0]
-    sizes: list[list[int]] = []
-    for s in scales:
-        size = [max(1, int(round(d * s))) for d in shape]
-        if not sizes or size != sizes[-1]:
-            sizes.append(size)
-    return sizes
-
-
-def real_pyramid(real: torch.Tensor, sizes: Sequence[Sequence[int]], num_image_channels: int) -> list[torch.Tensor]:
-    """The training tensor ``(1, C, *spatial)`` at every scale: image channels anti-aliased, labels by area.
-
-    Label channels are averaged (area), so they stay soft at the coarse scales.
-    """
-    out = []
-    for size in sizes:
-        img = resize_to(real[:, :num_image_channels], size, smooth=True)
-        lab = resize_to(real[:, num_image_channels:], size, smooth=False)
-        out.append(torch.cat([img, lab], dim=1).clamp(-1.0, 1.0))
-    return out
-
-
-def label_area_loss(fake: torch.Tensor, real: torch.Tensor, sharpness: float = 10.0) -> torch.Tensor:
-    """L1 distance between per-class label areas of ``fake`` samples and ``real``, relative to real's total.
-
-    A pixel counts as ``sigmoid(sharpness * x)`` (x in [-1, 1], 0.5 at the 0.5 threshold of ``(x + 1) / 2``),
-    a differentiable stand-in for thresholding, so faint diffuse label values do not count as tumour.
-
-    Args:
-        fake: label channels ``(N, K, *spatial)`` in [-1, 1].
-        real: label channels ``(1, K, *spatial)`` in [-1, 1].
-        sharpness: slope of the soft threshold.
-
-    Returns:
-        Mean over samples of ``sum_c |area_c(fake) - area_c(real)| / sum_c area_c(real)`` (areas as fractions).
-    """
-    area_fake = torch.sigmoid(sharpness * fake).flatten(2).mean(2)
-    area_real = torch.sigmoid(sharpness * real).flatten(2).mean(2)
-    return ((area_fake - area_real).abs().sum(1) / area_real.sum(1).clamp_min(1e-6)).mean()
-
-
-def gradient_penalty(critic: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """WGAN-GP penalty ``(||grad critic(x_hat)||_2 - 1)^2`` per location, on random interpolates (as SinGAN)."""
-    alpha = torch.rand((real.shape[0],) + (1,) * (real.ndim - 1), device=real.device, dtype=real.dtype)
-    interp = (alpha * real + (1.0 - alpha) * fake).requires_grad_(True)
-    score = critic(interp)
-    (grads,) = torch.autograd.grad(score.sum(), interp, create_graph=True)
-    return ((grads.norm(2, dim=1) - 1.0) ** 2).mean()
-
-
-class SinGANSegTrainer:
-    """Trains a :class:`SinGANPyramid` on one (image, label) GAN tensor and writes the model file.
-
-    Args:
-        settings: training settings.
+        settings: training settings shared by the models (the seed is per model, see :meth:`fit_many`).
         device: ``"cpu"``, ``"cuda"``, ``"auto"``/None (CUDA if available).
-        progress: show tqdm progress bars (scale, iteration, losses).
-        log_dir: optional TensorBoard folder.
+        progress: show tqdm progress bars (scale, iteration, mean losses over the models).
+        log_dir: optional TensorBoard folder (scalars ``model_<m>/scale_<k>/<loss>``).
     """
 
     def __init__(
@@ -258,47 +215,118 @@ class SinGANSegTrainer:
         self.log_dir = log_dir
 
     # ------------------------------------------------------------------ public
-    def fit(
+    def fit_many(
         self,
-        real: torch.Tensor,
-        out: str | os.PathLike,
-        metadata: dict[str, Any],
-        resume: bool = False,
+        reals: Sequence[torch.Tensor],
+        outs: Sequence[str | os.PathLike],
+        metadatas: Sequence[dict[str, Any]],
+        seeds: Sequence[int] | None = None,
         overwrite: bool = False,
         on_scale: Callable[[int], None] | None = None,
-    ) -> Path:
-        """Train all scales and write ``out`` (rewritten after every scale).
+        resume: bool = False,
+    ) -> list[Path]:
+        """Train M models together and write ``outs[m]`` for each (rewritten after every scale).
 
-        The caller's random state is untouched: every scale runs in a forked torch RNG seeded with
-        ``settings.seed + k`` (so a resumed run reproduces the uninterrupted one exactly).
+        The caller's random state is untouched: model ``m`` draws at scale ``k`` from its own stream seeded
+        with ``seeds[m] + k`` (its reconstruction noise from ``seeds[m]``), as the single trainer does.
 
         Args:
-            real: the GAN tensor ``(C, *spatial)`` in [-1, 1] (see :class:`~monai_singanseg.transforms.ToGANTensor`).
-            out: model file to write.
-            metadata: the source fields of :class:`~monai_singanseg.io.SinGANSegModelConfig` (channel names, label
-                values, intensity statistics, source geometry); the prepare step
-                (:func:`~monai_singanseg.synthesis.singanseg_training_input`) makes them. Missing ones get neutral
-                defaults (``ch<i>`` names, labels ``0..K-1``, statistics of [-1, 1]).
-            resume: continue from the scales already in ``out`` (starts afresh if ``out`` does not exist).
-            overwrite: replace an existing ``out`` when not resuming.
-            on_scale: called with the index of every finished scale (e.g. a work claim's heartbeat).
+            reals: M GAN tensors ``(C, *spatial)`` in [-1, 1], all of one shape.
+            outs: M distinct model files to write.
+            metadatas: M metadata dicts (source fields of the model config), as for ``SinGANSegTrainer.fit``.
+            seeds: M seeds (None: ``settings.seed`` for every model, so each equals the single trainer's
+                model with these very settings).
+            overwrite: replace existing files (when not resuming).
+            on_scale: called with the index of every finished scale, after all M files are rewritten.
+            resume: continue from the scales already in ``outs`` (checked: same data and settings; every
+                existing file must have finished the same number of scales); starts afresh where none exists.
 
         Returns:
-            The model file path.
+            The model file paths, in the order of ``reals``.
 
         Raises:
-            OutputExistsError: ``out`` exists and neither ``resume`` nor ``overwrite`` was given.
-            ValueError: bad input (NaN, wrong shape, too small) or a checkpoint of other data or settings.
+            ValueError: lists of different lengths or empty, repeated outputs, bad input (NaN, wrong
+                dimensions, too small), or GAN tensors of different shapes or image channel counts
+                (refused, not padded). Nothing is written then.
+            OutputExistsError: an output exists and ``overwrite`` is False.
         """
         s = self.settings
-        out = Path(out)
-        real = torch.as_tensor(real).float().as_subclass(torch.Tensor)
-        if real.ndim not in (3, 4):
-            raise ValueError(f"expected a channel-first 2D or 3D tensor, got shape {tuple(real.shape)}")
-        if not torch.isfinite(real).all():
-            raise ValueError("training tensor holds NaN or infinite values")
-        sizes = pyramid_sizes(real.shape[1:], s)
+        reals, outs, seeds = self._check_inputs(reals, outs, metadatas, seeds)
+        sizes = pyramid_sizes(reals[0].shape[1:], s)
         features = [scale_features(k, s.base_features, s.double_every, s.max_features) for k in range(len(sizes))]
+        configs = [self._model_config(r, meta, sizes, features, seed) for r, meta, seed in zip(reals, metadatas, seeds)]
+        check_same_shapes(reals, [c.num_image_channels for c in configs])
+        if not resume:
+            check_outputs_free(outs, overwrite)
+        dev = self.device
+        pyr_reals = [
+            torch.stack(t) for t in zip(*(real_pyramid(r[None].to(dev), sizes, c.num_image_channels) for r, c in zip(reals, configs)))
+        ]
+        models = []
+        for seed, out, config in zip(seeds, outs, configs):
+            pyramid = SinGANPyramid(config.spatial_dims, config.channels, (), s.num_layers).to(dev)
+            if resume and out.exists():
+                with forked_rng(dev):  # the finished scales' initial weights are overwritten by the checkpoint's
+                    model = self._load_checkpoint(seed, out, config, pyramid)
+            else:
+                with forked_rng(dev, seed):
+                    rec_noise = torch.randn(pyr_reals[0].shape[1:], device=dev)
+                model = _Model(seed, out, config, pyramid, rec_noise)
+            models.append(model)
+        finished = {m.config.finished_scales for m in models}
+        if len(finished) > 1:
+            raise ValueError(
+                f"cannot resume a batch whose models finished different numbers of scales ({sorted(finished)}): "
+                "resume them one by one"
+            )
+        with optional_summary_writer(self.log_dir) as writer:
+            for k in range(finished.pop(), len(sizes)):
+                start = time.perf_counter()
+                self._train_scale(k, models, pyr_reals, sizes, features, writer)
+                self._save(models, k, len(sizes), time.perf_counter() - start)
+                logger.info(
+                    "batched SinGAN-Seg scale %d/%d (%s, %d models) trained in %.1f s",
+                    k + 1, len(sizes), "x".join(map(str, sizes[k])), len(models), time.perf_counter() - start,
+                )  # fmt: skip
+                if on_scale is not None:
+                    on_scale(k)
+        return outs
+
+    # ------------------------------------------------------------- preparation
+    def _check_inputs(
+        self,
+        reals: Sequence[torch.Tensor],
+        outs: Sequence[str | os.PathLike],
+        metadatas: Sequence[dict[str, Any]],
+        seeds: Sequence[int] | None,
+    ) -> tuple[list[torch.Tensor], list[Path], list[int]]:
+        """Lengths, outputs, seeds and tensors checked; returns float tensors, paths and seeds."""
+        seeds = [self.settings.seed] * len(reals) if seeds is None else [int(x) for x in seeds]
+        if not reals:
+            raise ValueError("fit_many needs at least one GAN tensor")
+        if not len(reals) == len(outs) == len(metadatas) == len(seeds):
+            raise ValueError(
+                f"fit_many needs one output, metadata and seed per GAN tensor: got {len(reals)} tensors, "
+                f"{len(outs)} outputs, {len(metadatas)} metadata dicts and {len(seeds)} seeds"
+            )
+        paths = [Path(o) for o in outs]
+        if len({p.resolve() for p in paths}) != len(paths):
+            raise ValueError(f"fit_many needs distinct output files, got {[str(p) for p in paths]}")
+        tensors = []
+        for m, real in enumerate(reals):
+            real = torch.as_tensor(real).float().as_subclass(torch.Tensor)
+            if real.ndim not in (3, 4):
+                raise ValueError(f"GAN tensor {m}: expected a channel-first 2D or 3D tensor, got shape {tuple(real.shape)}")
+            if not torch.isfinite(real).all():
+                raise ValueError(f"GAN tensor {m} holds NaN or infinite values")
+            tensors.append(real)
+        check_same_shapes(tensors, [0] * len(tensors))
+        return tensors, paths, seeds
+
+    def _model_config(
+        self, real: torch.Tensor, metadata: dict[str, Any], sizes: list[list[int]], features: list[int], seed: int
+    ) -> SinGANSegModelConfig:
+        """The model config ``SinGANSegTrainer.fit`` builds for ``real`` with ``seed`` (no scale finished)."""
         meta = dict(metadata)
         meta.pop("num_label_channels", None)
         n_img = int(meta.get("num_image_channels", len(meta.get("image_channels", [])) or real.shape[0] - 1))
@@ -306,59 +334,25 @@ class SinGANSegTrainer:
         meta.setdefault("image_channels", [f"ch{i}" for i in range(n_img)])
         meta.setdefault("label_values", list(range(int(real.shape[0]) - n_img + 1)))
         meta.setdefault("intensity_stats", {"low": [-1.0] * n_img, "high": [1.0] * n_img})
+        settings = dataclasses.replace(self.settings, seed=seed)
         config = SinGANSegModelConfig(
             **meta,
             spatial_dims=real.ndim - 1,
             channels=int(real.shape[0]),
             scale_sizes=sizes,
             features=features,
-            num_layers=s.num_layers,
+            num_layers=settings.num_layers,
             noise_amplitudes=[],
             finished_scales=0,
             num_scales=len(sizes),
-            training=s.to_dict(),
+            training=settings.to_dict(),
             data_hash=tensor_digest(real),
         )
         config.validate()
-        if not resume:
-            check_outputs_free([out], overwrite)
-        pyramid = SinGANPyramid(config.spatial_dims, config.channels, (), s.num_layers).to(self.device)
-        critic_state: dict[str, torch.Tensor] | None = None
-        rec_noise = None
-        if resume and out.exists():
-            with forked_rng(self.device):  # the finished scales' initial weights are overwritten by the checkpoint's
-                config, critic_state, rec_noise = self._load_checkpoint(out, config, pyramid)
-            if config.complete:
-                return out
-        reals = real_pyramid(real[None].to(self.device), sizes, config.num_image_channels)
-        if rec_noise is None:
-            with forked_rng(self.device, s.seed):
-                rec_noise = torch.randn(reals[0].shape, device=self.device)
-        rec_noise = rec_noise.to(self.device)
-        with optional_summary_writer(self.log_dir) as writer:
-            for k in range(config.finished_scales, len(sizes)):
-                start = time.perf_counter()
-                with forked_rng(self.device, s.seed + k):
-                    critic = self._train_scale(k, pyramid, reals, sizes, features, config, rec_noise, critic_state, writer)
-                critic_state = critic.state_dict()
-                config.finished_scales = k + 1
-                config.complete = k + 1 == len(sizes)
-                config.train_seconds = float(config.train_seconds) + time.perf_counter() - start
-                save_model_file(
-                    out, config, {"generator": pyramid.state_dict(), "critic": critic_state}, {"reconstruction_noise": rec_noise}
-                )
-                logger.info(
-                    "SinGAN-Seg scale %d/%d (%s) trained in %.1f s; wrote %s",
-                    k + 1, len(sizes), "x".join(map(str, sizes[k])), time.perf_counter() - start, out,
-                )
-                if on_scale is not None:
-                    on_scale(k)
-        return out
+        return config
 
-    # ----------------------------------------------------------------- helpers
-    def _load_checkpoint(
-        self, path: Path, config: SinGANSegModelConfig, pyramid: SinGANPyramid
-    ) -> tuple[SinGANSegModelConfig, dict[str, torch.Tensor], torch.Tensor]:
+    def _load_checkpoint(self, seed: int, path: Path, config: SinGANSegModelConfig, pyramid: SinGANPyramid) -> _Model:
+        """The model as ``path`` holds it, after checking it is this run's (same data, layout and settings)."""
         model = load_model_file(path, expected_kind=MODEL_KIND)
         old: SinGANSegModelConfig = model.config
         if old.inference_only:
@@ -379,7 +373,7 @@ class SinGANSegTrainer:
         # settings added later: what files written before them did
         old_train.setdefault("coarsest_iters", old_train.get("iters"))
         old_train.setdefault("label_area_weight", 0.0)
-        for key in _RESUME_KEYS:
+        for key in RESUME_KEYS:
             if old_train.get(key) != new_train.get(key):
                 raise ModelFileError(
                     f"{path}: cannot resume: training setting {key}={old_train.get(key)} differs from this run's "
@@ -391,101 +385,274 @@ class SinGANSegTrainer:
         pyramid.to(self.device)
         for key in ("noise_amplitudes", "finished_scales", "complete", "train_seconds"):
             setattr(config, key, getattr(old, key))
-        return config, model.state.get("critic", {}), model.tensors["reconstruction_noise"]
+        rec_noise = model.tensors["reconstruction_noise"].to(self.device)
+        return _Model(seed, path, config, pyramid, rec_noise, critic_state=model.state.get("critic") or None)
 
-    def _train_scale(
-        self,
-        k: int,
-        pyramid: SinGANPyramid,
-        reals: list[torch.Tensor],
-        sizes: list[list[int]],
-        features: list[int],
-        config: SinGANSegModelConfig,
-        rec_noise: torch.Tensor,
-        critic_state: dict[str, torch.Tensor] | None,
-        writer: Any,
-    ) -> SinGANCritic:
-        """Add scale ``k`` and train it (with the concurrent stages below it); returns its critic."""
+    def _save(self, models: list[_Model], k: int, num_scales: int, seconds: float) -> None:
+        """Rewrite every model file after scale ``k`` (``train_seconds`` counts the batch's wall time)."""
+        for model in models:
+            config = model.config
+            config.finished_scales = k + 1
+            config.complete = k + 1 == num_scales
+            config.train_seconds = float(config.train_seconds) + seconds
+            state = {"generator": model.pyramid.state_dict(), "critic": model.critic_state or {}}
+            save_model_file(model.out, config, state, {"reconstruction_noise": model.rec_noise})
+
+    # ---------------------------------------------------------------- training
+    def _add_scale(self, k: int, models: list[_Model], pyr_reals: list[torch.Tensor], sizes: list[list[int]], feat: int) -> None:
+        """Per model as the single trainer: noise amplitude, then (in its stream ``seed + k``) the new scale's
+        generator and critic; the stream is kept for the model's draws during the scale."""
         s = self.settings
         dev = self.device
-        amps: list[float] = config.noise_amplitudes
-        rec_zeros = [rec_noise] + [torch.zeros((1, reals[0].shape[1], *sz), device=dev) for sz in sizes[1:]]
-        # noise amplitude of the new scale from the current reconstruction
-        pyramid.eval()
-        if k == 0:
-            amps.append(1.0)
-        else:
-            with torch.no_grad():
-                rec_prev = resize_to(pyramid(rec_zeros, amps, sizes, last_scale=k - 1), sizes[k])
-                amps.append(float(s.noise_ratio * torch.sqrt(F.mse_loss(rec_prev, reals[k]))))
-        pyramid.add_scale(features[k]).to(dev)
-        critic = SinGANCritic(pyramid.spatial_dims, pyramid.channels, features[k], s.num_layers).to(dev)
-        if critic_state and all(critic.state_dict()[n].shape == v.shape for n, v in critic_state.items()):
-            critic.load_state_dict(critic_state)
+        for m, model in enumerate(models):
+            amps = model.config.noise_amplitudes
+            rec_zeros = self._rec_zeros(model.rec_noise, sizes)
+            model.pyramid.eval()
+            if k == 0:
+                amps.append(1.0)
+            else:
+                with torch.no_grad():
+                    rec_prev = resize_to(model.pyramid(rec_zeros, amps, sizes, last_scale=k - 1), sizes[k])
+                    amps.append(float(s.noise_ratio * torch.sqrt(F.mse_loss(rec_prev, pyr_reals[k][m]))))
+            with forked_rng(dev, model.seed + k):
+                model.pyramid.add_scale(feat).to(dev)
+                critic = SinGANCritic(model.pyramid.spatial_dims, model.pyramid.channels, feat, s.num_layers).to(dev)
+                state = model.critic_state
+                if state and all(critic.state_dict()[n].shape == v.shape for n, v in state.items()):
+                    critic.load_state_dict(state)
+                model.critic = critic
+                model.stream = _capture_stream(dev)
 
+    def _rec_zeros(self, rec_noise: torch.Tensor, sizes: list[list[int]]) -> list[torch.Tensor]:
+        """The reconstruction noise: the fixed map at the coarsest scale, zeros above."""
+        return [rec_noise] + [torch.zeros((1, rec_noise.shape[1], *sz), device=self.device) for sz in sizes[1:]]
+
+    def _draw(self, models: list[_Model], shape: Sequence[int], uniform: bool = False) -> torch.Tensor:
+        """One ``shape`` draw per model from its own stream, stacked ``(M, *shape)``."""
+        fn = torch.rand if uniform else torch.randn
+        return torch.stack([fn(tuple(shape), generator=m.stream, device=self.device) for m in models])
+
+    def _train_scale(
+        self, k: int, models: list[_Model], pyr_reals: list[torch.Tensor], sizes: list[list[int]], features: list[int], writer: Any
+    ) -> None:
+        """Add scale ``k`` to every model and train the concurrent stages of all models together."""
+        s = self.settings
+        self._add_scale(k, models, pyr_reals, sizes, features[k])
         first = max(0, k - s.active_stages + 1)
-        for j, gen in enumerate(pyramid.generators):
-            gen.train(j >= first)
-            gen.requires_grad_(j >= first)
-        groups = [
-            {"params": pyramid.generators[j].parameters(), "lr": s.lr * s.lr_scale ** (k - j)} for j in range(first, k + 1)
+        for model in models:
+            for j, gen in enumerate(model.pyramid.generators):
+                gen.train(j >= first)
+                gen.requires_grad_(j >= first)
+        gens = [StackedModules([m.pyramid.generators[j] for m in models], trainable=j >= first) for j in range(k + 1)]
+        critic = StackedModules([m.critic for m in models], trainable=True)
+        amps = torch.tensor([m.config.noise_amplitudes for m in models], dtype=torch.float64, device=self.device)
+        loop = _ScaleLoop(self, k, first, models, gens, critic, amps, pyr_reals, sizes)
+        loop.run(writer)
+        for j in range(first, k + 1):
+            gens[j].write_back([m.pyramid.generators[j] for m in models])
+        critic.write_back([m.critic for m in models])
+        for model in models:
+            model.pyramid.eval()
+            model.pyramid.requires_grad_(False)
+            model.critic_state = model.critic.state_dict()
+            model.stream = None
+
+
+class _ScaleLoop:
+    """The iterations of one scale for all models (the loop of ``SinGANSegTrainer._train_scale``, batched).
+
+    Args:
+        trainer: the batched trainer (settings, device, progress).
+        k: the scale.
+        first: the lowest trained (concurrent) stage.
+        models: the models.
+        gens: stacked generators of scales ``0..k`` (those below ``first`` frozen, in eval mode).
+        critic: the stacked critics of scale ``k``.
+        amps: noise amplitudes ``(M, k + 1)`` (float64, like the single trainer's Python floats).
+        pyr_reals: stacked real pyramids ``(M, 1, C, *size)`` per scale.
+        sizes: spatial sizes per scale.
+    """
+
+    def __init__(
+        self,
+        trainer: BatchedSinGANSegTrainer,
+        k: int,
+        first: int,
+        models: list[_Model],
+        gens: list[StackedModules],
+        critic: StackedModules,
+        amps: torch.Tensor,
+        pyr_reals: list[torch.Tensor],
+        sizes: list[list[int]],
+    ) -> None:
+        self.trainer, self.s, self.dev = trainer, trainer.settings, trainer.device
+        self.k, self.first, self.models, self.gens, self.critic = k, first, models, gens, critic
+        self.amps, self.sizes, self.real = amps, sizes, pyr_reals[k]
+        self.n_img = models[0].config.num_image_channels
+        self.rec_zeros = [torch.stack([m.rec_noise for m in models])] + [
+            torch.zeros((len(models), 1, self.real.shape[2], *sz), device=self.dev) for sz in sizes[1:]
         ]
+        self.rec_base = self._rec_base() if first > 0 else None
+
+    def _rec_base(self) -> torch.Tensor:
+        """Frozen part of the reconstruction path (per model with its pyramid, exactly as the single trainer)."""
+        with torch.no_grad():
+            outs = [
+                m.pyramid(self.trainer._rec_zeros(m.rec_noise, self.sizes), m.config.noise_amplitudes, self.sizes, last_scale=self.first - 1)
+                for m in self.models
+            ]
+        return torch.stack(outs)
+
+    def _pyramid(self, noise: list[torch.Tensor], start: torch.Tensor | None, first: int, last: int) -> torch.Tensor:
+        """``SinGANPyramid.forward`` over the stacked models: scales ``first..last`` on ``(M, N, C, *size)`` noise."""
+        x = start
+        for j in range(first, last + 1):
+            z = noise[j]
+            prev = torch.zeros_like(z) if x is None else _resize_models(x, self.sizes[j])
+            amp = self.amps[:, j].to(z.dtype).view(-1, *([1] * (z.ndim - 1)))  # as a Python float times z
+            x = self.gens[j](amp * z, prev)
+        if x is None:
+            raise ValueError("no scale to run: first_scale > last_scale")
+        return x
+
+    def generate(self, noise: list[torch.Tensor], base: torch.Tensor | None) -> torch.Tensor:
+        """The trained stages on ``noise`` from the frozen stages' output ``base``."""
+        return self._pyramid(noise, base, self.first, self.k)
+
+    def random_fake(self) -> torch.Tensor:
+        """One random sample per model ``(M, 1, C, *size)`` (noise from each model's stream, scale by scale)."""
+        noise = [self.trainer._draw(self.models, (1, self.real.shape[2], *sz)) for sz in self.sizes[: self.k + 1]]
+        base = None
+        if self.first > 0:
+            with torch.no_grad():
+                base = self._pyramid(noise, None, 0, self.first - 1)
+        return self.generate(noise, base)
+
+    def gradient_penalty(self, fake: torch.Tensor) -> torch.Tensor:
+        """Per-model WGAN-GP ``(M,)`` (as :func:`~monai_singanseg.engines.singan.gradient_penalty`)."""
+        real = self.real
+        alpha = self.trainer._draw(self.models, (real.shape[1],) + (1,) * (real.ndim - 2), uniform=True)
+        interp = (alpha * real + (1.0 - alpha) * fake).requires_grad_(True)
+        score = self.critic(interp)
+        (grads,) = torch.autograd.grad(score.sum(), interp, create_graph=True)
+        return _per_model_mean((grads.norm(2, dim=2) - 1.0) ** 2)
+
+    def critic_step(self, opt: torch.optim.Optimizer) -> torch.Tensor:
+        """One critic update of every model; returns the per-model critic losses."""
+        with torch.no_grad():
+            fake = self.random_fake()
+        loss = _per_model_mean(self.critic(fake)) - _per_model_mean(self.critic(self.real))
+        loss = loss + self.s.gp_weight * self.gradient_penalty(fake)
+        opt.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        opt.step()
+        return loss.detach()
+
+    def generator_step(self, opt: torch.optim.Optimizer) -> tuple[torch.Tensor, torch.Tensor]:
+        """One generator update of every model; returns the per-model adversarial and reconstruction losses."""
+        s = self.s
+        fake = self.random_fake()
+        loss_adv = -_per_model_mean(self.critic(fake))
+        loss_rec = torch.vmap(F.mse_loss)(self.generate(self.rec_zeros, self.rec_base), self.real)
+        loss = loss_adv + s.rec_weight * loss_rec
+        if s.label_area_weight > 0 and self.n_img < self.real.shape[2]:
+            n = self.n_img
+            loss = loss + s.label_area_weight * torch.vmap(label_area_loss)(fake[:, :, n:], self.real[:, :, n:])
+        opt.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        opt.step()
+        return loss_adv.detach(), loss_rec.detach()
+
+    def _optimisers(self) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer, list[Any], int]:
+        """Adam over the stacked parameters (per-stage learning rates), MultiStepLR, iteration count."""
+        s, k = self.s, self.k
+        groups = [{"params": self.gens[j].parameters(), "lr": s.lr * s.lr_scale ** (k - j)} for j in range(self.first, k + 1)]
         opt_g = torch.optim.Adam(groups, lr=s.lr, betas=s.betas)
-        opt_d = torch.optim.Adam(critic.parameters(), lr=s.lr, betas=s.betas)
+        opt_d = torch.optim.Adam(self.critic.parameters(), lr=s.lr, betas=s.betas)
         iters = s.coarsest_iters if k == 0 else s.iters
         milestone = [max(1, int(s.lr_decay_at * iters))]
-        sched_g = torch.optim.lr_scheduler.MultiStepLR(opt_g, milestone, gamma=0.1)
-        sched_d = torch.optim.lr_scheduler.MultiStepLR(opt_d, milestone, gamma=0.1)
+        scheds = [torch.optim.lr_scheduler.MultiStepLR(o, milestone, gamma=0.1) for o in (opt_g, opt_d)]
+        return opt_g, opt_d, scheds, iters
 
-        real = reals[k]
-        n_img = config.num_image_channels
-        with torch.no_grad():  # frozen part of the reconstruction path is constant during this scale
-            rec_base = pyramid(rec_zeros, amps, sizes, last_scale=first - 1) if first > 0 else None
-
-        def generate(noise: list[torch.Tensor], base: torch.Tensor | None) -> torch.Tensor:
-            return pyramid(noise, amps, sizes, start=base, first_scale=first, last_scale=k)
-
-        def random_fake() -> torch.Tensor:
-            noise = [torch.randn((1, real.shape[1], *sz), device=dev) for sz in sizes[: k + 1]]
-            base = None
-            if first > 0:
-                with torch.no_grad():
-                    base = pyramid(noise, amps, sizes, last_scale=first - 1)
-            return generate(noise, base)
-
-        desc = f"scale {k + 1}/{len(sizes)} {'x'.join(map(str, sizes[k]))}"
-        bar = tqdm(range(iters), desc=desc, disable=not self.progress, leave=False, mininterval=1.0)
-        loss_d = loss_adv = loss_rec = torch.zeros(())
+    def run(self, writer: Any) -> None:
+        """All iterations of the scale."""
+        s, k = self.s, self.k
+        opt_g, opt_d, scheds, iters = self._optimisers()
+        desc = f"scale {k + 1}/{len(self.sizes)} {'x'.join(map(str, self.sizes[k]))} x{len(self.models)} models"
+        bar = tqdm(range(iters), desc=desc, disable=not self.trainer.progress, leave=False, mininterval=1.0)
+        zeros = torch.zeros(len(self.models))
+        loss_d = loss_adv = loss_rec = zeros
         for it in bar:
-            critic.requires_grad_(True)
+            self.critic.requires_grad_(True)
             for _ in range(s.critic_steps):
-                with torch.no_grad():
-                    fake = random_fake()
-                loss_d = critic(fake).mean() - critic(real).mean() + s.gp_weight * gradient_penalty(critic, real, fake)
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                opt_d.step()
-            critic.requires_grad_(False)
+                loss_d = self.critic_step(opt_d)
+            self.critic.requires_grad_(False)
             for _ in range(s.generator_steps):
-                fake = random_fake()
-                loss_adv = -critic(fake).mean()
-                loss_rec = F.mse_loss(generate(rec_zeros, rec_base), real)
-                loss_g = loss_adv + s.rec_weight * loss_rec
-                if s.label_area_weight > 0 and n_img < real.shape[1]:
-                    loss_area = label_area_loss(fake[:, n_img:], real[:, n_img:])
-                    loss_g = loss_g + s.label_area_weight * loss_area
-                opt_g.zero_grad(set_to_none=True)
-                loss_g.backward()
-                opt_g.step()
-            sched_g.step()
-            sched_d.step()
+                loss_adv, loss_rec = self.generator_step(opt_g)
+            for sched in scheds:
+                sched.step()
             if it % 25 == 0 or it == iters - 1:
-                losses = {"critic": loss_d.item(), "adv": loss_adv.item(), "rec": loss_rec.item()}
-                bar.set_postfix({n: f"{v:.3f}" for n, v in losses.items()}, refresh=False)
+                losses = {"critic": loss_d.cpu(), "adv": loss_adv.cpu(), "rec": loss_rec.cpu()}
+                bar.set_postfix({n: f"{v.mean().item():.3f}" for n, v in losses.items()}, refresh=False)
                 if writer is not None:
-                    for n, v in losses.items():
-                        writer.add_scalar(f"scale_{k}/{n}", v, it)
+                    for m in range(len(self.models)):
+                        for n, v in losses.items():
+                            writer.add_scalar(f"model_{m}/scale_{k}/{n}", v[m].item(), it)
         bar.close()
-        pyramid.eval()
-        pyramid.requires_grad_(False)
-        return critic
+
+
+class SinGANSegTrainer:
+    """Trains a :class:`SinGANPyramid` on one (image, label) GAN tensor and writes the model file (the M = 1 case
+    of :class:`BatchedSinGANSegTrainer`).
+
+    Args:
+        settings: training settings.
+        device: ``"cpu"``, ``"cuda"``, ``"auto"``/None (CUDA if available).
+        progress: show tqdm progress bars (scale, iteration, losses).
+        log_dir: optional TensorBoard folder.
+    """
+
+    def __init__(
+        self,
+        settings: SinGANSegSettings | None = None,
+        device: str | torch.device | None = None,
+        progress: bool = True,
+        log_dir: str | os.PathLike | None = None,
+    ) -> None:
+        self.settings = settings or SinGANSegSettings()
+        self.device = resolve_device(device)
+        self.batch = BatchedSinGANSegTrainer(self.settings, self.device, progress, log_dir)
+
+    def fit(
+        self,
+        real: torch.Tensor,
+        out: str | os.PathLike,
+        metadata: dict[str, Any],
+        resume: bool = False,
+        overwrite: bool = False,
+        on_scale: Callable[[int], None] | None = None,
+    ) -> Path:
+        """Train all scales and write ``out`` (rewritten after every scale).
+
+        The caller's random state is untouched: every scale runs on its own random stream seeded with
+        ``settings.seed + k`` (so a resumed run reproduces the uninterrupted run exactly).
+
+        Args:
+            real: the GAN tensor ``(C, *spatial)`` in [-1, 1] (see :class:`~monai_singanseg.transforms.ToGANTensor`).
+            out: model file to write.
+            metadata: the source fields of :class:`~monai_singanseg.io.SinGANSegModelConfig` (channel names, label
+                values, intensity statistics, source geometry); the prepare step
+                (:func:`~monai_singanseg.synthesis.singanseg_training_input`) makes them. Missing ones get neutral
+                defaults (``ch<i>`` names, labels ``0..K-1``, statistics of [-1, 1]).
+            resume: continue from the scales already in ``out`` (starts afresh if ``out`` does not exist).
+            overwrite: replace an existing ``out`` when not resuming.
+            on_scale: called with the index of every finished scale (e.g. a work claim's heartbeat).
+
+        Returns:
+            The model file path.
+
+        Raises:
+            OutputExistsError: ``out`` exists and neither ``resume`` nor ``overwrite`` was given.
+            ValueError: bad input (NaN, wrong shape, too small) or a checkpoint of other data or settings.
+        """
+        return self.batch.fit_many([real], [out], [metadata], [self.settings.seed], overwrite, on_scale, resume)[0]
