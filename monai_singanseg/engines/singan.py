@@ -119,8 +119,10 @@ class StackedModules:
 
     def __init__(self, modules: Sequence[nn.Module], trainable: bool) -> None:
         self.template = modules[0]
-        self.params = _stack([dict(m.named_parameters()) for m in modules])
-        self.buffers = _stack([dict(m.named_buffers()) for m in modules])
+        self.num_models = len(modules)
+        single = self.num_models == 1
+        self.params = dict(self.template.named_parameters()) if single else _stack([dict(m.named_parameters()) for m in modules])
+        self.buffers = dict(self.template.named_buffers()) if single else _stack([dict(m.named_buffers()) for m in modules])
         self.requires_grad_(trainable)
         self._vmapped = torch.vmap(self._call_one)
 
@@ -128,7 +130,13 @@ class StackedModules:
         return functional_call(self.template, (params, buffers), args)
 
     def __call__(self, *args: torch.Tensor) -> torch.Tensor:
-        """Run every model on its slice of ``args`` (each ``(M, ...)``); returns ``(M, ...)``."""
+        """Run every model on its slice of ``args`` (each ``(M, ...)``); returns ``(M, ...)``.
+
+        One model is the module itself (its own parameters are the optimiser's leaves, nothing is stacked): the
+        single-model trainer runs as fast as a plain module.
+        """
+        if self.num_models == 1:
+            return self.template(*(a[0] for a in args)).unsqueeze(0)
         return self._vmapped(self.params, self.buffers, *args)
 
     def parameters(self) -> list[torch.Tensor]:
@@ -142,7 +150,9 @@ class StackedModules:
 
     @torch.no_grad()
     def write_back(self, modules: Sequence[nn.Module]) -> None:
-        """Copy model ``m``'s slice of the parameters and buffers into ``modules[m]``."""
+        """Copy model ``m``'s slice of the parameters and buffers into ``modules[m]`` (one model: it is the module)."""
+        if self.num_models == 1 and modules[0] is self.template:
+            return
         for m, module in enumerate(modules):
             for name, t in (*module.named_parameters(), *module.named_buffers()):
                 stacked = self.params[name] if name in self.params else self.buffers[name]
