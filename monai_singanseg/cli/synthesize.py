@@ -19,7 +19,7 @@ from monai_singanseg.data import find_cases, load_datalist
 from monai_singanseg.device import resolve_device
 from monai_singanseg.engines.singan import SinGANSegSettings
 from monai_singanseg.farm import DatasetSettings, RankContext, synthesize_dataset
-from monai_singanseg.synthesis import SinGANSegSynthesisOptions
+from monai_singanseg.synthesis import SinGANSegSynthesisOptions, is_2d_image_input
 from monai_singanseg.transforms.style import STYLE_METHODS
 
 __all__ = ["add_parsers", "run_synthesize", "parse_label_map", "real_cases"]
@@ -92,7 +92,7 @@ def run_synthesize(args: argparse.Namespace) -> int:
     else:
         slices = int_in(1, 10**5)(args.slices_per_case)
     items = real_cases(args.data)
-    rgb = any(str(it.get("image", "")).lower().endswith((".png", ".jpg", ".jpeg")) for it in items[:1])
+    rgb = is_2d_image_input(items[0]["image"]) if items else False
     settings = DatasetSettings(
         slices_per_case=slices, samples_per_model=args.samples_per_model, max_size=args.max_size,
         label_values=tuple(args.label_values or ((0, 1) if rgb else (0, 1, 2, 4))), label_map=parse_label_map(args.label_map),

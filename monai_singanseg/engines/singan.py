@@ -611,27 +611,10 @@ class _ScaleLoop:
         bar.close()
 
 
-class SinGANSegTrainer:
+class SinGANSegTrainer(BatchedSinGANSegTrainer):
     """Trains a :class:`SinGANPyramid` on one (image, label) GAN tensor and writes the model file (the M = 1 case
-    of :class:`BatchedSinGANSegTrainer`).
-
-    Args:
-        settings: training settings.
-        device: ``"cpu"``, ``"cuda"``, ``"auto"``/None (CUDA if available).
-        progress: show tqdm progress bars (scale, iteration, losses).
-        log_dir: optional TensorBoard folder.
+    of :class:`BatchedSinGANSegTrainer`, with the same constructor arguments).
     """
-
-    def __init__(
-        self,
-        settings: SinGANSegSettings | None = None,
-        device: str | torch.device | None = None,
-        progress: bool = True,
-        log_dir: str | os.PathLike | None = None,
-    ) -> None:
-        self.settings = settings or SinGANSegSettings()
-        self.device = resolve_device(device)
-        self.batch = BatchedSinGANSegTrainer(self.settings, self.device, progress, log_dir)
 
     def fit(
         self,
@@ -665,4 +648,4 @@ class SinGANSegTrainer:
             OutputExistsError: ``out`` exists and neither ``resume`` nor ``overwrite`` was given.
             ValueError: bad input (NaN, wrong shape, too small) or a checkpoint of other data or settings.
         """
-        return self.batch.fit_many([real], [out], [metadata], [self.settings.seed], overwrite, on_scale, resume)[0]
+        return self.fit_many([real], [out], [metadata], [self.settings.seed], overwrite, on_scale, resume)[0]

@@ -95,10 +95,11 @@ def plan_work(
         axis = axial_axis(case["label"].affine)
         areas = tumour_area_per_slice(case["label"], axis)
         indices = [int(i) for i in (areas > 0).nonzero().flatten()]
-        order = spread_order(indices, [float(areas[i]) for i in indices], pool_fraction)
-        chosen = [indices[p] for p in order] if slices_per_case is None else [indices[p] for p in order[:slices_per_case]]
         if slices_per_case is None:
             chosen = indices
+        else:
+            order = spread_order(indices, [float(areas[i]) for i in indices], pool_fraction)
+            chosen = [indices[p] for p in order[:slices_per_case]]
         for z in sorted(chosen):
             entries.append(WorkEntry(f"{name}_z{z:03d}", name, image, label, z))
     return entries

@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
-__all__ = ["atomic_path", "atomic_paths", "check_outputs_free", "check_output_folder", "remove_stale_temps", "OutputExistsError"]
+__all__ = ["hash_file", "atomic_path", "atomic_paths", "check_outputs_free", "check_output_folder", "remove_stale_temps", "OutputExistsError"]
 
 
 class OutputExistsError(FileExistsError):
     """Raised when an output would replace an existing file and overwriting was not asked for."""
+
+
+def hash_file(path: str | os.PathLike, digest: Any = None) -> Any:
+    """Feed the bytes of ``path`` into ``digest`` (default: a new SHA-256) in 1 MiB blocks; returns the digest."""
+    digest = hashlib.sha256() if digest is None else digest
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest
 
 
 def _temp_pattern(dest: Path) -> str:

@@ -21,7 +21,6 @@ sees typed fields, and unsafe names in a stranger's file are refused on load.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import pickle
@@ -33,7 +32,7 @@ from typing import Any
 
 import torch
 
-from monai_singanseg.io.atomic import atomic_path
+from monai_singanseg.io.atomic import atomic_path, hash_file
 from monai_singanseg.io.model_config import ModelConfig, ModelConfigError, config_from_dict
 
 __all__ = [
@@ -76,13 +75,7 @@ class ModelFile:
 
     def sha256(self) -> str | None:
         """SHA-256 of the file it was loaded from (None for a model that was never on disk)."""
-        if self.path is None:
-            return None
-        digest = hashlib.sha256()
-        with open(self.path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
+        return None if self.path is None else hash_file(self.path).hexdigest()
 
 
 def _versions() -> dict[str, str]:

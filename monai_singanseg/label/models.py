@@ -11,6 +11,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from monai_singanseg.engines.singan import MODEL_KIND, SinGANSegTrainer
+from monai_singanseg.io.atomic import hash_file
 from monai_singanseg.io.modelfile import ModelFileError, load_model_file
 from monai_singanseg.io.names import safe_name
 from monai_singanseg.io.writers import BRATS_MODALITIES
@@ -20,12 +21,6 @@ from monai_singanseg.synthesis import singanseg_training_input
 __all__ = ["SinGANSegModelCache"]
 
 logger = logging.getLogger(__name__)
-
-
-def _file_digest(path: str | os.PathLike, digest: hashlib._Hash) -> None:
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
 
 
 class SinGANSegModelCache:
@@ -49,7 +44,7 @@ class SinGANSegModelCache:
         """Content hash of the image, the label and the training settings (16 hex digits)."""
         digest = hashlib.sha256()
         for path in (image_path, label_path):
-            _file_digest(path, digest)
+            hash_file(path, digest)
         o = self.options
         settings = {"training": o.settings.to_dict(), "max_size": o.max_size, "label_values": list(o.label_values)}
         digest.update(json.dumps(settings, sort_keys=True).encode("utf-8"))
