@@ -80,7 +80,7 @@ def _check_dataset(out: Path, manifest: dict) -> None:
 def test_torchrun_two_ranks_killed_and_resumed(real, tmp_path):
     out = tmp_path / "syn"
     cmd = torchrun("--data", str(real), "--out", str(out), "--iters", "20", *TINY)
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace",
                             start_new_session=True)  # fmt: skip
     deadline = time.monotonic() + 300
     while proc.poll() is None and time.monotonic() < deadline and not list((out / "done").glob("*.json")):
@@ -94,7 +94,7 @@ def test_torchrun_two_ranks_killed_and_resumed(real, tmp_path):
     assert proc.returncode != 0
     first = {p.stem: json.loads(p.read_text()) for p in (out / "done").glob("*.json")}
     assert 1 <= len(first) < 4 and not (out / "datalist.json").exists()  # no half dataset published
-    res = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+    res = subprocess.run(cmd, env=_env(), capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["done"] == 4 and not manifest["failed"] and not manifest["pending"]
@@ -108,7 +108,7 @@ def test_torchrun_two_ranks_killed_and_resumed(real, tmp_path):
     _check_dataset(out, manifest)
     # the same command again: nothing to do, same dataset
     before = (out / "datalist.json").read_bytes()
-    again = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    again = subprocess.run(cmd, env=_env(), capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300)
     assert again.returncode == 0 and (out / "datalist.json").read_bytes() == before
 
 
@@ -122,10 +122,10 @@ def test_slurm_shards_bad_cases_and_another_run(real, tmp_path):
     data.write_text(json.dumps({"training": [items[0], bad, items[2]]}), encoding="utf-8")
     out = tmp_path / "syn"
     base = [sys.executable, "-m", "monai_singanseg", "synthesize", "--data", str(data), "--out", str(out), "--iters", "2", *TINY]
-    first = subprocess.run([*base, "--shard", "0/2"], env=_env(), capture_output=True, text=True, timeout=300)
+    first = subprocess.run([*base, "--shard", "0/2"], env=_env(), capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300)
     assert first.returncode == 0, first.stderr[-2000:]  # task 0's share (cases 0 and 2) is fine ...
     assert not (out / "datalist.json").exists()  # ... but the dataset is not complete: nothing is published yet
-    last = subprocess.run([*base, "--shard", "1/2"], env=_env(), capture_output=True, text=True, timeout=300)
+    last = subprocess.run([*base, "--shard", "1/2"], env=_env(), capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300)
     assert last.returncode == 1, last.stderr[-2000:]  # the bad case fails the run, naming it ...
     assert "NO-TUMOUR_failed" in last.stderr and "Traceback" not in last.stderr
     manifest = json.loads((out / "manifest.json").read_text())  # ... the others are written, once
@@ -133,7 +133,7 @@ def test_slurm_shards_bad_cases_and_another_run(real, tmp_path):
     failed = next(e for e in manifest["entries"] if e["status"] == "failed")
     assert "no tumour" in failed["error"]
     assert len(load_decathlon_datalist(str(out / "datalist.json"), data_list_key="training")) == 4
-    other = subprocess.run([*base, "--seed", "1"], env=_env(), capture_output=True, text=True, timeout=300)
+    other = subprocess.run([*base, "--seed", "1"], env=_env(), capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300)
     assert other.returncode == 1 and "holds another dataset synthesis" in other.stderr  # other settings: refused
     assert json.loads((out / "manifest.json").read_text()) == manifest  # and nothing changed
 
@@ -145,7 +145,7 @@ def test_bundle_config_runs_the_same_dataset_synthesis(tmp_path):
         [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(repo / "bundles/singanseg/configs/synthesize.json"),
          "--bundle_root", str(repo / "bundles/singanseg"), "--output_dir", str(out), "--max_size", "24",
          "--samples_per_model", "2", "--training#iters", "2", "--training#min_size", "12", "--training#num_stages", "2"],
-        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300,
+        cwd=tmp_path, env=_env(), capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
