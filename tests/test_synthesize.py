@@ -151,3 +151,77 @@ def test_bundle_config_runs_the_same_dataset_synthesis(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["done"] == 1 and manifest["entries"][0]["case"] == "TCGA-FG-6692"
     assert len(load_decathlon_datalist(str(out / "datalist.json"), data_list_key="training")) == 2
+
+
+def _tiny_settings(**kw):
+    from monai_singanseg.engines.singan import SinGANSegSettings
+    from monai_singanseg.farm import DatasetSettings
+
+    training = SinGANSegSettings(min_size=12, num_stages=2, iters=4)
+    return DatasetSettings(**{"max_size": 24, "samples_per_model": 2, "label_map": {3: 1}, "training": training, **kw})
+
+
+class _Killed(BaseException):
+    """Stands in for a kill: not an error the run records, it ends the process's work."""
+
+
+def test_batched_farm_groups_by_shape_and_resumes_a_killed_batch(real, tmp_path, monkeypatch):
+    """Models of one slice shape train as one batch (fit_many); a batch killed after its first scale resumes from
+    its checkpoints and ends with the models an uninterrupted batched run makes."""
+    from monai_singanseg.farm import WorkDir, synthesize_dataset
+
+    items = json.loads(real.read_text())["training"][:3]  # two 4-sequence TCGA cases, one 2-sequence BRATS-2013 case
+    whole = synthesize_dataset(items, tmp_path / "whole", _tiny_settings(), progress=False, models_per_batch=8)
+    batches = {e["case"]: e["batch"] for e in whole["entries"]}
+    assert batches == {"TCGA-FG-6692": 2, "TCGA-DU-7294": 2, "brats_2013_pat0001_1": 1}  # grouped by GAN tensor shape
+    _check_dataset(tmp_path / "whole", whole)
+
+    heartbeat = WorkDir.heartbeat
+    monkeypatch.setattr(WorkDir, "heartbeat", lambda self, entry_id: (_ for _ in ()).throw(_Killed()))
+    with pytest.raises(_Killed):  # killed once the first batch has finished (and saved) its first scale
+        synthesize_dataset(items, tmp_path / "killed", _tiny_settings(), progress=False, models_per_batch=8)
+    monkeypatch.setattr(WorkDir, "heartbeat", heartbeat)
+    half = [load_model_file(p).config.finished_scales for p in sorted((tmp_path / "killed" / "models").glob("*.pt"))]
+    assert half == [1, 1]  # the TCGA batch, after scale 0 of 2
+    resumed = synthesize_dataset(items, tmp_path / "killed", _tiny_settings(), progress=False, models_per_batch=8)
+    assert resumed["done"] == 3 and not resumed["failed"]
+    for entry in whole["entries"]:
+        a = load_model_file(tmp_path / "whole" / entry["model"]).state["generator"]
+        b = load_model_file(tmp_path / "killed" / entry["model"]).state["generator"]
+        for key in a:
+            np.testing.assert_allclose(b[key].numpy(), a[key].numpy(), atol=1e-5, err_msg=f"{entry['id']}: {key}")
+
+
+def test_disk_full_while_writing_cases_leaves_nothing_half_written(real, tmp_path, monkeypatch):
+    """``No space left on device`` in the middle of a case: the entry fails with that error, the failed case is in
+    no datalist and leaves no file, and the rerun (disk freed) completes the dataset."""
+    import errno
+
+    import nibabel
+
+    from monai_singanseg.farm import synthesize_dataset
+
+    items = json.loads(real.read_text())["training"][:1]
+    save, calls = nibabel.save, []
+
+    def full_disk(img, filename, *args, **kwargs):
+        calls.append(filename)
+        if len(calls) == 8:  # the 3rd file of the 2nd case (a case is 4 sequences + a label)
+            Path(filename).write_bytes(b"\x1f\x8b partial")
+            raise OSError(errno.ENOSPC, "No space left on device", str(filename))
+        return save(img, filename, *args, **kwargs)
+
+    monkeypatch.setattr(nibabel, "save", full_disk)
+    out = tmp_path / "syn"
+    manifest = synthesize_dataset(items, out, _tiny_settings(samples_per_model=3), progress=False)
+    assert manifest["done"] == 0 and len(manifest["failed"]) == 1
+    assert "No space left on device" in manifest["entries"][0]["error"]
+    files = sorted(p.name for p in (out / "cases").rglob("*") if p.is_file())
+    assert not [f for f in files if ".tmp" in f]  # no temporary left over
+    case_files = [f for f in files if f.endswith(".nii.gz")]
+    assert len(case_files) == 5 and all(f.startswith(f"{manifest['entries'][0]['id']}_syn0000") for f in case_files)
+    assert json.loads((out / "datalist.json").read_text())["training"] == []  # a failed model publishes no case
+    monkeypatch.setattr(nibabel, "save", save)
+    again = synthesize_dataset(items, out, _tiny_settings(samples_per_model=3), progress=False)
+    assert again["done"] == 1 and not again["failed"]
+    assert len(load_decathlon_datalist(str(out / "datalist.json"), data_list_key="training")) == 3

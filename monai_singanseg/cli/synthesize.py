@@ -78,6 +78,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--claim-timeout", type=float_in(1.0, 1e7), default=900.0,
                    help="seconds without a heartbeat before another host's claim is taken over (default 900)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: this rank's GPU, else CPU)")
+    p.add_argument("--models-per-batch", type=int_in(1, 4096), default=None, metavar="M",
+                   help="models each process trains together on its device (same slice shape; default 1 on CPU, 16 on GPU)")
     p.add_argument("--overwrite", action="store_true", help="replace another run's synthetic dataset in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
     p.set_defaults(func=run_synthesize)
@@ -108,7 +110,7 @@ def run_synthesize(args: argparse.Namespace) -> int:
         torch.set_num_threads(1)  # several ranks on one CPU: more threads than cores is much slower
     try:
         manifest = synthesize_dataset(items, args.out, settings, ctx, device=args.device, overwrite=args.overwrite,
-                                      progress=not args.quiet)  # fmt: skip
+                                      progress=not args.quiet, models_per_batch=args.models_per_batch)  # fmt: skip
     finally:
         ctx.close()
     if ctx.rank == 0 or ctx.shard:

@@ -6,6 +6,6 @@ from __future__ import annotations
 from monai_singanseg.farm.claims import WorkDir
 from monai_singanseg.farm.distributed import RankContext
 from monai_singanseg.farm.plan import WorkEntry, plan_work
-from monai_singanseg.farm.synthesize import DatasetSettings, synthesize_dataset
+from monai_singanseg.farm.synthesize import DatasetSettings, default_models_per_batch, synthesize_dataset
 
-__all__ = ["WorkDir", "RankContext", "WorkEntry", "plan_work", "DatasetSettings", "synthesize_dataset"]
+__all__ = ["WorkDir", "RankContext", "WorkEntry", "plan_work", "DatasetSettings", "synthesize_dataset", "default_models_per_batch"]

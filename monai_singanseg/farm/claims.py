@@ -46,6 +46,7 @@ class WorkDir:
         self.root = Path(root)
         self.owner = {**owner, "host": socket.gethostname(), "pid": os.getpid()}
         self.timeout = timeout
+        self.held: set[str] = set()  # entries this object claimed and has not finished
         for sub in ("claims", "done", "failed"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
 
@@ -97,6 +98,7 @@ class WorkDir:
             if self.is_finished(entry_id):  # finished between the check and the claim
                 path.unlink(missing_ok=True)
                 return False
+            self.held.add(entry_id)
             return True
         return False
 
@@ -112,6 +114,13 @@ class WorkDir:
         with atomic_path(dest) as tmp:
             tmp.write_text(json.dumps({**record, "owner": self.owner}, indent=2), encoding="utf-8")
         self._path("claims", entry_id).unlink(missing_ok=True)
+        self.held.discard(entry_id)
+
+    def release_all(self) -> None:
+        """Give up every claim held and not finished (work interrupted, e.g. by Ctrl-C): others may take them now."""
+        for entry_id in sorted(self.held):
+            self._path("claims", entry_id).unlink(missing_ok=True)
+        self.held.clear()
 
     def forget_failures(self) -> None:
         """Drop failure records of earlier runs, so a new run tries those entries again."""

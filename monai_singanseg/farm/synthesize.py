@@ -24,7 +24,7 @@ import os
 import resource
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,12 +34,13 @@ from monai.data import load_decathlon_datalist
 from tqdm.auto import tqdm
 
 from monai_singanseg.data import load_case
-from monai_singanseg.engines.singan import SinGANSegSettings, SinGANSegTrainer
+from monai_singanseg.engines.singan import BatchedSinGANSegTrainer, SinGANSegSettings
 from monai_singanseg.farm.claims import WorkDir
 from monai_singanseg.farm.distributed import RankContext
 from monai_singanseg.farm.plan import WorkEntry, plan_work
 from monai_singanseg.inferers import SinGANSegSampler
 from monai_singanseg.io.atomic import OutputExistsError, atomic_path, check_output_folder
+from monai_singanseg.io.modelfile import ModelFileError, load_model_file
 from monai_singanseg.io.writers import write_datalist
 from monai_singanseg.metrics import memorisation_scores
 from monai_singanseg.synthesis import (
@@ -51,7 +52,7 @@ from monai_singanseg.synthesis import (
 )
 from monai_singanseg.visualize import contact_sheet
 
-__all__ = ["DatasetSettings", "synthesize_dataset", "RUN_FILE"]
+__all__ = ["DatasetSettings", "synthesize_dataset", "default_models_per_batch", "RUN_FILE"]
 
 logger = logging.getLogger(__name__)
 
@@ -161,32 +162,134 @@ def _model_quality(model: Path, real: torch.Tensor, settings: DatasetSettings, s
     }
 
 
-def _work_one(
-    entry: WorkEntry, index: int, out: Path, settings: DatasetSettings, work: WorkDir, device: str, progress: bool
-) -> dict[str, Any]:
-    """Prepare, train (resuming a checkpoint) and sample one entry's model; returns its result record."""
-    start = time.time()
-    model = out / "models" / f"{entry.id}.pt"
+def _prepare(entry: WorkEntry, settings: DatasetSettings) -> tuple[torch.Tensor, dict[str, Any]]:
+    """The entry's GAN tensor and model metadata (the package's prepare step)."""
     gan, meta = singanseg_training_input(
         entry.image, entry.label, entry.slice_index if entry.slice_index is not None else "auto", settings.max_size,
         settings.label_values, settings.channel_names, settings.label_map, name=entry.case,
     )  # fmt: skip
     meta["source_name"] = entry.id  # case names of the samples: <entry id>_synNNNN
-    training = dataclasses.replace(settings.training, seed=settings.training.seed + index)
-    trainer = SinGANSegTrainer(training, device=device, progress=False)
-    trainer.fit(gan, model, meta, resume=True, on_scale=lambda k: work.heartbeat(entry.id))
-    trained = time.time()
+    return gan, meta
+
+
+def _finished_scales(model: Path) -> int:
+    """Scales a checkpoint has finished (0: none yet); unreadable files are left to the trainer's checks."""
+    try:
+        return int(load_model_file(model).config.finished_scales) if model.exists() else 0
+    except (ModelFileError, OSError, ValueError):
+        return -1
+
+
+@dataclass
+class _Job:
+    """One claimed work entry on its way through prepare -> train -> sample."""
+
+    index: int
+    entry: WorkEntry
+    model: Path
+    gan: torch.Tensor | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    started: float = field(default_factory=time.time)
+    train_seconds: float = 0.0
+    batch: int = 1
+
+
+def _train(jobs: list[_Job], settings: DatasetSettings, work: WorkDir, device: str) -> dict[str, str]:
+    """Train the jobs together (models of one shape at one resume point: ``fit_many``); returns errors by entry id.
+
+    A batch that fails is retried model by model, so one bad checkpoint does not fail its batch-mates.
+    """
+    trainer = BatchedSinGANSegTrainer(settings.training, device=device, progress=False)
+    start = time.time()
+    try:
+        trainer.fit_many([j.gan for j in jobs], [j.model for j in jobs], [j.meta for j in jobs],
+                         [settings.training.seed + j.index for j in jobs], resume=True,
+                         on_scale=lambda k: [work.heartbeat(j.entry.id) for j in jobs])  # fmt: skip
+    except (ValueError, OSError, RuntimeError) as exc:
+        if len(jobs) == 1:
+            return {jobs[0].entry.id: str(exc)}
+        logger.warning("batch of %d models failed (%s); training them one by one", len(jobs), exc)
+        errors: dict[str, str] = {}
+        for job in jobs:
+            errors.update(_train([job], settings, work, device))
+        return errors
+    for job in jobs:
+        job.train_seconds, job.batch = (time.time() - start) / len(jobs), len(jobs)
+    return {}
+
+
+def _sample(job: _Job, out: Path, settings: DatasetSettings, device: str) -> dict[str, Any]:
+    """Write the job's synthetic cases and score them; returns its result record."""
+    entry = job.entry
     folder = out / "cases" / entry.id
-    pipeline = singanseg_synthesis(model, folder, settings.options, device=device)
-    synthesise(pipeline, pipeline.cases(settings.samples_per_model), folder, seed=settings.seed + index, preview=0,
+    pipeline = singanseg_synthesis(job.model, folder, settings.options, device=device)
+    synthesise(pipeline, pipeline.cases(settings.samples_per_model), folder, seed=settings.seed + job.index, preview=0,
                progress=False, resume=True)  # fmt: skip
-    quality = _model_quality(model, gan, settings, settings.seed + index)
+    quality = _model_quality(job.model, job.gan, settings, settings.seed + job.index)
     return {
         "id": entry.id, "case": entry.case, "slice": entry.slice_index, "status": "done", "model": f"models/{entry.id}.pt",
-        "cases": f"cases/{entry.id}", "samples": settings.samples_per_model, "started": start, "finished": time.time(),
-        "train_seconds": round(trained - start, 3), "seconds": round(time.time() - start, 3), "quality": quality,
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
+        "cases": f"cases/{entry.id}", "samples": settings.samples_per_model, "started": job.started, "finished": time.time(),
+        "train_seconds": round(job.train_seconds, 3), "batch": job.batch, "seconds": round(time.time() - job.started, 3),
+        "quality": quality, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
     }  # fmt: skip
+
+
+def _failure(entry: WorkEntry, error: str) -> dict[str, Any]:
+    return {"id": entry.id, "case": entry.case, "slice": entry.slice_index, "status": "failed", "error": error}
+
+
+def _work_batch(
+    claimed: list[tuple[int, WorkEntry]], out: Path, settings: DatasetSettings, work: WorkDir, device: str, rank: int,
+    progress: bool,
+) -> None:
+    """Prepare the claimed entries, train those of one shape and resume point together, sample each; record results."""
+    jobs: dict[tuple, list[_Job]] = {}
+    for index, entry in claimed:
+        job = _Job(index, entry, out / "models" / f"{entry.id}.pt")
+        try:
+            job.gan, job.meta = _prepare(job.entry, settings)
+        except (ValueError, OSError, RuntimeError) as exc:
+            logger.error("[rank %d] %s failed: %s", rank, entry.id, exc)
+            work.finish(entry.id, _failure(entry, str(exc)), failed=True)
+            continue
+        jobs.setdefault((tuple(job.gan.shape), _finished_scales(job.model)), []).append(job)
+    for group in jobs.values():
+        errors = _train(group, settings, work, device)
+        for job in group:
+            error = errors.get(job.entry.id)
+            if error is None:
+                try:
+                    record = _sample(job, out, settings, device)
+                except (ValueError, OSError, RuntimeError) as exc:
+                    error = str(exc)
+            if error is not None:
+                logger.error("[rank %d] %s failed: %s", rank, job.entry.id, error)
+                work.finish(job.entry.id, _failure(job.entry, error), failed=True)
+                continue
+            work.finish(job.entry.id, record)
+            if progress:
+                print(f"[rank {rank}] {job.entry.id}: trained in {record['train_seconds']:.0f} s (batch of {job.batch}), "
+                      f"{record['samples']} samples, memorisation max {record['quality']['memorisation_max']:.3f}", flush=True)
+
+
+def _claim_batch(pending: Iterator[tuple[int, WorkEntry]], work: WorkDir, limit: int) -> list[tuple[int, WorkEntry]]:
+    """Claim up to ``limit`` entries from ``pending`` (entries that cannot be used are recorded as failed on the way)."""
+    claimed = []
+    for index, entry in pending:
+        if work.result(entry.id) is not None or not work.claim(entry.id):
+            continue
+        if entry.error is not None:
+            work.finish(entry.id, {"id": entry.id, "case": entry.case, "status": "failed", "error": entry.error}, failed=True)
+            continue
+        claimed.append((index, entry))
+        if len(claimed) >= limit:
+            break
+    return claimed
+
+
+def default_models_per_batch(device: str | torch.device) -> int:
+    """Models trained together on one device: 1 on a CPU (no gain from batching there), 16 on a GPU."""
+    return 16 if torch.device(device).type == "cuda" else 1
 
 
 def _entries_for(plan: list[WorkEntry], ctx: RankContext) -> list[tuple[int, WorkEntry]]:
@@ -205,6 +308,7 @@ def synthesize_dataset(
     device: str | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    models_per_batch: int | None = None,
 ) -> dict[str, Any]:
     """Train one SinGAN-Seg model per work entry and write the synthetic dataset (every process of a run calls it).
 
@@ -216,6 +320,9 @@ def synthesize_dataset(
         device: torch device (default: this rank's GPU, else CPU).
         overwrite: replace another run's outputs in ``output_dir``.
         progress: a bar over models with ETA (rank 0) and a log line per model.
+        models_per_batch: models a process trains together on its device (:class:`BatchedSinGANSegTrainer`; models
+            of one slice shape, so equal-sized volumes batch fully); None: :func:`default_models_per_batch`. A batched
+            model equals the one trained alone up to float rounding.
 
     Returns:
         The manifest: ``{"entries": [...], "done": n, "failed": [ids], ...}`` (complete on the process that
@@ -241,24 +348,16 @@ def synthesize_dataset(
     mine = _entries_for(plan, ctx)
     bar = tqdm(total=len(plan), desc="models", unit="model", disable=not progress or ctx.rank != 0)
     bar.update(sum(work.is_finished(e.id) for e in plan))
-    for index, entry in mine:
-        if work.result(entry.id) is not None or not work.claim(entry.id):
-            continue
-        if entry.error is not None:
-            work.finish(entry.id, {"id": entry.id, "case": entry.case, "status": "failed", "error": entry.error}, failed=True)
-            continue
-        try:
-            record = _work_one(entry, index, out, settings, work, device, progress)
-        except (ValueError, OSError, RuntimeError) as exc:
-            logger.error("[rank %d] %s failed: %s", ctx.rank, entry.id, exc)
-            work.finish(entry.id, {"id": entry.id, "case": entry.case, "slice": entry.slice_index, "status": "failed",
-                                   "error": str(exc)}, failed=True)  # fmt: skip
-            continue
-        work.finish(entry.id, record)
-        if progress:
-            print(f"[rank {ctx.rank}] {entry.id}: trained in {record['train_seconds']:.0f} s, "
-                  f"{record['samples']} samples, memorisation max {record['quality']['memorisation_max']:.3f}", flush=True)
-        bar.update(sum(work.is_finished(e.id) for e in plan) - bar.n)
+    batch = max(1, models_per_batch or default_models_per_batch(device))
+    if not ctx.shard:  # ranks share one list: no rank claims more than its share of it at once
+        batch = min(batch, -(-len(plan) // ctx.world_size))
+    pending = iter(mine)
+    try:
+        while claimed := _claim_batch(pending, work, batch):
+            _work_batch(claimed, out, settings, work, device, ctx.rank, progress)
+            bar.update(sum(work.is_finished(e.id) for e in plan) - bar.n)
+    finally:  # interrupted (Ctrl-C, an error): the unfinished claims are free again at once; checkpoints stay
+        work.release_all()
     bar.close()
     ctx.barrier()
     records = {e.id: work.result(e.id) for e in plan}

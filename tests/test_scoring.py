@@ -1,0 +1,228 @@
+"""Per-case BraTS scores (Dice, HD95, empty regions), slice stacking, and the bootstrap intervals."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from monai.data import MetaTensor
+
+from monai_singanseg.data import load_image
+from monai_singanseg.evaluation.regions import BRATS_REGIONS
+from monai_singanseg.evaluation.scoring import (
+    BRATS2013_REGIONS,
+    BRATS2023_REGIONS,
+    EMPTY_HD95_PENALTY,
+    case_scores,
+    regions_for,
+    stack_slice_predictions,
+)
+from monai_singanseg.evaluation.statistics import Interval, bootstrap_ci, paired_difference_ci, paired_ratio_ci
+from monai_singanseg.transforms.labels import LabelToIndex
+
+LABELS = (0, 1, 2, 4)  # class index i <-> label value LABELS[i]
+OEDEMA, ENHANCING = 2, 3  # class indices of labels 2 and 4
+
+
+def _cube(shape=(16, 16, 16), start=(3, 3, 2), side=10, index=OEDEMA) -> torch.Tensor:
+    vol = torch.zeros((1, *shape), dtype=torch.long)
+    vol[(0, *(slice(s, s + side) for s in start))] = index
+    return vol
+
+
+# ------------------------------------------------------------------------------------------------ scores
+@pytest.mark.parametrize("axis, expected_hd95", [(2, 4.0), (0, 2.0)])
+def test_dice_and_hd95_of_a_cube_shifted_by_two_voxels(axis, expected_hd95):
+    # A: 10^3 cube; B: A shifted by s = 2 voxels along `axis`; spacing (1, 1, 2) mm.
+    # Dice: |A| = |B| = 1000, |A & B| = 10 * 10 * 8 = 800 -> 2 * 800 / 2000 = 0.8.
+    # HD95 (MONAI: distances between the two SURFACES, i.e. the voxels with a face-neighbour outside):
+    # - upper bound: a translation maps A's surface onto B's, so every A-surface voxel v has the B-surface voxel
+    #   v + s at s * spacing[axis]; every distance is <= s * spacing[axis] (and the same from B to A).
+    # - A's face at the start of `axis` (10 * 10 = 100 voxels) is s voxels before any voxel of B: its distances
+    #   are >= s * spacing[axis], hence equal. A has 10^3 - 8^3 = 488 surface voxels, 100 / 488 = 20 % > 5 %,
+    #   so the 95th percentile is s * spacing[axis]: 2 * 2 = 4 mm along axis 2, 2 * 1 = 2 mm along axis 0.
+    spacing = (1.0, 1.0, 2.0)
+    start_b = [3, 3, 2]
+    start_b[axis] += 2
+    a, b = _cube(), _cube(start=tuple(start_b))
+    scores = case_scores(b, a, LABELS, spacing=spacing)
+    assert scores["WT"]["dice"] == pytest.approx(2 * 800 / (1000 + 1000))
+    assert scores["WT"]["hd95"] == pytest.approx(expected_hd95)
+    assert scores["WT"]["empty_reference"] is False and scores["WT"]["empty_prediction"] is False
+    # oedema only: TC and ET are empty in both -> Dice 1, HD95 0 (BraTS convention)
+    for region in ("TC", "ET"):
+        assert (scores[region]["dice"], scores[region]["hd95"]) == (1.0, 0.0)
+    assert scores["mean"]["dice"] == pytest.approx((0.8 + 1 + 1) / 3)
+    assert scores["mean"]["hd95"] == pytest.approx(expected_hd95 / 3)
+
+
+def test_hd95_without_spacing_is_in_voxels():
+    a, b = _cube(), _cube(start=(3, 3, 4))
+    assert case_scores(b, a, LABELS)["WT"]["hd95"] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(
+    "reference_empty, prediction_empty, dice, hd95",
+    [(True, True, 1.0, 0.0), (True, False, 0.0, EMPTY_HD95_PENALTY), (False, True, 0.0, EMPTY_HD95_PENALTY),
+     (False, False, 1.0, 0.0)],
+)  # fmt: skip
+def test_the_four_empty_combinations(reference_empty, prediction_empty, dice, hd95):
+    empty, tumour = torch.zeros((1, 12, 12, 12), dtype=torch.long), _cube((12, 12, 12), (2, 2, 2), 6, ENHANCING)
+    target = empty if reference_empty else tumour
+    prediction = empty if prediction_empty else tumour
+    with warnings.catch_warnings():
+        # MONAI warns "... is all 0, this may result in nan/inf distance" on an empty mask: never called on one
+        warnings.filterwarnings("error", message=".*all 0")
+        scores = case_scores(prediction, target, LABELS, spacing=(1.0, 1.0, 1.0))
+    for region in ("WT", "TC", "ET"):  # label 4 lies in all three regions
+        assert scores[region]["dice"] == dice and scores[region]["hd95"] == hd95
+        assert scores[region]["empty_reference"] is reference_empty
+        assert scores[region]["empty_prediction"] is prediction_empty
+    assert all(math.isfinite(v) for r in scores.values() for v in r.values())
+    assert scores["mean"] == pytest.approx({"dice": dice, "hd95": hd95})
+
+
+def test_empty_penalty_is_the_brats_diagonal():
+    assert EMPTY_HD95_PENALTY == pytest.approx(math.sqrt(240**2 + 240**2 + 155**2), abs=0.01)
+
+
+def test_brats2013_regions_count_label_3():
+    values = (0, 1, 2, 3, 4)
+    assert regions_for(values) == BRATS2013_REGIONS == {"WT": (1, 2, 3, 4), "TC": (1, 3, 4), "ET": (4,)}
+    assert regions_for(LABELS) == BRATS_REGIONS
+    assert regions_for((0, 1, 2, 3)) == BRATS2023_REGIONS  # BraTS 2023: 3 is the enhancing tumour
+    assert regions_for((0, 1, 2)) == {"WT": (1, 2, 4), "TC": (1, 4)}  # ET cannot be represented
+    # target: non-enhancing tumour (value 3, index 3) only; prediction: the same voxels as necrosis (value 1)
+    target, prediction = _cube(index=3), _cube(index=1)
+    scores = case_scores(prediction, target, values)  # regions default to regions_for(values)
+    assert scores["WT"]["dice"] == 1.0 and scores["TC"]["dice"] == 1.0
+    assert scores["ET"] == {"dice": 1.0, "hd95": 0.0, "empty_reference": True, "empty_prediction": True}
+    # with the later-BraTS regions, label 3 would be ignored: the reference WT looks empty
+    wrong = case_scores(prediction, target, values, regions=BRATS_REGIONS)
+    assert wrong["WT"]["empty_reference"] is True and wrong["WT"]["dice"] == 0.0
+
+
+def test_case_scores_rejects_bad_input():
+    a = _cube()
+    with pytest.raises(ValueError, match=r"\(1, 16, 16, 16\).*\(1, 16, 16, 8\)"):
+        case_scores(a, a[..., :8], LABELS)
+    with pytest.raises(ValueError, match=r"\(1, \*spatial\).*\(2, 16, 16, 16\)"):
+        case_scores(a.repeat(2, 1, 1, 1), a.repeat(2, 1, 1, 1), LABELS)
+    with pytest.raises(ValueError, match=r"\(1, \*spatial\).*\(1, 1, 16, 16, 16\)"):
+        case_scores(a[None], a[None], LABELS)
+    with pytest.raises(ValueError, match="ET"):
+        case_scores(a, a, (0, 1, 2), regions=BRATS_REGIONS)
+    with pytest.raises(ValueError, match="spacing"):
+        case_scores(a, a, LABELS, spacing=(1.0, 1.0))
+
+
+def test_real_brats2013_case(shared_data):
+    values = (0, 1, 2, 3, 4)
+    label = load_image(shared_data / "brats2013" / "brats_2013_pat0001_1" / "OTMultiClass.nii.gz", 3, "label")
+    target = LabelToIndex(values)(label)
+    spacing = tuple(float(s) for s in label.pixdim)
+    perfect = case_scores(target, target, values, spacing=spacing)
+    for region in ("WT", "TC", "ET", "mean"):
+        assert (perfect[region]["dice"], perfect[region]["hd95"]) == (1.0, 0.0)
+    erased = case_scores(torch.zeros_like(target.as_tensor()), target, values, spacing=spacing)
+    assert (erased["WT"]["dice"], erased["WT"]["hd95"]) == (0.0, EMPTY_HD95_PENALTY)
+    assert erased["WT"]["empty_prediction"] is True and erased["WT"]["empty_reference"] is False
+    # shifted by 2 slices (1 mm): a translation maps surface onto surface, so 0 < HD95 <= 2 mm; Dice in (0, 1)
+    shifted = case_scores(torch.roll(target.as_tensor(), 2, dims=3), target, values, spacing=spacing)
+    assert 0.0 < shifted["WT"]["dice"] < 1.0
+    assert 0.0 < shifted["WT"]["hd95"] <= 2.0 + 1e-6
+
+
+# ------------------------------------------------------------------------------------------------ stacking
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_stacking_slices_back_gives_the_volume(axis):
+    gen = torch.Generator().manual_seed(axis)
+    affine = torch.tensor([[-1.0, 0, 0, 10], [0, -1.5, 0, 20], [0, 0, 2.0, -5], [0, 0, 0, 1]], dtype=torch.float64)
+    volume = MetaTensor(torch.randint(0, 4, (1, 5, 6, 7), generator=gen), affine=affine, meta={"name": "case"})
+    slices = torch.stack([volume[0].as_tensor().select(axis, i)[None] for i in range(volume.shape[axis + 1])])
+    stacked = stack_slice_predictions(slices, axis, volume)
+    assert isinstance(stacked, MetaTensor) and stacked.dtype == slices.dtype
+    assert torch.equal(stacked.as_tensor(), volume.as_tensor())
+    assert torch.equal(stacked.affine, affine) and stacked.meta["name"] == "case"
+    as_list = stack_slice_predictions(list(slices), axis, volume)
+    assert torch.equal(as_list.as_tensor(), volume.as_tensor())
+
+
+def test_stacking_rejects_shapes_that_do_not_fit():
+    volume = MetaTensor(torch.zeros(1, 5, 6, 7))
+    with pytest.raises(ValueError, match=r"\(6, 1, 5, 6\).*\(1, 5, 6, 7\).*\(7, 1, 5, 6\)"):
+        stack_slice_predictions(torch.zeros(6, 1, 5, 6), 2, volume)
+    with pytest.raises(ValueError, match=r"\(7, 1, 6, 5\)"):
+        stack_slice_predictions(torch.zeros(7, 1, 6, 5), 2, volume)
+    with pytest.raises(ValueError, match="axis"):
+        stack_slice_predictions(torch.zeros(7, 1, 5, 6), 3, volume)
+    with pytest.raises(ValueError, match=r"\(5, 6, 7\)"):
+        stack_slice_predictions(torch.zeros(7, 1, 5, 6), 2, torch.zeros(5, 6, 7))
+
+
+# ------------------------------------------------------------------------------------------------ bootstrap
+def test_bootstrap_of_constant_values_is_a_point():
+    estimate, low, high = bootstrap_ci([0.7] * 20)
+    assert estimate == pytest.approx(0.7) and low == pytest.approx(0.7) and high == pytest.approx(0.7)
+
+
+def test_bootstrap_of_a_normal_sample_has_the_textbook_width():
+    n, mu, sd = 400, 3.0, 2.0
+    z = np.random.default_rng(1).standard_normal(n)
+    x = (z - z.mean()) / z.std(ddof=1) * sd + mu  # sample mean exactly mu, sample sd exactly sd
+    estimate, low, high = bootstrap_ci(x)
+    assert estimate == pytest.approx(mu) and low < mu < high
+    assert (high - low) == pytest.approx(2 * 1.96 * sd / math.sqrt(n), rel=0.15)
+    assert bootstrap_ci(x) == (estimate, low, high)  # deterministic with the seed
+    assert bootstrap_ci(x, seed=1) != (estimate, low, high)
+    med, mlow, mhigh = bootstrap_ci(x, num_resamples=2000, statistic=np.median)
+    assert med == pytest.approx(float(np.median(x))) and mlow <= med <= mhigh
+
+
+def test_paired_ratio_with_a_known_ratio():
+    den = np.random.default_rng(2).uniform(0.5, 1.0, 50)
+    exact = paired_ratio_ci(0.8 * den, den)  # every pair has ratio 0.8, so does every resample
+    assert (exact.estimate, exact.low, exact.high, exact.n) == pytest.approx((0.8, 0.8, 0.8, 50))
+    noise = np.random.default_rng(3).normal(0, 0.02, 50)
+    noisy = paired_ratio_ci(0.8 * den + (noise - noise.mean()), den)
+    assert noisy.estimate == pytest.approx(0.8) and noisy.low < 0.8 < noisy.high
+    assert noisy.excludes(1.0) and not noisy.excludes(0.8)
+    assert noisy.resolved_against(1.0) == "below" and noisy.resolved_against(0.5) == "above"
+    assert noisy.resolved_against(0.8) == "unresolved"
+
+
+def test_paired_difference():
+    b = np.random.default_rng(4).uniform(0.3, 0.9, 30)
+    diff = paired_difference_ci(b + 0.1, b)
+    assert (diff.estimate, diff.low, diff.high, diff.n) == pytest.approx((0.1, 0.1, 0.1, 30))
+    assert diff.resolved_against(0.0) == "above"
+
+
+def test_interval_methods():
+    iv = Interval(estimate=1.0, low=0.9, high=1.2, n=10)
+    assert iv.excludes(0.8) and iv.excludes(1.3) and not iv.excludes(0.9) and not iv.excludes(1.0)
+    assert (iv.resolved_against(0.5), iv.resolved_against(1.5), iv.resolved_against(1.0)) == ("above", "below", "unresolved")
+
+
+def test_statistics_reject_bad_input():
+    with pytest.raises(ValueError, match=r"NaN at positions \[1, 3\]"):
+        bootstrap_ci([1.0, math.nan, 2.0, math.nan])
+    with pytest.raises(ValueError, match="infinite"):
+        paired_difference_ci([1.0, math.inf], [1.0, 2.0])
+    with pytest.raises(ValueError, match="at least 2"):
+        bootstrap_ci([1.0])
+    with pytest.raises(ValueError, match="at least 2"):
+        paired_ratio_ci([1.0], [1.0])
+    with pytest.raises(ValueError, match="equal lengths.*3.*2"):
+        paired_ratio_ci([1.0, 2.0, 3.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="equal lengths"):
+        paired_difference_ci([1.0, 2.0, 3.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="denominator's mean is zero"):
+        paired_ratio_ci([1.0, 2.0], [1.0, -1.0])
+    with pytest.raises(ValueError, match="one-dimensional"):
+        bootstrap_ci([[1.0, 2.0], [3.0, 4.0]])
+    with pytest.raises(ValueError, match="confidence"):
+        bootstrap_ci([1.0, 2.0], confidence=1.5)
