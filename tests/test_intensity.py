@@ -73,3 +73,30 @@ def test_nan_is_rejected():
 def test_channel_count_must_match_statistics():
     with pytest.raises(ValueError, match="channels"):
         IntensityFromTanhRange(IntensityStats([0.0], [1.0]))(torch.zeros(2, 3, 3))
+
+
+def test_zscored_case_background_is_found_and_written_back(shared_data):
+    """BRATS-2013 volumes are z-scored after skull stripping: their background is a constant -mean/std, not 0.
+    The foreground is the brain (as the case's own brain mask says), and writing back restores that background."""
+    from monai_singanseg.data import load_image
+
+    folder = shared_data / "brats2013" / "brats_2013_pat0001_1"
+    flair = load_image(folder / "Flair_subtrMeanDivStd.nii.gz", 3, "image")
+    brain = load_image(folder / "brainmask.nii.gz", 3, "label").as_tensor() > 0
+    assert bool((flair != 0).all())  # "non-zero" would call the whole volume brain
+    mask = torch.as_tensor(foreground_mask(flair.as_tensor()))
+    assert float((mask == brain).float().mean()) > 0.999
+    scaler = IntensityToTanhRange()
+    out = scaler(flair)
+    background = float(flair[0, 0, 0, 0])
+    assert scaler.last_stats.background == [pytest.approx(background)] and background < -1.0
+    back = IntensityFromTanhRange(scaler.last_stats)(out, mask=mask)
+    np.testing.assert_allclose(back.as_tensor()[~brain], background, atol=1e-5)
+    inside = (mask & brain)[0]  # the few brain voxels at exactly the background value are background
+    np.testing.assert_allclose(back.as_tensor()[0][inside], flair.as_tensor()[0][inside], atol=1e-4)
+
+
+def test_a_border_without_one_dominant_value_means_a_zero_background():
+    noise = torch.rand(2, 16, 16, 8) + 1.0  # nothing is background: every voxel is foreground
+    assert bool(torch.as_tensor(foreground_mask(noise)).all())
+    assert foreground_mask(noise.numpy()).dtype == np.bool_

@@ -225,3 +225,56 @@ def test_disk_full_while_writing_cases_leaves_nothing_half_written(real, tmp_pat
     again = synthesize_dataset(items, out, _tiny_settings(samples_per_model=3), progress=False)
     assert again["done"] == 1 and not again["failed"]
     assert len(load_decathlon_datalist(str(out / "datalist.json"), data_list_key="training")) == 3
+
+
+def test_pix2pix_dataset_under_torchrun_then_with_a_given_model(real, tmp_path):
+    """``--generator pix2pix``: one rank trains the one model while the other waits, both render their cases'
+    deformed label volumes; the same outputs as SinGAN-Seg's (datalist, manifest, report, preview); a given
+    ``--model`` is rendered with, never trained."""
+    items = json.loads(real.read_text())["training"][2:]  # the two BRATS-2013 cases: FLAIR + T1c, label 3
+    data = tmp_path / "b13.json"
+    data.write_text(json.dumps({"training": items}), encoding="utf-8")
+    out = tmp_path / "p2p"
+    opts = ["--generator", "pix2pix", "--data", str(data), "--label-map", "3:1", "--channel-names", "flair", "t1ce",
+            "--epochs", "1", "--size", "32", "--per-case", "2", "--quiet"]  # fmt: skip
+    res = subprocess.run(torchrun("--out", str(out), *opts), env=_env(),
+                         capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=600)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["done"] == 2 and manifest["samples"] == 4 and manifest["model"]["status"] == "done"
+    assert manifest["model"]["cases"] == ["brats_2013_pat0001_1", "brats_2013_pat0002_1"]
+    assert {e["model"] for e in manifest["entries"]} == {"models/pix2pix.pt"}
+    cases = load_decathlon_datalist(str(out / "datalist.json"), data_list_key="training")
+    assert len(cases) == 4 and all(len(c["image"]) == 2 and c["image"][0].endswith("_flair.nii.gz") for c in cases)
+    # the model writes its training cases' (mean) background outside the brain
+    background = float(np.mean([np.asarray(nib.load(i["image"][0]).dataobj)[0, 0, 0] for i in items]))
+    for case, source in zip(cases[::2], items):
+        seg, real_seg = nib.load(case["label"]), nib.load(source["label"])
+        np.testing.assert_allclose(seg.affine, real_seg.affine, atol=1e-4)
+        assert seg.shape == real_seg.shape
+        values = set(np.unique(np.asarray(seg.dataobj)).tolist())
+        assert values <= {0, 1, 2, 4} and values & {1, 2, 4}  # 3 mapped to 1, and the tumour is there
+        flair = np.asarray(nib.load(case["image"][0]).dataobj)
+        assert float(flair[0, 0, 0]) == pytest.approx(background, abs=1e-4)  # z-scored: the background is not 0
+        entry = next(e for e in manifest["entries"] if e["case"] == source["name"])
+        assert entry["quality"]["tumour_kept"] == 1.0 and 0.0 < entry["quality"]["memorisation_max"] < 1.0
+    report = (out / "report.md").read_text()
+    assert "generator: pix2pix" in report and (out / "preview.png").is_file()
+    before = (out / "datalist.json").read_bytes()
+    again = subprocess.run([sys.executable, "-m", "monai_singanseg", "synthesize", "--out", str(out), *opts], env=_env(),
+                           capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300)  # fmt: skip
+    assert again.returncode == 0 and (out / "datalist.json").read_bytes() == before  # a finished run: nothing redone
+
+    given = tmp_path / "given"
+    opts[opts.index("--per-case") + 1] = "1"
+    res = subprocess.run([sys.executable, "-m", "monai_singanseg", "synthesize", "--out", str(given), *opts,
+                          "--model", str(out / "models" / "pix2pix.pt")], env=_env(),
+                         capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    manifest = json.loads((given / "manifest.json").read_text())
+    assert manifest["done"] == 2 and manifest["samples"] == 2 and manifest["model"]["status"] == "given"
+    assert not list((given / "models").glob("*.pt"))  # nothing trained
+    wrong = subprocess.run([sys.executable, "-m", "monai_singanseg", "synthesize", "--data", str(data), "--out",
+                            str(tmp_path / "wrong"), "--model", str(out / "models" / "pix2pix.pt")], env=_env(),
+                           capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=120)  # fmt: skip
+    assert wrong.returncode != 0 and "--generator pix2pix" in wrong.stderr and "Traceback" not in wrong.stderr

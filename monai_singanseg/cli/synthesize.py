@@ -1,4 +1,5 @@
-"""Sub-command ``synthesize``: a real dataset in, a synthetic dataset out (one SinGAN-Seg model per tumour slice).
+"""Sub-command ``synthesize``: a real dataset in, a synthetic dataset out: one SinGAN-Seg model per tumour slice,
+or (``--generator pix2pix``) one pix2pix model for the dataset rendering ``--per-case`` deformed label volumes per case.
 
 Run it as one process, under ``torchrun --nproc_per_node N -m monai_singanseg synthesize ...`` (ranks share the
 work; multi-node through torchrun's rendezvous), or as a Slurm array task with ``--shard I/N``. Rerunning the same
@@ -14,15 +15,18 @@ from pathlib import Path
 
 import torch
 
-from monai_singanseg.cli.options import SEED, float_in, int_in
+from monai_singanseg.cli.options import SEED, float_in, int_in, power_of_two
 from monai_singanseg.data import find_cases, load_datalist
 from monai_singanseg.device import resolve_device
+from monai_singanseg.engines.pix2pix import Pix2PixSettings
 from monai_singanseg.engines.singan import SinGANSegSettings
 from monai_singanseg.farm import DatasetSettings, RankContext, synthesize_dataset
 from monai_singanseg.synthesis import SinGANSegSynthesisOptions, is_2d_image_input
 from monai_singanseg.transforms.style import STYLE_METHODS
 
 __all__ = ["add_parsers", "run_synthesize", "parse_label_map", "real_cases"]
+
+_PIX2PIX = Pix2PixSettings()
 
 
 def parse_label_map(pairs: list[str]) -> dict[int, int]:
@@ -55,6 +59,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", required=True, help="real dataset: datalist JSON, or a folder of BraTS/DICOM cases or images/+masks/")
     p.add_argument("--out", required=True, help="the synthetic dataset's folder")
+    p.add_argument("--generator", choices=("singanseg", "pix2pix"), default="singanseg",
+                   help="singanseg: one model per tumour slice (default); pix2pix: one model for the dataset, "
+                        "rendering --per-case deformed label volumes of every case")
     p.add_argument("--slices-per-case", default="1", help="models per volume on slices spread over the tumour, or 'all' (default 1)")
     p.add_argument("--samples-per-model", type=int_in(1, 10**5), default=10, help="synthetic cases per model (default 10)")
     p.add_argument("--label-values", type=int_in(0, 255), nargs="+", default=None,
@@ -73,6 +80,11 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--style", default="none", choices=("none", *STYLE_METHODS), help="style-transfer step (default none)")
     p.add_argument("--style-steps", type=int_in(0, 10000), default=100)
     p.add_argument("--style-weights", default=None, metavar="FILE")
+    p2p = p.add_argument_group("pix2pix (--generator pix2pix)")
+    p2p.add_argument("--model", default=None, help="a trained pix2pix model file (default: train one on --data)")
+    p2p.add_argument("--per-case", type=int_in(1, 10**4), default=10, help="renders per case (default 10)")
+    p2p.add_argument("--epochs", type=int_in(1, 10**5), default=_PIX2PIX.epochs, help="pix2pix training epochs (default %(default)s)")
+    p2p.add_argument("--size", type=power_of_two(32, 512), default=_PIX2PIX.size, help="pix2pix working size (default %(default)s)")
     p.add_argument("--seed", type=SEED, default=0, help="base seed (model i: seed + i)")
     p.add_argument("--shard", default=None, metavar="I/N", help="do task I of N (a Slurm array: I = $SLURM_ARRAY_TASK_ID)")
     p.add_argument("--claim-timeout", type=float_in(1.0, 1e7), default=900.0,
@@ -93,6 +105,8 @@ def run_synthesize(args: argparse.Namespace) -> int:
         slices = None
     else:
         slices = int_in(1, 10**5)(args.slices_per_case)
+    if args.model is not None and args.generator != "pix2pix":
+        raise ValueError("--model is a pix2pix model file: pass --generator pix2pix with it")
     items = real_cases(args.data)
     rgb = is_2d_image_input(items[0]["image"]) if items else False
     settings = DatasetSettings(
@@ -103,14 +117,16 @@ def run_synthesize(args: argparse.Namespace) -> int:
                                    coarsest_iters=args.coarsest_iters, label_area_weight=args.label_area_weight),
         options=SinGANSegSynthesisOptions(start_scale=args.start_scale, min_component=args.min_component, style=args.style,
                                           style_steps=args.style_steps, style_weights=args.style_weights),
-        seed=args.seed, claim_timeout=args.claim_timeout,
+        seed=args.seed, claim_timeout=args.claim_timeout, generator=args.generator, per_case=args.per_case,
+        pix2pix=Pix2PixSettings(epochs=args.epochs, size=args.size, seed=args.seed),
     )  # fmt: skip
     ctx = RankContext.from_environment(args.shard, args.device)
     if ctx.world_size > 1 and not torch.cuda.is_available():
         torch.set_num_threads(1)  # several ranks on one CPU: more threads than cores is much slower
     try:
         manifest = synthesize_dataset(items, args.out, settings, ctx, device=args.device, overwrite=args.overwrite,
-                                      progress=not args.quiet, models_per_batch=args.models_per_batch)  # fmt: skip
+                                      progress=not args.quiet, models_per_batch=args.models_per_batch,
+                                      model=args.model)  # fmt: skip
     finally:
         ctx.close()
     if ctx.rank == 0 or ctx.shard:

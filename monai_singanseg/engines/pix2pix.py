@@ -116,7 +116,8 @@ def _merged_stats(stats: Sequence[IntensityStats], dtype: str) -> IntensityStats
     n = len(stats)
     low = [sum(s.low[c] for s in stats) / n for c in range(len(stats[0].low))]
     high = [sum(s.high[c] for s in stats) / n for c in range(len(stats[0].high))]
-    return IntensityStats(low=low, high=high, dtype=dtype)
+    background = [sum(s.background[c] for s in stats) / n for c in range(len(stats[0].background))]
+    return IntensityStats(low=low, high=high, dtype=dtype, background=background)
 
 
 def _augment(cond: torch.Tensor, img: torch.Tensor, settings: Pix2PixSettings, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

@@ -57,6 +57,7 @@ def plan_work(
     label_values: Sequence[int] = (0, 1, 2, 4),
     label_map: Mapping[int, int] | None = None,
     pool_fraction: float = 0.25,
+    whole_cases: bool = False,
 ) -> list[WorkEntry]:
     """One entry per chosen tumour slice of every case (a case that cannot be loaded gets one failed entry).
 
@@ -70,6 +71,7 @@ def plan_work(
         label_values: label values after ``label_map``.
         label_map: label values replaced on load (e.g. ``{3: 1}``).
         pool_fraction: the smallest tumour section considered, as a fraction of the largest.
+        whole_cases: one entry per case (id: the case name, no slice), for generators that render whole volumes.
     """
     entries: list[WorkEntry] = []
     names: set[str] = set()
@@ -89,7 +91,7 @@ def plan_work(
         except (ValueError, OSError) as exc:
             entries.append(WorkEntry(f"{name}_failed", name, image, label, None, str(exc)))
             continue
-        if rgb:
+        if rgb or whole_cases:
             entries.append(WorkEntry(name, name, image, label))
             continue
         axis = axial_axis(case["label"].affine)

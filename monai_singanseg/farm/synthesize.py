@@ -24,7 +24,7 @@ import os
 import resource
 import shutil
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,12 +34,14 @@ from monai.data import load_decathlon_datalist
 from tqdm.auto import tqdm
 
 from monai_singanseg.data import load_case
+from monai_singanseg.engines.pix2pix import Pix2PixSettings
 from monai_singanseg.engines.singan import BatchedSinGANSegTrainer, SinGANSegSettings
 from monai_singanseg.farm.claims import WorkDir
 from monai_singanseg.farm.distributed import RankContext
+from monai_singanseg.farm.pix2pix import dataset_pix2pix_model, render_case
 from monai_singanseg.farm.plan import WorkEntry, plan_work
 from monai_singanseg.inferers import SinGANSegSampler
-from monai_singanseg.io.atomic import OutputExistsError, atomic_path, check_output_folder
+from monai_singanseg.io.atomic import OutputExistsError, atomic_path, check_output_folder, hash_file
 from monai_singanseg.io.modelfile import ModelFileError, load_model_file
 from monai_singanseg.io.writers import write_datalist
 from monai_singanseg.metrics import memorisation_scores
@@ -57,6 +59,11 @@ __all__ = ["DatasetSettings", "synthesize_dataset", "default_models_per_batch", 
 logger = logging.getLogger(__name__)
 
 RUN_FILE = "synthesize.json"
+GENERATORS = ("singanseg", "pix2pix")
+DESCRIPTIONS = {
+    "singanseg": "monai-singanseg synthetic dataset (SinGAN-Seg, one model per slice)",
+    "pix2pix": "monai-singanseg synthetic dataset (pix2pix renders of deformed label volumes, one model)",
+}
 #: the folders and files a synthesis writes in its output folder (removed by ``overwrite``; nothing else is).
 OWN_FOLDERS = ("models", "cases", "claims", "done", "failed")
 OWN_FILES = (RUN_FILE, "manifest.json", "datalist.json", "preview.png", "report.md")
@@ -67,6 +74,8 @@ class DatasetSettings:
     """What a dataset synthesis does (stored in ``synthesize.json``; a resumed run must use the same).
 
     Args:
+        generator: ``"singanseg"`` (one model per tumour slice) or ``"pix2pix"`` (one model for the dataset, rendering
+            ``per_case`` deformed label volumes of every case).
         slices_per_case: models per volume, on tumour slices spread over the tumour (None: every tumour slice).
         samples_per_model: synthetic cases drawn from each model.
         max_size: long side of the training slice.
@@ -79,6 +88,8 @@ class DatasetSettings:
         memorisation_threshold: a sample whose nearest-neighbour correlation with its training slice exceeds this
             is flagged in the report.
         claim_timeout: seconds without a heartbeat after which another host's claim is taken over.
+        pix2pix: pix2pix training settings (``generator="pix2pix"`` without a given model).
+        per_case: pix2pix renders per case.
     """
 
     slices_per_case: int | None = 1
@@ -92,8 +103,15 @@ class DatasetSettings:
     seed: int = 0
     memorisation_threshold: float = 0.95
     claim_timeout: float = 900.0
+    generator: str = "singanseg"
+    pix2pix: Pix2PixSettings = field(default_factory=Pix2PixSettings)
+    per_case: int = 10
 
     def __post_init__(self) -> None:
+        if self.generator not in GENERATORS:
+            raise ValueError(f"generator must be one of {GENERATORS}, got {self.generator!r}")
+        if self.per_case < 1:
+            raise ValueError(f"per_case must be >= 1, got {self.per_case}")
         if self.slices_per_case is not None and self.slices_per_case < 1:
             raise ValueError(f"slices_per_case must be >= 1 or None (all), got {self.slices_per_case}")
         if self.samples_per_model < 1:
@@ -249,27 +267,36 @@ def _work_batch(
         try:
             job.gan, job.meta = _prepare(job.entry, settings)
         except (ValueError, OSError, RuntimeError) as exc:
-            logger.error("[rank %d] %s failed: %s", rank, entry.id, exc)
-            work.finish(entry.id, _failure(entry, str(exc)), failed=True)
+            _fail(work, entry, str(exc), rank)
             continue
         jobs.setdefault((tuple(job.gan.shape), _finished_scales(job.model)), []).append(job)
     for group in jobs.values():
         errors = _train(group, settings, work, device)
         for job in group:
-            error = errors.get(job.entry.id)
-            if error is None:
-                try:
-                    record = _sample(job, out, settings, device)
-                except (ValueError, OSError, RuntimeError) as exc:
-                    error = str(exc)
-            if error is not None:
-                logger.error("[rank %d] %s failed: %s", rank, job.entry.id, error)
-                work.finish(job.entry.id, _failure(job.entry, error), failed=True)
-                continue
-            work.finish(job.entry.id, record)
-            if progress:
-                print(f"[rank {rank}] {job.entry.id}: trained in {record['train_seconds']:.0f} s (batch of {job.batch}), "
-                      f"{record['samples']} samples, memorisation max {record['quality']['memorisation_max']:.3f}", flush=True)
+            if job.entry.id in errors:
+                _fail(work, job.entry, errors[job.entry.id], rank)
+            else:
+                _finish(work, job.entry, lambda: _sample(job, out, settings, device), rank, progress)
+
+
+def _fail(work: WorkDir, entry: WorkEntry, error: str, rank: int) -> None:
+    logger.error("[rank %d] %s failed: %s", rank, entry.id, error)
+    work.finish(entry.id, _failure(entry, error), failed=True)
+
+
+def _finish(work: WorkDir, entry: WorkEntry, make_record: Callable[[], dict[str, Any]], rank: int, progress: bool) -> None:
+    """Record the entry's result (or its failure: the run goes on), with a log line."""
+    try:
+        record = make_record()
+    except (ValueError, OSError, RuntimeError) as exc:
+        _fail(work, entry, str(exc), rank)
+        return
+    work.finish(entry.id, record)
+    if progress:
+        quality = record["quality"]
+        trained = f"trained in {record['train_seconds']:.0f} s (batch of {record['batch']}), " if "batch" in record else ""
+        memorised = f", memorisation max {quality['memorisation_max']:.3f}" if "memorisation_max" in quality else ""
+        print(f"[rank {rank}] {entry.id}: {trained}{record['samples']} samples in {record['seconds']:.0f} s{memorised}", flush=True)
 
 
 def _claim_batch(pending: Iterator[tuple[int, WorkEntry]], work: WorkDir, limit: int) -> list[tuple[int, WorkEntry]]:
@@ -309,8 +336,10 @@ def synthesize_dataset(
     overwrite: bool = False,
     progress: bool = True,
     models_per_batch: int | None = None,
+    model: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
-    """Train one SinGAN-Seg model per work entry and write the synthetic dataset (every process of a run calls it).
+    """Train one SinGAN-Seg model per work entry (or one pix2pix model for all) and write the synthetic dataset
+    (every process of a run calls it).
 
     Args:
         items: datalist entries of the real dataset.
@@ -323,6 +352,7 @@ def synthesize_dataset(
         models_per_batch: models a process trains together on its device (:class:`BatchedSinGANSegTrainer`; models
             of one slice shape, so equal-sized volumes batch fully); None: :func:`default_models_per_batch`. A batched
             model equals the one trained alone up to float rounding.
+        model: ``generator="pix2pix"``: a trained pix2pix model file to render with (None: train one on the cases).
 
     Returns:
         The manifest: ``{"entries": [...], "done": n, "failed": [ids], ...}`` (complete on the process that
@@ -339,22 +369,33 @@ def synthesize_dataset(
     items = _normalise_items(items)
     if not items:
         raise ValueError("no cases in the real dataset")
-    _start_run(out, {"format": "monai-singanseg-dataset", "items": items, "settings": settings.to_dict()}, ctx, overwrite)
-    plan = plan_work(items, settings.slices_per_case, settings.label_values, settings.label_map)
+    record = {"format": "monai-singanseg-dataset", "items": items, "settings": settings.to_dict()}
+    if model is not None:
+        record["model_sha256"] = hash_file(model).hexdigest()
+    _start_run(out, record, ctx, overwrite)
+    pix2pix = settings.generator == "pix2pix"
+    plan = plan_work(items, settings.slices_per_case, settings.label_values, settings.label_map, whole_cases=pix2pix)
     work = WorkDir(out, {"rank": ctx.rank, "run": ctx.run_id}, settings.claim_timeout)
     if ctx.rank == 0:
         work.forget_failures()
     ctx.barrier()
-    mine = _entries_for(plan, ctx)
-    bar = tqdm(total=len(plan), desc="models", unit="model", disable=not progress or ctx.rank != 0)
-    bar.update(sum(work.is_finished(e.id) for e in plan))
-    batch = max(1, models_per_batch or default_models_per_batch(device))
+    batch = 1 if pix2pix else max(1, models_per_batch or default_models_per_batch(device))
     if not ctx.shard:  # ranks share one list: no rank claims more than its share of it at once
         batch = min(batch, -(-len(plan) // ctx.world_size))
-    pending = iter(mine)
+    pending = iter(_entries_for(plan, ctx))
+    bar = tqdm(total=len(plan), desc="cases" if pix2pix else "models", unit="case" if pix2pix else "model",
+               disable=not progress or ctx.rank != 0)  # fmt: skip
+    bar.update(sum(work.is_finished(e.id) for e in plan))
+    generator = None
     try:
+        if pix2pix:
+            model_path, generator = dataset_pix2pix_model(out, plan, settings, work, device, model, progress and ctx.rank == 0)
         while claimed := _claim_batch(pending, work, batch):
-            _work_batch(claimed, out, settings, work, device, ctx.rank, progress)
+            if pix2pix:
+                for index, entry in claimed:
+                    _finish(work, entry, lambda: render_case(entry, index, out, settings, model_path, device), ctx.rank, progress)
+            else:
+                _work_batch(claimed, out, settings, work, device, ctx.rank, progress)
             bar.update(sum(work.is_finished(e.id) for e in plan) - bar.n)
     finally:  # interrupted (Ctrl-C, an error): the unfinished claims are free again at once; checkpoints stay
         work.release_all()
@@ -363,6 +404,8 @@ def synthesize_dataset(
     records = {e.id: work.result(e.id) for e in plan}
     complete = all(r is not None for r in records.values())
     manifest = _manifest(plan, records, settings)
+    if generator is not None:
+        manifest["model"] = generator
     if complete and (ctx.rank == 0 or ctx.shard):
         _write_outputs(out, plan, records, manifest, settings)
     ctx.barrier()
@@ -404,7 +447,7 @@ def _write_outputs(
             labels.append(index)
             names.append(e["id"])
     datalist = write_datalist(out / "datalist.json", entries, overwrite=True,
-                              extra={"description": "monai-singanseg synthetic dataset (SinGAN-Seg, one model per slice)",
+                              extra={"description": DESCRIPTIONS[settings.generator],
                                      "labels": {str(v): str(v) for v in settings.label_values}})  # fmt: skip
     if images:
         contact_sheet(out / "preview.png", images, labels, rgb=str(entries[0]["image"]).endswith(".png"), row_names=names)
@@ -419,22 +462,28 @@ def _report(manifest: dict[str, Any], settings: DatasetSettings, num_cases: int)
     done = [e for e in manifest["entries"] if e["status"] == "done"]
     seconds = [float(e["seconds"]) for e in done]
     span = (max(e["finished"] for e in done) - min(e["started"] for e in done)) if done else 0.0
-    flagged = [e for e in done if e["quality"]["memorised"]]
+    flagged = [e for e in done if e["quality"].get("memorised")]
+    pix2pix = settings.generator == "pix2pix"
+    unit, per = ("cases", f"{settings.per_case} per case") if pix2pix else ("models", f"{settings.samples_per_model} per model")
+    against = "the source case's tumour slices (largest tumour slice of each render)" if pix2pix else "their training slice"
     lines = [
         "# Synthetic dataset report", "",
-        f"- models: {len(done)} done, {len(manifest['failed'])} failed, {len(manifest['pending'])} pending "
+        f"- generator: {settings.generator}" + (f", one model: {manifest['model']['model']}" if "model" in manifest else ""),
+        f"- {unit}: {len(done)} done, {len(manifest['failed'])} failed, {len(manifest['pending'])} pending "
         f"(of {len(manifest['entries'])} work entries)",
-        f"- synthetic cases: {num_cases} ({settings.samples_per_model} per model)",
+        f"- synthetic cases: {num_cases} ({per})",
         f"- time: {sum(seconds):.0f} s of work, {span:.0f} s wall from the first start to the last finish"
-        + (f", {3600 * len(done) / span:.1f} models/hour" if span > 0 else ""),
-        f"- memorisation (nearest-neighbour correlation of samples with their training slice, flag > "
-        f"{settings.memorisation_threshold}): {len(flagged)} model(s) with flagged samples",
-        "", "| model | case | slice | seconds | memorisation mean / max | flagged | tumour kept |", "| --- | --- | --- | --- | --- | --- | --- |",
+        + (f", {3600 * len(done) / span:.1f} {unit}/hour" if span > 0 else ""),
+        f"- memorisation (nearest-neighbour correlation of samples with {against}, flag > "
+        f"{settings.memorisation_threshold}): {len(flagged)} {unit} with flagged samples",
+        "", f"| {unit[:-1]} | case | slice | seconds | memorisation mean / max | flagged | tumour kept |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]  # fmt: skip
     for e in done:
         q = e["quality"]
-        lines.append(f"| {e['id']} | {e['case']} | {e['slice']} | {e['seconds']:.0f} | {q['memorisation_mean']:.3f} / "
-                     f"{q['memorisation_max']:.3f} | {q['memorised']}/{q['quality_samples']} | {q['tumour_kept']:.2f} |")
+        memorisation = (f"{q['memorisation_mean']:.3f} / {q['memorisation_max']:.3f} | {q['memorised']}/{q['quality_samples']}"
+                        if "memorisation_max" in q else "n/a | n/a")  # fmt: skip
+        lines.append(f"| {e['id']} | {e['case']} | {'-' if e['slice'] is None else e['slice']} | {e['seconds']:.0f} | {memorisation} | {q['tumour_kept']:.2f} |")
     if manifest["failed"]:
         lines += ["", "## Failed", ""] + [f"- {e['id']}: {e.get('error')}" for e in manifest["entries"] if e["status"] == "failed"]
     return "\n".join(lines) + "\n"

@@ -8,6 +8,7 @@ writer. The command line, the bundle's ``inference.json``, MONAI Label and the e
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import torch
 from monai.transforms import MapTransform
@@ -48,6 +49,7 @@ def pix2pix_synthesis(
     load: bool = False,
     overwrite: bool = False,
     device: str | torch.device = "cpu",
+    label_map: Mapping[int, int] | None = None,
 ) -> SynthesisPipeline:
     """The synthesis pipeline of a pix2pix model; run it with :func:`~monai_singanseg.synthesis.synthesise`.
 
@@ -63,11 +65,12 @@ def pix2pix_synthesis(
         load: items are datalist entries of paths (loaded with the model's label values).
         overwrite: replace existing outputs.
         device: device of the generator.
+        label_map: with ``load``, label values replaced on load (e.g. ``{3: 1}`` for BRATS-2013 labels).
     """
     renderer = model if isinstance(model, Pix2PixRender) else Pix2PixRender(model, device=device)
     cfg = renderer.config
     values, tissue = renderer.label_values, renderer.tissue_classes
-    steps: list = [LoadCased(("image", "label"), label_values=values)] if load else []
+    steps: list = [LoadCased(("image", "label"), label_values=values, label_map=label_map)] if load else []
     steps.append(ConditionInputsd(tissue_classes=tissue, tissue_channel=cfg.tissue_channel))
     if deform:
         steps += pix2pix_deform_steps(len(values), tissue)

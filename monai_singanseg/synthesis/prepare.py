@@ -37,6 +37,7 @@ from monai_singanseg.transforms.slices import (
 
 __all__ = [
     "is_2d_image_input",
+    "default_channel_names",
     "singanseg_prepare",
     "singanseg_training_input",
     "pix2pix_case_slices",
@@ -92,6 +93,15 @@ def singanseg_prepare(
             ToGANTensord("image", "label", "gan", num_classes=num_classes),
         ]
     )
+
+
+def default_channel_names(num_channels: int, num_files: int, rgb: bool) -> list[str]:
+    """Names of a case's image channels when none are given: RGB, the BraTS modalities (4 files), else ``ch<i>``."""
+    if rgb and num_channels == 3:
+        return ["red", "green", "blue"]
+    if num_channels == len(BRATS_MODALITIES) and num_files == len(BRATS_MODALITIES):
+        return list(BRATS_MODALITIES)
+    return [f"ch{i}" for i in range(num_channels)]
 
 
 def singanseg_training_input(
@@ -158,12 +168,7 @@ def singanseg_training_input(
     img = d["image"]
     n_img = int(img.shape[0])
     if channel_names is None:
-        if rgb and n_img == 3:
-            channel_names = ["red", "green", "blue"]
-        elif n_img == len(BRATS_MODALITIES) and len(paths) == len(BRATS_MODALITIES):
-            channel_names = list(BRATS_MODALITIES)
-        else:
-            channel_names = [f"ch{i}" for i in range(n_img)]
+        channel_names = default_channel_names(n_img, len(paths), rgb)
     if len(channel_names) != n_img:
         raise ValueError(f"{len(channel_names)} channel names given for an image with {n_img} channels")
     affine = img.affine if hasattr(img, "affine") else torch.eye(4)
@@ -222,6 +227,7 @@ def pix2pix_training_slices(
     label_values: Sequence[int] = BRATS_LABEL_VALUES,
     modalities: Sequence[str] = BRATS_MODALITIES,
     progress: bool = True,
+    label_map: Mapping[int, int] | None = None,
 ) -> Pix2PixSlices:
     """Load every case of a datalist and cut its training pairs (errors name the case's files).
 
@@ -231,12 +237,13 @@ def pix2pix_training_slices(
         label_values: label values of the cases.
         modalities: image channel names.
         progress: show a progress bar.
+        label_map: label values replaced on load (e.g. ``{3: 1}``).
     """
     if not items:
         raise ValueError("no training cases given")
     conds, imgs, stats, names, dtypes = [], [], [], [], []
     for item in tqdm(items, desc="loading cases", leave=False, disable=not progress):
-        case = load_case(item, label_values=label_values, spatial_ndim=3)
+        case = load_case(item, label_values=label_values, spatial_ndim=3, label_map=label_map)
         if "label" not in case:
             raise ValueError(f"{case['name']}: pix2pix training needs a label for every case")
         cond, img, st = pix2pix_case_slices(case, settings, modalities)

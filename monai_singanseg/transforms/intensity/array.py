@@ -11,7 +11,7 @@ from monai.data import MetaTensor
 from monai.transforms import Transform
 from monai.utils import TransformBackends, convert_to_numpy, convert_to_tensor, get_equivalent_dtype
 
-__all__ = ["ForegroundMask", "IntensityStats", "IntensityToTanhRange", "IntensityFromTanhRange", "foreground_mask", "INTENSITY_STATS_KEY", "SOURCE_DTYPE_KEY"]
+__all__ = ["ForegroundMask", "IntensityStats", "IntensityToTanhRange", "IntensityFromTanhRange", "foreground_mask", "background_values", "INTENSITY_STATS_KEY", "SOURCE_DTYPE_KEY"]
 
 #: metadata key under which :class:`IntensityToTanhRange` stores the statistics of a MetaTensor.
 INTENSITY_STATS_KEY = "intensity_stats"
@@ -52,8 +52,35 @@ class IntensityStats:
         return cls(**{k: d[k] for k in ("low", "high", "dtype", "background") if k in d})
 
 
+def _border(t: torch.Tensor) -> torch.Tensor:
+    """The voxels on the faces of a channel-first tensor's spatial box, ``(C, N)``."""
+    faces = []
+    for d in range(1, t.ndim):
+        faces += [t.select(d, 0).reshape(t.shape[0], -1), t.select(d, t.shape[d] - 1).reshape(t.shape[0], -1)]
+    return torch.cat(faces, dim=1)
+
+
+def background_values(img: NdarrayOrTensor, min_share: float = 0.5) -> list[float]:
+    """Each channel's background value: the most common value on the image's border when it covers at least
+    ``min_share`` of the border (a skull-stripped case: 0; a case z-scored after skull stripping: ``-mean/std``),
+    else 0.
+
+    Args:
+        img: channel-first image.
+        min_share: share of the border voxels the most common value must hold.
+    """
+    border = _border(convert_to_tensor(img, track_meta=False)).cpu()
+    values = []
+    for channel in border:
+        unique, counts = torch.unique(channel, return_counts=True)
+        best = int(counts.argmax())
+        values.append(float(unique[best]) if counts[best] >= min_share * channel.numel() else 0.0)
+    return values
+
+
 def foreground_mask(img: NdarrayOrTensor) -> NdarrayOrTensor:
-    """Voxels where any channel is non-zero: the brain of a skull-stripped MR case, ``(1, *spatial)`` bool.
+    """Voxels where any channel differs from its background value (:func:`background_values`, 0 for a skull-stripped
+    MR case): the brain, ``(1, *spatial)`` bool.
 
     Args:
         img: channel-first image, a torch tensor (any device) or a numpy array.
@@ -61,9 +88,10 @@ def foreground_mask(img: NdarrayOrTensor) -> NdarrayOrTensor:
     Returns:
         A bool mask of the input's kind (numpy in, numpy out; a tensor stays on its device).
     """
-    if isinstance(img, np.ndarray):
-        return (img != 0).any(axis=0, keepdims=True)
-    return (img != 0).any(dim=0, keepdim=True)
+    t = convert_to_tensor(img, track_meta=False)
+    bg = torch.tensor(background_values(t), dtype=t.dtype, device=t.device).view(-1, *([1] * (t.ndim - 1)))
+    mask = (t != bg).any(dim=0, keepdim=True)
+    return convert_to_numpy(mask) if isinstance(img, np.ndarray) else mask
 
 
 def _like(out: torch.Tensor, like: NdarrayOrTensor, keep_trace: bool = True) -> NdarrayOrTensor:
@@ -165,7 +193,8 @@ class IntensityToTanhRange(Transform):
             out = out.clamp(-1.0, 1.0)
         if self.use_foreground:
             out = torch.where(fg, out, torch.full_like(out, -1.0))
-        stats = IntensityStats(low=low, high=high, dtype=_source_dtype(img))
+        background = background_values(t) if self.use_foreground else None
+        stats = IntensityStats(low=low, high=high, dtype=_source_dtype(img), background=background or [])
         self.last_stats = stats
         res = _like(out, img)
         if isinstance(res, MetaTensor):
