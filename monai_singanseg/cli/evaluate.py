@@ -15,6 +15,7 @@ import torch
 from monai_singanseg.device import resolve_device
 from monai_singanseg.cli.options import SEED, THREADS, float_in, int_in
 from monai_singanseg.cli.pix2pix import training_items
+from monai_singanseg.cli.synthesize import parse_label_map
 from monai_singanseg.evaluation.experiment import ExperimentSettings, run_experiment, training_set_names
 from monai_singanseg.evaluation.segmentation import SEGMENTATION_NETWORKS
 from monai_singanseg.transforms.style import STYLE_METHODS
@@ -49,6 +50,11 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--pix2pix-epochs", type=int_in(1, 10**5), default=None, help="pix2pix epochs (default 60)")
     p.add_argument("--pix2pix-volumes", type=int_in(1, 10**4), default=None, help="deformed label volumes rendered per fold (default 4)")
     p.add_argument("--pix2pix-samples", type=int_in(1, 10**6), default=None, help="pix2pix slices kept per fold (default 100)")
+    p.add_argument("--label-map", nargs="+", default=[], metavar="FROM:TO", help="replace label values on load, e.g. 3:1 (BRATS-2013)")
+    p.add_argument("--channel-names", nargs="+", default=None, help="names of the image channels (e.g. flair t1ce)")
+    p.add_argument("--patience", type=int_in(0, 10**4), default=None,
+                   help="validations without a better validation Dice before segmentation training stops (default 4; 0: never)")
+    p.add_argument("--val-every", type=int_in(1, 10**6), default=None, help="segmentation steps between validations (default 50)")
     p.add_argument("--threshold", type=float_in(0.0, 1.0), default=None, help="memorisation flag threshold (default 0.95)")
     p.add_argument("--sets", nargs="+", default=None, help=f"only these training sets, e.g. {' '.join(training_set_names((5,))[:3])}")
     p.add_argument("--folds", type=int_in(1, 10**4), default=None, help="run only the first N folds")
@@ -62,7 +68,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 def settings_from_args(args: argparse.Namespace) -> ExperimentSettings:
     """The experiment settings: the defaults (or the ``--quick`` budget) with the given options applied."""
     base = ExperimentSettings.quick() if args.quick else ExperimentSettings()
-    seg_over = {"network": args.network, "features": args.features, "steps": args.steps, "batch_size": args.batch_size}
+    seg_over = {"network": args.network, "features": args.features, "steps": args.steps, "batch_size": args.batch_size,
+                "patience": args.patience, "val_every": args.val_every}  # fmt: skip
     seg = dataclasses.replace(base.segmentation, **{k: v for k, v in seg_over.items() if v is not None})
     over = {
         "size": args.size, "seeds": args.seeds, "k_values": args.k, "singan_slices": args.singan_slices,
@@ -71,6 +78,7 @@ def settings_from_args(args: argparse.Namespace) -> ExperimentSettings:
         "pix2pix_samples": args.pix2pix_samples, "memorisation_threshold": args.threshold,
         "training_sets": args.sets, "max_folds": args.folds, "style_methods": args.style,
         "style_steps": args.style_steps, "style_weights": args.style_weights,
+        "label_map": parse_label_map(args.label_map) or None, "channel_names": args.channel_names,
     }  # fmt: skip
     return dataclasses.replace(base, segmentation=seg, **{k: v for k, v in over.items() if v is not None})
 
@@ -86,6 +94,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     h = report["headline"]
     k = h["k"]
     print(
+        f"{h['region']} Dice(real only) = {h['dice_real']:.3f}; "
         f"Dice(synthetic only)/Dice(real only) = {h['synthetic_over_real']:.3f} "
         f"({h['dice_synthetic']:.3f}/{h['dice_real']:.3f}); "
         f"Dice({k} real + SinGAN-Seg)/Dice({h['k']} real) = {h['small_plus_synthetic_over_small']:.3f} "

@@ -42,26 +42,27 @@ from monai_singanseg.engines.singan import SinGANSegSettings, SinGANSegTrainer
 from monai_singanseg.metrics.diversity import diversity
 from monai_singanseg.metrics.label_stats import compare_label_statistics
 from monai_singanseg.metrics.memorisation import flag_memorised, memorisation_scores
-from monai_singanseg.evaluation.regions import BRATS_REGIONS, METRIC_NAMES, region_metrics
+from monai_singanseg.evaluation.scoring import SCORE_NAMES, case_scores, regions_for
+from monai_singanseg.evaluation.statistics import paired_ratio_ci
+from monai_singanseg.evaluation.volumes import CaseSlices, case_slices, score_case
 from monai_singanseg.evaluation.segmentation import (
     SegmentationSettings,
     build_segmentation_network,
-    predict,
     train_segmentation,
 )
 from monai_singanseg.metrics.swd import sliced_wasserstein_distance
 from monai_singanseg.io.atomic import check_outputs_free
 from monai_singanseg.synthesis import (
     SinGANSegSynthesisOptions,
+    default_channel_names,
     pix2pix_synthesis,
     pix2pix_training_slices,
     singanseg_synthesis,
     singanseg_training_input,
 )
 from monai_singanseg.transforms.gan import ToGANTensor
-from monai_singanseg.transforms.intensity import IntensityToTanhRange
 from monai_singanseg.transforms.labels import BRATS_LABEL_VALUES, LabelToIndex
-from monai_singanseg.transforms.slices import ExtractTumourSlicesd, SquareForegroundCropd, spread_order
+from monai_singanseg.transforms.slices import spread_order
 from monai_singanseg.transforms.style import STYLE_METHODS, StyleTransfer
 
 __all__ = [
@@ -114,6 +115,11 @@ class ExperimentSettings:
         segmentation: network and training settings of the segmentation runs.
         training_sets: restrict the runs to these training sets (None: all).
         max_folds: run only the first ``max_folds`` folds (None: every case is held out once).
+        label_map: label values replaced on load (e.g. ``{3: 1}``: BRATS-2013 labels in the BraTS convention).
+        channel_names: names of the image channels (None: the BraTS modalities for 4 files, else ``ch<i>``).
+        validation_every: every ``validation_every``-th brain slice of each training case is held in for validation
+            (it decides when segmentation training stops) and not trained on.
+        headline_region: the BraTS region whose Dice the headline ratios compare.
     """
 
     size: int = 128
@@ -136,8 +142,17 @@ class ExperimentSettings:
     segmentation: SegmentationSettings = field(default_factory=SegmentationSettings)
     training_sets: tuple[str, ...] | None = None
     max_folds: int | None = None
+    label_map: dict[int, int] = field(default_factory=dict)
+    channel_names: tuple[str, ...] | None = None
+    validation_every: int = 4
+    headline_region: str = "WT"
 
     def __post_init__(self) -> None:
+        self.label_map = {int(k): int(v) for k, v in dict(self.label_map).items()}
+        if self.channel_names is not None:
+            self.channel_names = tuple(str(c) for c in self.channel_names)
+        if self.validation_every < 2:
+            raise ValueError(f"validation_every must be >= 2 (every N-th slice held in), got {self.validation_every}")
         if isinstance(self.segmentation, Mapping):
             self.segmentation = SegmentationSettings(**self.segmentation)
         self.seeds = tuple(int(s) for s in self.seeds)
@@ -164,7 +179,8 @@ class ExperimentSettings:
         """A CPU budget of minutes: 64 px, one seed, short generator and segmentation training."""
         base: dict[str, Any] = dict(
             size=64, seeds=(0,), singan_slices=2, singan_iters=20, singan_samples=40, pix2pix_epochs=4,
-            pix2pix_volumes=1, pix2pix_samples=40, segmentation=SegmentationSettings(features=8, steps=80),
+            pix2pix_volumes=1, pix2pix_samples=40,
+            segmentation=SegmentationSettings(features=8, steps=80, val_every=20, patience=2),
         )  # fmt: skip
         base.update(overrides)
         return cls(**base)
@@ -174,6 +190,8 @@ class ExperimentSettings:
         d = asdict(self)
         d["seeds"], d["k_values"], d["style_methods"] = list(self.seeds), list(self.k_values), list(self.style_methods)
         d["training_sets"] = None if self.training_sets is None else list(self.training_sets)
+        d["label_map"] = {str(k): v for k, v in self.label_map.items()}
+        d["channel_names"] = None if self.channel_names is None else list(self.channel_names)
         return d
 
     @classmethod
@@ -213,22 +231,26 @@ class SliceSet:
 
 
 def tumour_slices(case: Mapping[str, Any], size: int, min_area: int = 1) -> SliceSet:
-    """All tumour-bearing axial slices of a loaded case through the product's data path.
+    """The tumour-bearing axial slices of a loaded case on the segmentation networks' grid (:func:`case_slices`).
 
     Args:
         case: :func:`~monai_singanseg.data.load_case` output (image in source units, label class indices).
-        size: output side (``SquareForegroundCropd``).
-        min_area: minimum tumour pixels of a slice.
+        size: output side.
+        min_area: minimum tumour pixels of a slice (at the working size).
     """
-    crop = SquareForegroundCropd(spatial_size=size)
-    tanh = IntensityToTanhRange()
-    images, labels, names = [], [], []
-    for item in ExtractTumourSlicesd(min_area=min_area)(case):
-        item = crop(item)
-        images.append(torch.as_tensor(tanh(item["image"])).as_subclass(torch.Tensor).float())
-        labels.append(torch.round(torch.as_tensor(item["label"]).as_subclass(torch.Tensor)).long())
-        names.append(f"{case.get('name', 'case')}:{item['slice_index']}")
-    return SliceSet(torch.stack(images), torch.stack(labels), names)
+    cs = case_slices(case, size)
+    keep = [p for p in cs.tumour() if int((cs.labels[p] > 0).sum()) >= min_area]
+    return SliceSet(cs.images[keep], cs.labels[keep], cs.names(keep))
+
+
+def split_for_validation(cs: CaseSlices, every: int) -> tuple[SliceSet, SliceSet]:
+    """A case's brain slices -> ``(training, validation)``: every ``every``-th slice (from the middle one of the
+    first ``every``) is held in for validation."""
+    positions = range(len(cs.indices))
+    val = [p for p in positions if p % every == every // 2]
+    train = [p for p in positions if p % every != every // 2]
+    return (SliceSet(cs.images[train], cs.labels[train], cs.names(train)),
+            SliceSet(cs.images[val], cs.labels[val], cs.names(val)))  # fmt: skip
 
 
 def style_set_name(base: str, method: str) -> str:
@@ -264,7 +286,8 @@ def _train_singanseg(
         item = by_name[case_name]
         out = model_dir / f"{prefix}_singanseg_{j}.pt"
         log(f"  SinGAN-Seg model {j + 1}/{len(positions)} on {case_name} slice {index} -> {out.name}")
-        gan, meta = singanseg_training_input(item["image"], item["label"], int(index), max_size=settings.size)
+        gan, meta = singanseg_training_input(item["image"], item["label"], int(index), max_size=settings.size,
+                                             label_map=settings.label_map)  # fmt: skip
         SinGANSegTrainer(gan_settings, device=device, progress=progress).fit(gan, out, meta, overwrite=overwrite)
         paths.append(out)
     return paths
@@ -354,10 +377,10 @@ def mean_sd(values: Sequence[float | None]) -> dict[str, float]:
 
 
 def summarise(runs: Sequence[Mapping[str, Mapping[str, float]]]) -> dict[str, dict[str, dict[str, float]]]:
-    """Per region and metric: mean, sample sd and count over runs (:func:`region_metrics` results)."""
+    """Per region and metric: mean, sample sd and count over runs (:func:`~monai_singanseg.evaluation.scoring.case_scores` results)."""
     if not runs:
         return {}
-    return {region: {m: mean_sd([r[region][m] for r in runs]) for m in METRIC_NAMES} for region in runs[0]}
+    return {region: {m: mean_sd([r[region][m] for r in runs]) for m in SCORE_NAMES} for region in runs[0]}
 
 
 def run_fold(
@@ -371,7 +394,8 @@ def run_fold(
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> tuple[dict[str, Any], dict[str, SliceSet]]:
-    """One fold: generators on ``train_items``, segmentation tested on ``test_item``.
+    """One fold: generators on ``train_items``, segmentation trained on each set and scored on the whole
+    ``test_item`` volume (every axial slice predicted, BraTS Dice and HD95 per region in 3D).
 
     Returns:
         ``(fold report, {"real": ..., "singanseg": ..., "pix2pix": ...})`` (the slice sets, for sample grids).
@@ -380,14 +404,20 @@ def run_fold(
     num_classes = len(label_values)
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
-    train_cases = [load_case(it, label_values) for it in train_items]
+    train_cases = [load_case(it, label_values, 3, settings.label_map) for it in train_items]
     items = [{**it, "name": c["name"]} for it, c in zip(train_items, train_cases)]
-    real = SliceSet.concat([tumour_slices(c, settings.size) for c in train_cases])
-    test = tumour_slices(load_case(test_item, label_values), settings.size)
-    areas = [float((lab > 0).sum()) for lab in real.labels]
-    order = spread_order([_slice_number(n) for n in real.names], areas, settings.pool_fraction)
+    splits = [split_for_validation(case_slices(c, settings.size), settings.validation_every) for c in train_cases]
+    real = SliceSet.concat([train for train, _ in splits])
+    validation = SliceSet.concat([val for _, val in splits])
+    test_case = load_case(test_item, label_values, 3, settings.label_map)
+    test = case_slices(test_case, settings.size)
+    tumour = [i for i in range(len(real)) if bool((real.labels[i] > 0).any())]
+    real_tumour = real.subset(tumour)
+    areas = [float((real.labels[i] > 0).sum()) for i in tumour]
+    order = [tumour[p] for p in spread_order([_slice_number(real.names[i]) for i in tumour], areas, settings.pool_fraction)]
     timing["load"] = time.perf_counter() - t0
-    log(f"  {len(real)} real training slices, {len(test)} test slices ({test.names[0].rsplit(':', 1)[0]})")
+    log(f"  {len(real)} real training slices ({len(tumour)} with tumour), {len(validation)} validation slices; "
+        f"test case {test.name} ({len(test.indices)} brain slices)")  # fmt: skip
 
     t0 = time.perf_counter()
     chosen = order[: settings.singan_slices]
@@ -397,7 +427,8 @@ def run_fold(
     p2p_path = model_dir / f"{prefix}_pix2pix.pt"
     log(f"  pix2pix on {len(items)} case(s), {settings.pix2pix_epochs} epochs -> {p2p_path.name}")
     p2p_settings = Pix2PixSettings(size=settings.size, epochs=settings.pix2pix_epochs)
-    p2p_data = pix2pix_training_slices(items, p2p_settings, label_values, progress=progress)
+    channels = _channel_names(train_cases[0], train_items[0], settings)
+    p2p_data = pix2pix_training_slices(items, p2p_settings, label_values, channels, progress=progress, label_map=settings.label_map)
     train_pix2pix(p2p_data, p2p_path, p2p_settings, device=device, overwrite=overwrite, progress=progress)
     timing["pix2pix_training"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -412,8 +443,12 @@ def run_fold(
     log(f"  {len(synthetic['singanseg'])} SinGAN-Seg and {len(synthetic['pix2pix'])} pix2pix samples; scoring them")
 
     t0 = time.perf_counter()
-    quality = {name: synthetic_quality(s, real, num_classes, settings) for name, s in synthetic.items()}
-    held_out = memorisation_scores(test.gan_tensor(num_classes), real.gan_tensor(num_classes)).scores
+    quality = {name: synthetic_quality(s, real_tumour, num_classes, settings) for name, s in synthetic.items()}
+    test_tumour = test.tumour()
+    held_out = memorisation_scores(
+        SliceSet(test.images[test_tumour], test.labels[test_tumour], test.names(test_tumour)).gan_tensor(num_classes),
+        real_tumour.gan_tensor(num_classes),
+    ).scores
     quality["held_out_real_baseline"] = {"memorisation_mean": float(held_out.mean()), "memorisation_max": float(held_out.max())}
     timing["quality"] = time.perf_counter() - t0
 
@@ -433,22 +468,27 @@ def run_fold(
     bar = tqdm(jobs, desc=f"{prefix} segmentation runs", disable=not progress)
     for name, seed in bar:
         bar.set_postfix_str(f"{name} seed {seed}", refresh=True)
-        net, losses = train_segmentation(
-            sets[name].images, sets[name].labels, num_classes, settings.segmentation, seed, device, progress, desc=name
+        net, info = train_segmentation(
+            sets[name].images, sets[name].labels, num_classes, settings.segmentation, seed, device, progress, desc=name,
+            validation=(validation.images, validation.labels),
         )  # fmt: skip
-        scores = region_metrics(predict(net, test.images), test.labels, label_values)
+        scores = score_case(net, test, label_values)
         entry = runs.setdefault(name, {"num_slices": len(sets[name]), "runs": {}})
-        entry["runs"][str(seed)] = {**scores, "final_loss": losses[-1]}
-        log(f"  {name:<22} seed {seed}: mean Dice {scores['mean']['dice']:.3f} (WT {scores['WT']['dice']:.3f})")
+        entry["runs"][str(seed)] = {**scores, "steps": info["steps"], "best_step": info["best_step"],
+                                    "final_loss": info["losses"][-1]}  # fmt: skip
+        log(f"  {name:<22} seed {seed}: WT Dice {scores['WT']['dice']:.3f}, HD95 {scores['WT']['hd95']:.1f} mm "
+            f"(mean of regions {scores['mean']['dice']:.3f}; {info['steps']} steps, best at {info['best_step']})")  # fmt: skip
     for entry in runs.values():
-        entry["summary"] = summarise([{r: v for r, v in run.items() if r != "final_loss"} for run in entry["runs"].values()])
+        entry["summary"] = summarise([_region_scores(run) for run in entry["runs"].values()])
     timing["segmentation"] = time.perf_counter() - t0
     report = {
         "train_cases": [c["name"] for c in train_cases],
-        "test_case": test.names[0].rsplit(":", 1)[0],
+        "test_case": test.name,
         "num_real_train": len(real),
-        "num_test": len(test),
-        "test_regions_present": {r: v["slices"] for r, v in region_metrics(test.labels, test.labels, label_values).items() if r != "mean"},
+        "num_real_train_tumour": len(tumour),
+        "num_validation": len(validation),
+        "num_test": len(test.indices),
+        "test_regions_present": {r: not v["empty_reference"] for r, v in case_scores(test.target, test.target, label_values).items() if r != "mean"},
         "small_data_slices": [real.names[i] for i in order[: max(settings.k_values, default=0)]],
         "singanseg_slices": [real.names[i] for i in order[: settings.singan_slices]],
         "generators": {"singanseg": [str(p) for p in models], "pix2pix": str(p2p_path)},
@@ -456,7 +496,19 @@ def run_fold(
         "runs": runs,
         "seconds": timing,
     }
-    return report, {"real": real, **{name: s for name, s in synthetic.items() if name != "synthetic"}}
+    return report, {"real": real_tumour, **{name: s for name, s in synthetic.items() if name != "synthetic"}}
+
+
+def _region_scores(run: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's per-region scores (without its training figures)."""
+    return {r: v for r, v in run.items() if isinstance(v, Mapping)}
+
+
+def _channel_names(case: Mapping[str, Any], item: Mapping[str, Any], settings: ExperimentSettings) -> list[str]:
+    if settings.channel_names is not None:
+        return list(settings.channel_names)
+    files = item["image"] if isinstance(item["image"], (list, tuple)) else [item["image"]]
+    return default_channel_names(int(case["image"].shape[0]), len(files), False)
 
 
 def summarise_folds(folds: Sequence[Mapping[str, Any]], settings: ExperimentSettings) -> dict[str, Any]:
@@ -464,27 +516,53 @@ def summarise_folds(folds: Sequence[Mapping[str, Any]], settings: ExperimentSett
     names = [n for n in training_set_names(settings.k_values, settings.style_methods) if any(n in fold["runs"] for fold in folds)]
     return {
         name: summarise(
-            [{r: v for r, v in run.items() if r != "final_loss"} for fold in folds for run in fold["runs"].get(name, {}).get("runs", {}).values()]
+            [_region_scores(run) for fold in folds for run in fold["runs"].get(name, {}).get("runs", {}).values()]
         )
         for name in names
     }
 
 
-def headline(summary: Mapping[str, Any], k: int = 5, style_methods: Sequence[str] = ()) -> dict[str, Any]:
-    """The two headline ratios of mean Dice (over regions present in the test case, folds and seeds).
+def paired_values(folds: Sequence[Mapping[str, Any]], name: str, region: str = "WT", metric: str = "dice") -> dict[tuple[int, str], float]:
+    """``{(fold, seed): score}`` of one training set: one value per (fold, seed, test case), for paired statistics."""
+    out = {}
+    for f, fold in enumerate(folds):
+        for seed, run in fold["runs"].get(name, {}).get("runs", {}).items():
+            out[(f, seed)] = float(run[region][metric])
+    return out
+
+
+def paired_ratio(folds: Sequence[Mapping[str, Any]], numerator: str, denominator: str, region: str = "WT") -> dict[str, Any] | None:
+    """Bootstrap 95 % interval of ``mean Dice(numerator) / mean Dice(denominator)`` over paired runs (same fold, seed
+    and test case); None when fewer than 2 pairs exist."""
+    a, b = paired_values(folds, numerator, region), paired_values(folds, denominator, region)
+    keys = sorted(set(a) & set(b))
+    if len(keys) < 2 or sum(b[k] for k in keys) <= 0:
+        return None
+    interval = paired_ratio_ci([a[k] for k in keys], [b[k] for k in keys])
+    return {"estimate": interval.estimate, "low": interval.low, "high": interval.high, "n": interval.n}
+
+
+def headline(
+    summary: Mapping[str, Any], k: int = 5, style_methods: Sequence[str] = (), region: str = "WT",
+    folds: Sequence[Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The two headline ratios of mean ``region`` Dice (over folds and seeds), with paired bootstrap intervals.
 
     ``synthetic_over_real`` = Dice(synthetic only: SinGAN-Seg + pix2pix) / Dice(all real slices);
     ``small_plus_synthetic_over_small`` = Dice(k real + SinGAN-Seg) / Dice(k real). Per style method,
     ``style[M]`` holds Dice(SinGAN-Seg + style) / Dice(SinGAN-Seg) and the same for k real + SinGAN-Seg.
+    With ``folds``, ``intervals`` holds each ratio's 95 % bootstrap interval over the paired runs (same fold,
+    seed and test case) and ``resolved`` says whether it lies wholly above or below its target.
     """
 
     def dice(name: str) -> float:
-        return float(summary.get(name, {}).get("mean", {}).get("dice", {}).get("mean", math.nan))
+        return float(summary.get(name, {}).get(region, {}).get("dice", {}).get("mean", math.nan))
 
     def ratio(a: float, b: float) -> float:
         return a / b if math.isfinite(a) and math.isfinite(b) and b > 0 else math.nan
 
-    return {
+    out: dict[str, Any] = {
+        "region": region,
         "dice_real": dice("real"),
         "dice_synthetic": dice("synthetic"),
         "synthetic_over_real": ratio(dice("synthetic"), dice("real")),
@@ -492,6 +570,7 @@ def headline(summary: Mapping[str, Any], k: int = 5, style_methods: Sequence[str
         f"dice_real{k}": dice(f"real{k}"),
         f"dice_real{k}+singanseg": dice(f"real{k}+singanseg"),
         "small_plus_synthetic_over_small": ratio(dice(f"real{k}+singanseg"), dice(f"real{k}")),
+        "target_real_dice": 0.75,
         "target_synthetic_over_real": 0.9,
         "target_small_plus_synthetic_over_small": 1.3,
         "style": {
@@ -505,9 +584,23 @@ def headline(summary: Mapping[str, Any], k: int = 5, style_methods: Sequence[str
             for m in style_methods
         },
     }
+    if folds is not None:
+        intervals = {
+            "synthetic_over_real": (paired_ratio(folds, "synthetic", "real", region), 0.9),
+            "small_plus_synthetic_over_small": (paired_ratio(folds, f"real{k}+singanseg", f"real{k}", region), 1.3),
+        }
+        out["intervals"] = {name: ci for name, (ci, _) in intervals.items()}
+        out["resolved"] = {
+            name: "unresolved (fewer than 2 paired runs)" if ci is None
+            else "above target" if ci["low"] > target else "below target" if ci["high"] < target else "unresolved"
+            for name, (ci, target) in intervals.items()
+        }  # fmt: skip
+    return out
 
 
-def check_cases(items: Sequence[Mapping[str, Any]], label_values: Sequence[int], progress: bool = True) -> None:
+def check_cases(
+    items: Sequence[Mapping[str, Any]], label_values: Sequence[int], progress: bool = True, label_map: Mapping[int, int] | None = None
+) -> None:
     """Load every case once and check it can take part (a label with tumour, the same channels as the others).
 
     Raises:
@@ -517,7 +610,7 @@ def check_cases(items: Sequence[Mapping[str, Any]], label_values: Sequence[int],
     for item in tqdm(items, desc="checking cases", leave=False, disable=not progress):
         name = str(item.get("name", item.get("label", "case")))
         try:
-            case = load_case(item, label_values, spatial_ndim=3)
+            case = load_case(item, label_values, spatial_ndim=3, label_map=label_map)
         except (ValueError, OSError) as exc:
             problems.append(f"{name}: {exc}")
             continue
@@ -580,7 +673,7 @@ def run_experiment(
         StyleTransfer(method=method, weights_path=settings.style_weights, steps=0)
     out = Path(out_dir)
     num_folds = len(items) if settings.max_folds is None else min(settings.max_folds, len(items))
-    check_cases(items, BRATS_LABEL_VALUES, progress)  # every case, before anything is trained or written
+    check_cases(items, BRATS_LABEL_VALUES, progress, settings.label_map)  # every case, before anything is trained or written
     check_outputs_free(planned_outputs(out, num_folds, settings), overwrite)
     (out / "models").mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -593,13 +686,15 @@ def run_experiment(
         grids.append(slice_sets)
     summary = summarise_folds(folds, settings)
     report = {
-        "regions": {k: list(v) for k, v in BRATS_REGIONS.items()},
+        "regions": {k: list(v) for k, v in regions_for(BRATS_LABEL_VALUES).items()},
         "settings": settings.to_dict(),
         "device": str(device),
         "torch_threads": torch.get_num_threads(),
+        "channel_names": _channel_names(load_case(items[0], BRATS_LABEL_VALUES, 3, settings.label_map), items[0], settings),
         "folds": folds,
         "summary": summary,
-        "headline": headline(summary, 5 if 5 in settings.k_values else max(settings.k_values), settings.style_methods),
+        "headline": headline(summary, 5 if 5 in settings.k_values else max(settings.k_values), settings.style_methods,
+                             settings.headline_region, folds),
         "seconds": time.perf_counter() - start,
     }
     write_report(out, report, grids, overwrite=overwrite)

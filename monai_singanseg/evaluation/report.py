@@ -145,42 +145,62 @@ def report_markdown(report: Mapping[str, Any]) -> str:
     lines = [
         "# Downstream utility of synthetic data",
         "",
-        f"Segmentation network `{seg['network']}` (features {seg['features']}), {seg['steps']} steps of batch "
-        f"{seg['batch_size']}, {settings['size']}x{settings['size']} slices; seeds {settings['seeds']}; "
-        f"{len(report['folds'])} fold(s) (each case held out once). Mean ± sd over folds × seeds; Dice/IoU per "
-        "test slice holding the region, averaged; precision/recall pooled over the test slices. `mean` "
-        "averages the regions present in the test case.",
+        f"Segmentation network `{seg['network']}` (features {seg['features']}), at most {seg['steps']} steps of batch "
+        f"{seg['batch_size']}, stopped on a validation-Dice plateau (every {settings.get('validation_every', 4)}th brain "
+        f"slice of each training case held in; patience {seg.get('patience', 0)} x {seg.get('val_every', 0)} steps), "
+        f"{settings['size']}x{settings['size']} slices; seeds {settings['seeds']}; {len(report['folds'])} fold(s) (each "
+        "case held out once). Every axial slice of the held-out case is predicted and pasted back into its volume; "
+        "Dice and HD95 (mm) per BraTS region are scored per case in 3D (BraTS convention: a region absent from both "
+        "reference and prediction scores Dice 1 / HD95 0, absent from one only Dice 0 / HD95 373.13 mm). Mean ± sd "
+        "over folds × seeds; `mean` averages the three regions.",
         "",
     ]
     h = report["headline"]
     k = h["k"]
+    region = h.get("region", "WT")
+    intervals = h.get("intervals", {})
+
+    def interval(name: str) -> str:
+        ci = intervals.get(name)
+        if not ci:
+            return "n/a (fewer than 2 paired runs)"
+        return f"[{ci['low']:.3f}, {ci['high']:.3f}] (n = {ci['n']}; {h['resolved'][name]})"
+
     lines += [
-        "## Headline",
+        f"## Headline ({region} Dice)",
         "",
-        "| ratio | measured | target |",
-        "| --- | --- | --- |",
-        f"| Dice(synthetic only) / Dice(real only) | {h['synthetic_over_real']:.3f} ({h['dice_synthetic']:.3f} / {h['dice_real']:.3f}) | ≥ {h['target_synthetic_over_real']} |",
-        f"| Dice({k} real + SinGAN-Seg) / Dice({k} real) | {h['small_plus_synthetic_over_small']:.3f} ({h[f'dice_real{k}+singanseg']:.3f} / {h[f'dice_real{k}']:.3f}) | ≥ {h['target_small_plus_synthetic_over_small']} |",
+        "| ratio | measured | 95 % bootstrap interval (paired runs) | target |",
+        "| --- | --- | --- | --- |",
+        f"| Dice(real only) | {h['dice_real']:.3f} | | ≥ {h.get('target_real_dice', 0.75)} |",
+        f"| Dice(synthetic only) / Dice(real only) | {h['synthetic_over_real']:.3f} ({h['dice_synthetic']:.3f} / {h['dice_real']:.3f}) | {interval('synthetic_over_real')} | ≥ {h['target_synthetic_over_real']} |",
+        f"| Dice({k} real + SinGAN-Seg) / Dice({k} real) | {h['small_plus_synthetic_over_small']:.3f} ({h[f'dice_real{k}+singanseg']:.3f} / {h[f'dice_real{k}']:.3f}) | {interval('small_plus_synthetic_over_small')} | ≥ {h['target_small_plus_synthetic_over_small']} |",
     ]
     for method, st in h.get("style", {}).items():
         lines += [
-            f"| Dice(SinGAN-Seg + style {method}) / Dice(SinGAN-Seg) | {st['styled_over_plain']:.3f} ({st['dice_singanseg+style']:.3f} / {st['dice_singanseg']:.3f}) | > 1 |",
-            f"| Dice({k} real + SinGAN-Seg + style {method}) / Dice({k} real + SinGAN-Seg) | {st['small_styled_over_small_plain']:.3f} ({st[f'dice_real{k}+singanseg+style']:.3f} / {h[f'dice_real{k}+singanseg']:.3f}) | > 1 |",
+            f"| Dice(SinGAN-Seg + style {method}) / Dice(SinGAN-Seg) | {st['styled_over_plain']:.3f} ({st['dice_singanseg+style']:.3f} / {st['dice_singanseg']:.3f}) | | > 1 |",
+            f"| Dice({k} real + SinGAN-Seg + style {method}) / Dice({k} real + SinGAN-Seg) | {st['small_styled_over_small_plain']:.3f} ({st[f'dice_real{k}+singanseg+style']:.3f} / {h[f'dice_real{k}+singanseg']:.3f}) | | > 1 |",
         ]
     lines += [
         "",
-        "## Dice per training set",
+        "## Dice and HD95 per training set",
         "",
-        "| training set | slices | " + " | ".join(f"Dice {r}" for r in regions) + " | IoU mean | precision mean | recall mean |",
-        "| --- | --- | " + " | ".join("---" for _ in regions) + " | --- | --- | --- |",
+        "| training set | slices | " + " | ".join(f"Dice {r}" for r in regions) + " | " + " | ".join(f"HD95 {r} (mm)" for r in regions[:-1]) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in regions) + " | " + " | ".join("---" for _ in regions[:-1]) + " |",
     ]
     for name, stats in summary.items():
         sizes = sorted({fold["runs"][name]["num_slices"] for fold in report["folds"] if name in fold["runs"]})
         lines.append(
             f"| {set_title(name)} | {'/'.join(map(str, sizes))} | "
             + " | ".join(_fmt(stats[r]["dice"]) for r in regions)
-            + f" | {_fmt(stats['mean']['iou'])} | {_fmt(stats['mean']['precision'])} | {_fmt(stats['mean']['recall'])} |"
+            + " | " + " | ".join(_fmt(stats[r]["hd95"], 1) for r in regions[:-1]) + " |"
         )
+    lines += ["", "## Per case", "", "| fold | test case | training set | seed | steps (best) | " + " | ".join(f"Dice {r}" for r in regions[:-1]) + " |",
+              "| --- | --- | --- | --- | --- | " + " | ".join("---" for _ in regions[:-1]) + " |"]
+    for f, fold in enumerate(report["folds"]):
+        for name, entry in fold["runs"].items():
+            for seed, run in entry["runs"].items():
+                lines.append(f"| {f} | {fold['test_case']} | {name} | {seed} | {run.get('steps', '')} ({run.get('best_step', '')}) | "
+                             + " | ".join(f"{run[r]['dice']:.3f}" for r in regions[:-1]) + " |")
     lines += [
         "",
         "## Synthetic sets (fidelity, diversity, memorisation)",
@@ -204,8 +224,10 @@ def report_markdown(report: Mapping[str, Any]) -> str:
         flagged = [x for name in _quality_sets(fold) if name != "synthetic" for x in fold["quality"][name]["memorisation"]["flagged"]]
         flagged_text = ", ".join(f"{x['sample']}→{x['nearest_real']} ({x['score']:.3f})" for x in flagged[:10]) or "none"
         lines += [
-            f"- fold {f}: train {', '.join(fold['train_cases'])} ({fold['num_real_train']} slices), test {fold['test_case']} "
-            f"({fold['num_test']} slices; slices holding WT/TC/ET: {', '.join(str(v) for v in fold['test_regions_present'].values())}); "
+            f"- fold {f}: train {', '.join(fold['train_cases'])} ({fold['num_real_train']} brain slices, "
+            f"{fold.get('num_real_train_tumour', '?')} with tumour; {fold.get('num_validation', 0)} held in for validation), "
+            f"test {fold['test_case']} ({fold['num_test']} brain slices; regions present: "
+            f"{', '.join(r for r, present in fold['test_regions_present'].items() if present) or 'none'}); "
             f"SinGAN-Seg trained on {', '.join(fold['singanseg_slices'])}; small-data order {', '.join(fold['small_data_slices'])}; "
             f"flagged samples: {flagged_text}"
             + (f" (+{len(flagged) - 10} more in report.json)" if len(flagged) > 10 else ""),
@@ -245,7 +267,7 @@ def write_report(
     regions = list(report["regions"]) + ["mean"]
     main = _main_sets(summary)
     if main:
-        bar_chart(files[2], main, _region_series(summary, main, regions), "Dice on held-out real slices per training set (mean ± sd)")
+        bar_chart(files[2], main, _region_series(summary, main, regions), "Dice on held-out real cases (3D) per training set (mean ± sd)")
     else:
         bar_chart(files[2], ["(none)"], {"-": [(math.nan, math.nan)]}, "no main training set was run")
     ks = [k for k in report["settings"]["k_values"] if f"real{k}" in summary or f"real{k}+singanseg" in summary]
@@ -266,7 +288,7 @@ def write_report(
                 images.append(s.images[i])
                 labels.append(s.labels[i])
                 names.append(s.names[i])
-        contact_sheet(files[4 + f], images, labels, channel_names=["flair", "t1", "t1ce", "t2"], row_names=names, overwrite=overwrite)
+        contact_sheet(files[4 + f], images, labels, channel_names=report.get("channel_names") or None, row_names=names, overwrite=overwrite)
     with atomic_path(files[1]) as tmp:
         tmp.write_text(report_markdown(report), encoding="utf-8")
     with atomic_path(files[0]) as tmp:

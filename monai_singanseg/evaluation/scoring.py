@@ -1,7 +1,7 @@
 """Per-case 3D segmentation scores as the BraTS challenge computes them: Dice and HD95 per tumour region.
 
-A 2D segmentation network predicts one axial slice at a time; :func:`stack_slice_predictions` puts a case's
-slice predictions back into a class-index volume on the case's grid, and :func:`case_scores` scores that
+A 2D segmentation network predicts one axial slice at a time; :mod:`~monai_singanseg.evaluation.volumes` pastes a
+case's slice predictions back into a class-index volume on the case's grid, and :func:`case_scores` scores that
 volume against the reference label with MONAI's :class:`~monai.metrics.DiceMetric` and
 :class:`~monai.metrics.HausdorffDistanceMetric` (``percentile=95``; in mm when ``spacing`` is given).
 
@@ -45,7 +45,6 @@ __all__ = [
     "BRATS2023_REGIONS",
     "SCORE_NAMES",
     "regions_for",
-    "stack_slice_predictions",
     "case_scores",
 ]
 
@@ -81,49 +80,6 @@ def regions_for(label_values: Sequence[int]) -> dict[str, tuple[int, ...]]:
 
 def _as_plain(t: torch.Tensor) -> torch.Tensor:
     return t.as_tensor() if isinstance(t, MetaTensor) else torch.as_tensor(t)
-
-
-def stack_slice_predictions(
-    predictions: torch.Tensor | Sequence[torch.Tensor], axis: int, reference: torch.Tensor
-) -> MetaTensor:
-    """Predicted class-index slices of a case -> a class-index volume on the reference's grid.
-
-    Args:
-        predictions: ``(Z, 1, H, W)`` class indices (or a sequence of ``Z`` ``(1, H, W)`` slices), one per slice
-            of the case along ``axis``, in order, each at the slice's full in-plane size (resizing back from a
-            network's crop is the caller's job).
-        axis: spatial axis (0, 1 or 2) the slices were cut along.
-        reference: the case's volume ``(1, X, Y, Z)`` (a label or image); a MetaTensor gives its affine and
-            metadata to the output.
-
-    Returns:
-        ``(1, X, Y, Z)`` MetaTensor of the predictions' dtype, with ``reference``'s affine and metadata.
-
-    Raises:
-        ValueError: ``axis`` is not 0..2, ``reference`` is not ``(1, X, Y, Z)``, or the predictions' shape does not
-            fit ``reference`` along ``axis`` (both shapes are named).
-    """
-    if not isinstance(predictions, torch.Tensor):
-        predictions = torch.stack([_as_plain(p) for p in predictions]) if len(predictions) else torch.empty(0)
-    pred = _as_plain(predictions)
-    if axis not in (0, 1, 2):
-        raise ValueError(f"axis must be a spatial axis 0, 1 or 2, got {axis}")
-    if reference.ndim != 4 or reference.shape[0] != 1:
-        raise ValueError(f"reference must be a (1, X, Y, Z) volume, got shape {tuple(reference.shape)}")
-    spatial = tuple(reference.shape[1:])
-    in_plane = spatial[:axis] + spatial[axis + 1 :]
-    expected = (spatial[axis], 1, *in_plane)
-    if tuple(pred.shape) != expected:
-        raise ValueError(
-            f"predictions of shape {tuple(pred.shape)} do not fit reference {tuple(reference.shape)} sliced along "
-            f"axis {axis}: expected {expected} (one (1, H, W) slice per index along the axis)"
-        )
-    volume = torch.stack(list(pred[:, 0]), dim=axis)[None]
-    if isinstance(reference, MetaTensor):
-        out = MetaTensor(volume, meta=dict(reference.meta))
-        out.affine = reference.affine.clone()
-        return out
-    return MetaTensor(volume)
 
 
 def _check_volume(name: str, volume: torch.Tensor) -> None:

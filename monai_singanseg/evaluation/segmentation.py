@@ -21,7 +21,10 @@ from tqdm.auto import tqdm
 from monai_singanseg.device import resolve_device
 from monai_singanseg.rng import forked_rng
 
-__all__ = ["SEGMENTATION_NETWORKS", "SegmentationSettings", "build_segmentation_network", "train_segmentation", "predict"]
+__all__ = [
+    "SEGMENTATION_NETWORKS", "SegmentationSettings", "build_segmentation_network", "train_segmentation", "predict",
+    "predict_probabilities", "validation_dice",
+]
 
 SEGMENTATION_NETWORKS = ("unetpp", "basicunet", "unet", "swinunetr")
 
@@ -33,10 +36,13 @@ class SegmentationSettings:
     Args:
         network: one of :data:`SEGMENTATION_NETWORKS`.
         features: width of the first level (doubling per level; ``feature_size`` for SwinUNETR).
-        steps: optimisation steps (fixed, whatever the size of the training set).
+        steps: the most optimisation steps (the budget); with validation slices, training stops earlier on a plateau.
         batch_size: slices per step (drawn at random with replacement).
         lr: Adam learning rate (cosine-annealed to 0 over ``steps``).
         flip: random flips along both in-plane axes.
+        val_every: steps between two validations (with validation slices).
+        patience: validations without a better validation Dice after which training stops (the best weights are
+            kept); 0: never stop early.
     """
 
     network: str = "unetpp"
@@ -45,12 +51,14 @@ class SegmentationSettings:
     batch_size: int = 8
     lr: float = 1e-3
     flip: bool = True
+    val_every: int = 50
+    patience: int = 4
 
     def __post_init__(self) -> None:
         if self.network not in SEGMENTATION_NETWORKS:
             raise ValueError(f"network must be one of {SEGMENTATION_NETWORKS}, got {self.network!r}")
-        if self.steps < 1 or self.batch_size < 1 or self.features < 2:
-            raise ValueError("steps and batch_size must be >= 1 and features >= 2")
+        if self.steps < 1 or self.batch_size < 1 or self.features < 2 or self.val_every < 1 or self.patience < 0:
+            raise ValueError("steps, batch_size and val_every must be >= 1, features >= 2 and patience >= 0")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
@@ -112,8 +120,12 @@ def train_segmentation(
     device: str | torch.device | None = None,
     progress: bool = True,
     desc: str = "segmentation",
-) -> tuple[torch.nn.Module, list[float]]:
+    validation: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Train a network on slices with Dice + cross-entropy loss; deterministic under ``seed``.
+
+    With ``validation`` slices, the mean foreground Dice on them is measured every ``settings.val_every`` steps;
+    training stops after ``settings.patience`` validations without improvement and the best weights are returned.
 
     Args:
         images: ``(N, C, H, W)`` float (e.g. MR channels in [-1, 1]).
@@ -124,22 +136,38 @@ def train_segmentation(
         device: torch device (None: CUDA if available).
         progress: show a tqdm bar.
         desc: the bar's title.
+        validation: held-in ``(images, labels)`` that decide when to stop (None: train ``settings.steps`` steps).
 
     Returns:
-        ``(network in eval mode, loss of every step)``.
+        ``(network in eval mode, {"losses": loss of every step, "steps": steps run, "best_step": the kept weights'
+        step, "validation": [(step, Dice), ...]})``.
     """
     s = settings or SegmentationSettings()
     _check_pairs(images, labels, num_classes)
+    if validation is not None:
+        _check_pairs(*validation, num_classes)
     dev = resolve_device(device)
     with forked_rng(dev, seed):  # the caller's random state is untouched
         net = build_segmentation_network(s.network, images.shape[1], num_classes, s.features).to(dev)
-        return _fit_segmentation(net, images, labels, s, seed, dev, progress, desc)
+        return _fit_segmentation(net, images, labels, s, seed, dev, progress, desc, validation, num_classes)
+
+
+def validation_dice(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, num_classes: int) -> float:
+    """Mean Dice of the foreground classes over the pooled validation slices (a class absent from both scores 1)."""
+    pred = predict(net, images)
+    dice = []
+    for k in range(1, num_classes):
+        p, t = pred == k, labels == k
+        total = int(p.sum() + t.sum())
+        dice.append(1.0 if total == 0 else 2.0 * int((p & t).sum()) / total)
+    return sum(dice) / len(dice)
 
 
 def _fit_segmentation(
     net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, s: SegmentationSettings, seed: int,
-    dev: torch.device, progress: bool, desc: str,
-) -> tuple[torch.nn.Module, list[float]]:  # fmt: skip
+    dev: torch.device, progress: bool, desc: str, validation: tuple[torch.Tensor, torch.Tensor] | None = None,
+    num_classes: int = 2,
+) -> tuple[torch.nn.Module, dict[str, Any]]:  # fmt: skip
     """The training loop of :func:`train_segmentation`."""
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
     opt = torch.optim.Adam(net.parameters(), lr=s.lr)
@@ -147,9 +175,11 @@ def _fit_segmentation(
     gen = torch.Generator().manual_seed(seed)
     images, labels = images.float(), labels.long()
     losses: list[float] = []
+    history: list[tuple[int, float]] = []
+    best: tuple[float, int, dict[str, torch.Tensor] | None] = (-1.0, 0, None)
     net.train()
     bar = tqdm(range(s.steps), desc=desc, disable=not progress, leave=False, mininterval=1.0)
-    for _ in bar:
+    for step in bar:
         pick = torch.randint(0, images.shape[0], (s.batch_size,), generator=gen)
         x, y = images[pick], labels[pick]
         if s.flip:
@@ -164,13 +194,28 @@ def _fit_segmentation(
         sched.step()
         losses.append(loss.detach().item())
         bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
-    return net.eval(), losses
+        if validation is not None and ((step + 1) % s.val_every == 0 or step + 1 == s.steps):
+            dice = validation_dice(net, *validation, num_classes)
+            net.train()
+            history.append((step + 1, dice))
+            if dice > best[0]:
+                best = (dice, step + 1, {k: v.detach().clone() for k, v in net.state_dict().items()})
+            elif s.patience and len(history) - [h[0] for h in history].index(best[1]) > s.patience:
+                break
+    if best[2] is not None:
+        net.load_state_dict(best[2])
+    return net.eval(), {"losses": losses, "steps": len(losses), "best_step": best[1] or len(losses), "validation": history}
 
 
 @torch.no_grad()
-def predict(net: torch.nn.Module, images: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
-    """Class indices ``(N, 1, H, W)`` (argmax of the logits) for ``images`` ``(N, C, H, W)``."""
+def predict_probabilities(net: torch.nn.Module, images: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
+    """Class probabilities ``(N, K, H, W)`` (softmax of the logits) for ``images`` ``(N, C, H, W)``, on the CPU."""
     dev = next(net.parameters()).device
     net.eval()
-    out = [_logits(net, images[i : i + batch_size].float().to(dev)).argmax(1, keepdim=True).cpu() for i in range(0, images.shape[0], batch_size)]
+    out = [torch.softmax(_logits(net, images[i : i + batch_size].float().to(dev)), 1).cpu() for i in range(0, images.shape[0], batch_size)]
     return torch.cat(out)
+
+
+def predict(net: torch.nn.Module, images: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
+    """Class indices ``(N, 1, H, W)`` (argmax of the logits) for ``images`` ``(N, C, H, W)``."""
+    return predict_probabilities(net, images, batch_size).argmax(1, keepdim=True)
