@@ -1,138 +1,143 @@
 """Downstream-utility headline: does synthetic data train a segmentation network?
 
-Generators (SinGAN-Seg, pix2pix) are trained on one ``brats_tcga`` case, segmentation networks on real /
-synthetic / mixed slices of that case, and tested on every tumour slice of the other case; then the
-cases are swapped. Prints the two headline ratios of mean Dice (over the BraTS regions present in the
-test case, over both folds and all seeds):
+Leave-one-case-out over the six expert-labelled BRATS-2013 cases of ``../shared/data/brats2013`` (FLAIR + T1c,
+label 3 counted as 1, described by a datalist with their own file names). Each fold makes its synthetic sets with
+``synthesize`` over the five training cases, trains a 2D segmentation network on every training set and seed
+(stopping on a validation-Dice plateau), predicts every axial slice of the held-out case and scores it in 3D
+(BraTS Dice and HD95 per region). It prints real-only WT Dice and the two headline ratios with paired bootstrap
+95 % intervals:
 
-- Dice(synthetic only: SinGAN-Seg + pix2pix) / Dice(all real slices)   -- target >= 0.9
-- Dice(5 real + SinGAN-Seg) / Dice(5 real), SinGAN-Seg trained on exactly those 5 slices -- target >= 1.3
+- real-only WT Dice on held-out cases                                     -- target >= 0.75
+- Dice(synthetic only: SinGAN-Seg + pix2pix) / Dice(all real slices)     -- target >= 0.9
+- Dice(k real + their SinGAN-Seg samples) / Dice(k real), smallest k       -- target >= 1.3
 
-The default budget (64 px, 5 SinGAN-Seg models x 20 iterations per scale, pix2pix 20 epochs, UNet++
-width 8 x 200 steps, 2 seeds, the 4 headline training sets) takes about 15 minutes on 2 shared CPU
-cores. ``--all-sets`` runs every training set of the protocol. The full report (tables, plots, sample
-grids) is written to ``--out``.
+The CPU headline budget (the defaults below) runs the folds as ``--jobs`` processes side by side (one torch thread
+each) and merges their reports; on a GPU, raise ``--size``, ``--features``, ``--steps`` and the generator budgets.
 
-Run: ``python benchmarks/utility.py --out utility_report`` (``--threads 1`` default).
-
-Style transfer (SinGAN-Seg's second stage): ``--style histogram random histogram+random`` adds the training
-sets ``singanseg+style:M`` and ``real5+singanseg+style:M`` and prints Dice(styled)/Dice(plain).
-
-On a GPU the two folds can run as two processes side by side and be merged afterwards::
-
-    python benchmarks/utility.py --device cuda --fold 0 --out u/fold0 &
-    python benchmarks/utility.py --device cuda --fold 1 --out u/fold1 & wait
-    python benchmarks/utility.py --merge u/fold0 u/fold1
+    python benchmarks/utility.py --out utility_report                  # 6 folds, 2 processes
+    python benchmarks/utility.py --out u --folds 0 1 --seeds 0 1 2     # some folds only
+    python benchmarks/utility.py --merge u/fold0 u/fold1 ...          # headline of fold reports
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-import torch
-
-from monai_singanseg.data import brats_datalist
-from monai_singanseg.evaluation.experiment import (
-    ExperimentSettings,
-    headline,
-    mean_sd,
-    run_experiment,
-    style_set_name,
-    summarise_folds,
-)
-from monai_singanseg.evaluation.segmentation import SegmentationSettings
-
-HEADLINE_SETS = ("real", "singanseg", "synthetic", "real5", "real5+singanseg")
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+HEADLINE_SETS = ("real", "singanseg", "pix2pix", "synthetic", "real1", "real1+singanseg", "real5", "real5+singanseg")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_data = Path(__file__).resolve().parents[2] / "shared" / "data" / "brats_tcga"
-    parser.add_argument("--data", default=str(default_data))
-    parser.add_argument("--out", default="utility_report")
-    parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--singan-iters", type=int, default=20)
-    parser.add_argument("--pix2pix-epochs", type=int, default=20)
-    parser.add_argument("--pix2pix-volumes", type=int, default=2)
-    parser.add_argument("--network", default="unetpp")
-    parser.add_argument("--features", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--all-sets", action="store_true", help="every training set, not only the headline ones")
-    parser.add_argument("--style", nargs="+", default=[], help="style-transfer methods to compare (default: none)")
-    parser.add_argument("--style-steps", type=int, default=100)
-    parser.add_argument("--sets", nargs="+", default=None, help="only these training sets (default: the headline ones)")
-    parser.add_argument("--fold", type=int, default=None, help="run only this fold (the case at this index is held out)")
-    parser.add_argument("--merge", nargs="+", default=None, metavar="DIR", help="print the headline of several fold reports")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--overwrite", action="store_true")
-    args = parser.parse_args()
-    if args.merge:
-        reports = [json.loads((Path(d) / "report.json").read_text(encoding="utf-8")) for d in args.merge]
-        settings = ExperimentSettings.from_dict(reports[0]["settings"])
-        folds = [fold for r in reports for fold in r["folds"]]
-        summary = summarise_folds(folds, settings)
-        print_headline(summary, headline(summary, 5, settings.style_methods), f"{len(folds)} folds from {len(reports)} reports")
-        print_paired_style_differences(folds, settings.style_methods)
-        return 0
-    torch.set_num_threads(args.threads)
-    settings = ExperimentSettings(
-        size=args.size, seeds=tuple(args.seeds), k_values=(1, 2, 5, 10) if args.all_sets else (5,), singan_slices=5,
-        singan_iters=args.singan_iters, singan_samples=100, pix2pix_epochs=args.pix2pix_epochs,
-        pix2pix_volumes=args.pix2pix_volumes, pix2pix_samples=100,
-        segmentation=SegmentationSettings(network=args.network, features=args.features, steps=args.steps),
-        style_methods=tuple(args.style), style_steps=args.style_steps,
-        training_sets=tuple(args.sets) if args.sets else None if args.all_sets else HEADLINE_SETS + tuple(
-            style_set_name(base, m) for m in args.style for base in ("singanseg", "real5+singanseg")
-        ),
-    )  # fmt: skip
-    items = brats_datalist(args.data)
-    if args.fold is not None:  # the held-out case first, then only one fold
-        items = [items[args.fold]] + [it for i, it in enumerate(items) if i != args.fold]
-        settings.max_folds = 1
-    start = time.perf_counter()
-    report = run_experiment(items, args.out, settings, device=args.device, overwrite=args.overwrite, progress=False)
-    print(f"\nbudget: {settings.to_dict()}")
-    print(f"wall time {time.perf_counter() - start:.0f} s, torch threads {args.threads}, device {args.device}")
-    print_headline(report["summary"], report["headline"], f"{len(report['folds'])} fold(s)")
-    print_paired_style_differences(report["folds"], settings.style_methods)
+def datalist(folder: Path) -> Path:
+    """The BRATS-2013 cases as a decathlon datalist (their own file names, two sequences)."""
+    b = SHARED / "brats2013"
+    cases = sorted(p.name for p in b.iterdir() if p.is_dir())
+    items = [{"name": c, "image": [str(b / c / "Flair_subtrMeanDivStd.nii.gz"), str(b / c / "T1c_subtrMeanDivStd.nii.gz")],
+              "label": str(b / c / "OTMultiClass.nii.gz")} for c in cases]  # fmt: skip
+    path = folder / "brats2013.json"
+    path.write_text(json.dumps({"training": items}, indent=1), encoding="utf-8")
+    return path
+
+
+def fold_datalist(data: Path, fold: int, out: Path) -> Path:
+    """The datalist with case ``fold`` first (``evaluate --folds 1`` holds out the first case)."""
+    items = json.loads(data.read_text(encoding="utf-8"))["training"]
+    items = [items[fold]] + [it for i, it in enumerate(items) if i != fold]
+    path = out / f"fold{fold}.json"
+    path.write_text(json.dumps({"training": items}, indent=1), encoding="utf-8")
+    return path
+
+
+def evaluate_command(data: Path, out: Path, args: argparse.Namespace) -> list[str]:
+    return [
+        sys.executable, "-m", "monai_singanseg", "evaluate", "--datalist", str(data), "--out", str(out), "--folds", "1",
+        "--label-map", "3:1", "--channel-names", "flair", "t1ce", "--size", str(args.size), "--seeds", *map(str, args.seeds),
+        "--k", "1", "5", "--singan-slices", str(args.singan_slices), "--singan-iters", str(args.singan_iters),
+        "--samples-per-model", str(args.samples_per_model), "--pix2pix-epochs", str(args.pix2pix_epochs),
+        "--pix2pix-volumes", str(args.pix2pix_volumes), "--pix2pix-samples", "100", "--network", args.network,
+        "--features", str(args.features), "--steps", str(args.steps), "--batch-size", "16", "--val-every", "50",
+        "--patience", "3", "--sets", *HEADLINE_SETS, "--threads", "1", "--device", args.device, "--quiet",
+        *(["--overwrite"] if args.overwrite else []),
+    ]  # fmt: skip
+
+
+def merge(dirs: list[Path]) -> int:
+    from monai_singanseg.evaluation.experiment import ExperimentSettings, headline, summarise_folds
+
+    reports = [json.loads((d / "report.json").read_text(encoding="utf-8")) for d in dirs]
+    settings = ExperimentSettings.from_dict(reports[0]["settings"])
+    folds = [fold for r in reports for fold in r["folds"]]
+    summary = summarise_folds(folds, settings)
+    h = headline(summary, 1, (), "WT", folds)
+    print(f"{len(folds)} fold(s), seeds {settings.seeds}; mean ± sd over folds x seeds (3D per held-out case)")
+    for name, stats in summary.items():
+        print(f"  {name:<16} Dice WT {stats['WT']['dice']['mean']:.3f} ± {stats['WT']['dice']['sd']:.3f}  TC "
+              f"{stats['TC']['dice']['mean']:.3f}  ET {stats['ET']['dice']['mean']:.3f}  HD95 WT {stats['WT']['hd95']['mean']:.1f} mm")
+    for name, (num, den) in {"synthetic_over_real": ("synthetic", "real"),
+                             "small_plus_synthetic_over_small": ("real1+singanseg", "real1")}.items():  # fmt: skip
+        ci = h["intervals"][name]
+        text = "n/a" if ci is None else f"{ci['estimate']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}] (n = {ci['n']}), {h['resolved'][name]}"
+        print(f"WT Dice({num}) / Dice({den}) = {text}")
+    h5 = headline(summary, 5, (), "WT", folds)
+    ci = h5["intervals"]["small_plus_synthetic_over_small"]
+    if ci is not None:
+        print(f"WT Dice(real5+singanseg) / Dice(real5) = {ci['estimate']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}] (n = {ci['n']})")
+    print(f"real-only WT Dice {h['dice_real']:.3f} (target >= 0.75)")
     return 0
 
 
-def print_paired_style_differences(folds: list, methods: tuple) -> None:
-    """Mean Dice with style transfer minus without, paired by fold and seed (same initialisation)."""
-    for base in ("singanseg", "real5+singanseg"):
-        for method in methods:
-            styled = style_set_name(base, method)
-            diffs = [
-                run["mean"]["dice"] - fold["runs"][base]["runs"][seed]["mean"]["dice"]
-                for fold in folds if styled in fold["runs"] and base in fold["runs"]
-                for seed, run in fold["runs"][styled]["runs"].items()
-            ]
-            if len(diffs) > 1:
-                stats = mean_sd(diffs)
-                print(f"paired Dice({styled}) - Dice({base}): {stats['mean']:+.3f} ± {stats['sd']:.3f} (sd over {len(diffs)} fold x seed runs; "
-                      f"{sum(d > 0 for d in diffs)} of {len(diffs)} positive)")
-
-
-def print_headline(summary: dict, h: dict, what: str) -> None:
-    """Mean Dice per training set and the headline ratios."""
-    print(what)
-    for name, stats in summary.items():
-        print(f"  {name:<18} mean Dice {stats['mean']['dice']['mean']:.3f} ± {stats['mean']['dice']['sd']:.3f}   WT {stats['WT']['dice']['mean']:.3f}")
-    print(f"Dice(synthetic only)/Dice(real only) = {h['synthetic_over_real']:.3f} ({h['dice_synthetic']:.3f}/{h['dice_real']:.3f}); target >= 0.9")
-    print(f"Dice(5 real + SinGAN-Seg)/Dice(5 real) = {h['small_plus_synthetic_over_small']:.3f} ({h['dice_real5+singanseg']:.3f}/{h['dice_real5']:.3f}); target >= 1.3")
-    for method, st in h.get("style", {}).items():
-        print(
-            f"style {method}: Dice(SinGAN-Seg + style)/Dice(SinGAN-Seg) = {st['styled_over_plain']:.3f} "
-            f"({st['dice_singanseg+style']:.3f}/{st['dice_singanseg']:.3f}); Dice(5 real + SinGAN-Seg + style)/"
-            f"Dice(5 real + SinGAN-Seg) = {st['small_styled_over_small_plain']:.3f} "
-            f"({st['dice_real5+singanseg+style']:.3f}/{h['dice_real5+singanseg']:.3f})"
-        )
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="utility_report")
+    parser.add_argument("--folds", type=int, nargs="+", default=None, help="held-out case indices (default: all six)")
+    parser.add_argument("--jobs", type=int, default=2, help="folds run side by side (default 2: one per core)")
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--singan-slices", type=int, default=1, help="SinGAN-Seg models per training case")
+    parser.add_argument("--singan-iters", type=int, default=40)
+    parser.add_argument("--samples-per-model", type=int, default=10)
+    parser.add_argument("--pix2pix-epochs", type=int, default=10)
+    parser.add_argument("--pix2pix-volumes", type=int, default=1)
+    parser.add_argument("--network", default="basicunet")
+    parser.add_argument("--features", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="DIR", help="print the headline of fold reports")
+    args = parser.parse_args()
+    if args.merge:
+        return merge([Path(d) for d in args.merge])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = datalist(out)
+    folds = args.folds if args.folds is not None else list(range(6))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    start = time.perf_counter()
+    pending, running, failed = list(folds), {}, []
+    while pending or running:
+        while pending and len(running) < args.jobs:
+            f = pending.pop(0)
+            log = (out / f"fold{f}.log").open("w", encoding="utf-8")
+            cmd = evaluate_command(fold_datalist(data, f, out), out / f"fold{f}", args)
+            running[f] = (subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), log, time.perf_counter())
+        time.sleep(5)
+        for f, (proc, log, t0) in list(running.items()):
+            if proc.poll() is not None:
+                log.close()
+                print(f"fold {f}: exit {proc.returncode} after {time.perf_counter() - t0:.0f} s", flush=True)
+                if proc.returncode:
+                    failed.append(f)
+                del running[f]
+    print(f"wall time {time.perf_counter() - start:.0f} s for {len(folds)} fold(s), {args.jobs} process(es) x 1 thread")
+    done = [out / f"fold{f}" for f in folds if f not in failed]
+    if failed:
+        print(f"failed folds: {failed} (logs in {out})")
+    return merge(done) if done else 1
 
 
 if __name__ == "__main__":

@@ -98,7 +98,7 @@ def test_evaluate_cli_tiny_real_run_writes_a_complete_report(shared_data, tmp_pa
         sys.executable, "-m", "monai_singanseg", "evaluate", "--datalist", str(datalist), "--out", str(out),
         "--label-map", "3:1", "--channel-names", "flair", "t1ce",
         "--size", "32", "--seeds", "0", "--k", "1", "2", "--singan-slices", "1", "--singan-iters", "2",
-        "--singan-samples", "4", "--pix2pix-epochs", "1", "--pix2pix-volumes", "1", "--pix2pix-samples", "4",
+        "--samples-per-model", "2", "--pix2pix-epochs", "1", "--pix2pix-volumes", "1", "--pix2pix-samples", "4",
         "--features", "4", "--steps", "4", "--val-every", "2", "--batch-size", "2", "--folds", "1", "--threads", "1",
         "--device", "cpu", "--quiet", "--style", "histogram", "random", "--style-steps", "2",
     ]  # fmt: skip
@@ -122,7 +122,12 @@ def test_evaluate_cli_tiny_real_run_writes_a_complete_report(shared_data, tmp_pa
     # the held-out volume is predicted whole: 145 brain slices of pat0002 were split 3:1 into training and validation
     assert fold["num_test"] == 132 and fold["num_real_train"] + fold["num_validation"] == 145
     assert fold["num_validation"] == 36 and fold["runs"]["real"]["num_slices"] == 109
+    # k real slices of the one training case + 2 samples of each of their own k models
     assert fold["runs"]["real2"]["num_slices"] == 2 and fold["runs"]["real2+singanseg"]["num_slices"] == 6
+    assert fold["runs"]["real1+singanseg"]["num_slices"] == 3 and fold["runs"]["singanseg"]["num_slices"] == 2
+    small = [int(n.rsplit(":", 1)[1]) for n in fold["small_data_slices"]]
+    models = json.loads((out / "models" / "fold0" / "small_singanseg" / "manifest.json").read_text())["entries"]
+    assert sorted(small) == sorted(e["slice"] for e in models)  # synthesize trained on exactly the small-data slices
     assert fold["runs"]["real"]["runs"]["0"]["steps"] == 4 and fold["runs"]["real"]["runs"]["0"]["best_step"] in (2, 4)
     for name in ("singanseg", "pix2pix", "synthetic", "singanseg+style:histogram", "singanseg+style:random"):
         q = fold["quality"][name]
@@ -137,8 +142,10 @@ def test_evaluate_cli_tiny_real_run_writes_a_complete_report(shared_data, tmp_pa
     assert h["region"] == "WT" and h["intervals"]["synthetic_over_real"] is None  # one fold, one seed: no interval
     md = (out / "report.md").read_text(encoding="utf-8")
     assert "| real (all training slices) | 109 |" in md and "n/a (fewer than 2 paired runs)" in md
-    assert "| SinGAN-Seg only + style transfer (histogram) | 4 |" in md
-    assert (out / "models" / "fold0_pix2pix.pt").is_file() and (out / "models" / "fold0_singanseg_0.pt").is_file()
+    assert "| SinGAN-Seg only + style transfer (histogram) | 2 |" in md
+    for name in ("singanseg", "small_singanseg", "pix2pix"):  # the synthetic datasets, as synthesize writes them
+        assert (out / "models" / "fold0" / name / "datalist.json").is_file(), name
+    assert (out / "models" / "fold0" / "pix2pix" / "models" / "pix2pix.pt").is_file()
 
     # never overwritten without --overwrite: refused before any work, the report untouched
     before = (out / "report.json").read_bytes()

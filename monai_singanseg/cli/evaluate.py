@@ -38,9 +38,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--features", type=int_in(1, 1024), default=None, help="segmentation network width (default 16; 8 with --quick)")
     p.add_argument("--steps", type=int_in(1, 10**7), default=None, help="segmentation training steps (default 300; 80 with --quick)")
     p.add_argument("--batch-size", type=int_in(1, 4096), default=None, help="segmentation batch size (default 8)")
-    p.add_argument("--singan-slices", type=int_in(1, 10**4), default=None, help="SinGAN-Seg models, one per small-data slice (default 5)")
+    p.add_argument("--singan-slices", type=int_in(1, 10**4), default=None, help="SinGAN-Seg models per training case (default 5)")
     p.add_argument("--singan-iters", type=int_in(1, 10**6), default=None, help="SinGAN-Seg iterations per scale (default: the schedule's)")
-    p.add_argument("--singan-samples", type=int_in(1, 10**6), default=None, help="SinGAN-Seg samples per fold (default 100)")
+    p.add_argument("--samples-per-model", type=int_in(1, 10**6), default=None, help="SinGAN-Seg samples per model (default 10)")
     p.add_argument("--start-scale", type=int_in(0, 64), default=None, help="SinGAN-Seg sampling start scale (default 1)")
     p.add_argument("--style", nargs="+", default=None, metavar="METHOD", choices=STYLE_METHODS,
                    help="add SinGAN-Seg + style-transfer training sets for these methods "
@@ -48,7 +48,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--style-steps", type=int_in(0, 10000), default=None, help="style-transfer optimisation steps (default 100)")
     p.add_argument("--style-weights", default=None, help="VGG-19 weights file for the vgg19 style methods")
     p.add_argument("--pix2pix-epochs", type=int_in(1, 10**5), default=None, help="pix2pix epochs (default 60)")
-    p.add_argument("--pix2pix-volumes", type=int_in(1, 10**4), default=None, help="deformed label volumes rendered per fold (default 4)")
+    p.add_argument("--pix2pix-volumes", type=int_in(1, 10**4), default=None, help="deformed label volumes rendered per training case (default 4)")
     p.add_argument("--pix2pix-samples", type=int_in(1, 10**6), default=None, help="pix2pix slices kept per fold (default 100)")
     p.add_argument("--label-map", nargs="+", default=[], metavar="FROM:TO", help="replace label values on load, e.g. 3:1 (BRATS-2013)")
     p.add_argument("--channel-names", nargs="+", default=None, help="names of the image channels (e.g. flair t1ce)")
@@ -73,7 +73,7 @@ def settings_from_args(args: argparse.Namespace) -> ExperimentSettings:
     seg = dataclasses.replace(base.segmentation, **{k: v for k, v in seg_over.items() if v is not None})
     over = {
         "size": args.size, "seeds": args.seeds, "k_values": args.k, "singan_slices": args.singan_slices,
-        "singan_iters": args.singan_iters, "singan_samples": args.singan_samples, "singan_start_scale": args.start_scale,
+        "singan_iters": args.singan_iters, "samples_per_model": args.samples_per_model, "singan_start_scale": args.start_scale,
         "pix2pix_epochs": args.pix2pix_epochs, "pix2pix_volumes": args.pix2pix_volumes,
         "pix2pix_samples": args.pix2pix_samples, "memorisation_threshold": args.threshold,
         "training_sets": args.sets, "max_folds": args.folds, "style_methods": args.style,

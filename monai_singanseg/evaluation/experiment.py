@@ -1,29 +1,36 @@
 """Downstream utility: do SinGAN-Seg / pix2pix samples train a segmentation network as well as real data?
 
-Protocol (one fold per case held out; with two cases: train on one, test on the other, then swap):
+Protocol (one fold per case held out):
 
-1. **Real slices.** Every case goes through the product's data path: ``load_case`` ->
-   ``ExtractTumourSlicesd`` (all tumour-bearing axial slices) -> ``SquareForegroundCropd`` (brain crop,
-   ``size`` x ``size``) -> ``IntensityToTanhRange`` (per channel to [-1, 1] inside the brain).
-2. **Small-data subsets.** The training slices whose tumour covers at least ``pool_fraction`` of the
-   largest tumour section are ordered by farthest-point sampling along the axial axis (start: the
-   largest tumour slice), so the first ``k`` slices are spread over the tumour; ``real{k}`` uses them.
-3. **Generators** see only the training case(s): one SinGAN-Seg model per slice of the ``k = 5`` subset
-   (``singan_slices``), sampled from ``singan_start_scale``; one pix2pix model on every tumour slice,
-   rendering randomly deformed label volumes (``RandDeformCondition``) whose tumour slices go through
-   the same data path as the real ones.
-4. **Training sets**: ``real`` (all training slices), ``singanseg``, ``pix2pix``, ``synthetic`` (both),
+1. **Real slices.** Every case goes through the product's data path (``load_case`` with the label map), then
+   :func:`~monai_singanseg.evaluation.volumes.case_slices`: every brain slice on one square grid around the brain
+   (``size`` x ``size``), each slice scaled to [-1, 1] inside its brain. Every ``validation_every``-th brain slice of
+   each training case is held in for validation (it decides when segmentation training stops).
+2. **Synthetic sets, made by ``synthesize``** (:func:`~monai_singanseg.farm.synthesize_dataset`, the product's own
+   dataset synthesis) over the training cases only: SinGAN-Seg with ``singan_slices`` models per case and
+   ``samples_per_model`` samples each; pix2pix, one model on all training cases, ``pix2pix_volumes`` renders of
+   deformed label volumes per case. The written cases are read back through the same data path as the real ones
+   (their tumour slices). Style variants run the same models and seeds through the style-transfer step.
+3. **Small-data rows**: ``k`` tumour slices of ONE training case, spread over its tumour (farthest-point along the
+   axial axis from the largest tumour slice), with and without their own synthetic set: ``synthesize`` trains one
+   SinGAN-Seg model on each of exactly those slices, and ``real{k}+singanseg`` adds the samples of the first ``k``.
+4. **Training sets**: ``real`` (all training brain slices), ``singanseg``, ``pix2pix``, ``synthetic`` (both),
    ``real+synthetic``, and for every ``k``: ``real{k}`` and ``real{k}+singanseg``.
-5. **Segmentation**: the same network and number of steps for every set and seed
-   (:mod:`~monai_singanseg.evaluation.segmentation`); tested on every tumour slice of the held-out case;
-   Dice/IoU/precision/recall per BraTS region (:mod:`~monai_singanseg.evaluation.regions`).
-6. **Synthetic-set quality**: SWD against the real training slices, diversity (synthetic and real),
-   memorisation (nearest-neighbour correlation against ALL real training slices, flagged above a
-   threshold), label statistics; the held-out slices' own nearest-neighbour scores as a baseline.
+5. **Segmentation** (:mod:`~monai_singanseg.evaluation.segmentation`): the same network and budget for every set
+   and seed, stopped on a validation-Dice plateau; every axial slice of the held-out case is predicted, pasted back
+   into its volume and scored in 3D per BraTS region: Dice and HD95 in mm (:mod:`~monai_singanseg.evaluation.scoring`,
+   BraTS empty-region convention).
+6. **Statistics**: the headline ratios with paired bootstrap 95 % intervals over runs of the same fold, seed and
+   test case (:mod:`~monai_singanseg.evaluation.statistics`).
+7. **Synthetic-set quality and privacy**: SWD against the real training tumour slices, diversity, memorisation
+   (nearest-neighbour correlation against ALL real training tumour slices, flagged above a threshold), label
+   statistics; the held-out case's own tumour slices' nearest-neighbour scores as the baseline a sample should not
+   exceed.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -33,12 +40,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from monai.data import load_decathlon_datalist
 from tqdm.auto import tqdm
 
 from monai_singanseg.data import load_case
 from monai_singanseg.device import resolve_device
-from monai_singanseg.engines.pix2pix import Pix2PixSettings, train_pix2pix
-from monai_singanseg.engines.singan import SinGANSegSettings, SinGANSegTrainer
+from monai_singanseg.engines.pix2pix import Pix2PixSettings
+from monai_singanseg.engines.singan import SinGANSegSettings
+from monai_singanseg.farm import DatasetSettings, RankContext, synthesize_dataset
 from monai_singanseg.metrics.diversity import diversity
 from monai_singanseg.metrics.label_stats import compare_label_statistics
 from monai_singanseg.metrics.memorisation import flag_memorised, memorisation_scores
@@ -55,13 +64,11 @@ from monai_singanseg.io.atomic import check_outputs_free
 from monai_singanseg.synthesis import (
     SinGANSegSynthesisOptions,
     default_channel_names,
-    pix2pix_synthesis,
-    pix2pix_training_slices,
     singanseg_synthesis,
-    singanseg_training_input,
+    synthesise,
 )
 from monai_singanseg.transforms.gan import ToGANTensor
-from monai_singanseg.transforms.labels import BRATS_LABEL_VALUES, LabelToIndex
+from monai_singanseg.transforms.labels import BRATS_LABEL_VALUES
 from monai_singanseg.transforms.slices import spread_order
 from monai_singanseg.transforms.style import STYLE_METHODS, StyleTransfer
 
@@ -95,9 +102,9 @@ class ExperimentSettings:
         seeds: segmentation seeds per training set (mean +- sd over seeds and folds).
         k_values: numbers of real slices of the small-data regime.
         pool_fraction: small-data slices hold at least this fraction of the largest tumour section.
-        singan_slices: SinGAN-Seg models, one per slice of the first ``singan_slices`` small-data slices.
+        singan_slices: SinGAN-Seg models per training case of the synthetic dataset (``synthesize --slices-per-case``).
         singan_iters: iterations per SinGAN-Seg scale (None: the default schedule's).
-        singan_samples: SinGAN-Seg samples in all (spread over the models).
+        samples_per_model: SinGAN-Seg samples drawn from each model (``synthesize --samples-per-model``).
         singan_start_scale: scale where sampling noise starts (higher = closer to the training slice); 0, the
             product's default.
         style_methods: style-transfer methods compared on the SinGAN-Seg samples (each adds the training sets
@@ -107,7 +114,7 @@ class ExperimentSettings:
         style_steps: optimisation steps of the network-based style methods.
         style_weights: VGG-19 weights file for the ``vgg19`` style methods.
         pix2pix_epochs: pix2pix training epochs.
-        pix2pix_volumes: deformed label volumes rendered by pix2pix.
+        pix2pix_volumes: deformed label volumes rendered by pix2pix per training case (``synthesize --per-case``).
         pix2pix_samples: pix2pix slices kept (evenly spaced over the rendered tumour slices).
         memorisation_threshold: nearest-neighbour correlation above which a sample is flagged as a copy.
         diversity_samples: samples used for the diversity (pairwise SSIM) figures.
@@ -128,7 +135,7 @@ class ExperimentSettings:
     pool_fraction: float = 0.25
     singan_slices: int = 5
     singan_iters: int | None = None
-    singan_samples: int = 100
+    samples_per_model: int = 10
     singan_start_scale: int = 0
     style_methods: tuple[str, ...] = ()
     style_steps: int = 100
@@ -178,7 +185,7 @@ class ExperimentSettings:
     def quick(cls, **overrides: Any) -> ExperimentSettings:
         """A CPU budget of minutes: 64 px, one seed, short generator and segmentation training."""
         base: dict[str, Any] = dict(
-            size=64, seeds=(0,), singan_slices=2, singan_iters=20, singan_samples=40, pix2pix_epochs=4,
+            size=64, seeds=(0,), singan_slices=2, singan_iters=20, samples_per_model=10, pix2pix_epochs=4,
             pix2pix_volumes=1, pix2pix_samples=40,
             segmentation=SegmentationSettings(features=8, steps=80, val_every=20, patience=2),
         )  # fmt: skip
@@ -273,64 +280,62 @@ def _slice_number(name: str) -> int:
 
 
 # ----------------------------------------------------------------------------------------- generators
-def _train_singanseg(
-    items: Sequence[Mapping[str, Any]], real: SliceSet, positions: Sequence[int], model_dir: Path, prefix: str,
-    settings: ExperimentSettings, device: Any, overwrite: bool, log: Callable[[str], None], progress: bool = True,
-) -> list[Path]:  # fmt: skip
-    """One SinGAN-Seg model per chosen real slice (through the product's prepare step)."""
-    by_name = {str(it.get("name")): it for it in items}
-    paths = []
-    gan_settings = SinGANSegSettings(iters=settings.singan_iters)
-    for j, pos in enumerate(positions):
-        case_name, index = real.names[pos].rsplit(":", 1)
-        item = by_name[case_name]
-        out = model_dir / f"{prefix}_singanseg_{j}.pt"
-        log(f"  SinGAN-Seg model {j + 1}/{len(positions)} on {case_name} slice {index} -> {out.name}")
-        gan, meta = singanseg_training_input(item["image"], item["label"], int(index), max_size=settings.size,
-                                             label_map=settings.label_map)  # fmt: skip
-        SinGANSegTrainer(gan_settings, device=device, progress=progress).fit(gan, out, meta, overwrite=overwrite)
-        paths.append(out)
-    return paths
+def _synthesize(items: Sequence[Mapping[str, Any]], folder: Path, dataset: DatasetSettings, device: Any, overwrite: bool) -> dict[str, Any]:
+    """A synthetic dataset of ``items`` made by the product's ``synthesize`` (one process); every entry must succeed."""
+    manifest = synthesize_dataset(items, folder, dataset, RankContext(run_id=f"evaluation-{folder.name}"), device=str(device),
+                                  overwrite=overwrite, progress=False)  # fmt: skip
+    if manifest["failed"] or manifest["pending"]:
+        errors = "; ".join(f"{e['id']}: {e.get('error', e['status'])}" for e in manifest["entries"] if e["status"] != "done")
+        raise RuntimeError(f"synthesizing {folder} failed: {errors}")
+    return manifest
 
 
-def _sample_singanseg(
-    models: Sequence[Path], settings: ExperimentSettings, seed: int, device: Any, style: str = "none"
-) -> SliceSet:
-    """Samples of every model through the product's synthesis pipeline, in GAN space (no writer, no finish)."""
-    per_model = math.ceil(settings.singan_samples / len(models))
-    images, labels, names = [], [], []
-    for j, path in enumerate(models):
-        options = SinGANSegSynthesisOptions(
-            start_scale=settings.singan_start_scale, style=style, style_steps=settings.style_steps,
-            style_weights=settings.style_weights,
-        )
-        pipeline = singanseg_synthesis(path, None, options, finish=False, device=device)
-        pipeline.set_random_state(seed + 1000 * j)
-        for i in range(per_model):
-            d = pipeline({})
-            images.append(torch.as_tensor(d["image"]).as_subclass(torch.Tensor).float().cpu())
-            labels.append(torch.as_tensor(d["label"]).as_subclass(torch.Tensor).long().cpu())
-            names.append(f"singanseg{j}:{i}")
-    out = SliceSet(torch.stack(images), torch.stack(labels), names)
-    return out.subset(range(min(len(out), settings.singan_samples)))
-
-
-def _render_pix2pix(
-    model: Path, cases: Sequence[Mapping[str, Any]], settings: ExperimentSettings, seed: int, device: Any
-) -> SliceSet:
-    """Render deformed label volumes of the training cases (the product's pipeline) and cut their tumour slices."""
-    pipeline = pix2pix_synthesis(model, None, deform=True, device=device)
-    to_index = LabelToIndex(pipeline.label_values)
+def _synthetic_slices(folders: Sequence[Path], settings: ExperimentSettings, tumour_only: bool = False) -> SliceSet:
+    """The synthetic cases listed in each folder's ``datalist.json`` as training slices, on the segmentation grid and
+    scaled as the real slices are (:func:`case_slices`): every brain slice (a SinGAN-Seg case is one slice, kept
+    whether or not its sample holds tumour), or only the tumour slices (pix2pix volumes)."""
     sets = []
-    for v in range(settings.pix2pix_volumes):
-        case = cases[v % len(cases)]
-        pipeline.set_random_state(seed + v)
-        d = pipeline({"image": case["image"], "label": case["label"]})
-        synthetic_case = {"image": d["image"], "label": to_index(d["label"]), "name": f"pix2pix{v}"}
-        sets.append(tumour_slices(synthetic_case, settings.size))
-    rendered = SliceSet.concat(sets)
-    keep = torch.linspace(0, len(rendered) - 1, min(len(rendered), settings.pix2pix_samples)).round().long().tolist()
-    return rendered.subset(keep)
+    for folder in folders:
+        for item in load_decathlon_datalist(str(folder / "datalist.json"), data_list_key="training"):
+            case = load_case(item, BRATS_LABEL_VALUES, 3)
+            if tumour_only:
+                sets.append(tumour_slices(case, settings.size))
+            else:
+                cs = case_slices(case, settings.size)
+                sets.append(SliceSet(cs.images, cs.labels, cs.names()))
+    return SliceSet.concat(sets)
+
+
+def _evenly(slices: SliceSet, keep: int) -> SliceSet:
+    """At most ``keep`` slices, evenly spaced over the set."""
+    return slices.subset(torch.linspace(0, len(slices) - 1, min(len(slices), keep)).round().long().tolist())
+
+
+def _singanseg_dataset(settings: ExperimentSettings, slices_per_case: int | None) -> DatasetSettings:
+    return DatasetSettings(
+        slices_per_case=slices_per_case, samples_per_model=settings.samples_per_model, max_size=settings.size,
+        label_map=settings.label_map, channel_names=settings.channel_names,
+        training=SinGANSegSettings(iters=settings.singan_iters),
+        options=SinGANSegSynthesisOptions(start_scale=settings.singan_start_scale),
+    )  # fmt: skip
+
+
+def _styled(dataset_dir: Path, entry_ids: Sequence[str], method: str, out: Path, settings: ExperimentSettings,
+            device: Any, overwrite: bool) -> list[Path]:  # fmt: skip
+    """The SinGAN-Seg samples of ``entry_ids`` again (same models, same seeds), through the style-transfer step."""
+    manifest = json.loads((dataset_dir / "manifest.json").read_text(encoding="utf-8"))
+    options = SinGANSegSynthesisOptions(start_scale=settings.singan_start_scale, style=method, style_steps=settings.style_steps,
+                                        style_weights=settings.style_weights)  # fmt: skip
+    folders = []
+    for index, entry in enumerate(manifest["entries"]):
+        if entry["id"] not in entry_ids:
+            continue
+        folder = out / entry["id"]
+        pipeline = singanseg_synthesis(dataset_dir / entry["model"], folder, options, device=device, overwrite=overwrite)
+        synthesise(pipeline, pipeline.cases(settings.samples_per_model), folder, seed=index, preview=0, progress=False,
+                   overwrite=overwrite)  # fmt: skip
+        folders.append(folder)
+    return folders
 
 
 # --------------------------------------------------------------------------------------- quality
@@ -413,34 +418,54 @@ def run_fold(
     test = case_slices(test_case, settings.size)
     tumour = [i for i in range(len(real)) if bool((real.labels[i] > 0).any())]
     real_tumour = real.subset(tumour)
-    areas = [float((real.labels[i] > 0).sum()) for i in tumour]
-    order = [tumour[p] for p in spread_order([_slice_number(real.names[i]) for i in tumour], areas, settings.pool_fraction)]
+    # the small-data rows: k slices of ONE training case (spread over its tumour), as synthesize would pick them
+    small_case = train_cases[0]["name"]
+    own = [i for i in tumour if real.names[i].rsplit(":", 1)[0] == small_case]
+    areas = [float((real.labels[i] > 0).sum()) for i in own]
+    order = [own[p] for p in spread_order([_slice_number(real.names[i]) for i in own], areas, settings.pool_fraction)]
     timing["load"] = time.perf_counter() - t0
     log(f"  {len(real)} real training slices ({len(tumour)} with tumour), {len(validation)} validation slices; "
         f"test case {test.name} ({len(test.indices)} brain slices)")  # fmt: skip
 
     t0 = time.perf_counter()
-    chosen = order[: settings.singan_slices]
-    models = _train_singanseg(items, real, chosen, model_dir, prefix, settings, device, overwrite, log, progress)
-    timing["singanseg_training"] = time.perf_counter() - t0
+    fold_dir = model_dir / prefix
+    log(f"  synthesize: SinGAN-Seg, {settings.singan_slices} model(s) per training case -> {fold_dir / 'singanseg'}")
+    manifest = _synthesize(items, fold_dir / "singanseg", _singanseg_dataset(settings, settings.singan_slices), device, overwrite)
+    small_slices = [_slice_number(real.names[i]) for i in order[: max(settings.k_values, default=1)]]
+    small_item = {**items[0], "slices": small_slices}
+    log(f"  synthesize: SinGAN-Seg on the small-data slices {small_slices} of {small_case}")
+    small_manifest = _synthesize([small_item], fold_dir / "small_singanseg", _singanseg_dataset(settings, None), device, overwrite)
+    timing["singanseg"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    p2p_path = model_dir / f"{prefix}_pix2pix.pt"
-    log(f"  pix2pix on {len(items)} case(s), {settings.pix2pix_epochs} epochs -> {p2p_path.name}")
-    p2p_settings = Pix2PixSettings(size=settings.size, epochs=settings.pix2pix_epochs)
-    channels = _channel_names(train_cases[0], train_items[0], settings)
-    p2p_data = pix2pix_training_slices(items, p2p_settings, label_values, channels, progress=progress, label_map=settings.label_map)
-    train_pix2pix(p2p_data, p2p_path, p2p_settings, device=device, overwrite=overwrite, progress=progress)
-    timing["pix2pix_training"] = time.perf_counter() - t0
+    log(f"  synthesize: pix2pix on {len(items)} case(s), {settings.pix2pix_epochs} epochs, {settings.pix2pix_volumes} render(s) per case")
+    p2p = DatasetSettings(generator="pix2pix", per_case=settings.pix2pix_volumes, label_map=settings.label_map,
+                          channel_names=settings.channel_names,
+                          pix2pix=Pix2PixSettings(size=settings.size, epochs=settings.pix2pix_epochs))  # fmt: skip
+    _synthesize(items, fold_dir / "pix2pix", p2p, device, overwrite)
+    timing["pix2pix"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    synthetic = {"singanseg": _sample_singanseg(models, settings, 0, device), "pix2pix": _render_pix2pix(p2p_path, train_cases, settings, 0, device)}
+    synthetic = {"singanseg": _synthetic_slices([fold_dir / "singanseg"], settings),
+                 "pix2pix": _evenly(_synthetic_slices([fold_dir / "pix2pix"], settings, tumour_only=True), settings.pix2pix_samples)}  # fmt: skip
     synthetic["synthetic"] = SliceSet.concat([synthetic["singanseg"], synthetic["pix2pix"]])
-    timing["sampling"] = time.perf_counter() - t0
+    small_ids = [e["id"] for e in small_manifest["entries"]]  # in slice order; model of slice z: <case>_z<z>
+    by_slice = {int(e["slice"]): e for e in small_manifest["entries"]}
+
+    def small_synthetic(k: int, style: str | None = None) -> SliceSet:
+        wanted = [by_slice[z]["id"] for z in small_slices[:k]]
+        if style is None:
+            return _synthetic_slices([fold_dir / "small_singanseg" / "cases" / w for w in wanted], settings)
+        return _synthetic_slices([fold_dir / f"small_singanseg+style-{style}" / w for w in wanted], settings)
+
+    timing["loading_synthetic"] = time.perf_counter() - t0
     for method in settings.style_methods:
         t0 = time.perf_counter()
         log(f"  style transfer '{method}' of the SinGAN-Seg samples")
-        synthetic[style_set_name("singanseg", method)] = _sample_singanseg(models, settings, 0, device, style=method)
+        ids = [e["id"] for e in manifest["entries"]]
+        folders = _styled(fold_dir / "singanseg", ids, method, fold_dir / f"singanseg+style-{method}", settings, device, overwrite)
+        synthetic[style_set_name("singanseg", method)] = _synthetic_slices(folders, settings)
+        _styled(fold_dir / "small_singanseg", small_ids, method, fold_dir / f"small_singanseg+style-{method}", settings, device, overwrite)
         timing[f"style:{method}"] = time.perf_counter() - t0
-    log(f"  {len(synthetic['singanseg'])} SinGAN-Seg and {len(synthetic['pix2pix'])} pix2pix samples; scoring them")
+    log(f"  {len(synthetic['singanseg'])} SinGAN-Seg and {len(synthetic['pix2pix'])} pix2pix slices; scoring them")
 
     t0 = time.perf_counter()
     quality = {name: synthetic_quality(s, real_tumour, num_classes, settings) for name, s in synthetic.items()}
@@ -456,10 +481,9 @@ def run_fold(
     for k in settings.k_values:
         small = real.subset(order[:k])
         sets[f"real{k}"] = small
-        sets[f"real{k}+singanseg"] = SliceSet.concat([small, synthetic["singanseg"]])
+        sets[f"real{k}+singanseg"] = SliceSet.concat([small, small_synthetic(k)])
         for method in settings.style_methods:
-            name = style_set_name("singanseg", method)
-            sets[style_set_name(f"real{k}+singanseg", method)] = SliceSet.concat([small, synthetic[name]])
+            sets[style_set_name(f"real{k}+singanseg", method)] = SliceSet.concat([small, small_synthetic(k, method)])
     known = training_set_names(settings.k_values, settings.style_methods)
     wanted = [n for n in known if settings.training_sets is None or n in settings.training_sets]
     runs: dict[str, Any] = {}
@@ -490,8 +514,8 @@ def run_fold(
         "num_test": len(test.indices),
         "test_regions_present": {r: not v["empty_reference"] for r, v in case_scores(test.target, test.target, label_values).items() if r != "mean"},
         "small_data_slices": [real.names[i] for i in order[: max(settings.k_values, default=0)]],
-        "singanseg_slices": [real.names[i] for i in order[: settings.singan_slices]],
-        "generators": {"singanseg": [str(p) for p in models], "pix2pix": str(p2p_path)},
+        "singanseg_slices": [f"{e['case']}:{e['slice']}" for e in manifest["entries"]],
+        "generators": {name: str(fold_dir / name) for name in ("singanseg", "small_singanseg", "pix2pix")},
         "quality": quality,
         "runs": runs,
         "seconds": timing,
@@ -624,13 +648,14 @@ def check_cases(
 
 
 def planned_outputs(out_dir: str | os.PathLike, num_folds: int, settings: ExperimentSettings) -> list[Path]:
-    """Every file :func:`run_experiment` writes (checked free before any work starts)."""
+    """Every report file :func:`run_experiment` writes and the run record of every synthetic dataset (checked free
+    before any work starts)."""
     out = Path(out_dir)
     from monai_singanseg.evaluation.report import report_files
 
-    models = [out / "models" / f"fold{f}_singanseg_{j}.pt" for f in range(num_folds) for j in range(settings.singan_slices)]
-    models += [out / "models" / f"fold{f}_pix2pix.pt" for f in range(num_folds)]
-    return report_files(out, num_folds) + models
+    datasets = [out / "models" / f"fold{f}" / name / "synthesize.json" for f in range(num_folds)
+                for name in ("singanseg", "small_singanseg", "pix2pix")]  # fmt: skip
+    return report_files(out, num_folds) + datasets
 
 
 def run_experiment(

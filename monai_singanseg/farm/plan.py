@@ -66,7 +66,8 @@ def plan_work(
     tumour slice).
 
     Args:
-        items: datalist entries (``image`` path or paths, ``label``, optional ``name``).
+        items: datalist entries (``image`` path or paths, ``label``, optional ``name``, optional ``slices``: the axial
+            slice indices to use for that case, instead of ``slices_per_case`` chosen ones).
         slices_per_case: models per volume (None: all tumour slices); a 2D picture gives one.
         label_values: label values after ``label_map``.
         label_map: label values replaced on load (e.g. ``{3: 1}``).
@@ -97,7 +98,14 @@ def plan_work(
         axis = axial_axis(case["label"].affine)
         areas = tumour_area_per_slice(case["label"], axis)
         indices = [int(i) for i in (areas > 0).nonzero().flatten()]
-        if slices_per_case is None:
+        if item.get("slices") is not None:  # the datalist names the slices
+            chosen = [int(z) for z in item["slices"]]
+            unusable = sorted(set(chosen) - set(indices))
+            if unusable:
+                entries.append(WorkEntry(f"{name}_failed", name, image, label, None,
+                                         f"{label}: slices {unusable} hold no tumour (or lie outside the volume)"))  # fmt: skip
+                continue
+        elif slices_per_case is None:
             chosen = indices
         else:
             order = spread_order(indices, [float(areas[i]) for i in indices], pool_fraction)
