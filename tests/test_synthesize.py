@@ -278,3 +278,16 @@ def test_pix2pix_dataset_under_torchrun_then_with_a_given_model(real, tmp_path):
                             str(tmp_path / "wrong"), "--model", str(out / "models" / "pix2pix.pt")], env=_env(),
                            capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=120)  # fmt: skip
     assert wrong.returncode != 0 and "--generator pix2pix" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+def test_a_datalist_entry_may_name_its_slices(real):
+    """``"slices": [z, ...]`` in a datalist entry picks that case's models' slices; a slice without tumour fails the
+    case with a message naming it (no model is trained on an empty slice)."""
+    from monai_singanseg.farm import plan_work
+
+    item = json.loads(real.read_text())["training"][2]  # BRATS-2013 pat0001: tumour on slices 29..142
+    plan = plan_work([{**item, "slices": [60, 90]}], slices_per_case=5, label_map={3: 1})
+    assert [(e.id, e.slice_index, e.error) for e in plan] == [
+        ("brats_2013_pat0001_1_z060", 60, None), ("brats_2013_pat0001_1_z090", 90, None)]
+    bad = plan_work([{**item, "slices": [60, 5]}], label_map={3: 1})
+    assert len(bad) == 1 and bad[0].error is not None and "slices [5] hold no tumour" in bad[0].error
