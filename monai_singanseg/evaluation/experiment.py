@@ -52,7 +52,7 @@ from monai_singanseg.metrics.diversity import diversity
 from monai_singanseg.metrics.label_stats import compare_label_statistics
 from monai_singanseg.metrics.memorisation import flag_memorised, memorisation_scores
 from monai_singanseg.evaluation.scoring import SCORE_NAMES, case_scores, regions_for
-from monai_singanseg.evaluation.statistics import paired_ratio_ci
+from monai_singanseg.evaluation.statistics import Interval, paired_ratio_ci
 from monai_singanseg.evaluation.volumes import CaseSlices, case_slices, score_case
 from monai_singanseg.evaluation.segmentation import (
     SegmentationSettings,
@@ -566,6 +566,14 @@ def paired_ratio(folds: Sequence[Mapping[str, Any]], numerator: str, denominator
     return {"estimate": interval.estimate, "low": interval.low, "high": interval.high, "n": interval.n}
 
 
+def _verdict(ci: Mapping[str, Any] | None, target: float) -> str:
+    """``"above target"``, ``"below target"`` or ``"unresolved"`` for an interval of :func:`paired_ratio`."""
+    if ci is None:
+        return "unresolved (fewer than 2 paired runs)"
+    side = Interval(ci["estimate"], ci["low"], ci["high"], ci["n"]).resolved_against(target)
+    return "unresolved" if side == "unresolved" else f"{side} target"
+
+
 def headline(
     summary: Mapping[str, Any], k: int = 5, style_methods: Sequence[str] = (), region: str = "WT",
     folds: Sequence[Mapping[str, Any]] | None = None,
@@ -614,11 +622,7 @@ def headline(
             "small_plus_synthetic_over_small": (paired_ratio(folds, f"real{k}+singanseg", f"real{k}", region), 1.3),
         }
         out["intervals"] = {name: ci for name, (ci, _) in intervals.items()}
-        out["resolved"] = {
-            name: "unresolved (fewer than 2 paired runs)" if ci is None
-            else "above target" if ci["low"] > target else "below target" if ci["high"] < target else "unresolved"
-            for name, (ci, target) in intervals.items()
-        }  # fmt: skip
+        out["resolved"] = {name: _verdict(ci, target) for name, (ci, target) in intervals.items()}
     return out
 
 

@@ -89,26 +89,24 @@ def render_case(entry: WorkEntry, index: int, out: Path, settings: Any, model: P
             "train_seconds": 0.0, "seconds": round(time.time() - start, 3), "quality": quality}  # fmt: skip
 
 
-def _largest_tumour_slices(case: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(tumour slices (Z, C, H, W) of the case's image, index of its largest)`` along the axial axis."""
+def _axial_slices(case: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(axial slices (Z, C, H, W) of the case's image, tumour area of each)``."""
     axis = axial_axis(case["label"].affine)
-    areas = tumour_area_per_slice(case["label"], axis)
-    slices = case["image"].as_tensor().movedim(axis + 1, 0).float()
-    return slices[areas > 0], int(areas.argmax())
+    return case["image"].as_tensor().movedim(axis + 1, 0).float(), tumour_area_per_slice(case["label"], axis)
 
 
 def render_quality(entry: WorkEntry, rendered: list[dict[str, Any]], settings: Any) -> dict[str, Any]:
     """Tumour kept and memorisation: the correlation of each render's largest tumour slice with its nearest real
     tumour slice of the source case (a render that copies the real image scores near 1)."""
     real = load_case({"image": entry.image, "label": entry.label}, settings.label_values, 3, settings.label_map)
-    references, _ = _largest_tumour_slices(real)
+    slices, areas = _axial_slices(real)
+    references = slices[areas > 0]
     samples, kept = [], 0
     for item in rendered:
-        case = load_case(item, settings.label_values, 3)
-        kept += bool((case["label"] > 0).any())
-        slices, largest = _largest_tumour_slices(case)
-        if slices.shape[0] and slices.shape[1:] == references.shape[1:]:
-            samples.append(case["image"].as_tensor().movedim(axial_axis(case["label"].affine) + 1, 0)[largest].float())
+        slices, areas = _axial_slices(load_case(item, settings.label_values, 3))
+        kept += bool((areas > 0).any())
+        if bool((areas > 0).any()) and slices.shape[1:] == references.shape[1:]:
+            samples.append(slices[int(areas.argmax())])
     quality: dict[str, Any] = {"tumour_kept": kept / max(len(rendered), 1), "quality_samples": len(samples)}
     if samples and references.shape[0]:
         scores = memorisation_scores(torch.stack(samples), references).scores

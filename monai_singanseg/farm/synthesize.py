@@ -306,7 +306,7 @@ def _claim_batch(pending: Iterator[tuple[int, WorkEntry]], work: WorkDir, limit:
         if work.result(entry.id) is not None or not work.claim(entry.id):
             continue
         if entry.error is not None:
-            work.finish(entry.id, {"id": entry.id, "case": entry.case, "status": "failed", "error": entry.error}, failed=True)
+            work.finish(entry.id, _failure(entry, entry.error), failed=True)
             continue
         claimed.append((index, entry))
         if len(claimed) >= limit:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -78,18 +80,20 @@ def background_values(img: NdarrayOrTensor, min_share: float = 0.5) -> list[floa
     return values
 
 
-def foreground_mask(img: NdarrayOrTensor) -> NdarrayOrTensor:
+def foreground_mask(img: NdarrayOrTensor, background: Sequence[float] | None = None) -> NdarrayOrTensor:
     """Voxels where any channel differs from its background value (:func:`background_values`, 0 for a skull-stripped
     MR case): the brain, ``(1, *spatial)`` bool.
 
     Args:
         img: channel-first image, a torch tensor (any device) or a numpy array.
+        background: each channel's background value, when already known (None: :func:`background_values`).
 
     Returns:
         A bool mask of the input's kind (numpy in, numpy out; a tensor stays on its device).
     """
     t = convert_to_tensor(img, track_meta=False)
-    bg = torch.tensor(background_values(t), dtype=t.dtype, device=t.device).view(-1, *([1] * (t.ndim - 1)))
+    values = background_values(t) if background is None else list(background)
+    bg = torch.tensor(values, dtype=t.dtype, device=t.device).view(-1, *([1] * (t.ndim - 1)))
     mask = (t != bg).any(dim=0, keepdim=True)
     return convert_to_numpy(mask) if isinstance(img, np.ndarray) else mask
 
@@ -172,8 +176,9 @@ class IntensityToTanhRange(Transform):
         t = convert_to_tensor(img, track_meta=False).float()
         if not torch.isfinite(t).all():
             raise ValueError("image holds NaN or infinite values")
+        background = background_values(t) if self.use_foreground else None
         if self.use_foreground:
-            fg = foreground_mask(t) if mask is None else convert_to_tensor(mask, track_meta=False, device=t.device).bool()
+            fg = foreground_mask(t, background) if mask is None else convert_to_tensor(mask, track_meta=False, device=t.device).bool()
         else:
             fg = torch.ones_like(t[:1], dtype=torch.bool)
         if not fg.any():
@@ -193,7 +198,6 @@ class IntensityToTanhRange(Transform):
             out = out.clamp(-1.0, 1.0)
         if self.use_foreground:
             out = torch.where(fg, out, torch.full_like(out, -1.0))
-        background = background_values(t) if self.use_foreground else None
         stats = IntensityStats(low=low, high=high, dtype=_source_dtype(img), background=background or [])
         self.last_stats = stats
         res = _like(out, img)
