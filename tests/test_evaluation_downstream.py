@@ -105,7 +105,7 @@ def test_evaluate_cli_tiny_real_run_writes_a_complete_report(shared_data, tmp_pa
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", cwd=REPO, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "Dice(synthetic only)/Dice(real only)" in done.stdout
+    assert "WT Dice(synthetic) / Dice(real) = " in done.stdout and "Dice(real1+singanseg) / Dice(real1)" in done.stdout
     for name in ("report.json", "report.md", "dice_by_training_set.png", "dice_small_data.png", "samples_fold0.png"):
         assert (out / name).stat().st_size > 0, name
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
@@ -139,7 +139,8 @@ def test_evaluate_cli_tiny_real_run_writes_a_complete_report(shared_data, tmp_pa
         assert styled_quality["swd"] != fold["quality"]["singanseg"]["swd"]
         assert fold["runs"][f"real2+singanseg+style:{method}"]["num_slices"] == 6
     h = report["headline"]
-    assert h["region"] == "WT" and h["intervals"]["synthetic_over_real"] is None  # one fold, one seed: no interval
+    assert h["region"] == "WT" and h["ratios"]["synthetic/real"]["interval"] is None  # one fold, one seed: no interval
+    assert h["ratios"]["synthetic/real"]["verdict"].startswith("unresolved") and "real2+singanseg/real2" in h["ratios"]
     md = (out / "report.md").read_text(encoding="utf-8")
     assert "| real (all training slices) | 109 |" in md and "n/a (fewer than 2 paired runs)" in md
     assert "| SinGAN-Seg only + style transfer (histogram) | 2 |" in md

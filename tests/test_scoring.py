@@ -233,3 +233,40 @@ def test_statistics_reject_bad_input():
         bootstrap_ci([[1.0, 2.0], [3.0, 4.0]])
     with pytest.raises(ValueError, match="confidence"):
         bootstrap_ci([1.0, 2.0], confidence=1.5)
+
+
+def test_headline_ratios_with_known_answers():
+    """Two folds x two seeds of made-up WT Dice: synthetic is exactly half of real (a point interval, below 0.9),
+    1 real + SinGAN-Seg doubles 1 real (above 1.3), real + synthetic straddles real (unresolved)."""
+    from monai_singanseg.evaluation.experiment import ExperimentSettings, headline, summarise_folds
+    from monai_singanseg.evaluation.report import headline_text
+
+    def run(dice: float) -> dict:
+        return {r: {"dice": dice, "hd95": 1.0} for r in ("WT", "TC", "ET", "mean")}
+
+    real = [0.8, 0.7, 0.6, 0.9]
+    wiggle = [0.1, -0.1, 0.1, -0.1]
+    folds = [
+        {"runs": {
+            "real": {"runs": {str(s): run(real[2 * f + s]) for s in range(2)}},
+            "synthetic": {"runs": {str(s): run(real[2 * f + s] / 2) for s in range(2)}},
+            "real+synthetic": {"runs": {str(s): run(real[2 * f + s] + wiggle[2 * f + s]) for s in range(2)}},
+            "real1": {"runs": {str(s): run(0.2 + 0.1 * s) for s in range(2)}},
+            "real1+singanseg": {"runs": {str(s): run(0.4 + 0.2 * s) for s in range(2)}},
+        }}  # fmt: skip
+        for f in range(2)
+    ]
+    settings = ExperimentSettings(k_values=(1, 5))
+    h = headline(summarise_folds(folds, settings), settings.k_values, (), "WT", folds)
+    assert h["k"] == 1 and h["dice_real"] == pytest.approx(0.75)
+    assert set(h["ratios"]) == {"synthetic/real", "real+synthetic/real", "real1+singanseg/real1"}  # no real5 runs
+    half = h["ratios"]["synthetic/real"]
+    assert half["ratio"] == pytest.approx(0.5) and half["interval"]["n"] == 4
+    assert half["interval"]["low"] == pytest.approx(0.5) and half["interval"]["high"] == pytest.approx(0.5)
+    assert half["verdict"] == "below target"
+    assert h["ratios"]["real1+singanseg/real1"]["verdict"] == "above target"
+    mixed = h["ratios"]["real+synthetic/real"]
+    assert mixed["target"] == 1.0 and mixed["interval"]["low"] < 1.0 < mixed["interval"]["high"]
+    assert mixed["verdict"] == "unresolved"
+    text = "\n".join(headline_text(h))
+    assert "WT Dice(synthetic) / Dice(real) = 0.500" in text and "(n = 4; below target)" in text

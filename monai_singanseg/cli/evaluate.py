@@ -17,6 +17,7 @@ from monai_singanseg.cli.options import SEED, THREADS, float_in, int_in
 from monai_singanseg.cli.pix2pix import training_items
 from monai_singanseg.cli.synthesize import parse_label_map
 from monai_singanseg.evaluation.experiment import ExperimentSettings, run_experiment, training_set_names
+from monai_singanseg.evaluation.report import headline_text
 from monai_singanseg.evaluation.segmentation import SEGMENTATION_NETWORKS
 from monai_singanseg.transforms.style import STYLE_METHODS
 
@@ -91,18 +92,5 @@ def run_evaluate(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     items = training_items(args)  # --data folder or --datalist JSON, exactly as train-pix2pix
     report = run_experiment(items, args.out, settings, device=args.device, overwrite=args.overwrite, progress=not args.quiet)
-    h = report["headline"]
-    k = h["k"]
-    print(
-        f"{h['region']} Dice(real only) = {h['dice_real']:.3f}; "
-        f"Dice(synthetic only)/Dice(real only) = {h['synthetic_over_real']:.3f} "
-        f"({h['dice_synthetic']:.3f}/{h['dice_real']:.3f}); "
-        f"Dice({k} real + SinGAN-Seg)/Dice({h['k']} real) = {h['small_plus_synthetic_over_small']:.3f} "
-        f"({h[f'dice_real{k}+singanseg']:.3f}/{h[f'dice_real{k}']:.3f})"
-    )
-    for method, st in h["style"].items():
-        print(
-            f"style {method}: Dice(SinGAN-Seg + style)/Dice(SinGAN-Seg) = {st['styled_over_plain']:.3f}; "
-            f"Dice({k} real + SinGAN-Seg + style)/Dice({k} real + SinGAN-Seg) = {st['small_styled_over_small_plain']:.3f}"
-        )
+    print("\n".join(headline_text(report["headline"])))
     return 0

@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw
 from monai_singanseg.io.atomic import atomic_path, check_outputs_free
 from monai_singanseg.visualize import LABEL_COLOURS, contact_sheet
 
-__all__ = ["report_files", "bar_chart", "report_markdown", "write_report", "set_title"]
+__all__ = ["report_files", "bar_chart", "report_markdown", "write_report", "set_title", "interval_text", "headline_text"]
 
 _SERIES_COLOURS = (*LABEL_COLOURS, (150, 150, 150), (200, 120, 220))
 _SET_TITLES = {
@@ -32,10 +32,36 @@ _SET_TITLES = {
 
 
 def set_title(name: str) -> str:
-    """Human title of a training set (``real5+singanseg+style:histogram`` -> ``... + style transfer (histogram)``)."""
+    """Human title of a training set (``real5+singanseg+style:histogram`` -> ``5 real slices + their SinGAN-Seg samples
+    + style transfer (histogram)``)."""
     base, _, method = name.partition("+style:")
-    title = _SET_TITLES.get(base, base)
+    small, plus, _ = base.partition("+singanseg")
+    if base not in _SET_TITLES and small.startswith("real") and small[4:].isdigit():  # the small-data rows
+        k = int(small[4:])
+        title = f"{k} real slice{'s' if k > 1 else ''}" + (" + their SinGAN-Seg samples" if plus else "")
+    else:
+        title = _SET_TITLES.get(base, base)
     return f"{title} + style transfer ({method})" if method else title
+
+
+def interval_text(entry: Mapping[str, Any]) -> str:
+    """A headline ratio's 95 % interval and verdict (an entry of ``headline(...)["ratios"]``)."""
+    ci = entry["interval"]
+    if not ci:
+        return "n/a (fewer than 2 paired runs)"
+    return f"[{ci['low']:.3f}, {ci['high']:.3f}] (n = {ci['n']}; {entry['verdict']})"
+
+
+def headline_text(h: Mapping[str, Any]) -> list[str]:
+    """The headline as plain lines: real-only Dice, then every ratio with its interval and target."""
+    lines = [f"{h['region']} Dice(real only) = {h['dice_real']:.3f} (target >= {h['target_real_dice']})"]
+    for entry in h["ratios"].values():
+        lines.append(
+            f"{h['region']} Dice({entry['numerator']}) / Dice({entry['denominator']}) = {entry['ratio']:.3f} "
+            f"({entry['dice_numerator']:.3f} / {entry['dice_denominator']:.3f}); 95 % interval {interval_text(entry)}; "
+            f"target {entry['target']}"
+        )
+    return lines
 
 
 def _main_sets(summary: Mapping[str, Any]) -> list[str]:
@@ -156,30 +182,19 @@ def report_markdown(report: Mapping[str, Any]) -> str:
         "",
     ]
     h = report["headline"]
-    k = h["k"]
-    region = h.get("region", "WT")
-    intervals = h.get("intervals", {})
-
-    def interval(name: str) -> str:
-        ci = intervals.get(name)
-        if not ci:
-            return "n/a (fewer than 2 paired runs)"
-        return f"[{ci['low']:.3f}, {ci['high']:.3f}] (n = {ci['n']}; {h['resolved'][name]})"
-
     lines += [
-        f"## Headline ({region} Dice)",
+        f"## Headline ({h['region']} Dice)",
         "",
         "| ratio | measured | 95 % bootstrap interval (paired runs) | target |",
         "| --- | --- | --- | --- |",
-        f"| Dice(real only) | {h['dice_real']:.3f} | | ≥ {h.get('target_real_dice', 0.75)} |",
-        f"| Dice(synthetic only) / Dice(real only) | {h['synthetic_over_real']:.3f} ({h['dice_synthetic']:.3f} / {h['dice_real']:.3f}) | {interval('synthetic_over_real')} | ≥ {h['target_synthetic_over_real']} |",
-        f"| Dice({k} real + SinGAN-Seg) / Dice({k} real) | {h['small_plus_synthetic_over_small']:.3f} ({h[f'dice_real{k}+singanseg']:.3f} / {h[f'dice_real{k}']:.3f}) | {interval('small_plus_synthetic_over_small')} | ≥ {h['target_small_plus_synthetic_over_small']} |",
+        f"| Dice(real only) | {h['dice_real']:.3f} | | ≥ {h['target_real_dice']} |",
     ]
-    for method, st in h.get("style", {}).items():
-        lines += [
-            f"| Dice(SinGAN-Seg + style {method}) / Dice(SinGAN-Seg) | {st['styled_over_plain']:.3f} ({st['dice_singanseg+style']:.3f} / {st['dice_singanseg']:.3f}) | | > 1 |",
-            f"| Dice({k} real + SinGAN-Seg + style {method}) / Dice({k} real + SinGAN-Seg) | {st['small_styled_over_small_plain']:.3f} ({st[f'dice_real{k}+singanseg+style']:.3f} / {h[f'dice_real{k}+singanseg']:.3f}) | | > 1 |",
-        ]
+    for entry in h["ratios"].values():
+        target = "> 1" if entry["target"] == 1.0 else f"≥ {entry['target']}"
+        lines.append(
+            f"| Dice({set_title(entry['numerator'])}) / Dice({set_title(entry['denominator'])}) | {entry['ratio']:.3f} "
+            f"({entry['dice_numerator']:.3f} / {entry['dice_denominator']:.3f}) | {interval_text(entry)} | {target} |"
+        )
     lines += [
         "",
         "## Dice and HD95 per training set",
