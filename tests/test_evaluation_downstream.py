@@ -83,6 +83,10 @@ def test_memorisation_flags_a_copy_of_a_training_slice_only(shared_data):
     assert mem["flagged"][0]["score"] == pytest.approx(1.0, abs=1e-5)
     assert mem["max"] == pytest.approx(1.0, abs=1e-5) and mem["mean"] < 0.95
     assert math.isfinite(quality["swd"]) and quality["swd"] > 0 and math.isfinite(quality["diversity"])
+    assert mem["share_closer_than_held_out"] is None  # no held-out baseline given
+    # the copy is closer to a training slice than an unseen patient's best slice (0.9); the unrelated slice is not
+    between = synthetic_quality(samples, train, 4, settings, held_out_max=0.9)["memorisation"]
+    assert between["share_closer_than_held_out"] == pytest.approx(0.5)
 
 
 def test_evaluate_cli_tiny_real_run_writes_a_complete_report(shared_data, tmp_path):
@@ -132,7 +136,7 @@ def test_evaluate_cli_tiny_real_run_writes_a_complete_report(shared_data, tmp_pa
     for name in ("singanseg", "pix2pix", "synthetic", "singanseg+style:histogram", "singanseg+style:random"):
         q = fold["quality"][name]
         assert all(math.isfinite(q[k]) for k in ("swd", "diversity", "real_diversity"))
-        assert 0.0 < q["memorisation"]["max"] <= 1.0
+        assert 0.0 < q["memorisation"]["max"] <= 1.0 and 0.0 <= q["memorisation"]["share_closer_than_held_out"] <= 1.0
     for method in ("histogram", "random"):  # style transfer changes the images, never the labels
         styled_quality = fold["quality"][f"singanseg+style:{method}"]
         assert styled_quality["labels"] == fold["quality"]["singanseg"]["labels"]
@@ -153,6 +157,30 @@ def test_evaluate_cli_tiny_real_run_writes_a_complete_report(shared_data, tmp_pa
     again = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", cwd=REPO, env=env, timeout=120)
     assert again.returncode == 1 and "already exists" in again.stderr
     assert (out / "report.json").read_bytes() == before
+
+
+def test_evaluate_quick_on_the_four_sequence_cases(shared_data, tmp_path):
+    """`evaluate --quick` (the CPU smoke budget), one fold of the two BraTS-named four-sequence TCGA cases: every
+    training set runs, the report holds every headline ratio with its verdict."""
+    from monai_singanseg.evaluation.experiment import headline_ratios, training_set_names
+
+    out = tmp_path / "quick"
+    cmd = [sys.executable, "-m", "monai_singanseg", "evaluate", "--data", str(shared_data / "brats_tcga"), "--out", str(out),
+           "--quick", "--folds", "1", "--threads", "1", "--device", "cpu", "--quiet"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", cwd=REPO, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    quick = ExperimentSettings.quick()
+    assert report["channel_names"] == ["flair", "t1", "t1ce", "t2"] and report["settings"]["k_values"] == [1, 2]
+    (fold,) = report["folds"]
+    assert list(fold["runs"]) == training_set_names(quick.k_values)
+    for name, entry in fold["runs"].items():
+        assert 0.0 <= entry["runs"]["0"]["WT"]["dice"] <= 1.0, name
+        assert entry["runs"]["0"]["steps"] <= quick.segmentation.steps, name
+    assert list(report["headline"]["ratios"]) == list(headline_ratios(quick.k_values))
+    assert "Dice(real+synthetic) / Dice(real) = " in done.stdout
+    assert (out / "samples_fold0.png").is_file() and (out / "dice_small_data.png").is_file()
 
 
 def test_segmentation_stops_on_a_validation_plateau_and_keeps_the_best_weights():

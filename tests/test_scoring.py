@@ -263,10 +263,10 @@ def test_headline_ratios_with_known_answers():
     half = h["ratios"]["synthetic/real"]
     assert half["ratio"] == pytest.approx(0.5) and half["interval"]["n"] == 4
     assert half["interval"]["low"] == pytest.approx(0.5) and half["interval"]["high"] == pytest.approx(0.5)
-    assert half["verdict"] == "below target"
-    assert h["ratios"]["real1+singanseg/real1"]["verdict"] == "above target"
+    assert half["verdict"] == "below 0.9; below 1"
+    assert h["ratios"]["real1+singanseg/real1"]["verdict"] == "above 1.3; above 1"
     mixed = h["ratios"]["real+synthetic/real"]
     assert mixed["target"] == 1.0 and mixed["interval"]["low"] < 1.0 < mixed["interval"]["high"]
-    assert mixed["verdict"] == "unresolved"
+    assert mixed["verdict"] == "unresolved against 1"
     text = "\n".join(headline_text(h))
-    assert "WT Dice(synthetic) / Dice(real) = 0.500" in text and "(n = 4; below target)" in text
+    assert "WT Dice(synthetic) / Dice(real) = 0.500" in text and "(n = 4; below 0.9; below 1)" in text

@@ -34,15 +34,15 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true", help="CPU budget of minutes: 64 px, 1 seed, short training")
     p.add_argument("--size", type=int_in(32, 1024), default=None, help="slice side (default 128; 64 with --quick)")
     p.add_argument("--seeds", type=SEED, nargs="+", default=None, help="segmentation seeds (default 0 1 2; 0 with --quick)")
-    p.add_argument("--k", type=int_in(1, 10**4), nargs="+", default=None, help="real slices of the small-data regime (default 1 2 5 10)")
-    p.add_argument("--network", choices=SEGMENTATION_NETWORKS, default="unetpp", help="segmentation network (default: %(default)s)")
+    p.add_argument("--k", type=int_in(1, 10**4), nargs="+", default=None, help="real slices of the small-data regime (default 1 2 5 10; 1 2 with --quick)")
+    p.add_argument("--network", choices=SEGMENTATION_NETWORKS, default=None, help="segmentation network (default unetpp; basicunet with --quick)")
     p.add_argument("--features", type=int_in(1, 1024), default=None, help="segmentation network width (default 16; 8 with --quick)")
     p.add_argument("--steps", type=int_in(1, 10**7), default=None, help="segmentation training steps (default 300; 80 with --quick)")
     p.add_argument("--batch-size", type=int_in(1, 4096), default=None, help="segmentation batch size (default 8)")
     p.add_argument("--singan-slices", type=int_in(1, 10**4), default=None, help="SinGAN-Seg models per training case (default 5)")
     p.add_argument("--singan-iters", type=int_in(1, 10**6), default=None, help="SinGAN-Seg iterations per scale (default: the schedule's)")
     p.add_argument("--samples-per-model", type=int_in(1, 10**6), default=None, help="SinGAN-Seg samples per model (default 10)")
-    p.add_argument("--start-scale", type=int_in(0, 64), default=None, help="SinGAN-Seg sampling start scale (default 1)")
+    p.add_argument("--start-scale", type=int_in(0, 64), default=None, help="SinGAN-Seg sampling start scale (default 0)")
     p.add_argument("--style", nargs="+", default=None, metavar="METHOD", choices=STYLE_METHODS,
                    help="add SinGAN-Seg + style-transfer training sets for these methods "
                    f"({', '.join(STYLE_METHODS)}; default none)")

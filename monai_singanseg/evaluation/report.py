@@ -82,6 +82,11 @@ def report_files(out_dir: str | os.PathLike, num_folds: int) -> list[Path]:
     return [out / n for n in names] + [out / f"samples_fold{f}.png" for f in range(num_folds)]
 
 
+def _share(memorisation: Mapping[str, Any]) -> str:
+    share = memorisation.get("share_closer_than_held_out")  # absent from reports written before it existed
+    return "" if share is None else f"{100 * share:.0f} %"
+
+
 def _fmt(stat: Mapping[str, float] | None, digits: int = 3) -> str:
     if not stat or not math.isfinite(stat.get("mean", math.nan)):
         return "n/a"
@@ -220,8 +225,12 @@ def report_markdown(report: Mapping[str, Any]) -> str:
         "",
         "## Synthetic sets (fidelity, diversity, memorisation)",
         "",
-        "| fold | set | samples | SWD ↓ | diversity (real) | NCC to nearest real slice mean / max | flagged > thr | tumour area ratio | class-mix TV |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "NCC: each sample's nearest-neighbour correlation against ALL real training tumour slices (image + label). "
+        "Closer than the held-out patient: the share of samples more similar to a training slice than any tumour "
+        "slice of the held-out patient is (the baseline row: two different patients).",
+        "",
+        "| fold | set | samples | SWD ↓ | diversity (real) | NCC to nearest real slice mean / max | flagged > thr | closer than the held-out patient | tumour area ratio | class-mix TV |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for f, fold in enumerate(report["folds"]):
         for name in _quality_sets(fold):
@@ -229,11 +238,11 @@ def report_markdown(report: Mapping[str, Any]) -> str:
             m = q["memorisation"]
             lines.append(
                 f"| {f} | {name} | {q['num_samples']} | {q['swd']:.3f} | {q['diversity']:.3f} ({q['real_diversity']:.3f}) | "
-                f"{m['mean']:.3f} / {m['max']:.3f} | {m['num_flagged']} (> {m['threshold']}) | "
+                f"{m['mean']:.3f} / {m['max']:.3f} | {m['num_flagged']} (> {m['threshold']}) | {_share(m)} | "
                 f"{q['labels']['tumour_area_ratio']:.2f} | {q['labels']['class_proportion_tv']:.2f} |"
             )
         base = fold["quality"]["held_out_real_baseline"]
-        lines.append(f"| {f} | held-out real slices (baseline) | {fold['num_test']} | | | {base['memorisation_mean']:.3f} / {base['memorisation_max']:.3f} | | | |")
+        lines.append(f"| {f} | held-out real slices (baseline) | {fold['num_test']} | | | {base['memorisation_mean']:.3f} / {base['memorisation_max']:.3f} | | | | |")
     lines += ["", "## Folds", ""]
     for f, fold in enumerate(report["folds"]):
         flagged = [x for name in _quality_sets(fold) if name != "synthetic" for x in fold["quality"][name]["memorisation"]["flagged"]]
