@@ -1,8 +1,10 @@
-"""pix2pix benchmark: CPU training speed and convergence, render throughput, render quality.
+"""pix2pix benchmark: CPU training speed and convergence, render throughput, render quality and artefacts.
 
-Trains on the tumour-bearing axial slices of one real BraTS-space case (TCGA-FG-6692 by default) at
-128x128 on CPU, then renders the OTHER case's (TCGA-DU-7294) real label volume with its own brain mask
-and compares the render with its real images on the tumour-bearing slices.
+``--dataset tcga`` (default): trains on the tumour-bearing axial slices of one real BraTS-space case
+(TCGA-FG-6692, four sequences) at 128x128 on CPU, then renders the OTHER case's (TCGA-DU-7294) real label
+volume with its own brain mask and compares the render with its real images. ``--dataset brats2013``:
+trains on five of the six expert-labelled BRATS-2013 cases (FLAIR + T1c) and renders the sixth
+(``--test-case``, default brats_2013_pat0001_1).
 
 Convergence: the training L1 (epoch mean, [-1, 1] units) has plateaued when the best L1 of the last
 ``--patience`` epochs is less than ``--min-improvement`` (relative) below the best L1 before them;
@@ -15,7 +17,13 @@ training range, the real case by its own brain min/max); SSIM is the mean of MON
 ``PSNRMetric`` (max 1) over brain voxels, and SWD is the multi-scale sliced Wasserstein distance of
 ``monai_singanseg.metrics.swd`` between real and rendered slices (cropped to the brain box).
 
-Run: ``python benchmarks/pix2pix.py`` (``--threads 2`` default).
+Artefacts: the checkerboard ratio is the share of spectral power on the stride-2 (Nyquist) frequency lines of
+the generator's working-size output (``monai_singanseg.metrics.periodic_power``) divided by the same share of
+the real working-size slices (target <= 1.2); the slice-agreement ratio is the mean SSIM of consecutive axial
+slices inside the brain over the tumour slab, rendered volume divided by real volume (target >= 0.9).
+
+Run: ``python benchmarks/pix2pix.py`` (``--threads 2`` default). The architecture before the fidelity work:
+``--upsample transposed --context-slices 0 --critic-scales 1 --feature-matching-weight 0``.
 """
 
 from __future__ import annotations
@@ -32,17 +40,33 @@ from monai.data import MetaTensor
 from monai.metrics import PSNRMetric
 from monai.metrics.regression import compute_ssim_and_cs
 
-from monai_singanseg.data import brats_datalist, load_image
+from monai_singanseg.data import brats_datalist, load_case
 from monai_singanseg.engines.pix2pix import Pix2PixSettings, train_pix2pix
-from monai_singanseg.synthesis import pix2pix_training_slices
+from monai_singanseg.inferers import Pix2PixRender
+from monai_singanseg.metrics import neighbour_slice_ssim, periodic_power
 from monai_singanseg.metrics.swd import sliced_wasserstein_distance
+from monai_singanseg.synthesis import pix2pix_case_slices, pix2pix_training_slices
+from monai_singanseg.io import load_model_file
+from monai_singanseg.transforms.condition import TissueClasses
 from monai_singanseg.transforms.intensity import foreground_mask
 from monai_singanseg.transforms.labels import LabelToIndex
-from monai_singanseg.transforms.slices import axial_axis, rank_tumour_slices
-from monai_singanseg.inferers import Pix2PixRender
-from monai_singanseg.transforms.slices import AxialSliceGrid
+from monai_singanseg.transforms.slices import AxialSliceGrid, axial_axis, rank_tumour_slices
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "brats_tcga"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+#: dataset -> (modalities, label values, label map, default train cases (None: all but the test case), test case)
+DATASETS = {
+    "tcga": (("flair", "t1", "t1ce", "t2"), (0, 1, 2, 4), None, ["TCGA-FG-6692"], "TCGA-DU-7294"),
+    "brats2013": (("flair", "t1ce"), (0, 1, 2, 4), {3: 1}, None, "brats_2013_pat0001_1"),
+}
+
+
+def dataset_items(name: str) -> list[dict]:
+    """The dataset's cases as datalist items (BRATS-2013 keeps its own file names)."""
+    if name == "tcga":
+        return brats_datalist(SHARED / "brats_tcga")
+    root = SHARED / "brats2013"
+    return [{"name": c.name, "image": [str(c / "Flair_subtrMeanDivStd.nii.gz"), str(c / "T1c_subtrMeanDivStd.nii.gz")],
+             "label": str(c / "OTMultiClass.nii.gz")} for c in sorted(root.iterdir()) if c.is_dir()]  # fmt: skip
 
 
 def _peak_rss_mib() -> float:
@@ -86,29 +110,50 @@ def _quality(rendered: torch.Tensor, real: torch.Tensor, brain: torch.Tensor, la
         p = float(psnr(fake_s[:, c][inside][None, None], real_s[:, c][inside][None, None]).mean())
         out[name] = (ssim, p)
     swd = sliced_wasserstein_distance(real_s * 2 - 1, fake_s * 2 - 1, seed=0)
-    return {"per_modality": out, "swd": swd, "num_slices": len(idx)}
+    # through-plane agreement over the tumour slab (first to last tumour slice), inside the brain
+    slab = [slice(None)] * 3
+    slab[axis] = slice(idx[0], idx[-1] + 1)
+    fg_slab = fg[tuple(slab)]
+    agree_fake = neighbour_slice_ssim(fake01[(slice(None), *slab)], fg_slab, axis)
+    agree_real = neighbour_slice_ssim(real01[(slice(None), *slab)], fg_slab, axis)
+    return {"per_modality": out, "swd": swd, "num_slices": len(idx), "agreement": (agree_fake, agree_real),
+            "sheet": (real_s, fake_s, idx)}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train-case", default="TCGA-FG-6692")
-    parser.add_argument("--test-case", default="TCGA-DU-7294")
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="tcga")
+    parser.add_argument("--train-cases", nargs="+", default=None, help="default: the dataset's (brats2013: all but the test case)")
+    parser.add_argument("--test-case", default=None)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--generator-channels", type=int, default=Pix2PixSettings.generator_channels)
     parser.add_argument("--critic-channels", type=int, default=Pix2PixSettings.critic_channels)
+    parser.add_argument("--upsample", choices=("resize", "transposed"), default=Pix2PixSettings.upsample)
+    parser.add_argument("--context-slices", type=int, default=Pix2PixSettings.context_slices)
+    parser.add_argument("--critic-scales", type=int, default=Pix2PixSettings.critic_scales)
+    parser.add_argument("--feature-matching-weight", type=float, default=Pix2PixSettings.feature_matching_weight)
+    parser.add_argument("--l1-weight", type=float, default=Pix2PixSettings.l1_weight)
+    parser.add_argument("--tissue-classes", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--max-epochs", type=int, default=100)
     parser.add_argument("--max-minutes", type=float, default=15.0)
-    parser.add_argument("--patience", type=int, default=5)
+    parser.add_argument("--patience", type=int, default=5, help="epochs of the L1 plateau rule (0: train all --max-epochs)")
     parser.add_argument("--min-improvement", type=float, default=0.02)
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--model", default=None, help="where to keep the trained model (default: a temporary folder)")
+    parser.add_argument("--sheet", type=Path, default=None, help="write a PNG of real vs rendered tumour slices")
+    parser.add_argument("--score-only", action="store_true", help="score the existing --model (trained with these settings)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    items = {e["name"]: e for e in brats_datalist(DATA)}
-    train_item, test_item = items[args.train_case], items[args.test_case]
+    modalities, label_values, label_map, train_default, test_default = DATASETS[args.dataset]
+    items = {e["name"]: e for e in dataset_items(args.dataset)}
+    test_name = args.test_case or test_default
+    train_names = args.train_cases or train_default or [n for n in items if n != test_name]
+    if test_name in train_names:
+        parser.error(f"the test case {test_name} is among the training cases")
     tmp = tempfile.TemporaryDirectory()
     model_path = Path(args.model) if args.model else Path(tmp.name) / "p2p.pt"
     settings = Pix2PixSettings(
@@ -117,7 +162,14 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=args.batch_size,
         generator_channels=args.generator_channels,
         critic_channels=args.critic_channels,
-        seed=0,
+        upsample=args.upsample,
+        context_slices=args.context_slices,
+        critic_scales=args.critic_scales,
+        feature_matching_weight=args.feature_matching_weight,
+        l1_weight=args.l1_weight,
+        tissue_classes=args.tissue_classes,
+        tissue_modality=modalities[-1] if args.dataset == "brats2013" else "t1",
+        seed=args.seed,
         checkpoint_every=10**6,
     )
     t_start = time.perf_counter()
@@ -125,38 +177,55 @@ def main(argv: list[str] | None = None) -> int:
 
     def on_epoch(record: dict) -> bool:
         history.append(record)
-        print(f"epoch {record['epoch']}: L1 {record['l1']:.4f}  D {record['loss_d']:.3f}  {record['seconds']:.1f} s", flush=True)
-        if _plateau(history, args.patience, args.min_improvement):
+        print(f"epoch {record['epoch']}: L1 {record['l1']:.4f}  FM {record['feature_matching']:.4f}  D {record['loss_d']:.3f}  "
+              f"{record['seconds']:.1f} s", flush=True)
+        if args.patience and _plateau(history, args.patience, args.min_improvement):
             state["converged_epoch"] = record["epoch"]
             return True
         return (time.perf_counter() - t_start) / 60.0 > args.max_minutes
 
     history: list[dict] = []
-    data = pix2pix_training_slices([train_item], settings, progress=False)
-    result = train_pix2pix(
-        data, model_path, settings, device=args.device, overwrite=True, progress=sys.stderr.isatty(), on_epoch=on_epoch
-    )
+    if args.score_only:
+        result = {"num_slices": load_model_file(model_path).config.num_slices}
+        history = list(load_model_file(model_path).config.history)
+    else:
+        data = pix2pix_training_slices([items[n] for n in train_names], settings, label_values, modalities, progress=False,
+                                       label_map=label_map)
+        result = train_pix2pix(
+            data, model_path, settings, device=args.device, overwrite=True, progress=sys.stderr.isatty(), on_epoch=on_epoch
+        )
     wall = time.perf_counter() - t_start
     epoch_seconds = [h["seconds"] for h in history]
     train_seconds = sum(epoch_seconds)
 
-    # render throughput and quality on the OTHER case's real label volume, with its own brain mask
-    label = load_image(test_item["label"], 3, "label")
-    real = torch.cat([load_image(p).as_tensor() for p in test_item["image"]])
-    brain = MetaTensor(foreground_mask(real).to(torch.uint8), meta=dict(label.meta))
+    # render throughput and quality on the test case's real label volume, with its own brain mask
+    case = load_case(items[test_name], label_values=label_values, spatial_ndim=3, label_map=label_map)
+    label, real = case["label"], case["image"].as_tensor()
+    brain = MetaTensor((foreground_mask(real) | (label.as_tensor() > 0)).to(torch.uint8), meta=dict(label.meta))
     renderer = Pix2PixRender(model_path, device=args.device, batch_size=16)
-    renderer(label, brain)  # warm-up
+    tissue = None
+    if renderer.tissue_classes:  # the model's tissue classes of the test case's own tissue modality
+        channel = renderer.config.tissue_channel
+        tissue = TissueClasses(renderer.tissue_classes)(real[channel : channel + 1], brain.as_tensor(), label.as_tensor() > 0)
+    renderer(label, brain, tissue)  # warm-up
     t0 = time.perf_counter()
-    rendered = renderer(label, brain)
+    rendered = renderer(label, brain, tissue)
     render_seconds = time.perf_counter() - t0
     axis = axial_axis(label.affine)
     num_brain_slices = len(AxialSliceGrid(brain, label.affine, args.size).brain_slices)
     index = LabelToIndex(renderer.label_values)(label.as_tensor())
     quality = _quality(rendered.as_tensor(), real, brain.as_tensor(), index, renderer.modalities, axis, renderer.stats)
+    # checkerboard: the generator's own working-size output against the real working-size slices
+    cond, real_slices, _ = pix2pix_case_slices(case, settings, modalities)
+    with torch.no_grad():
+        fake_slices = torch.cat([renderer.generator(cond[i : i + 16]) for i in range(0, len(cond), 16)])
+    checker = (periodic_power(fake_slices), periodic_power(real_slices))
 
     print(f"pix2pix benchmark (torch {torch.__version__}, {args.threads} threads, device {args.device})")
-    print(f"train: {args.train_case}, {result['num_slices']} tumour slices at {args.size}x{args.size}, "
-          f"ngf {args.generator_channels}, ndf {args.critic_channels}, batch {args.batch_size}")
+    print(f"train: {', '.join(train_names)}: {result['num_slices']} tumour slices at {args.size}x{args.size}, "
+          f"ngf {args.generator_channels}, ndf {args.critic_channels}, batch {args.batch_size}, upsample {args.upsample}, "
+          f"context slices {args.context_slices}, critic scales {args.critic_scales}, feature matching "
+          f"{args.feature_matching_weight:g}, L1 weight {args.l1_weight:g}, tissue classes {args.tissue_classes}, seed {args.seed}")
     ordered = sorted(epoch_seconds)
     print(f"time per epoch: mean {train_seconds / len(history):.1f} s, median {ordered[len(ordered) // 2]:.1f} s, "
           f"fastest {ordered[0]:.1f} s, slowest {ordered[-1]:.1f} s")
@@ -165,18 +234,39 @@ def main(argv: list[str] | None = None) -> int:
         print(f"converged (L1 plateau: best L1 of last {args.patience} epochs < {args.min_improvement:.0%} below the earlier best) "
               f"at epoch {conv}: {train_seconds / 60:.1f} min training ({wall / 60:.1f} min wall incl. loading/saving)")
     else:
-        print(f"NOT converged within {len(history)} epochs / {args.max_minutes} min (training {train_seconds / 60:.1f} min)")
+        print(f"trained {len(history)} epochs: {train_seconds / 60:.1f} min training ({wall / 60:.1f} min wall)")
     l1s = " ".join(f"{h['l1']:.3f}" for h in history)
     print(f"L1 per epoch: {l1s}")
     print(f"peak RSS: {_peak_rss_mib():.0f} MiB")
-    print(f"render: {num_brain_slices} brain slices of {args.test_case} in {render_seconds:.2f} s = "
+    print(f"render: {num_brain_slices} brain slices of {test_name} in {render_seconds:.2f} s = "
           f"{num_brain_slices / render_seconds:.1f} slices/s (whole volume incl. crop/resize/paste)")
-    print(f"quality on {args.test_case}'s {quality['num_slices']} tumour slices (inside the brain, [0,1] units):")
+    print(f"quality on {test_name}'s {quality['num_slices']} tumour slices (inside the brain, [0,1] units):")
     for name, (ssim, psnr) in quality["per_modality"].items():
         print(f"  {name:5s} SSIM {ssim:.3f}  PSNR {psnr:.2f} dB")
-    print(f"  SWD (real vs rendered slices, 4 modalities): {quality['swd']:.4f}")
+    print(f"  SWD (real vs rendered slices, {len(modalities)} modalities): {quality['swd']:.4f}")
+    print(f"  checkerboard (stride-2 spectral power share): rendered {checker[0]:.5f}, real {checker[1]:.5f}, "
+          f"ratio {checker[0] / checker[1]:.2f} (target <= 1.2)")
+    fake_agree, real_agree = quality["agreement"]
+    print(f"  neighbouring-slice SSIM over the tumour slab: rendered {fake_agree:.3f}, real {real_agree:.3f}, "
+          f"ratio {fake_agree / real_agree:.3f} (target >= 0.9)")
+    if args.sheet is not None:
+        _sheet(args.sheet, quality["sheet"], modalities, test_name)
     tmp.cleanup()
     return 0
+
+
+def _sheet(path: Path, sheet: tuple, modalities: tuple[str, ...], case: str) -> None:
+    """Real and rendered versions of six tumour slices spread over the tumour, one row each."""
+    from monai_singanseg.visualize import contact_sheet
+
+    real_s, fake_s, idx = sheet
+    picks = [round(i * (len(idx) - 1) / 5) for i in range(6)] if len(idx) >= 6 else list(range(len(idx)))
+    images, names = [], []
+    for p in picks:
+        images += [real_s[p] * 2 - 1, fake_s[p] * 2 - 1]
+        names += [f"real z{idx[p]}", f"render z{idx[p]}"]
+    contact_sheet(path, images, channel_names=list(modalities), row_names=names)
+    print(f"contact sheet of {case}: {path}")
 
 
 if __name__ == "__main__":

@@ -7,12 +7,17 @@ from the source files recorded in the model file):
 - brain area: non-background area (any image channel above the background level, or tumour) of a sample
   divided by the real slice's, mean and sd;
 - SWD (image channels) vs the real slice, diversity (mean pairwise 1 - SSIM), memorisation (max NCC with the
-  real slice, mean and max over the samples).
+  real slice, mean and max over the samples, and the share above 0.95);
+- layout variety: mean IoU of a sample's tumour mask (any class) with the real slice's, and the spread
+  (standard deviation, pixels) of the tumour's centre over the samples, per axis.
+
+Each start scale is measured with the model's own layout (``--tumour-shift off``) and/or with new tumour layouts
+(``--tumour-shift 0.15``: :class:`~monai_singanseg.transforms.gan.RandTumourDisplacement`); both by default.
 
 Usage::
 
     python benchmarks/singanseg_quality.py MODEL [--num 50] [--start-scales 0 1] [--seed 0] [--threads 1]
-        [--sheet DIR]
+        [--tumour-shift off 0.15] [--sheet DIR]
 """
 
 from __future__ import annotations
@@ -48,15 +53,28 @@ def brain_area(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return fg.flatten(1).sum(1).float()
 
 
+def centres(masks: torch.Tensor) -> torch.Tensor:
+    """Centre (row, column) of each ``(N, H, W)`` mask, ``(M, 2)`` for the M non-empty ones."""
+    rows, cols = torch.meshgrid(*(torch.arange(n, dtype=torch.float32) for n in masks.shape[1:]), indexing="ij")
+    area = masks.flatten(1).sum(1)
+    keep = area > 0
+    m = masks[keep].float()
+    return torch.stack([(m * rows).flatten(1).sum(1), (m * cols).flatten(1).sum(1)], dim=1) / area[keep, None]
+
+
 def quality(sampler: SinGANSegSampler, real_img: torch.Tensor, real_lab: torch.Tensor, num: int, start_scale: int,
-            seed: int) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
+            seed: int, tumour_shift: float | None = None) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
     """The figures for ``num`` samples from ``start_scale``; also returns the samples (images, labels)."""
-    images, labels = sampler.split(sampler.sample(num, start_scale=start_scale, seed=seed, batch_size=25))
+    x = sampler.sample(num, start_scale=start_scale, seed=seed, batch_size=25, tumour_shift=tumour_shift)
+    images, labels = sampler.split(x)
     tumour_real = float((real_lab > 0).sum())
     tumour = (labels > 0).flatten(1).sum(1).float()
     kept = ((tumour >= 0.25 * tumour_real) & (tumour <= 4.0 * tumour_real)).float().mean()
     brain = brain_area(images, labels) / brain_area(real_img, real_lab)
     ncc = memorisation_scores(images, real_img).scores
+    masks, real_mask = labels[:, 0] > 0, real_lab[0, 0] > 0
+    iou = (masks & real_mask).flatten(1).sum(1).float() / (masks | real_mask).flatten(1).sum(1).clamp_min(1).float()
+    spread = centres(masks).std(0) if int(masks.flatten(1).any(1).sum()) > 1 else torch.zeros(2)
     figures = {
         "tumour_kept": float(kept),
         "tumour_ratio_median": float((tumour / tumour_real).median()),
@@ -66,6 +84,10 @@ def quality(sampler: SinGANSegSampler, real_img: torch.Tensor, real_lab: torch.T
         "diversity": diversity(images),
         "ncc_mean": float(ncc.mean()),
         "ncc_max": float(ncc.max()),
+        "ncc_over_095": float((ncc > 0.95).float().mean()),
+        "iou_mean": float(iou.mean()),
+        "centre_sd_row": float(spread[0]),
+        "centre_sd_col": float(spread[1]),
     }
     return figures, images, labels
 
@@ -77,6 +99,8 @@ def main() -> None:
     parser.add_argument("--start-scales", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--tumour-shift", nargs="+", default=["off", "0.15"],
+                        help="'off' (the model's own layout) and/or largest tumour shifts (fraction of the side)")
     parser.add_argument("--sheet", type=Path, default=None, help="write DIR/samples_s<k>.png contact sheets")
     parser.add_argument("--overwrite", action="store_true", help="replace existing contact sheets")
     args = parser.parse_args()
@@ -88,17 +112,25 @@ def main() -> None:
           f"{cfg.train_seconds:.0f} s; real tumour area {int((real_lab > 0).sum())} px, "
           f"brain area {int(brain_area(real_img, real_lab)[0])} px")
     for k in args.start_scales:
-        fig, images, labels = quality(sampler, real_img, real_lab, args.num, k, args.seed)
-        print(f"start scale {k}: tumour kept {fig['tumour_kept']:.2f} (median area ratio {fig['tumour_ratio_median']:.2f}), "
-              f"brain area ratio {fig['brain_ratio_mean']:.2f} +- {fig['brain_ratio_sd']:.2f}, SWD {fig['swd']:.4f}, "
-              f"diversity {fig['diversity']:.3f}, NCC mean {fig['ncc_mean']:.3f} max {fig['ncc_max']:.3f}")
-        if args.sheet is not None:
-            from monai_singanseg.visualize import contact_sheet
+        for shift_text in args.tumour_shift:
+            shift = None if shift_text == "off" else float(shift_text)
+            fig, images, labels = quality(sampler, real_img, real_lab, args.num, k, args.seed, shift)
+            print(f"start scale {k}, tumour shift {shift_text}: {report(fig)}")
+            if args.sheet is not None:
+                from monai_singanseg.visualize import contact_sheet
 
-            args.sheet.mkdir(parents=True, exist_ok=True)
-            contact_sheet(args.sheet / f"samples_s{k}.png", list(images[:8]), list(labels[:8]),
-                          channel_names=list(cfg.image_channels), overwrite=args.overwrite)
+                args.sheet.mkdir(parents=True, exist_ok=True)
+                contact_sheet(args.sheet / f"samples_s{k}_shift_{shift_text}.png", list(images[:8]), list(labels[:8]),
+                              channel_names=list(cfg.image_channels), rgb=cfg.rgb, overwrite=args.overwrite)
 
+
+def report(fig: dict[str, float]) -> str:
+    """One line of the figures."""
+    return (f"tumour kept {fig['tumour_kept']:.2f} (median area ratio {fig['tumour_ratio_median']:.2f}), "
+            f"IoU with the real mask {fig['iou_mean']:.3f}, centre sd {fig['centre_sd_row']:.1f} / "
+            f"{fig['centre_sd_col']:.1f} px, brain area ratio {fig['brain_ratio_mean']:.2f} +- {fig['brain_ratio_sd']:.2f}, "
+            f"SWD {fig['swd']:.4f}, diversity {fig['diversity']:.3f}, NCC mean {fig['ncc_mean']:.3f} max "
+            f"{fig['ncc_max']:.3f}, NCC > 0.95 {fig['ncc_over_095']:.0%}")
 
 if __name__ == "__main__":
     main()

@@ -24,6 +24,7 @@ from monai_singanseg.evaluation import (
     sliced_wasserstein_distance,
     sliced_wasserstein_distance_per_level,
 )
+from monai_singanseg.metrics import neighbour_slice_ssim, periodic_power
 from monai_singanseg.transforms.intensity import IntensityToTanhRange
 from monai_singanseg.transforms.labels import IndexToOneHot, LabelToIndex
 
@@ -237,3 +238,35 @@ def test_label_statistics_match_the_real_brats_label_file(brats):
     expected = {"1": counts[1] / total, "2": counts[2] / total, "3": counts[4] / total}  # BraTS 4 is class 3
     assert stats["class_proportions"] == pytest.approx(expected)
     assert stats["empty_fraction"] == 0.0
+
+
+def test_periodic_power_finds_a_stride_2_grid_added_to_a_real_slice(brats):
+    slices = brats["fg_training"][:4]  # (N, 4, 96, 96) real tumour slices in [-1, 1]
+    grid = torch.zeros(1, 1, SIZE, SIZE)
+    grid[..., ::2, ::2] = 1.0
+    clean = periodic_power(slices)
+    gridded = periodic_power(slices + 0.1 * grid)
+    assert clean < 0.01  # real anatomy holds little power at the Nyquist frequency
+    assert gridded > 5 * clean
+    assert periodic_power(grid) == pytest.approx(1.0)
+    assert periodic_power(slices, period=4) >= clean  # the period-4 lines include the period-2 ones
+    with pytest.raises(ValueError, match="period must be >= 2"):
+        periodic_power(slices, period=5)
+    with pytest.raises(ValueError, match="expected"):
+        periodic_power(slices[0])
+
+
+def test_neighbour_slice_ssim_of_a_real_volume_drops_when_its_slices_are_shuffled():
+    mr, index = _load_brats_case("TCGA-FG-6692")  # (4, X, Y, Z) in [-1, 1]
+    volume = (mr + 1) / 2
+    brain = (mr > -1).any(0)
+    real = neighbour_slice_ssim(volume, brain, axis=2)
+    order = torch.randperm(volume.shape[-1], generator=torch.Generator().manual_seed(0))
+    shuffled = neighbour_slice_ssim(volume[..., order], brain[..., order], axis=2)
+    assert 0.5 < real < 1.0
+    assert shuffled < real - 0.2
+    middle = volume.shape[-1] // 2
+    repeated = volume[..., middle : middle + 1].expand_as(volume).clone()
+    assert neighbour_slice_ssim(repeated, brain[..., middle : middle + 1].expand_as(brain), axis=2) == pytest.approx(1.0, abs=1e-4)
+    with pytest.raises(ValueError, match="no two consecutive slices"):
+        neighbour_slice_ssim(volume, torch.zeros_like(brain), axis=2)

@@ -8,7 +8,9 @@ from monai.data import MetaTensor
 from torch import nn
 
 from monai_singanseg.data import demo_case, load_case
+from monai_singanseg.metrics import periodic_power
 from monai_singanseg.networks import Pix2PixCritic, Pix2PixGenerator, num_unet_levels
+from monai_singanseg.networks.pix2pix import UPSAMPLE_MODES
 from monai_singanseg.transforms.condition import (
     BuildCondition,
     BuildConditiond,
@@ -42,7 +44,7 @@ def test_generator_levels_and_shape(size, levels):
 
 
 def test_generator_reference_size_and_init():
-    gen = Pix2PixGenerator(2, in_channels=3, out_channels=3, size=256, channels=64)
+    gen = Pix2PixGenerator(2, in_channels=3, out_channels=3, size=256, channels=64, upsample="transposed")
     # the reference unet_256 has 54.4M parameters
     assert abs(sum(p.numel() for p in gen.parameters()) / 1e6 - 54.4) < 0.1
     conv_weights = torch.cat(
@@ -59,14 +61,48 @@ def test_generator_rejects_bad_size():
         gen(torch.rand(1, 5, 64, 64))
 
 
+def test_resize_decoder_leaves_no_checkerboard():
+    """On a constant condition, transposed convolutions print a stride-2 grid; resize + convolution does not."""
+    shares = {}
+    for mode in UPSAMPLE_MODES:
+        torch.manual_seed(0)
+        gen = Pix2PixGenerator(2, in_channels=3, out_channels=2, size=64, channels=8, dropout=0.0, upsample=mode).eval()
+        with torch.no_grad():
+            out = gen(torch.ones(1, 3, 64, 64))
+        shares[mode] = periodic_power(out)
+        kinds = {type(m) for m in gen.modules()}
+        assert (nn.ConvTranspose2d in kinds) == (mode == "transposed")
+    assert shares["transposed"] > 0.05
+    assert shares["resize"] < shares["transposed"] / 10
+    with pytest.raises(ValueError, match="upsample must be one of resize, transposed"):
+        Pix2PixGenerator(2, 3, 2, size=32, upsample="deconv")
+
+
 def test_critic_sees_condition_and_image():
     critic = Pix2PixCritic(2, condition_channels=5, image_channels=4, channels=8)
-    logits = critic(torch.rand(2, 5, 64, 64), torch.rand(2, 4, 64, 64))
-    assert logits.shape == (2, 1, 6, 6)
+    (outputs,) = critic(torch.rand(2, 5, 64, 64), torch.rand(2, 4, 64, 64))
+    assert outputs[-1].shape == (2, 1, 6, 6)
     first_conv = next(m for m in critic.modules() if isinstance(m, nn.Conv2d))
     assert first_conv.in_channels == 9
     with pytest.raises(RuntimeError):
         critic(torch.rand(2, 4, 64, 64), torch.rand(2, 4, 64, 64))  # a channel short
+
+
+def test_multiscale_critic_judges_pooled_pairs_and_reads_single_critic_weights():
+    critic = Pix2PixCritic(2, condition_channels=5, image_channels=4, channels=8, scales=2)
+    fine, coarse = critic(torch.rand(2, 5, 64, 64), torch.rand(2, 4, 64, 64))
+    assert fine[-1].shape == (2, 1, 6, 6) and coarse[-1].shape == (2, 1, 2, 2)  # the second sees a 32x32 pair
+    assert len(fine) == len(coarse) == 5  # 4 hidden feature maps (for feature matching) + logits
+    assert fine[0].shape[-1] == 2 * coarse[0].shape[-1]
+    # a model file written before the multi-scale critic kept one PatchDiscriminator under "net."
+    single = Pix2PixCritic(2, condition_channels=5, image_channels=4, channels=8)
+    old_state = {"net." + k[len("critics.0."):]: v for k, v in single.state_dict().items()}
+    fresh = Pix2PixCritic(2, condition_channels=5, image_channels=4, channels=8)
+    fresh.load_state_dict(old_state)
+    x = (torch.rand(1, 5, 64, 64), torch.rand(1, 4, 64, 64))
+    assert torch.equal(fresh(*x)[0][-1], single(*x)[0][-1])
+    with pytest.raises(ValueError, match="critic scales must be >= 1"):
+        Pix2PixCritic(2, 5, 4, scales=0)
 
 
 def test_condition_round_trip(demo):

@@ -8,8 +8,9 @@ import torch
 from monai.data import MetaTensor
 
 from monai_singanseg.data import demo_case, load_image
-from monai_singanseg.engines.pix2pix import Pix2PixSettings, train_pix2pix
+from monai_singanseg.engines.pix2pix import Pix2PixSettings, resume_settings, train_pix2pix
 from monai_singanseg.inferers import Pix2PixRender, Pix2PixRenderd
+from monai_singanseg.networks import Pix2PixCritic
 from monai_singanseg.io import ModelFileError, OutputExistsError, load_model_file
 from monai_singanseg.transforms.condition import ConditionError, TissueClasses
 from monai_singanseg.transforms.intensity import foreground_mask
@@ -124,3 +125,45 @@ def test_tissue_condition_model(tmp_path, demo_volumes):
         renderer(label, brain)
     out = renderer(label, brain, TissueClasses(3)(image[1:2], brain, label > 0))
     assert out.shape == (4, *label.shape[1:])
+
+
+def test_model_files_from_before_the_fidelity_work_render_and_resume(tmp_path, demo_volumes):
+    """A file without upsample/context/critic-scale fields (transposed decoder, one critic under "net.") still works."""
+    legacy = {"upsample": "transposed", "context_slices": 0, "critic_scales": 1, "feature_matching_weight": 0.0}
+    path = tmp_path / "new.pt"
+    _train(path, Pix2PixSettings(epochs=1, **{**TINY, **legacy}))
+    payload = torch.load(path, weights_only=True)
+    for key in ("upsample", "context_slices", "critic_scales"):
+        del payload["config"][key]
+    for key in legacy:
+        del payload["config"]["settings"][key]
+    payload["state"]["critic"] = {"net." + k[len("critics.0."):]: v for k, v in payload["state"]["critic"].items()}
+    old = tmp_path / "old.pt"
+    torch.save(payload, old)
+    config = load_model_file(old).config
+    assert (config.upsample, config.context_slices, config.critic_scales) == ("transposed", 0, 1)
+    label, brain, _ = demo_volumes
+    assert torch.equal(Pix2PixRender(old)(label, brain), Pix2PixRender(path)(label, brain))
+    settings = resume_settings(old, Pix2PixSettings(epochs=2, **TINY))
+    assert (settings.upsample, settings.context_slices, settings.critic_scales, settings.feature_matching_weight) == (
+        "transposed", 0, 1, 0.0)  # fmt: skip
+    resumed = _train(old, settings, resume=True)
+    assert resumed["epochs_done"] == 2
+
+
+def test_default_model_is_2_5d_with_resize_decoder_and_multiscale_critic(tmp_path):
+    """Defaults: the condition of 3 slices (2.5D), resize + convolution decoding, 2 critics with feature matching."""
+    settings = Pix2PixSettings(epochs=1, size=64, batch_size=8, generator_channels=8, critic_channels=8)
+    result = _train(tmp_path / "default.pt", settings)
+    config = load_model_file(tmp_path / "default.pt").config
+    assert (config.upsample, config.context_slices, config.critic_scales) == ("resize", 1, 2)
+    assert config.generator_in_channels == 3 * len(config.condition.channels)
+    assert result["history"][0]["feature_matching"] > 0
+    data = pix2pix_training_slices([demo_case()], settings, progress=False)
+    flat = Pix2PixSettings(epochs=1, size=64, context_slices=0)
+    with pytest.raises(ValueError, match="context_slices=0 needs 4"):
+        train_pix2pix(data, tmp_path / "flat.pt", flat, progress=False)
+    small = _train(tmp_path / "small.pt", Pix2PixSettings(epochs=1, size=32, critic_scales=3, generator_channels=8, critic_channels=8))
+    assert load_model_file(small["path"]).config.critic_scales == 1  # 32 pixels leave room for one critic only
+    with pytest.raises(ValueError, match="critic scales 2 need a working size of at least 64"):
+        Pix2PixCritic(2, 4, 4, scales=2, size=32)

@@ -104,3 +104,24 @@ def test_empty_label_has_no_tumour_slices(case):
     empty["label"].zero_()
     with pytest.raises(TumourSliceError, match="TCGA-FG-6692_seg"):
         ExtractTumourSlicesd(num_slices=1)(empty)
+
+
+def test_context_slices_stack_each_slices_neighbours_in_order(case):
+    from monai_singanseg.transforms.intensity import foreground_mask
+    from monai_singanseg.transforms.slices import AxialSliceGrid
+
+    brain = foreground_mask(case["image"].as_tensor())
+    grid = AxialSliceGrid(brain, case["image"].affine, 64)
+    label = case["label"].as_tensor().float()
+    last = label.shape[1 + grid.axis] - 1
+    indices = [0, grid.brain_slices[len(grid.brain_slices) // 2], last]
+    stacked = grid.extract_with_context(label, indices, context=2)
+    assert stacked.shape == (3, 5, 64, 64)
+    for j, offset in enumerate(range(-2, 3)):  # slice z-2 first ... z+2 last; the volume's ends repeat
+        expected = grid.extract(label, [min(max(i + offset, 0), last) for i in indices], mode="nearest-exact")
+        assert torch.equal(stacked[:, j : j + 1], expected)
+    middle = stacked[1]
+    assert not torch.equal(middle[0], middle[4])  # the neighbours differ from each other in the tumour
+    assert torch.equal(grid.extract_with_context(label, indices, context=0), grid.extract(label, indices, mode="nearest-exact"))
+    with pytest.raises(ValueError, match="context slices must be >= 0"):
+        grid.extract_with_context(label, indices, context=-1)

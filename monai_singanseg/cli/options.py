@@ -7,7 +7,9 @@ import argparse
 import math
 from collections.abc import Callable
 
-__all__ = ["int_in", "float_in", "SEED", "THREADS", "power_of_two"]
+from monai_singanseg.synthesis.singanseg import SinGANSegSynthesisOptions
+
+__all__ = ["int_in", "float_in", "SEED", "THREADS", "power_of_two", "TUMOUR_SHIFT", "add_tumour_shift"]
 
 #: largest seed accepted (numpy and MONAI random states take 32-bit seeds).
 MAX_SEED = 2**32 - 1
@@ -66,3 +68,21 @@ def power_of_two(low: int, high: int) -> Callable[[str], int]:
 
 SEED = int_in(0, MAX_SEED)
 THREADS = int_in(1, 1024)
+
+
+def _tumour_shift(text: str) -> float | None:
+    """``off`` -> None, else a fraction of the side in [0, 1]."""
+    return None if text == "off" else float_in(0.0, 1.0)(text)
+
+
+_tumour_shift.__name__ = "tumour shift"
+TUMOUR_SHIFT = _tumour_shift
+
+
+def add_tumour_shift(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """The ``--tumour-shift`` option of the SinGAN-Seg sampling commands (default: the synthesis options')."""
+    parser.add_argument(
+        "--tumour-shift", type=TUMOUR_SHIFT, default=SinGANSegSynthesisOptions.tumour_shift, metavar="F|off",
+        help="new tumour layout per sample: the tumour moves by up to F of the side inside the brain, turns and "
+        "changes size and outline ('off': the layout of the training slice; default %(default)s)",
+    )

@@ -22,6 +22,7 @@ from monai_singanseg.device import resolve_device
 from monai_singanseg.engines.pix2pix import Pix2PixSettings, resume_settings, train_pix2pix
 from monai_singanseg.inferers.pix2pix import Pix2PixRender
 from monai_singanseg.io.names import check_name, safe_name
+from monai_singanseg.networks.pix2pix import UPSAMPLE_MODES
 from monai_singanseg.synthesis import pix2pix_synthesis, pix2pix_training_slices, synthesise
 from monai_singanseg.transforms.condition.array import ConditionError, check_same_grid
 from monai_singanseg.transforms.intensity.array import foreground_mask
@@ -45,6 +46,14 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--lr", type=float_in(0.0, 1.0, low_open=True), default=_DEFAULTS.lr)
     train.add_argument("--generator-channels", type=int_in(1, 1024), default=_DEFAULTS.generator_channels, help="ngf (default: %(default)s; 64 as in pix2pix, for GPUs)")
     train.add_argument("--critic-channels", type=int_in(1, 1024), default=_DEFAULTS.critic_channels, help="ndf (default: %(default)s)")
+    train.add_argument("--upsample", choices=UPSAMPLE_MODES, default=_DEFAULTS.upsample,
+                       help="decoder upsampling: resize + 3x3 conv (no checkerboard) or pix2pix's transposed conv (default: %(default)s)")
+    train.add_argument("--context-slices", type=int_in(0, 8), default=_DEFAULTS.context_slices,
+                       help="neighbouring slices on each side whose label the generator also reads (2.5D; default: %(default)s)")
+    train.add_argument("--critic-scales", type=int_in(1, 4), default=_DEFAULTS.critic_scales,
+                       help="critics of the multi-scale critic (1: pix2pix's PatchGAN; default: %(default)s)")
+    train.add_argument("--feature-matching-weight", type=float_in(0.0, 1000.0), default=_DEFAULTS.feature_matching_weight,
+                       help="weight of the critics' feature matching loss (0: off; default: %(default)s)")
     train.add_argument("--all-brain-slices", action="store_true", help="train on every brain slice, not only tumour slices")
     train.add_argument("--tissue-classes", type=int_in(0, 16), default=0, help="add N coarse tissue classes (3) from T1 to the condition")
     train.add_argument("--label-values", type=int_in(0, 255), nargs="+", default=list(BRATS_LABEL_VALUES))
@@ -88,6 +97,10 @@ def run_train(args: argparse.Namespace) -> int:
         lr=args.lr,
         generator_channels=args.generator_channels,
         critic_channels=args.critic_channels,
+        upsample=args.upsample,
+        context_slices=args.context_slices,
+        critic_scales=args.critic_scales,
+        feature_matching_weight=args.feature_matching_weight,
         all_brain_slices=args.all_brain_slices,
         tissue_classes=args.tissue_classes,
         seed=args.seed,

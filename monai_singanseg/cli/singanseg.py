@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from monai_singanseg.device import resolve_device
-from monai_singanseg.cli.options import SEED, THREADS, float_in, int_in
+from monai_singanseg.cli.options import SEED, THREADS, add_tumour_shift, float_in, int_in
 from monai_singanseg.io.atomic import check_outputs_free
 from monai_singanseg.transforms.style import STYLE_METHODS
 
@@ -69,6 +69,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--style-steps", type=int_in(0, 10000), default=100, help="optimisation steps of the network style methods (default 100)")
     g.add_argument("--style-weights", default=None, metavar="FILE", help="VGG-19 weights file for --style vgg19 / histogram+vgg19")
     g.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    add_tumour_shift(g)
     g.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     g.add_argument("--resume", action="store_true",
                    help="complete an interrupted run into the same --out (same model, options and seed)")
@@ -122,7 +123,7 @@ def run_generate(args: argparse.Namespace) -> int:
         raise ValueError(f"--num must be >= 1, got {args.num}")
     options = SinGANSegSynthesisOptions(
         start_scale=args.start_scale, size=args.size, threshold=args.threshold, min_component=args.min_component,
-        style=args.style, style_steps=args.style_steps, style_weights=args.style_weights,
+        style=args.style, style_steps=args.style_steps, style_weights=args.style_weights, tumour_shift=args.tumour_shift,
     )
     pipeline = singanseg_synthesis(args.model, args.out, options, overwrite=args.overwrite, device=args.device)
     result = synthesise(pipeline, pipeline.cases(args.num), args.out, seed=args.seed, overwrite=args.overwrite,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from monai_singanseg.cli.options import SEED, float_in, int_in, power_of_two
+from monai_singanseg.cli.options import SEED, add_tumour_shift, float_in, int_in, power_of_two
 from monai_singanseg.data import find_cases, load_datalist
 from monai_singanseg.device import resolve_device
 from monai_singanseg.engines.pix2pix import Pix2PixSettings
@@ -77,6 +77,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--label-area-weight", type=float_in(0.0, 1e6), default=1.0)
     p.add_argument("--start-scale", type=int_in(0, 64), default=0, help="sampling start scale (default 0)")
     p.add_argument("--min-component", type=int_in(0, 10**7), default=10)
+    add_tumour_shift(p)
     p.add_argument("--style", default="none", choices=("none", *STYLE_METHODS), help="style-transfer step (default none)")
     p.add_argument("--style-steps", type=int_in(0, 10000), default=100)
     p.add_argument("--style-weights", default=None, metavar="FILE")
@@ -116,7 +117,8 @@ def run_synthesize(args: argparse.Namespace) -> int:
         training=SinGANSegSettings(schedule=args.schedule, min_size=args.min_size, num_stages=args.stages, iters=args.iters,
                                    coarsest_iters=args.coarsest_iters, label_area_weight=args.label_area_weight),
         options=SinGANSegSynthesisOptions(start_scale=args.start_scale, min_component=args.min_component, style=args.style,
-                                          style_steps=args.style_steps, style_weights=args.style_weights),
+                                          style_steps=args.style_steps, style_weights=args.style_weights,
+                                          tumour_shift=args.tumour_shift),
         seed=args.seed, claim_timeout=args.claim_timeout, generator=args.generator, per_case=args.per_case,
         pix2pix=Pix2PixSettings(epochs=args.epochs, size=args.size, seed=args.seed),
     )  # fmt: skip

@@ -3,10 +3,14 @@
 The trainer takes prepared slices (:class:`Pix2PixSlices`, made from a datalist by
 :func:`monai_singanseg.synthesis.pix2pix_training_slices`: intensities in [-1, 1] per modality inside the
 brain, condition, the tumour-bearing axial slices cut to the square box around the brain at the working
-size, the same geometry the renderer uses), never paths. Training is the reference recipe: GAN (BCE, PatchGAN) + 100 x L1, Adam 2e-4 with
-beta1 0.5, constant learning rate for the first half of the epochs then linear decay to 0; random
-flips and small rotations of each pair; deterministic under a seed; the model file is rewritten
-atomically after every ``checkpoint_every`` epochs and training resumes from it.
+size, the same geometry the renderer uses), never paths. Training is the reference recipe, GAN (BCE,
+PatchGAN) + 100 x L1, Adam 2e-4 with beta1 0.5, constant learning rate for the first half of the epochs
+then linear decay to 0, with pix2pixHD's additions against blur: a multi-scale critic and a feature
+matching loss (L1 between the critics' features of the real and the generated pair). The generator
+upsamples by resize + convolution (no checkerboard) and reads the condition of the neighbouring slices
+too (2.5D), so that neighbouring rendered slices agree. Random flips and small rotations of each pair;
+deterministic under a seed; the model file is rewritten atomically after every ``checkpoint_every``
+epochs and training resumes from it.
 """
 
 from __future__ import annotations
@@ -53,6 +57,13 @@ class Pix2PixSettings:
             with render quality measured equal in ``benchmarks/pix2pix.py``).
         critic_channels: ``ndf``.
         dropout: dropout of the 3 innermost decoder blocks.
+        upsample: the generator's decoder upsampling, ``"resize"`` (nearest x2 + 3x3 convolution) or
+            ``"transposed"`` (the reference's 4x4 stride-2 transposed convolutions, which leave a checkerboard).
+        context_slices: neighbouring slices on each side whose condition the generator also reads (2.5D;
+            0: each slice alone).
+        critic_scales: critics of pix2pixHD's multi-scale critic (1: pix2pix's single PatchGAN); at most as
+            many as the working size allows (each halves it, the coarsest needs 32 pixels: 2 need 64).
+        feature_matching_weight: weight of pix2pixHD's feature matching loss (0: off; 10 in pix2pixHD).
         all_brain_slices: train on every slice holding brain, not only tumour-bearing ones.
         min_brain_fraction: with ``all_brain_slices``, skip slices whose brain covers less than this
             fraction of the largest brain slice.
@@ -75,6 +86,10 @@ class Pix2PixSettings:
     generator_channels: int = 32
     critic_channels: int = 32
     dropout: float = 0.5
+    upsample: str = "resize"
+    context_slices: int = 1
+    critic_scales: int = 2
+    feature_matching_weight: float = 10.0
     all_brain_slices: bool = False
     min_brain_fraction: float = 0.1
     tissue_classes: int = 0
@@ -111,6 +126,10 @@ class Pix2PixSlices:
     settings: Pix2PixSettings
 
 
+#: the values of settings added with the fidelity work, for model files written before them.
+_SETTINGS_BEFORE_FIDELITY = {"upsample": "transposed", "context_slices": 0, "critic_scales": 1, "feature_matching_weight": 0.0}
+
+
 def _merged_stats(stats: Sequence[IntensityStats], dtype: str) -> IntensityStats:
     """The rendering range: the per-modality mean of the training cases' ranges."""
     n = len(stats)
@@ -135,6 +154,18 @@ def _augment(cond: torch.Tensor, img: torch.Tensor, settings: Pix2PixSettings, g
     cond = F.grid_sample(cond, grid, mode="nearest", padding_mode="zeros", align_corners=False)
     img = F.grid_sample(img + 1.0, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1.0
     return cond, img
+
+
+def _adversarial(outputs: Sequence[Sequence[torch.Tensor]], real: bool) -> torch.Tensor:
+    """BCE of every critic's patch logits (the last of its outputs) against 1 (real) or 0, averaged over critics."""
+    losses = [F.binary_cross_entropy_with_logits(o[-1], torch.full_like(o[-1], float(real))) for o in outputs]
+    return torch.stack(losses).mean()
+
+
+def _feature_matching(fake: Sequence[Sequence[torch.Tensor]], real: Sequence[Sequence[torch.Tensor]]) -> torch.Tensor:
+    """pix2pixHD's feature matching: L1 between the critics' hidden features of the generated and the real pair."""
+    terms = [F.l1_loss(f, r.detach()) for fo, ro in zip(fake, real) for f, r in zip(fo[:-1], ro[:-1])]
+    return torch.stack(terms).mean()
 
 
 def _lr_factor(epoch: int, settings: Pix2PixSettings) -> float:
@@ -185,6 +216,9 @@ def _model_config(settings: Pix2PixSettings, data: Pix2PixSlices) -> Pix2PixMode
         num_slices=int(data.condition.shape[0]),
         settings=asdict(settings),
         data_hash=tensor_digest(data.condition, data.image),
+        upsample=settings.upsample,
+        context_slices=settings.context_slices,
+        critic_scales=max(1, min(settings.critic_scales, int(math.log2(max(settings.size, 1) // 16)))),
     )
 
 
@@ -202,7 +236,7 @@ def resume_settings(out: str | os.PathLike, settings: Pix2PixSettings | None = N
     resumed = load_model_file(out, expected_kind=PIX2PIX_KIND)
     if resumed.config.inference_only:
         raise ModelFileError(f"{out}: an inference-only copy (no critic or optimiser state) cannot be resumed")
-    saved = dict(resumed.config.settings)
+    saved = {**_SETTINGS_BEFORE_FIDELITY, **resumed.config.settings}
     if settings is not None:
         saved["epochs"] = max(settings.epochs, saved["epochs"])  # resuming may extend training
     return Pix2PixSettings(**saved)
@@ -258,6 +292,11 @@ def train_pix2pix(
         check_outputs_free([out], overwrite)
     dev = resolve_device(device)
     config = _model_config(settings, data)
+    if data.condition.shape[1] != config.generator_in_channels:
+        raise ValueError(
+            f"the slices hold {data.condition.shape[1]} condition channels, but context_slices={settings.context_slices} "
+            f"needs {config.generator_in_channels}: prepare them with these settings"
+        )
     if resumed is not None:
         old: Pix2PixModelConfig = resumed.config
         if old.condition.channels != config.condition.channels:
@@ -285,7 +324,10 @@ def _fit(
 ) -> dict[str, Any]:
     """The training loop of :func:`train_pix2pix` (runs inside its forked random stream)."""
     gen_net = generator_from_config(config).to(dev)
-    critic = Pix2PixCritic(2, data.condition.shape[1], data.image.shape[1], channels=settings.critic_channels).to(dev)
+    critic = Pix2PixCritic(
+        2, data.condition.shape[1], data.image.shape[1], channels=settings.critic_channels, scales=config.critic_scales,
+        size=settings.size,
+    ).to(dev)
     opt_g = torch.optim.Adam(gen_net.parameters(), lr=settings.lr, betas=(settings.beta1, 0.999))
     opt_d = torch.optim.Adam(critic.parameters(), lr=settings.lr, betas=(settings.beta1, 0.999))
     aug_gen = torch.Generator().manual_seed(0 if settings.seed is None else settings.seed)
@@ -319,41 +361,39 @@ def _fit(
         gen_net.train()
         critic.train()
         t0 = time.perf_counter()
-        sums = {"loss_g": 0.0, "loss_d": 0.0, "l1": 0.0}
+        sums = {"loss_g": 0.0, "loss_d": 0.0, "l1": 0.0, "feature_matching": 0.0}
         order = torch.randperm(n, generator=aug_gen)
         for s in range(0, n, settings.batch_size):
             idx = order[s : s + settings.batch_size]
             cond, real = _augment(data.condition[idx], data.image[idx], settings, aug_gen)
             cond, real = cond.to(dev), real.to(dev)
             fake = gen_net(cond)
-            # critic: real pairs -> 1, generated pairs -> 0
+            # critics: real pairs -> 1, generated pairs -> 0
             opt_d.zero_grad(set_to_none=True)
-            d_real = critic(cond, real)
-            d_fake = critic(cond, fake.detach())
-            loss_d = 0.5 * (
-                F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
-                + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
-            )
+            real_outs = critic(cond, real)
+            loss_d = 0.5 * (_adversarial(real_outs, True) + _adversarial(critic(cond, fake.detach()), False))
             loss_d.backward()
             opt_d.step()
-            # generator: fool the critic + stay close to the real image
+            # generator: fool the critics, match their features of the real pair, stay close to the real image
             opt_g.zero_grad(set_to_none=True)
-            d_fake = critic(cond, fake)
+            fake_outs = critic(cond, fake)
             l1 = F.l1_loss(fake, real)
-            loss_g = F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake)) + settings.l1_weight * l1
+            fm = _feature_matching(fake_outs, real_outs) if settings.feature_matching_weight > 0 else l1.new_zeros(())
+            loss_g = _adversarial(fake_outs, True) + settings.l1_weight * l1 + settings.feature_matching_weight * fm
             loss_g.backward()
             opt_g.step()
             k = idx.numel()
             sums["loss_g"] += loss_g.item() * k
             sums["loss_d"] += loss_d.item() * k
             sums["l1"] += l1.item() * k
+            sums["feature_matching"] += fm.item() * k
         record = {key: v / n for key, v in sums.items()}
         record.update(epoch=epoch + 1, seconds=time.perf_counter() - t0, lr=settings.lr * _lr_factor(epoch, settings))
         history.append(record)
         epochs_done = epoch + 1
         bar.set_postfix(l1=f"{record['l1']:.4f}", d=f"{record['loss_d']:.3f}")
         if writer is not None:
-            for key in ("loss_g", "loss_d", "l1", "lr"):
+            for key in ("loss_g", "loss_d", "l1", "feature_matching", "lr"):
                 writer.add_scalar(f"pix2pix/{key}", record[key], epochs_done)
         stop = bool(on_epoch(record)) if on_epoch is not None else False
         if stop or epochs_done % settings.checkpoint_every == 0 or epochs_done == settings.epochs:

@@ -168,7 +168,8 @@ def _model_quality(model: Path, real: torch.Tensor, settings: DatasetSettings, s
     """Memorisation (nearest-neighbour correlation of samples with the training slice) and tumour kept."""
     sampler = SinGANSegSampler(model, device="cpu")
     num = min(settings.samples_per_model, 16)
-    x = sampler.sample(num, start_scale=min(settings.options.start_scale, sampler.num_scales - 1), seed=seed)
+    x = sampler.sample(num, start_scale=min(settings.options.start_scale, sampler.num_scales - 1), seed=seed,
+                       tumour_shift=settings.options.tumour_shift)
     scores = memorisation_scores(x, real[None].float()).scores
     _, labels = sampler.split(x, settings.options.threshold, settings.options.min_component)
     return {

@@ -3,8 +3,9 @@
 For a label volume and its brain mask, every axial slice that holds brain is cut to one square
 in-plane box around the brain (:class:`~monai_singanseg.transforms.slices.AxialSliceGrid`, the same
 geometry training used), rendered, resized back and pasted into a volume with the label's exact shape
-and affine. Intensities go back to the training data's range and dtype; voxels outside the brain (and
-slices without brain) stay background.
+and affine. A 2.5D model (``context_slices`` > 0) reads the condition of the neighbouring slices too, so
+neighbouring rendered slices follow one another through the volume. Intensities go back to the training
+data's range and dtype; voxels outside the brain (and slices without brain) stay background.
 """
 
 from __future__ import annotations
@@ -41,12 +42,13 @@ def generator_from_config(config: Pix2PixModelConfig) -> Pix2PixGenerator:
     """The generator described by a pix2pix model config (untrained weights)."""
     return Pix2PixGenerator(
         spatial_dims=2,
-        in_channels=len(config.condition.channels),
+        in_channels=config.generator_in_channels,
         out_channels=len(config.modalities),
         size=config.size,
         channels=config.generator_channels,
         dropout=config.dropout,
         norm=config.norm,
+        upsample=config.upsample,
     )
 
 
@@ -112,7 +114,7 @@ class Pix2PixRender(Transform):
         out = torch.full((len(self.modalities), *cond.shape[1:]), -1.0)
         for start in range(0, len(grid.brain_slices), self.batch_size):
             idx = grid.brain_slices[start : start + self.batch_size]
-            x = grid.extract(cond, idx, mode="nearest-exact").to(self.device)
+            x = grid.extract_with_context(cond, idx, self.config.context_slices).to(self.device)
             grid.paste(self.generator(x).cpu(), idx, out)
         return torch.where(cond[:1] > 0.5, out, torch.full_like(out, -1.0))
 

@@ -23,7 +23,7 @@ from monai_singanseg.io.model_config import SINGANSEG_KIND, SinGANSegModelConfig
 from monai_singanseg.io.modelfile import ModelFile, ModelFileError, load_model_file
 from monai_singanseg.networks.singan import SinGANPyramid
 from monai_singanseg.rng import forked_rng
-from monai_singanseg.transforms.gan import SplitGANTensor
+from monai_singanseg.transforms.gan import RandTumourDisplacement, SplitGANTensor
 from monai_singanseg.transforms.intensity import INTENSITY_STATS_KEY, IntensityFromTanhRange, IntensityStats
 from monai_singanseg.transforms.labels import IndexToLabel
 
@@ -129,6 +129,7 @@ class SinGANSegSampler:
         size: Sequence[int] | None = None,
         batch_size: int = 16,
         seed: int | None = None,
+        tumour_shift: float | None = None,
     ) -> Iterator[torch.Tensor]:
         """Yield batches of GAN tensors ``(n, C, *spatial)`` clamped to [-1, 1], ``num`` samples in all.
 
@@ -141,25 +142,40 @@ class SinGANSegSampler:
             size: output spatial size (another size/aspect: every scale's noise is scaled alike).
             batch_size: samples per forward pass.
             seed: random seed (None: unseeded).
+            tumour_shift: give each sample a new tumour layout: the output of ``start_scale`` is warped by
+                :class:`~monai_singanseg.transforms.gan.RandTumourDisplacement` (largest shift: this fraction of
+                the short side; the tumour also turns, changes size and outline) before the finer scales add
+                detail. None: the layout the model learnt (2D models only).
         """
         if num < 1 or batch_size < 1:
             raise ValueError("num and batch_size must be >= 1")
         if not 0 <= start_scale < self.num_scales:
             raise ValueError(f"start_scale must lie in [0, {self.num_scales - 1}], got {start_scale}")
+        displace = None
+        if tumour_shift is not None:
+            if self.pyramid.spatial_dims != 2:
+                raise ValueError("tumour_shift works on 2D models only")
+            displace = RandTumourDisplacement(self.num_image_channels, max_shift=tumour_shift)
         sizes = self.scaled_sizes(size)
         gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None
         channels = self.pyramid.channels
         base = self.reconstruction(start_scale - 1) if start_scale > 0 else None
         for first in range(0, num, batch_size):
             count = min(batch_size, num - first)
-            per_sample = [
-                [torch.randn((1, channels, *s), generator=gen) for s in sizes[start_scale:]] for _ in range(count)
-            ]
+            per_sample, layout_seeds = [], []
+            for _ in range(count):  # sample by sample: its noise, then its layout's seed
+                per_sample.append([torch.randn((1, channels, *s), generator=gen) for s in sizes[start_scale:]])
+                if displace is not None:
+                    layout_seeds.append(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
             noise: list[Any] = [None] * start_scale + [
                 torch.cat([p[k] for p in per_sample]).to(self.device) for k in range(len(sizes) - start_scale)
             ]
             start = None if base is None else base.expand(count, *base.shape[1:])
-            x = self.pyramid(noise, self.amplitudes, sizes, start=start, first_scale=start_scale)
+            x = self.pyramid(noise, self.amplitudes, sizes, start=start, first_scale=start_scale, last_scale=start_scale)
+            if displace is not None:
+                x = torch.stack([displace.set_random_state(s)(item) for s, item in zip(layout_seeds, x)])
+            if start_scale + 1 < len(sizes):
+                x = self.pyramid(noise, self.amplitudes, sizes, start=x, first_scale=start_scale + 1)
             yield x.clamp(-1.0, 1.0)
 
     def sample(
@@ -169,9 +185,10 @@ class SinGANSegSampler:
         size: Sequence[int] | None = None,
         batch_size: int = 16,
         seed: int | None = None,
+        tumour_shift: float | None = None,
     ) -> torch.Tensor:
         """Draw ``num`` GAN tensors ``(num, C, *spatial)`` in [-1, 1] (arguments as :meth:`iter_samples`)."""
-        return torch.cat(list(self.iter_samples(num, start_scale, size, batch_size, seed)))
+        return torch.cat(list(self.iter_samples(num, start_scale, size, batch_size, seed, tumour_shift)))
 
     def split(self, x: torch.Tensor, threshold: float = 0.5, min_component: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """GAN tensors -> image channels in [-1, 1] ``(N, Ci, *sp)`` and class-index labels ``(N, 1, *sp)``.
@@ -215,6 +232,8 @@ class SinGANSegSample(Randomizable, Transform):
         source_units: image in source units/dtype instead of [-1, 1].
         label_values: label values instead of class indices.
         device: device to run the generator on.
+        tumour_shift: a new tumour layout per sample, shifted by up to this fraction of the side (None: the
+            model's own layout; see :meth:`SinGANSegSampler.iter_samples`).
     """
 
     def __init__(
@@ -227,6 +246,7 @@ class SinGANSegSample(Randomizable, Transform):
         source_units: bool = False,
         label_values: bool = False,
         device: str | torch.device | None = "cpu",
+        tumour_shift: float | None = None,
     ) -> None:
         self.sampler = model if isinstance(model, SinGANSegSampler) else SinGANSegSampler(model, device=device)
         if not 0 <= start_scale < self.sampler.num_scales:
@@ -237,6 +257,7 @@ class SinGANSegSample(Randomizable, Transform):
         self.split = SplitGANTensor(self.sampler.num_image_channels, threshold, min_component)
         self.source_units = source_units
         self.label_values = label_values
+        self.tumour_shift = tumour_shift
         self._seed = 0
 
     def randomize(self, data: Any = None) -> None:
@@ -261,7 +282,7 @@ class SinGANSegSample(Randomizable, Transform):
         """Return a new synthetic ``(image, label)`` pair (``data`` is ignored)."""
         if randomize:
             self.randomize()
-        x = self.sampler.sample(1, start_scale=self.start_scale, size=self.size, seed=self._seed)
+        x = self.sampler.sample(1, start_scale=self.start_scale, size=self.size, seed=self._seed, tumour_shift=self.tumour_shift)
         image, label = self.split(x[0])
         image, label = image.cpu(), label.cpu()
         if self.source_units or self.label_values:

@@ -287,6 +287,10 @@ class Pix2PixModelConfig(ModelConfig):
         epochs_done: epochs trained so far.
         history: per-epoch losses.
         data_hash: SHA-256 of the training slices (a resumed run must train on the same data).
+        upsample: the generator's decoder upsampling (``"resize"`` or ``"transposed"``; files written before
+            the resize decoder have none and load as ``"transposed"``).
+        context_slices: neighbouring slices on each side whose condition the generator also reads (0: 2D).
+        critic_scales: critics of the multi-scale critic (training only).
     """
 
     KIND: ClassVar[str] = PIX2PIX_KIND
@@ -307,6 +311,14 @@ class Pix2PixModelConfig(ModelConfig):
     epochs_done: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
     data_hash: str | None = None
+    upsample: str = "transposed"
+    context_slices: int = 0
+    critic_scales: int = 1
+
+    @property
+    def generator_in_channels(self) -> int:
+        """Condition channels the generator reads: the slice's and its context slices'."""
+        return len(self.condition.channels) * (2 * self.context_slices + 1)
 
     @property
     def label_values(self) -> list[int]:
@@ -332,6 +344,8 @@ class Pix2PixModelConfig(ModelConfig):
         self.critic_channels = _int(k, "critic_channels", self.critic_channels, 1)
         self.margin = _int(k, "margin", self.margin, 0)
         self.dropout = _float(k, "dropout", self.dropout)
+        self.context_slices = _int(k, "context_slices", self.context_slices, 0)
+        self.critic_scales = _int(k, "critic_scales", self.critic_scales, 1)
         self.modalities = _names(k, "modalities", self.modalities)
         if not self.modalities:
             raise _fail(k, "modalities", self.modalities, "at least one modality name")

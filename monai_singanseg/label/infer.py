@@ -27,6 +27,7 @@ from monai_singanseg.label.datastore import SYNTHETIC_SOURCE_KEY, write_datastor
 from monai_singanseg.label.models import SinGANSegModelCache
 from monai_singanseg.label.options import LabelAppOptions, label_names
 from monai_singanseg.label.synthesis import SyntheticVolume, pix2pix_volume, singanseg_volume
+from monai_singanseg.synthesis import SinGANSegSynthesisOptions
 from monai_singanseg.transforms.style import STYLE_METHODS
 
 __all__ = ["LabelRequestError", "SyntheticInferTask", "SinGANSegInferTask", "Pix2PixInferTask", "is_synthetic"]
@@ -49,6 +50,7 @@ PARAM_RANGES: dict[str, tuple[float, float]] = {
     "min_component": (0, 10**6),
     "style_steps": (0, 500),
     "deform": (0, 1),
+    "tumour_shift": (0.0, 1.0),
 }
 
 
@@ -219,7 +221,8 @@ class SinGANSegInferTask(SyntheticInferTask):
     ``seed`` (-1: first free), ``start_scale`` (0: most varied; higher: closer to the source slice), ``threshold``
     (label background threshold), ``min_component`` (drop smaller tumour components, pixels), ``style``
     (SinGAN-Seg's style-transfer step: ``none``, ``histogram``, ``random`` or ``histogram+random``; the label is
-    never changed) and ``style_steps``.
+    never changed), ``style_steps`` and ``tumour_shift`` (the tumour moves by up to this fraction of the slice side,
+    turns and changes size and outline; 0: it stays in place but still changes shape).
 
     Args:
         options: the app's settings.
@@ -231,7 +234,8 @@ class SinGANSegInferTask(SyntheticInferTask):
             "singanseg", options, datastore,
             "SinGAN-Seg: a synthetic image/label pair (one tumour slice) from this image's own model, added to the "
             "datastore as a new image",
-            {"start_scale": 0, "threshold": 0.5, "min_component": 0, "style": "none", "style_steps": 100},
+            {"start_scale": 0, "threshold": 0.5, "min_component": 0, "style": "none", "style_steps": 100,
+             "tumour_shift": SinGANSegSynthesisOptions.tumour_shift},
         )
         self.cache = SinGANSegModelCache(options)
 
@@ -241,7 +245,8 @@ class SinGANSegInferTask(SyntheticInferTask):
         style = self.param(request, "style")
         if style not in LABEL_STYLE_METHODS:
             raise LabelRequestError(422, f"style={style!r}: choose one of {', '.join(LABEL_STYLE_METHODS)}")
-        options = {name: self.param(request, name) for name in ("start_scale", "threshold", "min_component", "style_steps")}
+        names = ("start_scale", "threshold", "min_component", "style_steps", "tumour_shift")
+        options = {name: self.param(request, name) for name in names}
         model, trained = self.cache.ensure(image_id, image_path, label_path)  # every parameter is checked first
         volume = singanseg_volume(
             model, image_path, label_path, self.options.label_values, seed, device=self.options.device, style=style,

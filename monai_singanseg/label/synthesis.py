@@ -49,6 +49,7 @@ def singanseg_volume(
     device: str | torch.device | None = "auto",
     style: str = "none",
     style_steps: int = 100,
+    tumour_shift: float | None = SinGANSegSynthesisOptions.tumour_shift,
 ) -> SyntheticVolume:
     """Draw one SinGAN-Seg sample of an image's model and put it at its slice in the image's geometry.
 
@@ -65,6 +66,7 @@ def singanseg_volume(
         style: SinGAN-Seg's style-transfer step (a :data:`~monai_singanseg.transforms.style.STYLE_METHODS` name
             without VGG-19, or ``"none"``); the style image is the model's reconstruction of its training slice.
         style_steps: optimisation steps of the network style methods.
+        tumour_shift: new tumour layout, shifted by up to this fraction of the side (None: the model's layout).
 
     Returns:
         The synthetic volume: one synthetic axial slice at the training slice's index, background elsewhere.
@@ -74,7 +76,8 @@ def singanseg_volume(
     """
     sampler = SinGANSegSampler(model, device=device)
     options = SinGANSegSynthesisOptions(
-        start_scale=start_scale, threshold=threshold, min_component=min_component, style=style, style_steps=style_steps
+        start_scale=start_scale, threshold=threshold, min_component=min_component, style=style, style_steps=style_steps,
+        tumour_shift=tumour_shift,
     )
     pipeline = singanseg_synthesis(sampler, None, options, device=sampler.device)
     pipeline.set_random_state(seed)

@@ -1,10 +1,11 @@
-"""Weight-free metrics of synthetic images: fidelity (SWD), diversity, memorisation, label statistics.
+"""Weight-free metrics of synthetic images: fidelity (SWD), diversity, memorisation, label statistics, artefacts.
 
 They need no trained network, so every layer that judges samples (dataset synthesis, the evaluation) can use them.
 """
 
 from __future__ import annotations
 
+from monai_singanseg.metrics.artifacts import neighbour_slice_ssim, periodic_power
 from monai_singanseg.metrics.diversity import diversity, pairwise_ssim
 from monai_singanseg.metrics.label_stats import compare_label_statistics, label_statistics
 from monai_singanseg.metrics.memorisation import NearestReference, flag_memorised, memorisation_scores
@@ -13,5 +14,5 @@ from monai_singanseg.metrics.swd import laplacian_pyramid, sliced_wasserstein_di
 __all__ = [
     "sliced_wasserstein_distance", "sliced_wasserstein_distance_per_level", "laplacian_pyramid", "diversity",
     "pairwise_ssim", "memorisation_scores", "flag_memorised", "NearestReference", "label_statistics",
-    "compare_label_statistics",
+    "compare_label_statistics", "periodic_power", "neighbour_slice_ssim",
 ]

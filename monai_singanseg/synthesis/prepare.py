@@ -216,7 +216,7 @@ def pix2pix_case_slices(
         indices = [i for i in grid.brain_slices if area[i] >= settings.min_brain_fraction * area.max()]
     else:
         indices = sorted(rank_tumour_slices(label, grid.axis))
-    cond = grid.extract(condition, indices, mode="nearest-exact")
+    cond = grid.extract_with_context(condition, indices, settings.context_slices)
     img = grid.extract(normalised, indices, mode="area", pad_value=-1.0).clamp(-1.0, 1.0)
     return cond, img, stats
 

@@ -38,6 +38,10 @@ class SinGANSegSynthesisOptions:
             name, or ``"none"``); the style image is the model's reconstruction of its training slice.
         style_steps: optimisation steps of the network-based style methods.
         style_weights: VGG-19 weights file (``vgg19`` methods).
+        tumour_shift: give every sample a new tumour layout: the tumour moves by up to this fraction of the
+            slice's short side inside the brain (or the picture's foreground), turns, changes size and outline,
+            before the finer scales add detail (:class:`~monai_singanseg.transforms.gan.RandTumourDisplacement`).
+            None: the layout the model learnt from its one training slice.
     """
 
     start_scale: int = 0
@@ -47,8 +51,11 @@ class SinGANSegSynthesisOptions:
     style: str = "none"
     style_steps: int = 100
     style_weights: str | None = None
+    tumour_shift: float | None = 0.15
 
     def __post_init__(self) -> None:
+        if self.tumour_shift is not None and not 0.0 <= float(self.tumour_shift) <= 1.0:
+            raise ValueError(f"tumour_shift must lie in [0, 1] (a fraction of the side) or be None, got {self.tumour_shift}")
         if self.style not in ("none", *STYLE_METHODS):
             raise ValueError(f"style must be one of {', '.join(('none', *STYLE_METHODS))}, got {self.style!r}")
         if self.style.endswith("vgg19") and not self.style_weights:
@@ -107,7 +114,7 @@ def singanseg_synthesis(
     cfg = sampler.config
     steps: list = [
         SinGANSegSampled(("image", "label"), sampler, start_scale=options.start_scale, size=options.size,
-                         threshold=options.threshold, min_component=options.min_component)
+                         threshold=options.threshold, min_component=options.min_component, tumour_shift=options.tumour_shift)
     ]  # fmt: skip
     style = singanseg_style(sampler, options, sampler.device)
     if style is not None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping
 from typing import Any
 
-from monai.transforms import MapTransform
+from monai.config import KeysCollection
+from monai.transforms import MapTransform, RandomizableTransform
 
 from monai_singanseg.transforms.gan.array import SplitGANTensor, ToGANTensor
+from monai_singanseg.transforms.gan.layout import RandTumourDisplacement
 
-__all__ = ["ToGANTensord", "SplitGANTensord"]
+__all__ = ["ToGANTensord", "SplitGANTensord", "RandTumourDisplacementd"]
 
 
 class ToGANTensord(MapTransform):
@@ -55,4 +57,33 @@ class SplitGANTensord(MapTransform):
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         d[self.image_key], d[self.label_key] = self.transform(d[self.gan_key])
+        return d
+
+
+class RandTumourDisplacementd(RandomizableTransform, MapTransform):
+    """Dictionary :class:`RandTumourDisplacement`: each key's GAN tensor gets its own draw.
+
+    Args:
+        keys: the GAN tensors.
+        prob: probability of displacing the tumour.
+        allow_missing_keys: skip absent keys.
+        kwargs: :class:`RandTumourDisplacement`'s other arguments.
+    """
+
+    backend = RandTumourDisplacement.backend
+
+    def __init__(self, keys: KeysCollection, prob: float = 1.0, allow_missing_keys: bool = False, **kwargs: Any) -> None:
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        RandomizableTransform.__init__(self, prob)
+        self.transform = RandTumourDisplacement(prob=prob, **kwargs)
+
+    def set_random_state(self, seed: int | None = None, state: Any = None) -> RandTumourDisplacementd:
+        super().set_random_state(seed, state)
+        self.transform.set_random_state(seed, state)
+        return self
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.transform(d[key])
         return d

@@ -73,6 +73,21 @@ class AxialSliceGrid:
         kwargs = {"align_corners": False} if mode == "bilinear" else {}
         return F.interpolate(box, size=(self.size, self.size), mode=mode, **kwargs)
 
+    def extract_with_context(self, volume: NdarrayOrTensor, indices: Sequence[int], context: int = 0, mode: str = "nearest-exact") -> torch.Tensor:
+        """Slices ``indices`` with ``context`` neighbours on each side, stacked along channels (2.5D input).
+
+        Returns ``(N, C * (2 context + 1), size, size)``: the channels of slice ``z - context`` first, then
+        ``z - context + 1`` ... ``z + context``; slices beyond the volume repeat its first or last slice.
+        """
+        if context < 0:
+            raise ValueError(f"context slices must be >= 0, got {context}")
+        last = self.shape[self.axis] - 1
+        planes = [
+            self.extract(volume, [min(max(i + offset, 0), last) for i in indices], mode=mode)
+            for offset in range(-context, context + 1)
+        ]
+        return torch.cat(planes, dim=1)
+
     def paste(self, slices: torch.Tensor, indices: Sequence[int], out: torch.Tensor) -> torch.Tensor:
         """Resize rendered ``(N, C, size, size)`` slices back to the box and write them into ``out`` ``(C, *sp)``."""
         back = F.interpolate(slices.float(), size=(self.side, self.side), mode="bilinear", align_corners=False)

@@ -1,0 +1,103 @@
+"""New tumour layouts for SinGAN-Seg samples: the displacement warp on a real BraTS slice and in the shipped model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from monai_singanseg.inferers import SinGANSegSampler
+from monai_singanseg.synthesis import singanseg_training_input
+from monai_singanseg.transforms.gan import RandTumourDisplacement, RandTumourDisplacementd, tumour_background_contact
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL = REPO / "bundles" / "singanseg" / "models" / "model.pt"
+NUM_IMAGE_CHANNELS = 4
+
+
+@pytest.fixture(scope="module")
+def slice_gan(brats_item) -> torch.Tensor:
+    """The real tumour slice of a TCGA case as a GAN tensor (4 MR channels + 3 tumour channels) at 64 px."""
+    gan, _ = singanseg_training_input(brats_item["image"], brats_item["label"], "auto", max_size=64)
+    return gan
+
+
+def _parts(t: RandTumourDisplacement, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return t.tumour(x), t.foreground(x) | t.tumour(x)
+
+
+def _large_components(mask: torch.Tensor) -> int:
+    """Connected components holding at least 10 % of the mask."""
+    labels, n = ndimage.label(mask.numpy())
+    sizes = np.bincount(labels.ravel())[1:]
+    return int((sizes >= 0.1 * sizes.sum()).sum())
+
+
+def _centre(mask: torch.Tensor) -> np.ndarray:
+    return np.array(ndimage.center_of_mass(mask.numpy()))
+
+
+def test_displacement_moves_and_reshapes_the_tumour_inside_the_brain(slice_gan):
+    t = RandTumourDisplacement(NUM_IMAGE_CHANNELS)
+    tumour, foreground = _parts(t, slice_gan)
+    contact = tumour_background_contact(tumour, foreground)
+    components = _large_components(tumour)
+    shifts, ious = [], []
+    for seed in range(12):
+        out = t.set_random_state(seed)(slice_gan)
+        assert out.shape == slice_gan.shape and out.dtype == torch.float32
+        moved, moved_fg = _parts(t, out)
+        area = float(moved.sum()) / float(tumour.sum())
+        assert 0.4 < area < 2.0  # the tumour is kept (its size changes by at most 1.2x in radius, plus the outline)
+        assert tumour_background_contact(moved, moved_fg) <= max(contact, 0.1)  # no more outside the brain than before
+        assert _large_components(moved) <= components  # an invertible warp: no copy left at the old site
+        shifts.append(np.linalg.norm(_centre(moved) - _centre(tumour)))
+        ious.append(float((moved & tumour).sum()) / float((moved | tumour).sum()))
+    assert np.mean(shifts) > 1.5  # pixels at 64 px
+    assert np.mean(ious) < 0.7
+    # the labels move with the image: the moved tumour is still bright on FLAIR, as the real one is
+    out = t.set_random_state(0)(slice_gan)
+    moved = t.tumour(out)
+    assert float(out[0][moved].mean()) > float(out[0][t.foreground(out) & ~moved].mean())
+
+
+def test_displacement_is_reproducible_and_respects_prob_and_inputs(slice_gan):
+    a = RandTumourDisplacement(NUM_IMAGE_CHANNELS).set_random_state(3)(slice_gan)
+    b = RandTumourDisplacement(NUM_IMAGE_CHANNELS).set_random_state(3)(slice_gan)
+    c = RandTumourDisplacement(NUM_IMAGE_CHANNELS).set_random_state(4)(slice_gan)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert torch.equal(RandTumourDisplacement(NUM_IMAGE_CHANNELS, prob=0.0)(slice_gan), slice_gan)
+    no_tumour = slice_gan.clone()
+    no_tumour[NUM_IMAGE_CHANNELS:] = -1.0
+    assert torch.equal(RandTumourDisplacement(NUM_IMAGE_CHANNELS)(no_tumour), no_tumour)
+    d = RandTumourDisplacementd("gan", num_image_channels=NUM_IMAGE_CHANNELS).set_random_state(3)({"gan": slice_gan, "x": 1})
+    assert torch.equal(d["gan"], a) and d["x"] == 1
+    with pytest.raises(ValueError, match="expected a \\(C, H, W\\) GAN tensor"):
+        RandTumourDisplacement(NUM_IMAGE_CHANNELS)(slice_gan[:NUM_IMAGE_CHANNELS])
+    with pytest.raises(ValueError, match="max_shift must lie in \\[0, 1\\]"):
+        RandTumourDisplacement(NUM_IMAGE_CHANNELS, max_shift=1.5)
+
+
+def test_shipped_model_samples_vary_the_tumour_layout():
+    """50 samples from start scale 0 of the shipped model: with new layouts the tumour overlaps the model's own less."""
+    sampler = SinGANSegSampler(MODEL)
+    _, reference = sampler.split(sampler.reconstruction())
+    real = reference[0, 0] > 0
+
+    def layout(shift):
+        _, labels = sampler.split(sampler.sample(24, seed=0, batch_size=12, tumour_shift=shift))
+        masks = labels[:, 0] > 0
+        kept = float(masks.flatten(1).any(1).float().mean())
+        iou = ((masks & real).flatten(1).sum(1) / (masks | real).flatten(1).sum(1).clamp_min(1)).float().mean()
+        return kept, float(iou)
+
+    kept_own, iou_own = layout(None)
+    kept_new, iou_new = layout(0.15)
+    assert kept_own == kept_new == 1.0
+    assert iou_new < iou_own - 0.15
+    # reproducible, and sample i does not depend on the batch size
+    a = sampler.sample(3, seed=5, batch_size=3, tumour_shift=0.15)
+    assert torch.equal(a, sampler.sample(3, seed=5, batch_size=1, tumour_shift=0.15))
