@@ -49,7 +49,7 @@ from monai_singanseg.synthesis import pix2pix_case_slices, pix2pix_training_slic
 from monai_singanseg.io import load_model_file
 from monai_singanseg.transforms.condition import TissueClasses
 from monai_singanseg.transforms.intensity import foreground_mask
-from monai_singanseg.transforms.labels import LabelToIndex
+from monai_singanseg.transforms.labels import IndexToLabel
 from monai_singanseg.transforms.slices import AxialSliceGrid, axial_axis, rank_tumour_slices
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -200,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # render throughput and quality on the test case's real label volume, with its own brain mask
     case = load_case(items[test_name], label_values=label_values, spatial_ndim=3, label_map=label_map)
-    label, real = case["label"], case["image"].as_tensor()
+    index, real = case["label"], case["image"].as_tensor()  # load_case gives class indices
+    label = MetaTensor(IndexToLabel(label_values)(index.as_tensor()), meta=dict(index.meta))  # the renderer reads values
     brain = MetaTensor((foreground_mask(real) | (label.as_tensor() > 0)).to(torch.uint8), meta=dict(label.meta))
     renderer = Pix2PixRender(model_path, device=args.device, batch_size=16)
     tissue = None
@@ -213,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     render_seconds = time.perf_counter() - t0
     axis = axial_axis(label.affine)
     num_brain_slices = len(AxialSliceGrid(brain, label.affine, args.size).brain_slices)
-    index = LabelToIndex(renderer.label_values)(label.as_tensor())
+    index = index.as_tensor()
     quality = _quality(rendered.as_tensor(), real, brain.as_tensor(), index, renderer.modalities, axis, renderer.stats)
     # checkerboard: the generator's own working-size output against the real working-size slices
     cond, real_slices, _ = pix2pix_case_slices(case, settings, modalities)

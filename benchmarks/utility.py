@@ -19,6 +19,7 @@ each) and merges their reports; on a GPU, raise ``--size``, ``--features``, ``--
     python benchmarks/utility.py --out utility_report                  # 6 folds, 2 processes
     python benchmarks/utility.py --out u --folds 0 1 --seeds 0 1 2     # some folds only
     python benchmarks/utility.py --merge u/fold0 u/fold1 ...          # headline of fold reports
+    python benchmarks/utility.py --out u --folds 0 1 --sets real singanseg real1 real1+singanseg   # some sets only
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def evaluate_command(data: Path, out: Path, args: argparse.Namespace) -> list[st
         "--samples-per-model", str(args.samples_per_model), "--pix2pix-epochs", str(args.pix2pix_epochs),
         "--pix2pix-volumes", str(args.pix2pix_volumes), "--pix2pix-samples", "100", "--network", args.network,
         "--features", str(args.features), "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--val-every", "50",
-        "--patience", "3", "--style", STYLE, "--sets", *HEADLINE_SETS, "--threads", "1", "--device", args.device, "--quiet",
+        "--patience", "3", "--style", STYLE, "--sets", *args.sets, "--threads", "1", "--device", args.device, "--quiet",
         *(["--overwrite"] if args.overwrite else []),
     ]  # fmt: skip
 
@@ -103,6 +104,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--sets", nargs="+", default=list(HEADLINE_SETS), help="training sets (default: the headline's)")
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--merge", nargs="+", default=None, metavar="DIR", help="print the headline of fold reports")
     args = parser.parse_args()

@@ -97,7 +97,7 @@ def test_pix2pix_generator_exports_to_torchscript(tmp_path):
     from monai_singanseg.inferers.pix2pix import load_pix2pix
 
     generator, cfg = load_pix2pix(str(REPO / "bundles/pix2pix/models/model.pt"), torch.device("cpu"))
-    x = torch.rand(1, len(cfg.condition.channels), cfg.size, cfg.size)
+    x = torch.rand(1, cfg.generator_in_channels, cfg.size, cfg.size)
     with torch.no_grad():
         assert torch.allclose(scripted(x), generator(x), atol=1e-5)
 
