@@ -30,17 +30,14 @@ from monai_singanseg.transforms.intensity import foreground_mask
 from monai_singanseg.transforms.labels import IndexToLabel
 from monai_singanseg.transforms.slices import axial_axis, rank_tumour_slices
 from monai_singanseg.visualize import contact_sheet
-from pix2pix import DATASETS, dataset_items
+from pix2pix import DATASETS, _to_unit, dataset_items
 
 
 def _unit(vol: torch.Tensor, brain: torch.Tensor) -> torch.Tensor:
     """Each channel to [-1, 1] by its own brain min/max (background -1)."""
-    out = torch.full_like(vol, -1.0)
-    for c in range(vol.shape[0]):
-        values = vol[c][brain]
-        lo, hi = float(values.min()), float(values.max())
-        out[c][brain] = ((vol[c][brain] - lo) / max(hi - lo, 1e-6)) * 2 - 1
-    return out
+    low = [float(c[brain].min()) for c in vol]
+    high = [float(c[brain].max()) for c in vol]
+    return torch.where(brain, _to_unit(vol, low, high) * 2 - 1, torch.full_like(vol, -1.0))
 
 
 def pix2pix_sheet(args: argparse.Namespace) -> None:

@@ -34,7 +34,7 @@ from monai_singanseg.inferers.pix2pix import generator_from_config
 from monai_singanseg.io.atomic import check_outputs_free
 from monai_singanseg.io.model_config import PIX2PIX_KIND, ConditionConfig, Pix2PixModelConfig
 from monai_singanseg.io.modelfile import ModelFileError, load_model_file, save_model_file
-from monai_singanseg.networks.pix2pix import Pix2PixCritic
+from monai_singanseg.networks.pix2pix import Pix2PixCritic, max_critic_scales
 from monai_singanseg.transforms.condition.array import condition_channel_names
 from monai_singanseg.transforms.intensity.array import IntensityStats
 
@@ -127,7 +127,10 @@ class Pix2PixSlices:
 
 
 #: the values of settings added with the fidelity work, for model files written before them.
-_SETTINGS_BEFORE_FIDELITY = {"upsample": "transposed", "context_slices": 0, "critic_scales": 1, "feature_matching_weight": 0.0}
+_SETTINGS_BEFORE_FIDELITY = {
+    **{name: getattr(Pix2PixModelConfig, name) for name in ("upsample", "context_slices", "critic_scales")},
+    "feature_matching_weight": 0.0,
+}
 
 
 def _merged_stats(stats: Sequence[IntensityStats], dtype: str) -> IntensityStats:
@@ -218,7 +221,7 @@ def _model_config(settings: Pix2PixSettings, data: Pix2PixSlices) -> Pix2PixMode
         data_hash=tensor_digest(data.condition, data.image),
         upsample=settings.upsample,
         context_slices=settings.context_slices,
-        critic_scales=max(1, min(settings.critic_scales, int(math.log2(max(settings.size, 1) // 16)))),
+        critic_scales=min(settings.critic_scales, max_critic_scales(settings.size)),
     )
 
 

@@ -28,12 +28,23 @@ from monai.networks.layers import Pool
 from monai.networks.nets import PatchDiscriminator
 from torch import nn
 
-__all__ = ["Pix2PixGenerator", "Pix2PixCritic", "init_pix2pix_weights", "num_unet_levels", "UPSAMPLE_MODES"]
+__all__ = [
+    "Pix2PixGenerator", "Pix2PixCritic", "init_pix2pix_weights", "num_unet_levels", "max_critic_scales", "UPSAMPLE_MODES",
+]
 
 _LEAKY = ("leakyrelu", {"negative_slope": 0.2})
 
 #: the generator's decoder upsampling modes (see the module docstring).
 UPSAMPLE_MODES = ("resize", "transposed")
+
+
+def max_critic_scales(size: int, num_layers: int = 3) -> int:
+    """How many critics of the multi-scale critic fit a working ``size``: each halves the pair and the coarsest
+    needs ``2 ** (num_layers + 2)`` pixels (32 for 3 layers: 32 px -> 1, 64 px -> 2, 128 px -> 3)."""
+    scales = 0
+    while size // 2**scales >= 2 ** (num_layers + 2):
+        scales += 1
+    return max(1, scales)
 
 
 def _check_upsample(upsample: str) -> str:
@@ -210,8 +221,8 @@ class Pix2PixCritic(nn.Module):
         super().__init__()
         if scales < 1:
             raise ValueError(f"critic scales must be >= 1, got {scales}")
-        smallest = 2 ** (num_layers + 2)
-        if size is not None and size // 2 ** (scales - 1) < smallest:
+        if size is not None and scales > max_critic_scales(size, num_layers):
+            smallest = 2 ** (num_layers + 2)
             raise ValueError(
                 f"critic scales {scales} need a working size of at least {smallest * 2 ** (scales - 1)} (each critic halves "
                 f"the pair, the coarsest needs {smallest} pixels), got {size}: use fewer critic scales"
