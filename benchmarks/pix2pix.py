@@ -11,8 +11,13 @@ Convergence: the training L1 (epoch mean, [-1, 1] units) has plateaued when the 
 training stops there (or at ``--max-epochs`` / ``--max-minutes``), and "time to converge" is the
 training time up to that epoch.
 
-Quality, per modality, inside the brain: both volumes are scaled to [0, 1] (the render by the model's
-training range, the real case by its own brain min/max); SSIM is the mean of MONAI's SSIM map
+Quality, per modality, inside the brain: both volumes are brought to [0, 1] units. ``--units zscore`` (default):
+each volume is z-scored over its own brain, as segmentation pipelines normalise MR (nnU-Net, MONAI's
+``NormalizeIntensity(nonzero=True, channel_wise=True)``), and 3 sd below to 5 sd above the mean map to [0, 1]:
+MR intensities have no absolute scale, and the render is in the training case's units while the real volume
+comes from another scanner. ``--units model``: the render by the model's training range and the real case by its
+own brain min/max (the protocol of the figures before the fidelity work; it counts the two patients' intensity
+scales as a rendering error); SSIM is the mean of MONAI's SSIM map
 (``compute_ssim_and_cs``, 7x7 Gaussian window) over window centres inside the brain, PSNR is MONAI's
 ``PSNRMetric`` (max 1) over brain voxels, and SWD is the multi-scale sliced Wasserstein distance of
 ``monai_singanseg.metrics.swd`` between real and rendered slices (cropped to the brain box).
@@ -52,6 +57,9 @@ from monai_singanseg.transforms.intensity import foreground_mask
 from monai_singanseg.transforms.labels import IndexToLabel
 from monai_singanseg.transforms.slices import AxialSliceGrid, axial_axis, rank_tumour_slices
 
+#: z-scores mapped to [0, 1] in the default ("zscore") intensity units: 3 sd below to 5 sd above the brain mean
+#: (brain MR intensities are skewed to the bright side: enhancing tumour, oedema on FLAIR / T2).
+ZSCORE_WINDOW = (-3.0, 5.0)
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 #: dataset -> (modalities, label values, label map, default train cases (None: all but the test case), test case)
 DATASETS = {
@@ -87,13 +95,33 @@ def _to_unit(vol: torch.Tensor, low: list[float], high: list[float]) -> torch.Te
     return ((vol.float() - lo) / (hi - lo)).clamp(0.0, 1.0)
 
 
-def _quality(rendered: torch.Tensor, real: torch.Tensor, brain: torch.Tensor, label: torch.Tensor, modalities, axis: int, stats) -> dict:
-    """Per-modality SSIM/PSNR inside the brain on the tumour slices, and SWD over the slices."""
+def _standardised(vol: torch.Tensor, fg: torch.Tensor) -> torch.Tensor:
+    """Each channel z-scored over the brain (``fg``), then the window ``ZSCORE_WINDOW`` mapped to [0, 1]."""
+    out = torch.empty_like(vol, dtype=torch.float32)
+    low, high = ZSCORE_WINDOW
+    for c in range(vol.shape[0]):
+        inside = vol[c][fg].double()
+        z = (vol[c].double() - inside.mean()) / inside.std()
+        out[c] = ((z - low) / (high - low)).clamp(0.0, 1.0).float()
+    return out
+
+
+def _quality(rendered: torch.Tensor, real: torch.Tensor, brain: torch.Tensor, label: torch.Tensor, modalities, axis: int,
+             stats, units: str = "zscore") -> dict:
+    """Per-modality SSIM/PSNR inside the brain on the tumour slices, and SWD over the slices.
+
+    ``units="zscore"``: each volume (render and real) z-scored over its own brain, window ``ZSCORE_WINDOW`` to
+    [0, 1]; ``"model"``: the render scaled by the model's training range, the real volume by its brain min / max.
+    """
     fg = brain[0].bool()
-    real_low = [float(real[c][fg].min()) for c in range(real.shape[0])]
-    real_high = [float(real[c][fg].max()) for c in range(real.shape[0])]
-    fake01 = _to_unit(rendered, stats.low, stats.high) * fg
-    real01 = _to_unit(real, real_low, real_high) * fg
+    if units == "zscore":
+        fake01 = _standardised(rendered, fg) * fg
+        real01 = _standardised(real, fg) * fg
+    else:
+        real_low = [float(real[c][fg].min()) for c in range(real.shape[0])]
+        real_high = [float(real[c][fg].max()) for c in range(real.shape[0])]
+        fake01 = _to_unit(rendered, stats.low, stats.high) * fg
+        real01 = _to_unit(real, real_low, real_high) * fg
     idx = sorted(rank_tumour_slices(label, axis))
     fake_s = fake01.movedim(1 + axis, 0)[idx]  # (N, C, A, B)
     real_s = real01.movedim(1 + axis, 0)[idx]
@@ -144,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--model", default=None, help="where to keep the trained model (default: a temporary folder)")
     parser.add_argument("--sheet", type=Path, default=None, help="write a PNG of real vs rendered tumour slices")
+    parser.add_argument("--units", choices=("zscore", "model"), default="zscore",
+                        help="intensity units of the quality figures: each volume z-scored over its own brain (default), or "
+                             "the render by the model's training range and the real volume by its brain min/max (the earlier "
+                             "protocol)")
     parser.add_argument("--score-only", action="store_true", help="score the existing --model (trained with these settings)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -215,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     axis = axial_axis(label.affine)
     num_brain_slices = len(AxialSliceGrid(brain, label.affine, args.size).brain_slices)
     index = index.as_tensor()
-    quality = _quality(rendered.as_tensor(), real, brain.as_tensor(), index, renderer.modalities, axis, renderer.stats)
+    quality = _quality(rendered.as_tensor(), real, brain.as_tensor(), index, renderer.modalities, axis, renderer.stats, args.units)
     # checkerboard: the generator's own working-size output against the real working-size slices
     cond, real_slices, _ = pix2pix_case_slices(case, settings, modalities)
     with torch.no_grad():
@@ -241,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"peak RSS: {_peak_rss_mib():.0f} MiB")
     print(f"render: {num_brain_slices} brain slices of {test_name} in {render_seconds:.2f} s = "
           f"{num_brain_slices / render_seconds:.1f} slices/s (whole volume incl. crop/resize/paste)")
-    print(f"quality on {test_name}'s {quality['num_slices']} tumour slices (inside the brain, [0,1] units):")
+    print(f"quality on {test_name}'s {quality['num_slices']} tumour slices (inside the brain, [0,1] units: {args.units}):")
     for name, (ssim, psnr) in quality["per_modality"].items():
         print(f"  {name:5s} SSIM {ssim:.3f}  PSNR {psnr:.2f} dB")
     print(f"  SWD (real vs rendered slices, {len(modalities)} modalities): {quality['swd']:.4f}")

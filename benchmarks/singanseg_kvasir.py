@@ -10,7 +10,7 @@ targets ask for every column at once.
 Usage::
 
     python benchmarks/singanseg_kvasir.py [--polyp cju0qkwl35piu0993l0dewei2] [--threads 2] [--model PATH]
-        [--sheet DIR]
+        [--train-seed 0] [--tumour-shift off 0.15] [--sheet DIR]
 """
 
 from __future__ import annotations
@@ -50,12 +50,12 @@ def targets(fig: dict[str, float], cpu_seconds: float) -> list[tuple[str, bool]]
     ]  # fmt: skip
 
 
-def train(image: Path, mask: Path, out: Path, threads: int) -> tuple[float, float]:
-    """Train the default model as a child process -> (wall seconds, CPU seconds)."""
+def train(image: Path, mask: Path, out: Path, threads: int, seed: int = 0) -> tuple[float, float]:
+    """Train the default model (training seed ``seed``) as a child process -> (wall seconds, CPU seconds)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     cmd = [sys.executable, "-m", "monai_singanseg", "train-singanseg", "--image", str(image), "--label", str(mask),
-           "--out", str(out), "--threads", str(threads), "--quiet", "--overwrite"]  # fmt: skip
+           "--out", str(out), "--threads", str(threads), "--seed", str(seed), "--quiet", "--overwrite"]  # fmt: skip
     subprocess.run(cmd, check=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -67,7 +67,8 @@ def main() -> int:
     parser.add_argument("--polyp", default="cju0qkwl35piu0993l0dewei2", help="Kvasir-SEG picture name (without .jpg)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--num", type=int, default=50)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed")
+    parser.add_argument("--train-seed", type=int, default=0, help="training seed (models differ between seeds: measure a few)")
     parser.add_argument("--tumour-shift", nargs="+", default=["off", "0.15"])
     parser.add_argument("--model", type=Path, default=None, help="keep the model here (an existing file is scored, not retrained)")
     parser.add_argument("--sheet", type=Path, default=None, help="write DIR/kvasir_shift_<s>.png contact sheets")
@@ -80,12 +81,12 @@ def main() -> int:
         wall, cpu = float("nan"), float("nan")
         print(f"scoring the existing model {model} (not retrained: no training time)")
     else:
-        wall, cpu = train(image, mask, model, args.threads)
+        wall, cpu = train(image, mask, model, args.threads, args.train_seed)
     sampler = SinGANSegSampler(model, device="cpu")
     cfg = sampler.config
     real_img, real_lab = real_slice(sampler)
     print(f"SinGAN-Seg on Kvasir-SEG {args.polyp}: scales {[s for s in cfg.scale_sizes]}, schedule {cfg.training['schedule']}, "
-          f"training {wall:.0f} s wall, {cpu:.0f} s CPU ({args.threads} threads)")
+          f"training seed {args.train_seed}, {wall:.0f} s wall, {cpu:.0f} s CPU ({args.threads} threads)")
     ref = REFERENCE
     print(f"reference code: {ref['cpu_seconds']:.0f} s CPU, SWD {ref['swd']}, diversity {ref['diversity']}, NCC > 0.95 0 %, "
           f"centre sd {ref['centre_sd'][0]} / {ref['centre_sd'][1]} px, IoU {ref['iou']}")

@@ -6,7 +6,9 @@ output (image channels and tumour channels together, so class nesting is kept) b
 texture: the tumour moves by a random shift inside the foreground, turns, changes size and outline, and the
 tissue around it flows along like a mass effect (a smooth, invertible displacement field, so no tissue is
 duplicated and the old site is filled by the tissue behind it). A candidate warp is accepted only if its
-tumour stays inside the image and touches the background no more than the original tumour did.
+tumour touches the background no more than the original tumour did and at least three quarters of it stays in
+the frame: the frame of a picture cuts the view, not the body, so a polyp may move partly out of an endoscopy
+frame as polyps in real frames do, while a brain tumour is held inside the brain by the background rule.
 """
 
 from __future__ import annotations
@@ -23,22 +25,33 @@ from monai.utils import TransformBackends, convert_to_tensor
 
 from monai_singanseg.transforms.condition.array import draw_do_transform
 
-__all__ = ["RandTumourDisplacement", "tumour_background_contact"]
+__all__ = ["RandTumourDisplacement", "frame_cuts_tissue", "tumour_background_contact"]
 
 #: control points per side of the random elastic field that roughens the tumour outline.
 _ELASTIC_POINTS = 4
 #: length of the field's taper per pixel of shift (above pi / 2 the field is invertible; longer: less stretch).
 TAPER_PER_SHIFT = 1.7
+#: share of the moved tumour that must stay in the frame (the rest may be cut by the frame edge).
+MIN_IN_FRAME = 0.75
+
+
+def frame_cuts_tissue(foreground: torch.Tensor) -> bool:
+    """Whether most of the ``(H, W)`` boolean ``foreground``'s border is foreground: the frame cuts through tissue
+    (endoscopy) rather than framing an object on a background (a brain in its MR slice)."""
+    border = torch.cat([foreground[0], foreground[-1], foreground[:, 0], foreground[:, -1]])
+    return bool(border.float().mean() > 0.5)
 
 
 def tumour_background_contact(tumour: torch.Tensor, foreground: torch.Tensor) -> float:
     """Share of the pixels just outside ``tumour`` (its 1-pixel ring, 8-connected) that are not ``foreground``.
 
-    Both are ``(H, W)`` boolean; pixels beyond the image border count as background.
+    Both are ``(H, W)`` boolean. Pixels just beyond the image border are foreground when most of the border is (a
+    frame that cuts through tissue, as in endoscopy: the tissue goes on beyond it) and background otherwise (an
+    object on a background, as a brain in its MR slice).
     """
     padded = F.pad(tumour[None, None].float(), (1, 1, 1, 1))
     ring = (F.max_pool2d(padded, 3, stride=1, padding=1)[0, 0] > 0) & ~F.pad(tumour, (1, 1, 1, 1))
-    inside = F.pad(foreground, (1, 1, 1, 1))
+    inside = F.pad(foreground, (1, 1, 1, 1), value=frame_cuts_tissue(foreground))
     total = int(ring.sum())
     return float((ring & ~inside).sum()) / total if total else 0.0
 
@@ -157,16 +170,23 @@ class RandTumourDisplacement(RandomizableTransform):
     def _warp(
         self, x: torch.Tensor, tumour: torch.Tensor, offset: Sequence[float], rotation: float, scale: float
     ) -> torch.Tensor | None:
-        """The tensor warped so that the tumour moves by ``offset`` pixels (None: it would leave the image)."""
+        """The tensor warped so that the tumour moves by ``offset`` pixels (None: less than ``MIN_IN_FRAME`` of the
+        moved tumour would stay in the frame)."""
         h, w = x.shape[1:]
-        rows, cols = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+        grid_axes = (torch.arange(n, dtype=torch.float32, device=x.device) for n in (h, w))
+        rows, cols = torch.meshgrid(*grid_axes, indexing="ij")
         weight = tumour.float()
         area = float(weight.sum())
         centre = (float((rows * weight).sum()) / area, float((cols * weight).sum()) / area)
         radius = math.sqrt(area / math.pi)
         new = (centre[0] + offset[0], centre[1] + offset[1])
         reach = scale * radius
-        if not (reach <= new[0] <= h - 1 - reach and reach <= new[1] <= w - 1 - reach):
+        # the tumour's own motion (turn by rotation, scale about its centre, move to the new centre) of its pixels
+        cos, sin = math.cos(rotation) * scale, math.sin(rotation) * scale
+        a, b = rows[tumour] - centre[0], cols[tumour] - centre[1]
+        to_r, to_c = new[0] + cos * a - sin * b, new[1] + sin * a + cos * b
+        in_frame = (to_r >= -0.5) & (to_r <= h - 0.5) & (to_c >= -0.5) & (to_c <= w - 0.5)
+        if float(in_frame.float().mean()) < MIN_IN_FRAME:
             return None
         dr, dc = rows - new[0], cols - new[1]
         # phi: 1 on the moved tumour, a cosine taper to 0 over more than twice the shift (invertible field)
@@ -178,9 +198,9 @@ class RandTumourDisplacement(RandomizableTransform):
         cos, sin = math.cos(rotation) / scale, math.sin(rotation) / scale
         src_r = centre[0] + cos * dr + sin * dc
         src_c = centre[1] - sin * dr + cos * dc
-        field = torch.as_tensor(self._elastic_field, dtype=torch.float32)[None]
+        field = torch.as_tensor(self._elastic_field, dtype=torch.float32, device=x.device)[None]
         field = F.interpolate(field, size=(h, w), mode="bicubic", align_corners=True)[0] * self.elastic * radius
         q_r = rows + phi * (src_r + field[0] - rows)
         q_c = cols + phi * (src_c + field[1] - cols)
-        grid = torch.stack([(2.0 * q_c + 1.0) / w - 1.0, (2.0 * q_r + 1.0) / h - 1.0], dim=-1)[None].to(x.device)
+        grid = torch.stack([(2.0 * q_c + 1.0) / w - 1.0, (2.0 * q_r + 1.0) / h - 1.0], dim=-1)[None]
         return F.grid_sample(x[None], grid, mode="bilinear", padding_mode="border", align_corners=False)[0]
