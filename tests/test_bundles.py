@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from monai.bundle import ConfigParser
 from monai.data import load_decathlon_datalist
 
 from monai_singanseg.data import demo_case
@@ -64,15 +67,107 @@ def _check_synthetic_cases(out: Path, source_affine: np.ndarray | None) -> list[
     return entries
 
 
-def test_pix2pix_training_writes_a_loadable_model(tmp_path):
-    model, checkpoint = tmp_path / "model.pt", tmp_path / "checkpoint.pt"
-    res = bundle("run", "training", "--config_file", config("pix2pix", "train"), "--epochs", "1", "--size", "32",
-                 "--generator_channels", "4", "--critic_channels", "4", "--model_file", str(model),
-                 "--checkpoint_file", str(checkpoint))
+TINY_PIX2PIX = ["--size", "32", "--generator_channels", "4", "--critic_channels", "4", "--progress", "False"]
+
+
+def _pix2pix_outputs(folder: Path) -> list[str]:
+    return ["--checkpoint_file", str(folder / "checkpoint.pt"), "--model_file", str(folder / "pix2pix.pt"),
+            "--state_dict_file", str(folder / "model.pt")]
+
+
+def test_pix2pix_training_validates_and_writes_all_three_model_files(tmp_path):
+    res = bundle("run", "training", "--config_file", config("pix2pix", "train"), "--epochs", "2", "--val_interval", "1",
+                 *TINY_PIX2PIX, *_pix2pix_outputs(tmp_path))
     assert res.returncode == 0, res.stderr[-3000:]
-    shipped = load_model_file(model, expected_kind="pix2pix")
+    log = res.stdout + res.stderr
+    # the ValidationHandler ran the evaluator after each epoch, and StatsHandler printed the epoch losses
+    assert log.count("val_mean_abs_error:") >= 2 and "val_ssim:" in log and "l1:" in log
+    shipped = load_model_file(tmp_path / "pix2pix.pt", expected_kind="pix2pix")
     assert shipped.config.inference_only and list(shipped.state) == ["generator"]
-    assert set(load_model_file(checkpoint).state) == {"generator", "critic"}
+    assert shipped.config.epochs_done == 2 and shipped.config.size == 32
+    assert set(load_model_file(tmp_path / "checkpoint.pt").state) == {"generator", "critic"}
+    # models/model.pt is a flat state dict that loads strictly into inference.json's network_def
+    flat = torch.load(tmp_path / "model.pt", weights_only=True)
+    parser = ConfigParser()
+    parser.read_config(REPO / config("pix2pix", "inference"))
+    parser["model_file"] = str(tmp_path / "pix2pix.pt")
+    net = parser.get_parsed_content("network_def")
+    net.load_state_dict(flat, strict=True)
+    assert all(torch.equal(flat[k], v.float()) for k, v in shipped.state["generator"].items())
+
+
+def test_pix2pix_bundle_training_killed_and_resumed_equals_an_uninterrupted_run(tmp_path):
+    """SIGKILL a bundle run after its second checkpoint, resume it with --resume True: same weights as one run."""
+    args = ["run", "training", "--config_file", config("pix2pix", "train"), "--epochs", "12", "--size", "64",
+            "--generator_channels", "8", "--critic_channels", "8", "--progress", "False", "--val_interval", "5"]
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "monai.bundle", *args, *_pix2pix_outputs(killed)], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint, done = killed / "checkpoint.pt", 0
+    try:
+        deadline = time.monotonic() + 300
+        while done < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            if checkpoint.exists():
+                try:
+                    done = load_model_file(checkpoint).config.epochs_done
+                except Exception:  # noqa: BLE001 - the file is being replaced; look again
+                    continue
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert 2 <= load_model_file(checkpoint).config.epochs_done < 12, "the run ended before it could be killed"
+    assert not (killed / "pix2pix.pt").exists()  # finalize never ran
+    res = bundle(*args, *_pix2pix_outputs(killed), "--resume", "True")
+    assert res.returncode == 0, res.stderr[-3000:]
+    res = bundle(*args, *_pix2pix_outputs(whole))
+    assert res.returncode == 0, res.stderr[-3000:]
+    a, b = (torch.load(folder / "model.pt", weights_only=True) for folder in (killed, whole))
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+    losses = [[{k: v for k, v in record.items() if k != "seconds"} for record in load_model_file(f / "checkpoint.pt").config.history]
+              for f in (killed, whole)]
+    assert len(losses[0]) == 12 and losses[0] == losses[1]
+
+
+def test_pix2pix_multi_gpu_config_trains_data_parallel_under_torchrun(tmp_path):
+    """The zoo's pattern on CPU: torchrun, 2 processes (gloo), DDP, a DistributedSampler; rank 0 writes the model."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "monai.bundle", "run",
+           "--config_file", f"['{config('pix2pix', 'train')}','{config('pix2pix', 'multi_gpu_train')}']",
+           "--epochs", "1", "--val_interval", "1", *TINY_PIX2PIX, *_pix2pix_outputs(tmp_path)]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, encoding="utf-8", timeout=600, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    log = res.stdout + res.stderr
+    # both ranks validated their share; only rank 0 printed statistics
+    assert log.count("SupervisedEvaluator - INFO - Epoch[1] Complete") == 2
+    assert log.count("Metrics -- val_mean_abs_error:") == 1 and log.count("Metrics -- feature_matching:") == 1
+    model = load_model_file(tmp_path / "pix2pix.pt", expected_kind="pix2pix")
+    assert model.config.epochs_done == 1 and model.config.num_slices == 20
+    flat = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert flat and all(torch.isfinite(v).all() for v in flat.values())
+    assert not any(k.startswith("module.") for k in flat)  # the network's own names, not DDP's wrapper
+
+
+#: keys the model zoo's CONTRIBUTING requires (train: bundle_root, device, dataset_dir, output_dir and the train
+#: and validate components; inference: bundle_root, device, network_def, inferer, output_dir).
+ZOO_TRAIN_KEYS = ["bundle_root", "device", "dataset_dir", "output_dir", "train#trainer", "train#trainer#max_epochs",
+                  "train#dataset", "train#dataset#data", "train#handlers", "validate#evaluator", "validate#handlers",
+                  "validate#dataset", "validate#dataset#data", "val_interval", "initialize", "run", "finalize"]
+ZOO_INFERENCE_KEYS = ["bundle_root", "device", "network_def", "inferer", "output_dir"]
+
+
+@pytest.mark.parametrize("which,keys", [("train", ZOO_TRAIN_KEYS), ("inference", ZOO_INFERENCE_KEYS)])
+def test_pix2pix_configs_have_the_keys_the_model_zoo_requires(which, keys):
+    parser = ConfigParser()
+    parser.read_config(REPO / config("pix2pix", which))
+    missing = [k for k in keys if k not in parser]
+    assert not missing, f"{which}.json lacks {missing}"
+    if which == "train":
+        # the ValidationHandler's interval is val_interval, as the zoo asks
+        handler = next(h for h in parser["train#handlers"] if h["_target_"] == "ValidationHandler")
+        assert handler["interval"] == "@val_interval"
+        assert parser["train#trainer#max_epochs"] == "@epochs"
 
 
 def test_pix2pix_inference_renders_volumes_with_the_source_geometry(tmp_path):
@@ -89,14 +184,17 @@ def test_pix2pix_inference_renders_volumes_with_the_source_geometry(tmp_path):
     assert again.returncode != 0 and "already exists" in again.stderr
 
 
-def test_pix2pix_generator_exports_to_torchscript(tmp_path):
+def test_pix2pix_ckpt_export_scripts_the_shipped_generator(tmp_path):
+    """MONAI's own ``ckpt_export`` reads models/model.pt into network_def; the TorchScript renders as the model file."""
     ts = tmp_path / "model.ts"
-    res = bundle("run", "export", "--config_file", config("pix2pix", "inference"), "--torchscript_file", str(ts))
+    res = bundle("ckpt_export", "--net_id", "network_def", "--filepath", str(ts), "--ckpt_file",
+                 "bundles/pix2pix/models/model.pt", "--meta_file", config("pix2pix", "metadata"),
+                 "--config_file", config("pix2pix", "inference"))
     assert res.returncode == 0, res.stderr[-3000:]
     scripted = torch.jit.load(str(ts))
     from monai_singanseg.inferers.pix2pix import load_pix2pix
 
-    generator, cfg = load_pix2pix(str(REPO / "bundles/pix2pix/models/model.pt"), torch.device("cpu"))
+    generator, cfg = load_pix2pix(str(REPO / "bundles/pix2pix/models/pix2pix.pt"), torch.device("cpu"))
     x = torch.rand(1, cfg.generator_in_channels, cfg.size, cfg.size)
     with torch.no_grad():
         assert torch.allclose(scripted(x), generator(x), atol=1e-5)

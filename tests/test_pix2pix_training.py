@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import pytest
 import torch
+from ignite.engine import Events
 from monai.data import MetaTensor
+from monai.engines import AdversarialTrainer, SupervisedEvaluator
+from monai.handlers import IgniteMetricHandler, MeanAbsoluteError, StatsHandler, ValidationHandler, from_engine
+from monai.metrics import SSIMMetric
 
-from monai_singanseg.data import demo_case, load_image
-from monai_singanseg.engines.pix2pix import Pix2PixSettings, resume_settings, train_pix2pix
+from monai_singanseg.data import brats_datalist, demo_case, load_image
+from monai_singanseg.engines.pix2pix import Pix2PixSettings, pix2pix_networks, pix2pix_trainer, resume_settings, train_pix2pix
+from monai_singanseg.engines.pix2pix_trainer import PairsToDevice, validation_loader
 from monai_singanseg.inferers import Pix2PixRender, Pix2PixRenderd
 from monai_singanseg.networks import Pix2PixCritic
 from monai_singanseg.io import ModelFileError, OutputExistsError, load_model_file
 from monai_singanseg.transforms.condition import ConditionError, TissueClasses
 from monai_singanseg.transforms.intensity import foreground_mask
 from monai_singanseg.transforms.labels import LabelValueError
-from monai_singanseg.synthesis import pix2pix_training_slices
+from monai_singanseg.synthesis import Pix2PixTrainingSet, pix2pix_training_slices
 
 TINY = {"size": 32, "batch_size": 8, "generator_channels": 8, "critic_channels": 8, "seed": 7}
 
@@ -167,3 +172,38 @@ def test_default_model_is_2_5d_with_resize_decoder_and_multiscale_critic(tmp_pat
     assert load_model_file(small["path"]).config.critic_scales == 1  # 32 pixels leave room for one critic only
     with pytest.raises(ValueError, match="critic scales 2 need a working size of at least 64"):
         Pix2PixCritic(2, 4, 4, scales=2, size=32)
+
+
+def test_monai_handlers_attach_and_validating_leaves_training_unchanged(trained, tmp_path, shared_data):
+    """A ValidationHandler (SupervisedEvaluator: MAE and SSIM on another patient's slices) and a StatsHandler
+    attach to the trainer; the weights equal those of the same run without them (validation draws nothing
+    from the run's random stream)."""
+    path, _ = trained
+    settings = Pix2PixSettings(epochs=2, **TINY)
+    data = pix2pix_training_slices([demo_case()], settings, progress=False)
+    other = [c for c in brats_datalist(shared_data / "brats_tcga") if c["name"] != "TCGA-FG-6692"]
+    held_out = Pix2PixTrainingSet(other, settings, progress=False)
+    networks = pix2pix_networks(data, settings)
+    metric_pair = from_engine(["pred", "label"])
+    evaluator = SupervisedEvaluator(
+        device="cpu", val_data_loader=validation_loader(held_out, 8), network=networks.generator,
+        prepare_batch=PairsToDevice(),
+        key_val_metric={"val_mae": MeanAbsoluteError(output_transform=metric_pair)},
+        additional_metrics={"val_ssim": IgniteMetricHandler(SSIMMetric(spatial_dims=2, data_range=2.0), output_transform=metric_pair)},
+    )
+    epochs_seen = []
+    evaluator.add_event_handler(Events.COMPLETED, lambda e: epochs_seen.append(dict(e.state.metrics)))
+    handlers = [ValidationHandler(interval=1, validator=evaluator, epoch_level=True), StatsHandler(iteration_log=False, name="t")]
+    trainer = pix2pix_trainer(data, tmp_path / "validated.pt", settings, networks=networks, train_handlers=handlers, progress=False)
+    assert isinstance(trainer, AdversarialTrainer)
+    trainer.run()
+    assert len(epochs_seen) == 2 and len(held_out) > 20
+    assert all(0 < m["val_mae"] < 2 and -1 <= m["val_ssim"] <= 1 for m in epochs_seen)
+    assert set(trainer.state.metrics) >= {"l1", "loss_d", "loss_g", "feature_matching", "lr"}
+    reference = load_model_file(path).state["generator"]
+    state = load_model_file(tmp_path / "validated.pt").state["generator"]
+    assert all(torch.equal(state[k], reference[k]) for k in reference)
+    # a trainer whose checkpoint holds all its epochs runs nothing (ignite alone would start again at epoch 0)
+    again = pix2pix_trainer(data, tmp_path / "validated.pt", settings, resume=True, progress=False)
+    again.run()
+    assert again.state.epoch == 2 and load_model_file(tmp_path / "validated.pt").config.epochs_done == 2

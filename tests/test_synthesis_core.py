@@ -27,7 +27,7 @@ from monai_singanseg.synthesis import (
 
 REPO = Path(__file__).resolve().parents[1]
 SINGANSEG_MODEL = REPO / "bundles" / "singanseg" / "models" / "model.pt"
-PIX2PIX_MODEL = REPO / "bundles" / "pix2pix" / "models" / "model.pt"
+PIX2PIX_MODEL = REPO / "bundles" / "pix2pix" / "models" / "pix2pix.pt"
 
 
 def run(args: list[str], cwd: Path) -> None:

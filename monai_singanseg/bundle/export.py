@@ -1,46 +1,42 @@
-"""TorchScript export of a model file's generator (what ``monai.bundle ckpt_export`` does for flat checkpoints).
+"""The model zoo's ``models/model.pt``: one network of a model file as a flat state dict.
 
-``ckpt_export`` reads weights from one level of a checkpoint dictionary, while our model files keep them
-under ``state -> generator`` next to their config; this builds the generator from the model file's own
-config and saves it with MONAI's ``save_net_with_metadata``, the function ``ckpt_export`` uses.
+MONAI's bundle tools (``ckpt_export`` for TorchScript, ``CheckpointLoader``, ``verify_net_in_out``) read
+weights from a flat state dict into the config's ``network_def``, while the package's model files keep them
+under ``state -> <network>`` beside the config that rebuilds the network. Bundles ship both.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import torch
-from monai.data import save_net_with_metadata
 
-from monai_singanseg.inferers.pix2pix import load_pix2pix
-from monai_singanseg.io.atomic import atomic_path, check_outputs_free
-from monai_singanseg.io.modelfile import load_model_file
+from monai_singanseg.io.atomic import atomic_path
+from monai_singanseg.io.modelfile import ModelFileError, load_model_file
 
-__all__ = ["export_torchscript"]
+__all__ = ["save_state_dict"]
 
 
-def export_torchscript(model_file: str | os.PathLike, filepath: str | os.PathLike, overwrite: bool = True) -> Path:
-    """Script a pix2pix model file's generator and save it as a TorchScript file with its config as metadata.
+def save_state_dict(model_file: str | os.PathLike, filepath: str | os.PathLike, network: str = "generator") -> Path:
+    """Write one network of a model file as a flat float32 state dict (the model zoo's ``models/model.pt``).
+
+    MONAI's bundle tools (``ckpt_export``, ``CheckpointLoader``) read such a file into the config's
+    ``network_def``; the product's own model file, with its config, stays beside it.
 
     Args:
-        model_file: a pix2pix model file.
-        filepath: the ``.ts`` file.
-        overwrite: replace an existing file.
+        model_file: a model file (training checkpoint or inference copy).
+        filepath: the state dict file (written atomically, replaced if it exists).
+        network: which of the model file's state dicts (``"generator"``).
 
     Raises:
-        ModelFileError: not a pix2pix model file (SinGAN-Seg samples through a pyramid with noise maps,
-            not one network call, so it has no single network to export).
+        ModelFileError: the model file holds no such network.
     """
-    mf = load_model_file(model_file, expected_kind="pix2pix")
-    generator, config = load_pix2pix(mf, torch.device("cpu"))
-    scripted = torch.jit.script(generator)
+    mf = load_model_file(model_file)
+    if network not in mf.state:
+        raise ModelFileError(f"{model_file}: holds no '{network}' weights (it has {sorted(mf.state)})")
+    state = {k: v.float() if v.is_floating_point() else v for k, v in mf.state[network].items()}
     dest = Path(filepath)
-    check_outputs_free([dest], overwrite)
-    with atomic_path(dest, suffix="") as tmp:
-        save_net_with_metadata(scripted, str(tmp), include_config_vals=False, append_timestamp=False,
-                               meta_values={"monai_singanseg_config": json.dumps(config.to_dict())})
-        if not tmp.exists() and Path(f"{tmp}.ts").exists():  # save_net_with_metadata adds .ts to bare names
-            os.replace(f"{tmp}.ts", tmp)
+    with atomic_path(dest) as tmp:
+        torch.save(state, tmp)
     return dest

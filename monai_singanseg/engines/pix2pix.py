@@ -15,20 +15,24 @@ epochs and training resumes from it.
 
 from __future__ import annotations
 
-import math
 import os
-import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from tqdm.auto import tqdm
+from ignite.engine import Events
+from monai.handlers import LrScheduleHandler, TensorBoardStatsHandler
+from torch.optim.lr_scheduler import LambdaLR
 
 from monai_singanseg.device import resolve_device
-from monai_singanseg.engines.common import optional_summary_writer, tensor_digest
+from monai_singanseg.engines.common import require_tensorboard, tensor_digest
+from monai_singanseg.engines.handlers import EpochCallback, EpochLossHistory, EpochProgressBar, ModelFileCheckpoint
+from monai_singanseg.engines.distributed import distributed_loader, distributed_module, distributed_rank
+from monai_singanseg.engines.pix2pix_trainer import (
+    ITERATION_LOSSES, AugmentedPairs, PairedSlices, Pix2PixTrainer, paired_loader,
+)
 from monai_singanseg.rng import forked_rng
 from monai_singanseg.inferers.pix2pix import generator_from_config
 from monai_singanseg.io.atomic import check_outputs_free
@@ -38,7 +42,10 @@ from monai_singanseg.networks.pix2pix import Pix2PixCritic, max_critic_scales
 from monai_singanseg.transforms.condition.array import condition_channel_names
 from monai_singanseg.transforms.intensity.array import IntensityStats
 
-__all__ = ["Pix2PixSettings", "Pix2PixSlices", "resume_settings", "train_pix2pix"]
+__all__ = [
+    "Pix2PixSettings", "Pix2PixSlices", "Pix2PixNetworks", "resume_settings", "pix2pix_networks", "pix2pix_trainer",
+    "train_pix2pix",
+]
 
 
 @dataclass
@@ -142,35 +149,6 @@ def _merged_stats(stats: Sequence[IntensityStats], dtype: str) -> IntensityStats
     return IntensityStats(low=low, high=high, dtype=dtype, background=background)
 
 
-def _augment(cond: torch.Tensor, img: torch.Tensor, settings: Pix2PixSettings, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """The same random flip and rotation for each condition/image pair (condition: nearest, image: bilinear)."""
-    n = cond.shape[0]
-    angle = (torch.rand(n, generator=gen) * 2 - 1) * math.radians(settings.rotate_degrees)
-    flip = (torch.rand(n, generator=gen) < 0.5) if settings.flip else torch.zeros(n, dtype=torch.bool)
-    if settings.rotate_degrees <= 0 and not flip.any():
-        return cond, img
-    sx = torch.where(flip, -1.0, 1.0)
-    theta = torch.zeros(n, 2, 3)
-    theta[:, 0, 0], theta[:, 0, 1] = torch.cos(angle) * sx, -torch.sin(angle)
-    theta[:, 1, 0], theta[:, 1, 1] = torch.sin(angle) * sx, torch.cos(angle)
-    grid = F.affine_grid(theta, list(cond.shape), align_corners=False)
-    cond = F.grid_sample(cond, grid, mode="nearest", padding_mode="zeros", align_corners=False)
-    img = F.grid_sample(img + 1.0, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1.0
-    return cond, img
-
-
-def _adversarial(outputs: Sequence[Sequence[torch.Tensor]], real: bool) -> torch.Tensor:
-    """BCE of every critic's patch logits (the last of its outputs) against 1 (real) or 0, averaged over critics."""
-    losses = [F.binary_cross_entropy_with_logits(o[-1], torch.full_like(o[-1], float(real))) for o in outputs]
-    return torch.stack(losses).mean()
-
-
-def _feature_matching(fake: Sequence[Sequence[torch.Tensor]], real: Sequence[Sequence[torch.Tensor]]) -> torch.Tensor:
-    """pix2pixHD's feature matching: L1 between the critics' hidden features of the generated and the real pair."""
-    terms = [F.l1_loss(f, r.detach()) for fo, ro in zip(fake, real) for f, r in zip(fo[:-1], ro[:-1])]
-    return torch.stack(terms).mean()
-
-
 def _lr_factor(epoch: int, settings: Pix2PixSettings) -> float:
     decay = settings.epochs // 2 if settings.decay_epochs is None else settings.decay_epochs
     start = settings.epochs - decay
@@ -245,6 +223,192 @@ def resume_settings(out: str | os.PathLike, settings: Pix2PixSettings | None = N
     return Pix2PixSettings(**saved)
 
 
+
+
+@dataclass
+class Pix2PixNetworks:
+    """The generator and critic of a run, initialised on the run's own random stream.
+
+    Args:
+        generator: the U-Net generator (condition -> image).
+        critic: the multi-scale conditional critic.
+        random_state: the CPU random stream's state after initialisation (training continues it).
+    """
+
+    generator: torch.nn.Module
+    critic: torch.nn.Module
+    random_state: torch.Tensor
+
+
+def _checked_config(data: Pix2PixSlices, settings: Pix2PixSettings) -> Pix2PixModelConfig:
+    """The model config of a run on ``data`` (checks that the slices were prepared with ``settings``)."""
+    if settings.epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {settings.epochs}")
+    if data.condition.shape[0] == 0:
+        raise ValueError("no training slices (no case has a tumour-bearing slice)")
+    config = _model_config(settings, data)
+    if data.condition.shape[1] != config.generator_in_channels:
+        raise ValueError(
+            f"the slices hold {data.condition.shape[1]} condition channels, but context_slices={settings.context_slices} "
+            f"needs {config.generator_in_channels}: prepare them with these settings"
+        )
+    return config
+
+
+def pix2pix_networks(
+    data: Pix2PixSlices, settings: Pix2PixSettings | None = None, device: str | torch.device | None = None
+) -> Pix2PixNetworks:
+    """A new generator and critic for ``data``, initialised from ``settings.seed`` (the caller's stream untouched).
+
+    Bundles build them first so that an evaluator can share the generator with the trainer
+    (:func:`pix2pix_trainer` ``networks=``).
+    """
+    settings = settings or data.settings
+    config = _checked_config(data, settings)
+    dev = resolve_device(device)
+    with forked_rng(dev, settings.seed):
+        generator = generator_from_config(config).to(dev)
+        critic = Pix2PixCritic(
+            2, data.condition.shape[1], data.image.shape[1], channels=settings.critic_channels,
+            scales=config.critic_scales, size=settings.size,
+        ).to(dev)
+        return Pix2PixNetworks(generator, critic, torch.get_rng_state())
+
+
+def pix2pix_trainer(
+    data: Pix2PixSlices,
+    out: str | os.PathLike,
+    settings: Pix2PixSettings | None = None,
+    max_epochs: int | None = None,
+    device: str | torch.device | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    networks: Pix2PixNetworks | None = None,
+    train_handlers: Sequence[Any] = (),
+    tensorboard: str | os.PathLike | None = None,
+    progress: bool = True,
+    on_epoch: Callable[[dict[str, float]], bool | None] | None = None,
+) -> Pix2PixTrainer:
+    """A :class:`Pix2PixTrainer` that trains on ``data`` and writes the model file ``out``; call its ``run()``.
+
+    A resumed trainer whose checkpoint already holds ``max_epochs`` epochs runs nothing.
+
+    The product's handlers come first: each epoch's loss means (``engine.state.metrics`` and
+    ``engine.state.history``), ``on_epoch``, the model-file checkpoint (atomic, with optimiser and random
+    states, every ``settings.checkpoint_every`` epochs), pix2pix's learning-rate schedule (constant, then
+    linear decay to 0, one ``LrScheduleHandler`` per optimiser), a progress bar and TensorBoard; then
+    ``train_handlers`` (any MONAI or ignite handler: ``StatsHandler``, ``ValidationHandler``, ...).
+
+    Args:
+        data: the training slices (:func:`monai_singanseg.synthesis.pix2pix_training_slices`).
+        out: the model file (rewritten atomically at every checkpoint).
+        settings: training settings (None: the settings ``data`` was prepared with).
+        max_epochs: total epochs, replacing ``settings.epochs`` (the bundles' ``train#trainer#max_epochs``).
+        device: torch device (None: CUDA if available).
+        resume: continue from ``out`` (its weights, optimiser and random states) when it exists; prepare
+            ``data`` with :func:`resume_settings` and pass those settings.
+        overwrite: replace an existing ``out`` when not resuming.
+        networks: networks from :func:`pix2pix_networks` (None: made here, the same way).
+        train_handlers: more handlers, attached after the product's own.
+        tensorboard: TensorBoard log folder (per-epoch losses and learning rate).
+        progress: show a progress bar over epochs.
+        on_epoch: called with each epoch's losses; returning True stops training after that epoch.
+
+    Raises:
+        ModelFileError: resuming a checkpoint of other data or another condition layout, or an inference copy.
+        OutputExistsError: ``out`` exists and neither ``resume`` nor ``overwrite`` is set.
+        ValueError: ``data`` holds no slices, or was prepared with other settings.
+    """
+    out = Path(out)
+    settings = settings or data.settings
+    if max_epochs is not None:
+        settings = replace(settings, epochs=int(max_epochs))
+    config = _checked_config(data, settings)
+    resumed = None
+    if resume and out.exists():
+        resumed = load_model_file(out, expected_kind=PIX2PIX_KIND)
+        _check_resumable(out, resumed.config, config)
+    elif not resume:
+        check_outputs_free([out], overwrite)
+    dev = resolve_device(device)
+    if tensorboard is not None:
+        require_tensorboard()
+    rank, world = distributed_rank()
+    nets = networks or pix2pix_networks(data, settings, dev)
+    gen_net, critic = nets.generator.to(dev), nets.critic.to(dev)
+    opt_g = torch.optim.Adam(gen_net.parameters(), lr=settings.lr, betas=(settings.beta1, 0.999))
+    opt_d = torch.optim.Adam(critic.parameters(), lr=settings.lr, betas=(settings.beta1, 0.999))
+    # each rank augments its own shard differently (rank 0 = a single-process run)
+    aug_gen = torch.Generator().manual_seed((0 if settings.seed is None else settings.seed) + rank)
+    random_state, history, start_epoch = nets.random_state, [], 0
+    if resumed is not None:
+        gen_net.load_state_dict(resumed.state["generator"])
+        critic.load_state_dict(resumed.state["critic"])
+        _restore_optimizer(opt_g, resumed.tensors, "opt_g")
+        _restore_optimizer(opt_d, resumed.tensors, "opt_d")
+        aug_gen.set_state(resumed.tensors["rng.augment"])
+        random_state = resumed.tensors["rng.torch"]
+        start_epoch = resumed.config.epochs_done
+        history = list(resumed.config.history)
+    loss_history = EpochLossHistory(ITERATION_LOSSES, opt_g, history=history)
+
+    def checkpoint(engine: Pix2PixTrainer) -> None:
+        config.epochs_done = engine.state.epoch
+        config.history = loss_history.history
+        tensors = {**_flatten_optimizer(opt_g, "opt_g"), **_flatten_optimizer(opt_d, "opt_d")}
+        tensors["rng.augment"] = aug_gen.get_state()
+        tensors["rng.torch"] = torch.get_rng_state()  # inside run(): the run's own stream
+        save_model_file(out, config, {"generator": gen_net.state_dict(), "critic": critic.state_dict()}, tensors)
+
+    handlers: list[Any] = [loss_history]
+    if on_epoch is not None:
+        handlers.append(EpochCallback(on_epoch))
+    if rank == 0:  # one process writes the model file
+        handlers.append(ModelFileCheckpoint(checkpoint, settings.checkpoint_every))
+    # pix2pix's schedule, counted from the resumed epoch (the schedulers hold no state a checkpoint needs)
+    handlers += [LrScheduleHandler(LambdaLR(opt, lambda e: _lr_factor(e + start_epoch, settings)), print_lr=False)
+                 for opt in (opt_g, opt_d)]  # fmt: skip
+    handlers.append(EpochProgressBar("pix2pix", {"l1": "l1", "d": "loss_d"}, disable=not progress or rank > 0))
+    tensorboard_handler = None
+    if tensorboard is not None and rank == 0:
+        tensorboard_handler = TensorBoardStatsHandler(log_dir=str(tensorboard), iteration_log=False, epoch_log=True)
+        handlers.append(tensorboard_handler)
+    dataset = PairedSlices(data.condition, data.image)
+    if world > 1:  # DDP: each rank a shard per epoch (MONAI's workflow sets the sampler's epoch), gradients averaged
+        loader = distributed_loader(dataset, settings.batch_size, 0 if settings.seed is None else settings.seed)
+        train_gen, train_critic = distributed_module(gen_net, dev), distributed_module(critic, dev)
+    else:
+        loader = paired_loader(dataset, settings.batch_size, aug_gen)
+        train_gen, train_critic = gen_net, critic
+    trainer = Pix2PixTrainer(
+        dev, settings.epochs, loader, train_gen, opt_g, train_critic, opt_d, l1_weight=settings.l1_weight,
+        feature_matching_weight=settings.feature_matching_weight,
+        prepare_batch=AugmentedPairs(settings.flip, settings.rotate_degrees, aug_gen),
+        train_handlers=[*handlers, *train_handlers], random_state=random_state,
+    )
+    trainer.state.epoch = start_epoch
+    trainer.state.iteration = start_epoch * len(loader)
+    trainer.state.history = loss_history.history
+    if tensorboard_handler is not None:
+        for event in (Events.COMPLETED, Events.TERMINATE, Events.EXCEPTION_RAISED):
+            trainer.add_event_handler(event, lambda *_: tensorboard_handler.close())
+    return trainer
+
+
+def _check_resumable(out: Path, old: Pix2PixModelConfig, config: Pix2PixModelConfig) -> None:
+    """Raise :class:`ModelFileError` unless the checkpoint ``out`` can continue a run on this data."""
+    if old.inference_only:
+        raise ModelFileError(f"{out}: an inference-only copy (no critic or optimiser state) cannot be resumed")
+    if old.condition.channels != config.condition.channels:
+        raise ModelFileError(f"{out}: cannot resume, the saved condition channels differ from the data's")
+    if old.data_hash is not None and old.data_hash != config.data_hash:
+        raise ModelFileError(
+            f"{out}: cannot resume: it was trained on other data (cases {', '.join(old.training_cases)}) than this "
+            f"run's (cases {', '.join(config.training_cases)}) or with other slice settings; pass the same data, or "
+            "--overwrite to start afresh"
+        )
+
+
 def train_pix2pix(
     data: Pix2PixSlices,
     out: str | os.PathLike,
@@ -255,23 +419,25 @@ def train_pix2pix(
     tensorboard: str | os.PathLike | None = None,
     progress: bool = True,
     on_epoch: Callable[[dict[str, float]], bool | None] | None = None,
+    handlers: Sequence[Any] = (),
 ) -> dict[str, Any]:
-    """Train pix2pix on prepared slices and write the model file ``out``.
+    """Train pix2pix on prepared slices and write the model file ``out`` (:func:`pix2pix_trainer`, then run).
 
     The caller's random state is untouched: network initialisation, dropout and augmentation draw from
-    the run's own streams (seeded by ``settings.seed``; restored from the checkpoint on resume).
+    the run's own streams (seeded by ``settings.seed``; restored from the checkpoint on resume), so a
+    resumed run ends with exactly the weights of an uninterrupted one.
 
     Args:
         data: the training slices (:func:`monai_singanseg.synthesis.pix2pix_training_slices`).
         out: the model file (rewritten atomically at every checkpoint).
         settings: training settings (None: the settings ``data`` was prepared with).
         device: torch device (None: CUDA if available).
-        resume: continue from ``out`` (its weights, optimiser and random states); prepare ``data`` with
-            :func:`resume_settings` and pass those settings.
+        resume: continue from ``out``; prepare ``data`` with :func:`resume_settings` and pass those settings.
         overwrite: replace an existing ``out`` when not resuming.
         tensorboard: TensorBoard log folder.
-        progress: show tqdm bars.
+        progress: show a progress bar.
         on_epoch: called with each epoch's losses; returning True stops training early.
+        handlers: more MONAI or ignite handlers to attach to the trainer.
 
     Returns:
         ``{"path", "epochs_done", "history": [per-epoch losses and seconds], "num_slices"}``.
@@ -280,129 +446,9 @@ def train_pix2pix(
         ModelFileError: resuming a checkpoint of other data or another condition layout.
         ValueError: ``data`` holds no slices.
     """
-    out = Path(out)
-    settings = settings or data.settings
-    if settings.epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {settings.epochs}")
-    if data.condition.shape[0] == 0:
-        raise ValueError("no training slices (no case has a tumour-bearing slice)")
-    resumed = None
-    if resume and out.exists():
-        resumed = load_model_file(out, expected_kind=PIX2PIX_KIND)
-        if resumed.config.inference_only:
-            raise ModelFileError(f"{out}: an inference-only copy (no critic or optimiser state) cannot be resumed")
-    elif not resume:
-        check_outputs_free([out], overwrite)
-    dev = resolve_device(device)
-    config = _model_config(settings, data)
-    if data.condition.shape[1] != config.generator_in_channels:
-        raise ValueError(
-            f"the slices hold {data.condition.shape[1]} condition channels, but context_slices={settings.context_slices} "
-            f"needs {config.generator_in_channels}: prepare them with these settings"
-        )
-    if resumed is not None:
-        old: Pix2PixModelConfig = resumed.config
-        if old.condition.channels != config.condition.channels:
-            raise ModelFileError(f"{out}: cannot resume, the saved condition channels differ from the data's")
-        if old.data_hash is not None and old.data_hash != config.data_hash:
-            raise ModelFileError(
-                f"{out}: cannot resume: it was trained on other data (cases {', '.join(old.training_cases)}) than this "
-                f"run's (cases {', '.join(config.training_cases)}) or with other slice settings; pass the same data, or "
-                "--overwrite to start afresh"
-            )
-    with forked_rng(dev, settings.seed), optional_summary_writer(tensorboard) as writer:
-        return _fit(data, out, settings, config, resumed, dev, writer, progress, on_epoch)
-
-
-def _fit(
-    data: Pix2PixSlices,
-    out: Path,
-    settings: Pix2PixSettings,
-    config: Pix2PixModelConfig,
-    resumed: Any,
-    dev: torch.device,
-    writer: Any,
-    progress: bool,
-    on_epoch: Callable[[dict[str, float]], bool | None] | None,
-) -> dict[str, Any]:
-    """The training loop of :func:`train_pix2pix` (runs inside its forked random stream)."""
-    gen_net = generator_from_config(config).to(dev)
-    critic = Pix2PixCritic(
-        2, data.condition.shape[1], data.image.shape[1], channels=settings.critic_channels, scales=config.critic_scales,
-        size=settings.size,
-    ).to(dev)
-    opt_g = torch.optim.Adam(gen_net.parameters(), lr=settings.lr, betas=(settings.beta1, 0.999))
-    opt_d = torch.optim.Adam(critic.parameters(), lr=settings.lr, betas=(settings.beta1, 0.999))
-    aug_gen = torch.Generator().manual_seed(0 if settings.seed is None else settings.seed)
-    history: list[dict[str, float]] = []
-    start_epoch = 0
-    if resumed is not None:
-        gen_net.load_state_dict(resumed.state["generator"])
-        critic.load_state_dict(resumed.state["critic"])
-        _restore_optimizer(opt_g, resumed.tensors, "opt_g")
-        _restore_optimizer(opt_d, resumed.tensors, "opt_d")
-        aug_gen.set_state(resumed.tensors["rng.augment"])
-        torch.set_rng_state(resumed.tensors["rng.torch"])  # the forked stream of this run
-        start_epoch = resumed.config.epochs_done
-        history = list(resumed.config.history)
-    n = data.condition.shape[0]
-    epochs_done = start_epoch
-
-    def checkpoint() -> None:
-        config.epochs_done = epochs_done
-        config.history = history
-        tensors = {**_flatten_optimizer(opt_g, "opt_g"), **_flatten_optimizer(opt_d, "opt_d")}
-        tensors["rng.augment"] = aug_gen.get_state()
-        tensors["rng.torch"] = torch.get_rng_state()
-        save_model_file(out, config, {"generator": gen_net.state_dict(), "critic": critic.state_dict()}, tensors)
-
-    bar = tqdm(range(start_epoch, settings.epochs), desc="pix2pix", disable=not progress, initial=start_epoch, total=settings.epochs)
-    for epoch in bar:
-        for opt in (opt_g, opt_d):
-            for group in opt.param_groups:
-                group["lr"] = settings.lr * _lr_factor(epoch, settings)
-        gen_net.train()
-        critic.train()
-        t0 = time.perf_counter()
-        sums = {"loss_g": 0.0, "loss_d": 0.0, "l1": 0.0, "feature_matching": 0.0}
-        order = torch.randperm(n, generator=aug_gen)
-        for s in range(0, n, settings.batch_size):
-            idx = order[s : s + settings.batch_size]
-            cond, real = _augment(data.condition[idx], data.image[idx], settings, aug_gen)
-            cond, real = cond.to(dev), real.to(dev)
-            fake = gen_net(cond)
-            # critics: real pairs -> 1, generated pairs -> 0
-            opt_d.zero_grad(set_to_none=True)
-            real_outs = critic(cond, real)
-            loss_d = 0.5 * (_adversarial(real_outs, True) + _adversarial(critic(cond, fake.detach()), False))
-            loss_d.backward()
-            opt_d.step()
-            # generator: fool the critics, match their features of the real pair, stay close to the real image
-            opt_g.zero_grad(set_to_none=True)
-            fake_outs = critic(cond, fake)
-            l1 = F.l1_loss(fake, real)
-            fm = _feature_matching(fake_outs, real_outs) if settings.feature_matching_weight > 0 else l1.new_zeros(())
-            loss_g = _adversarial(fake_outs, True) + settings.l1_weight * l1 + settings.feature_matching_weight * fm
-            loss_g.backward()
-            opt_g.step()
-            k = idx.numel()
-            sums["loss_g"] += loss_g.item() * k
-            sums["loss_d"] += loss_d.item() * k
-            sums["l1"] += l1.item() * k
-            sums["feature_matching"] += fm.item() * k
-        record = {key: v / n for key, v in sums.items()}
-        record.update(epoch=epoch + 1, seconds=time.perf_counter() - t0, lr=settings.lr * _lr_factor(epoch, settings))
-        history.append(record)
-        epochs_done = epoch + 1
-        bar.set_postfix(l1=f"{record['l1']:.4f}", d=f"{record['loss_d']:.3f}")
-        if writer is not None:
-            for key in ("loss_g", "loss_d", "l1", "feature_matching", "lr"):
-                writer.add_scalar(f"pix2pix/{key}", record[key], epochs_done)
-        stop = bool(on_epoch(record)) if on_epoch is not None else False
-        if stop or epochs_done % settings.checkpoint_every == 0 or epochs_done == settings.epochs:
-            checkpoint()
-        if stop:
-            break
-    if epochs_done == start_epoch and not out.exists():
-        checkpoint()
-    return {"path": str(out), "epochs_done": epochs_done, "history": history, "num_slices": n}
+    trainer = pix2pix_trainer(
+        data, out, settings, device=device, resume=resume, overwrite=overwrite, train_handlers=handlers,
+        tensorboard=tensorboard, progress=progress, on_epoch=on_epoch,
+    )
+    trainer.run()
+    return {"path": str(out), "epochs_done": trainer.state.epoch, "history": trainer.state.history, "num_slices": len(data.image)}

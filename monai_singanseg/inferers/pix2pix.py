@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from monai.config import NdarrayOrTensor
 from monai.data import MetaTensor
+from monai.inferers import Inferer, SimpleInferer
 from monai.transforms import MapTransform, Transform
 from monai.utils import convert_to_tensor
 
@@ -79,12 +80,16 @@ class Pix2PixRender(Transform):
         batch_size: slices per generator call.
         dropout: keep dropout active while rendering (pix2pix's only noise; then the render depends on
             the torch seed). Off by default: the render is a deterministic function of the condition.
+        inferer: how the generator is called on each batch of condition slices (MONAI ``Inferer``;
+            default ``SimpleInferer``).
     """
 
     def __init__(
-        self, model: str | os.PathLike | ModelFile, device: str | torch.device = "cpu", batch_size: int = 16, dropout: bool = False
+        self, model: str | os.PathLike | ModelFile, device: str | torch.device = "cpu", batch_size: int = 16, dropout: bool = False,
+        inferer: Inferer | None = None,
     ) -> None:
         self.device = resolve_device(device)
+        self.inferer = SimpleInferer() if inferer is None else inferer
         self.model = model if isinstance(model, ModelFile) else load_model_file(model, expected_kind=PIX2PIX_KIND)
         self.generator, self.config = load_pix2pix(self.model, self.device)
         if dropout:
@@ -115,7 +120,7 @@ class Pix2PixRender(Transform):
         for start in range(0, len(grid.brain_slices), self.batch_size):
             idx = grid.brain_slices[start : start + self.batch_size]
             x = grid.extract_with_context(cond, idx, self.config.context_slices).to(self.device)
-            grid.paste(self.generator(x).cpu(), idx, out)
+            grid.paste(self.inferer(x, self.generator).cpu(), idx, out)
         return torch.where(cond[:1] > 0.5, out, torch.full_like(out, -1.0))
 
     def __call__(

@@ -37,7 +37,7 @@ CONF_KEYS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
     "singanseg_device": (str, None, "cpu, cuda, cuda:N or auto (default)"),
     "singanseg_model_dir": (str, None, "model cache folder (default: <datastore>/singanseg_models)"),
     "label_values": (_values, None, "label values of the datastore's labels (default 0,1,2,4)"),
-    "pix2pix_model": (str, None, "pix2pix model file (default: the shipped bundles/pix2pix/models/model.pt; 'none': off)"),
+    "pix2pix_model": (str, None, "pix2pix model file (default: the shipped bundles/pix2pix/models/pix2pix.pt; 'none': off)"),
 }
 _PREFIXES = ("singanseg_", "pix2pix_", "label_values")
 
@@ -126,7 +126,7 @@ def _pix2pix_model(value: str | None) -> Path | None:
     from monai_singanseg.bundle import bundle_root
 
     try:
-        shipped = Path(bundle_root("pix2pix")) / "models" / "model.pt"
+        shipped = Path(bundle_root("pix2pix")) / "models" / "pix2pix.pt"
     except FileNotFoundError:  # an installed (not editable) package has no bundles/ folder
         return None
     return shipped if shipped.is_file() else None

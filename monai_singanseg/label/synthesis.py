@@ -112,7 +112,7 @@ def pix2pix_volume(
     slice by slice; the result has the image's grid.
 
     Args:
-        model: a pix2pix model file (e.g. the shipped ``bundles/pix2pix/models/model.pt``).
+        model: a pix2pix model file (e.g. the shipped ``bundles/pix2pix/models/pix2pix.pt``).
         image_path: the source image; its channels must be the model's modalities (flair, t1, t1ce, t2).
         label_path: its label.
         seed: seed of the deformation.

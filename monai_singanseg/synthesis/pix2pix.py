@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 
 import torch
+from monai.inferers import Inferer
 from monai.transforms import MapTransform
 
 from monai_singanseg.data import LoadCased
@@ -50,6 +51,7 @@ def pix2pix_synthesis(
     overwrite: bool = False,
     device: str | torch.device = "cpu",
     label_map: Mapping[int, int] | None = None,
+    inferer: Inferer | None = None,
 ) -> SynthesisPipeline:
     """The synthesis pipeline of a pix2pix model; run it with :func:`~monai_singanseg.synthesis.synthesise`.
 
@@ -66,8 +68,10 @@ def pix2pix_synthesis(
         overwrite: replace existing outputs.
         device: device of the generator.
         label_map: with ``load``, label values replaced on load (e.g. ``{3: 1}`` for BRATS-2013 labels).
+        inferer: how the generator is called on each batch of slices (default ``SimpleInferer``; not used
+            when ``model`` is a renderer, which has its own).
     """
-    renderer = model if isinstance(model, Pix2PixRender) else Pix2PixRender(model, device=device)
+    renderer = model if isinstance(model, Pix2PixRender) else Pix2PixRender(model, device=device, inferer=inferer)
     cfg = renderer.config
     values, tissue = renderer.label_values, renderer.tissue_classes
     steps: list = [LoadCased(("image", "label"), label_values=values, label_map=label_map)] if load else []

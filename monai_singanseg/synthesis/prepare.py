@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from monai_singanseg.data import LoadCased, load_case
 from monai_singanseg.engines.pix2pix import Pix2PixSettings, Pix2PixSlices
+from monai_singanseg.engines.pix2pix_trainer import PairedSlices
 from monai_singanseg.io.names import safe_name
 from monai_singanseg.io.writers import BRATS_MODALITIES
 from monai_singanseg.synthesis.runner import run_pipeline
@@ -42,6 +43,7 @@ __all__ = [
     "singanseg_training_input",
     "pix2pix_case_slices",
     "pix2pix_training_slices",
+    "Pix2PixTrainingSet",
 ]
 
 _RGB_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
@@ -256,3 +258,32 @@ def pix2pix_training_slices(
         torch.cat(conds), torch.cat(imgs), stats, names, dtypes[0] if len(set(dtypes)) == 1 else "float32",
         tuple(int(v) for v in label_values), tuple(modalities), settings,
     )
+
+
+class Pix2PixTrainingSet(PairedSlices):
+    """A datalist's pix2pix training pairs as a dataset of ``{"condition", "image"}`` slices (bundles' ``train#dataset``).
+
+    Args:
+        data: datalist entries ``{"image": [one path per sequence], "label": path}`` (kept as ``self.data``).
+        settings: slice settings (size, margin, which slices, tissue classes, 2.5D context).
+        label_values: label values of the cases.
+        modalities: image channel names.
+        label_map: label values replaced on load (e.g. ``{3: 1}``).
+        progress: show a progress bar while loading.
+
+    Attributes:
+        slices: the prepared :class:`Pix2PixSlices` (what :func:`~monai_singanseg.engines.pix2pix.pix2pix_trainer` takes).
+    """
+
+    def __init__(
+        self,
+        data: Sequence[Mapping[str, Any]],
+        settings: Pix2PixSettings,
+        label_values: Sequence[int] = BRATS_LABEL_VALUES,
+        modalities: Sequence[str] = BRATS_MODALITIES,
+        label_map: Mapping[int, int] | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.data = list(data)
+        self.slices = pix2pix_training_slices(self.data, settings, label_values, modalities, progress, label_map)
+        super().__init__(self.slices.condition, self.slices.image)
