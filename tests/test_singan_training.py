@@ -8,7 +8,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from ignite.engine import Events
 from monai.data import MetaTensor
+from monai.engines import Trainer
 
 from monai_singanseg.engines.singan import SinGANSegSettings, SinGANSegTrainer
 from monai_singanseg.inferers import SinGANSegSample, SinGANSegSampled, SinGANSegSampler
@@ -164,3 +166,23 @@ def test_3d_training_code_path(tmp_path):
     sampler = SinGANSegSampler(out)
     image_s, label_s = sampler.split(sampler.sample(2, seed=0))
     assert image_s.shape == (2, 2, 14, 14, 14) and label_s.shape == (2, 1, 14, 14, 14)
+
+
+def test_monai_handlers_attach_to_every_scale_engine_and_change_nothing(real_slice, tiny_model, tmp_path):
+    """Each scale is a MONAI Trainer; a handler attached through ``handlers=`` sees every scale's iterations and
+    per-model losses, and the weights equal those of the same training without it."""
+    gan, meta = real_slice
+    seen: list[tuple[int, dict]] = []
+
+    class Recorder:
+        def attach(self, engine):
+            assert isinstance(engine, Trainer)
+            engine.add_event_handler(Events.ITERATION_COMPLETED, lambda e: seen.append((e.state.iteration, e.state.output)))
+
+    out = SinGANSegTrainer(SinGANSegSettings(**TINY), device="cpu", progress=False, handlers=[Recorder()]).fit(gan, tmp_path / "m.pt", meta)
+    cfg = load_model_file(out).config
+    iters = [cfg.training["coarsest_iters"]] + [cfg.training["iters"]] * (cfg.num_scales - 1)
+    assert len(seen) == sum(iters) and [i for i, _ in seen[: iters[0]]] == list(range(1, iters[0] + 1))
+    assert all(set(o) == {"critic", "adv", "rec"} and o["rec"].shape == (1,) for _, o in seen)
+    reference, state = load_model_file(tiny_model).state, load_model_file(out).state
+    assert all(torch.equal(state[n][k], reference[n][k]) for n in reference for k in reference[n])

@@ -16,7 +16,7 @@ import torch
 from ignite.engine import Engine, Events
 from tqdm.auto import tqdm
 
-__all__ = ["EpochLossHistory", "EpochCallback", "ModelFileCheckpoint", "EpochProgressBar"]
+__all__ = ["EpochLossHistory", "EpochCallback", "ModelFileCheckpoint", "ProgressBar"]
 
 
 class EpochLossHistory:
@@ -112,37 +112,48 @@ class ModelFileCheckpoint:
             self.save(engine)
 
 
-class EpochProgressBar:
-    """A tqdm bar over epochs (resumed runs start at their epoch), showing chosen metrics of the last epoch.
+class ProgressBar:
+    """A tqdm bar over a run's epochs or iterations (a resumed run starts where it is), with a few live figures.
 
     Args:
         desc: the bar's label.
-        keys: ``engine.state.metrics`` entries shown after each epoch, as ``{short name: key}``.
+        postfix: ``engine -> {name: value}`` shown beside the bar (e.g. the last epoch's losses).
+        per: advance per ``"epoch"`` or per ``"iteration"``.
+        every: refresh the figures every N steps (reading them may wait for the GPU).
         disable: no bar (e.g. not a terminal, or tests).
+        leave: keep the finished bar on screen.
     """
 
-    def __init__(self, desc: str, keys: dict[str, str] | None = None, disable: bool = False) -> None:
-        self.desc = desc
-        self.keys = keys or {}
-        self.disable = disable
+    def __init__(
+        self, desc: str, postfix: Callable[[Engine], dict[str, float]] | None = None, per: str = "epoch", every: int = 1,
+        disable: bool = False, leave: bool = True,
+    ) -> None:
+        if per not in ("epoch", "iteration"):
+            raise ValueError(f"per must be 'epoch' or 'iteration', got {per!r}")
+        self.desc, self.postfix, self.per, self.every = desc, postfix, per, max(1, int(every))
+        self.disable, self.leave = disable, leave
         self._bar: Any = None
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.STARTED, self.started)
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self.epoch_completed)
+        step = Events.EPOCH_COMPLETED if self.per == "epoch" else Events.ITERATION_COMPLETED
+        engine.add_event_handler(step, self.step)
         engine.add_event_handler(Events.COMPLETED, self.close)
         engine.add_event_handler(Events.TERMINATE, self.close)
         engine.add_event_handler(Events.EXCEPTION_RAISED, self.close_and_raise)
 
     def started(self, engine: Engine) -> None:
-        self._bar = tqdm(desc=self.desc, total=engine.state.max_epochs, initial=engine.state.epoch, disable=self.disable)
+        state = engine.state
+        total, done = (state.max_epochs, state.epoch) if self.per == "epoch" else (state.max_epochs * state.epoch_length, state.iteration)
+        self._bar = tqdm(desc=self.desc, total=total, initial=done, disable=self.disable, leave=self.leave, mininterval=1.0)
 
-    def epoch_completed(self, engine: Engine) -> None:
+    def step(self, engine: Engine) -> None:
         if self._bar is None:
             return
         self._bar.update(1)
-        metrics = engine.state.metrics
-        self._bar.set_postfix({name: f"{metrics[key]:.4g}" for name, key in self.keys.items() if key in metrics})
+        done = engine.state.epoch if self.per == "epoch" else engine.state.iteration
+        if self.postfix is not None and (done % self.every == 0 or done == self._bar.total):
+            self._bar.set_postfix({name: f"{value:.4g}" for name, value in self.postfix(engine).items()}, refresh=False)
 
     def close(self, engine: Engine) -> None:
         if self._bar is not None:

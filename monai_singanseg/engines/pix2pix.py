@@ -28,7 +28,7 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from monai_singanseg.device import resolve_device
 from monai_singanseg.engines.common import require_tensorboard, tensor_digest
-from monai_singanseg.engines.handlers import EpochCallback, EpochLossHistory, EpochProgressBar, ModelFileCheckpoint
+from monai_singanseg.engines.handlers import EpochCallback, EpochLossHistory, ModelFileCheckpoint, ProgressBar
 from monai_singanseg.engines.distributed import distributed_loader, distributed_module, distributed_rank
 from monai_singanseg.engines.pix2pix_trainer import (
     ITERATION_LOSSES, AugmentedPairs, PairedSlices, Pix2PixTrainer, paired_loader,
@@ -368,7 +368,7 @@ def pix2pix_trainer(
     # pix2pix's schedule, counted from the resumed epoch (the schedulers hold no state a checkpoint needs)
     handlers += [LrScheduleHandler(LambdaLR(opt, lambda e: _lr_factor(e + start_epoch, settings)), print_lr=False)
                  for opt in (opt_g, opt_d)]  # fmt: skip
-    handlers.append(EpochProgressBar("pix2pix", {"l1": "l1", "d": "loss_d"}, disable=not progress or rank > 0))
+    handlers.append(ProgressBar("pix2pix", _last_epoch_losses, disable=not progress or rank > 0))
     tensorboard_handler = None
     if tensorboard is not None and rank == 0:
         tensorboard_handler = TensorBoardStatsHandler(log_dir=str(tensorboard), iteration_log=False, epoch_log=True)
@@ -393,6 +393,11 @@ def pix2pix_trainer(
         for event in (Events.COMPLETED, Events.TERMINATE, Events.EXCEPTION_RAISED):
             trainer.add_event_handler(event, lambda *_: tensorboard_handler.close())
     return trainer
+
+
+def _last_epoch_losses(engine: Pix2PixTrainer) -> dict[str, float]:
+    """The progress bar's figures: the last epoch's L1 and critic loss."""
+    return {"l1": engine.state.metrics["l1"], "d": engine.state.metrics["loss_d"]}
 
 
 def _check_resumable(out: Path, old: Pix2PixModelConfig, config: Pix2PixModelConfig) -> None:
