@@ -207,3 +207,24 @@ def test_monai_handlers_attach_and_validating_leaves_training_unchanged(trained,
     again = pix2pix_trainer(data, tmp_path / "validated.pt", settings, resume=True, progress=False)
     again.run()
     assert again.state.epoch == 2 and load_model_file(tmp_path / "validated.pt").config.epochs_done == 2
+
+
+def test_an_error_during_training_propagates_and_keeps_the_last_checkpoint(tmp_path):
+    """A handler that fails in epoch 2 stops the run with its own error; the model file holds epoch 1, resumable."""
+    settings = Pix2PixSettings(epochs=3, **TINY)
+    data = pix2pix_training_slices([demo_case()], settings, progress=False)
+
+    class FailInEpoch2:
+        def attach(self, engine):
+            engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+
+        def __call__(self, engine):
+            if engine.state.epoch == 2:
+                raise RuntimeError("disk on fire")
+
+    out = tmp_path / "p2p.pt"
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        train_pix2pix(data, out, settings, progress=False, handlers=[FailInEpoch2()])
+    assert load_model_file(out).config.epochs_done == 1
+    resumed = train_pix2pix(data, out, settings, progress=False, resume=True)
+    assert resumed["epochs_done"] == 3 and len(resumed["history"]) == 3

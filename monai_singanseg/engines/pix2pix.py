@@ -390,9 +390,21 @@ def pix2pix_trainer(
     trainer.state.iteration = start_epoch * len(loader)
     trainer.state.history = loss_history.history
     if tensorboard_handler is not None:
-        for event in (Events.COMPLETED, Events.TERMINATE, Events.EXCEPTION_RAISED):
-            trainer.add_event_handler(event, lambda *_: tensorboard_handler.close())
+        trainer.add_event_handler(Events.COMPLETED, lambda _: tensorboard_handler.close())
+        trainer.add_event_handler(Events.TERMINATE, lambda _: tensorboard_handler.close())
+        trainer.add_event_handler(Events.EXCEPTION_RAISED, _close_and_raise(tensorboard_handler))
     return trainer
+
+
+def _close_and_raise(handler: TensorBoardStatsHandler) -> Callable[[Any, BaseException], None]:
+    """An ``EXCEPTION_RAISED`` handler that closes ``handler``'s writer and re-raises (ignite re-raises only
+    when no handler listens to that event)."""
+
+    def close(engine: Any, error: BaseException) -> None:
+        handler.close()
+        raise error
+
+    return close
 
 
 def _last_epoch_losses(engine: Pix2PixTrainer) -> dict[str, float]:
