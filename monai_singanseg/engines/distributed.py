@@ -1,7 +1,8 @@
 """Data-parallel training with torch.distributed (``torchrun``): rank, sharded loader, DDP-wrapped networks.
 
-A trainer asks :func:`distributed_rank`; with one process (no process group) everything is the single-process
-path. Under ``torchrun`` (gloo on CPU, NCCL on GPU; the bundles' ``multi_gpu_train.json`` starts the process
+A trainer asked to train data-parallel (``distributed=True``) reads :func:`distributed_rank`; with one process
+(no process group) that is the single-process path. It is never switched on by the mere presence of a process
+group: the dataset farm runs one independent model per rank under ``torchrun``. Under ``torchrun`` (gloo on CPU, NCCL on GPU; the bundles' ``multi_gpu_train.json`` starts the process
 group) each rank trains on its shard of every epoch and DDP averages the gradients, so all ranks hold the
 same weights; only rank 0 writes files and shows progress.
 """

@@ -288,6 +288,7 @@ def pix2pix_trainer(
     tensorboard: str | os.PathLike | None = None,
     progress: bool = True,
     on_epoch: Callable[[dict[str, float]], bool | None] | None = None,
+    distributed: bool = False,
 ) -> Pix2PixTrainer:
     """A :class:`Pix2PixTrainer` that trains on ``data`` and writes the model file ``out``; call its ``run()``.
 
@@ -313,6 +314,9 @@ def pix2pix_trainer(
         tensorboard: TensorBoard log folder (per-epoch losses and learning rate).
         progress: show a progress bar over epochs.
         on_epoch: called with each epoch's losses; returning True stops training after that epoch.
+        distributed: train data-parallel over the initialised process group (every rank calls this and
+            ``run()``; DDP, a ``DistributedSampler`` shard per rank, rank 0 writes ``out``). Off by default:
+            a process of a ``torchrun`` job that trains a model of its own (the dataset farm) is not DDP.
 
     Raises:
         ModelFileError: resuming a checkpoint of other data or another condition layout, or an inference copy.
@@ -333,7 +337,7 @@ def pix2pix_trainer(
     dev = resolve_device(device)
     if tensorboard is not None:
         require_tensorboard()
-    rank, world = distributed_rank()
+    rank, world = distributed_rank() if distributed else (0, 1)
     nets = networks or pix2pix_networks(data, settings, dev)
     gen_net, critic = nets.generator.to(dev), nets.critic.to(dev)
     opt_g = torch.optim.Adam(gen_net.parameters(), lr=settings.lr, betas=(settings.beta1, 0.999))
