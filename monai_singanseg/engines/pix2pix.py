@@ -215,8 +215,7 @@ def resume_settings(out: str | os.PathLike, settings: Pix2PixSettings | None = N
     if not Path(out).exists():
         return None
     resumed = load_model_file(out, expected_kind=PIX2PIX_KIND)
-    if resumed.config.inference_only:
-        raise ModelFileError(f"{out}: an inference-only copy (no critic or optimiser state) cannot be resumed")
+    _check_not_inference_copy(Path(out), resumed.config)
     saved = {**_SETTINGS_BEFORE_FIDELITY, **resumed.config.settings}
     if settings is not None:
         saved["epochs"] = max(settings.epochs, saved["epochs"])  # resuming may extend training
@@ -264,8 +263,11 @@ def pix2pix_networks(
     (:func:`pix2pix_trainer` ``networks=``).
     """
     settings = settings or data.settings
-    config = _checked_config(data, settings)
-    dev = resolve_device(device)
+    return _new_networks(_checked_config(data, settings), data, settings, resolve_device(device))
+
+
+def _new_networks(config: Pix2PixModelConfig, data: Pix2PixSlices, settings: Pix2PixSettings, dev: torch.device) -> Pix2PixNetworks:
+    """:func:`pix2pix_networks` for an already checked config (the data fingerprint is not computed again)."""
     with forked_rng(dev, settings.seed):
         generator = generator_from_config(config).to(dev)
         critic = Pix2PixCritic(
@@ -338,7 +340,7 @@ def pix2pix_trainer(
     if tensorboard is not None:
         require_tensorboard()
     rank, world = distributed_rank() if distributed else (0, 1)
-    nets = networks or pix2pix_networks(data, settings, dev)
+    nets = networks or _new_networks(config, data, settings, dev)
     gen_net, critic = nets.generator.to(dev), nets.critic.to(dev)
     opt_g = torch.optim.Adam(gen_net.parameters(), lr=settings.lr, betas=(settings.beta1, 0.999))
     opt_d = torch.optim.Adam(critic.parameters(), lr=settings.lr, betas=(settings.beta1, 0.999))
@@ -416,10 +418,15 @@ def _last_epoch_losses(engine: Pix2PixTrainer) -> dict[str, float]:
     return {"l1": engine.state.metrics["l1"], "d": engine.state.metrics["loss_d"]}
 
 
+def _check_not_inference_copy(out: Path, config: Pix2PixModelConfig) -> None:
+    """Raise :class:`ModelFileError` if ``out`` is an inference-only copy (no critic or optimiser state)."""
+    if config.inference_only:
+        raise ModelFileError(f"{out}: an inference-only copy (no critic or optimiser state) cannot be resumed")
+
+
 def _check_resumable(out: Path, old: Pix2PixModelConfig, config: Pix2PixModelConfig) -> None:
     """Raise :class:`ModelFileError` unless the checkpoint ``out`` can continue a run on this data."""
-    if old.inference_only:
-        raise ModelFileError(f"{out}: an inference-only copy (no critic or optimiser state) cannot be resumed")
+    _check_not_inference_copy(out, old)
     if old.condition.channels != config.condition.channels:
         raise ModelFileError(f"{out}: cannot resume, the saved condition channels differ from the data's")
     if old.data_hash is not None and old.data_hash != config.data_hash:
