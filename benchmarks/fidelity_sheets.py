@@ -10,7 +10,7 @@ Usage::
 
     python benchmarks/fidelity_sheets.py pix2pix --dataset brats2013 --models before.pt after.pt \
         --names "transposed, 2D" "resize, 2.5D, 2 critics" --out docs/images/pix2pix_before_after.png
-    python benchmarks/fidelity_sheets.py singanseg --model bundles/singanseg/models/model.pt \
+    python benchmarks/fidelity_sheets.py singanseg --model bundles/singanseg/models/singanseg.pt \
         --out docs/images/singanseg_layouts.png
 """
 

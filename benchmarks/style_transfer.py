@@ -16,7 +16,7 @@ crop as training; see ``singanseg_quality.real_slice``), by each method: ``none`
 
 Usage::
 
-    python benchmarks/style_transfer.py [--model bundles/singanseg/models/model.pt] [--num 16] [--steps 50 100 200]
+    python benchmarks/style_transfer.py [--model bundles/singanseg/models/singanseg.pt] [--num 16] [--steps 50 100 200]
         [--lr 0.03] [--methods none histogram random histogram+random] [--vgg19-weights PATH] [--threads 1]
 """
 
@@ -35,7 +35,7 @@ from monai_singanseg.evaluation import sliced_wasserstein_distance
 from monai_singanseg.networks import RandomFeatures
 from monai_singanseg.transforms import StyleTransfer, style_distance, tanh_foreground
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "bundles" / "singanseg" / "models" / "model.pt"
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "bundles" / "singanseg" / "models" / "singanseg.pt"
 
 
 def histogram_distance(image: torch.Tensor, reference: torch.Tensor) -> float:

@@ -67,6 +67,17 @@ def _check_synthetic_cases(out: Path, source_affine: np.ndarray | None) -> list[
     return entries
 
 
+def _check_flat_state_dict(name: str, folder: Path, shipped) -> None:
+    """``folder/model.pt`` is a flat state dict that loads strictly into inference.json's network_def (built from
+    ``folder/<name>.pt``) and holds the package model file's generator weights."""
+    flat = torch.load(folder / "model.pt", weights_only=True)
+    parser = ConfigParser()
+    parser.read_config(REPO / config(name, "inference"))
+    parser["model_file"] = str(folder / f"{name}.pt")
+    parser.get_parsed_content("network_def").load_state_dict(flat, strict=True)
+    assert all(torch.equal(flat[k], v.float()) for k, v in shipped.state["generator"].items())
+
+
 TINY_PIX2PIX = ["--size", "32", "--generator_channels", "4", "--critic_channels", "4", "--progress", "False"]
 
 
@@ -86,14 +97,7 @@ def test_pix2pix_training_validates_and_writes_all_three_model_files(tmp_path):
     assert shipped.config.inference_only and list(shipped.state) == ["generator"]
     assert shipped.config.epochs_done == 2 and shipped.config.size == 32
     assert set(load_model_file(tmp_path / "checkpoint.pt").state) == {"generator", "critic"}
-    # models/model.pt is a flat state dict that loads strictly into inference.json's network_def
-    flat = torch.load(tmp_path / "model.pt", weights_only=True)
-    parser = ConfigParser()
-    parser.read_config(REPO / config("pix2pix", "inference"))
-    parser["model_file"] = str(tmp_path / "pix2pix.pt")
-    net = parser.get_parsed_content("network_def")
-    net.load_state_dict(flat, strict=True)
-    assert all(torch.equal(flat[k], v.float()) for k, v in shipped.state["generator"].items())
+    _check_flat_state_dict("pix2pix", tmp_path, shipped)
 
 
 def test_pix2pix_bundle_training_killed_and_resumed_equals_an_uninterrupted_run(tmp_path):
@@ -152,22 +156,33 @@ def test_pix2pix_multi_gpu_config_trains_data_parallel_under_torchrun(tmp_path):
 #: keys the model zoo's CONTRIBUTING requires (train: bundle_root, device, dataset_dir, output_dir and the train
 #: and validate components; inference: bundle_root, device, network_def, inferer, output_dir).
 ZOO_TRAIN_KEYS = ["bundle_root", "device", "dataset_dir", "output_dir", "train#trainer", "train#trainer#max_epochs",
-                  "train#dataset", "train#dataset#data", "train#handlers", "validate#evaluator", "validate#handlers",
-                  "validate#dataset", "validate#dataset#data", "val_interval", "initialize", "run", "finalize"]
+                  "train#dataset", "train#dataset#data", "train#handlers", "initialize", "run", "finalize"]
+ZOO_VALIDATE_KEYS = ["validate#evaluator", "validate#handlers", "validate#dataset", "validate#dataset#data", "val_interval"]
 ZOO_INFERENCE_KEYS = ["bundle_root", "device", "network_def", "inferer", "output_dir"]
+#: SinGAN-Seg learns one image: it has no held-out data, hence no validate section (its bundle README says why)
+ZOO_KEYS = {
+    ("pix2pix", "train"): ZOO_TRAIN_KEYS + ZOO_VALIDATE_KEYS,
+    ("pix2pix", "inference"): ZOO_INFERENCE_KEYS,
+    ("singanseg", "train"): ZOO_TRAIN_KEYS,
+    ("singanseg", "inference"): ZOO_INFERENCE_KEYS,
+}
 
 
-@pytest.mark.parametrize("which,keys", [("train", ZOO_TRAIN_KEYS), ("inference", ZOO_INFERENCE_KEYS)])
-def test_pix2pix_configs_have_the_keys_the_model_zoo_requires(which, keys):
+@pytest.mark.parametrize("name,which", list(ZOO_KEYS))
+def test_configs_have_the_keys_the_model_zoo_requires(name, which):
     parser = ConfigParser()
-    parser.read_config(REPO / config("pix2pix", which))
-    missing = [k for k in keys if k not in parser]
-    assert not missing, f"{which}.json lacks {missing}"
+    parser.read_config(REPO / config(name, which))
+    missing = [k for k in ZOO_KEYS[name, which] if k not in parser]
+    assert not missing, f"{name} {which}.json lacks {missing}"
     if which == "train":
+        assert parser["train#trainer#max_epochs"] == {"pix2pix": "@epochs", "singanseg": "@iters"}[name]
+        # the trainer is built from the dataset and handlers the zoo's keys name (overriding them changes training)
+        trainer = json.dumps(parser["train#trainer"])
+        assert "@train#dataset" in trainer and "@train#handlers" in trainer
+    if name == "pix2pix" and which == "train":
         # the ValidationHandler's interval is val_interval, as the zoo asks
         handler = next(h for h in parser["train#handlers"] if h["_target_"] == "ValidationHandler")
         assert handler["interval"] == "@val_interval"
-        assert parser["train#trainer#max_epochs"] == "@epochs"
 
 
 def test_pix2pix_inference_renders_volumes_with_the_source_geometry(tmp_path):
@@ -216,28 +231,75 @@ def test_singanseg_network_matches_its_metadata():
     assert res.returncode == 0 and "verified with no error" in res.stdout + res.stderr, res.stderr[-2000:]
 
 
-def test_singanseg_training_writes_a_loadable_model(tmp_path):
-    model, checkpoint = tmp_path / "model.pt", tmp_path / "checkpoint.pt"
-    tiny = ["--max_size", "32", "--num_stages", "3", "--iters", "4", "--coarsest_iters", "4",
-            "--settings#min_size", "12", "--settings#critic_steps", "1", "--settings#base_features", "8"]
-    res = bundle("run", "training", "--config_file", config("singanseg", "train"), *tiny,
-                 "--model_file", str(model), "--checkpoint_file", str(checkpoint))
+TINY_SINGANSEG = ["--max_size", "32", "--num_stages", "3", "--settings#min_size", "12", "--settings#critic_steps", "1",
+                  "--settings#base_features", "8", "--progress", "False"]
+
+
+def _singanseg_outputs(folder: Path) -> list[str]:
+    return ["--checkpoint_file", str(folder / "checkpoint.pt"), "--model_file", str(folder / "singanseg.pt"),
+            "--state_dict_file", str(folder / "model.pt")]
+
+
+def test_singanseg_training_max_epochs_override_writes_all_three_model_files(tmp_path):
+    """``--train#trainer#max_epochs`` (the zoo's knob) sets the iterations of every scale; finalize writes the files."""
+    res = bundle("run", "training", "--config_file", config("singanseg", "train"), *TINY_SINGANSEG,
+                 "--train#trainer#max_epochs", "4", "--log_every", "2", *_singanseg_outputs(tmp_path))
     assert res.returncode == 0, res.stderr[-3000:]
-    shipped = load_model_file(model, expected_kind="singanseg")
-    assert shipped.config.inference_only and list(shipped.state) == ["generator"]
+    log = res.stdout + res.stderr
+    # StatsHandler on every scale's engine, every log_every iterations: 12 at the coarsest scale, 4 at the two others
+    assert log.count("Iter: 12/12 -- adv:") == 1 and log.count("Iter: 4/4 -- adv:") == 2, log[-3000:]
+    assert log.count(" -- adv:") == 6 + 2 + 2 and "rec:" in log
+    shipped = load_model_file(tmp_path / "singanseg.pt", expected_kind="singanseg")
+    assert shipped.config.inference_only and shipped.config.complete and list(shipped.state) == ["generator"]
     assert list(shipped.tensors) == ["reconstruction_noise"]
+    assert shipped.config.training["iters"] == 4 and shipped.config.training["coarsest_iters"] == 12  # 200:600 kept
+    checkpoint = load_model_file(tmp_path / "checkpoint.pt", expected_kind="singanseg")
+    assert {"generator", "critic"} <= set(checkpoint.state)
+    _check_flat_state_dict("singanseg", tmp_path, shipped)
     out = tmp_path / "samples"
-    res = bundle("run", "--config_file", config("singanseg", "inference"), "--model_file", str(model),
+    res = bundle("run", "--config_file", config("singanseg", "inference"), "--model_file", str(tmp_path / "singanseg.pt"),
                  "--output_dir", str(out), "--num_samples", "3")
     assert res.returncode == 0, res.stderr[-3000:]
     assert len(_check_synthetic_cases(out, None)) == 3
+
+
+def test_singanseg_training_refuses_a_datalist_slice_of_several_cases(tmp_path):
+    two = "$@datalist[:1] * 2"
+    res = bundle("run", "training", "--config_file", config("singanseg", "train"), *TINY_SINGANSEG,
+                 "--train#dataset#data", two, *_singanseg_outputs(tmp_path))
+    assert res.returncode != 0 and "got 2 datalist entries" in res.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_singanseg_ckpt_export_traces_the_sampler_of_the_shipped_weights(tmp_path):
+    """``ckpt_export`` reads models/model.pt into network_def and traces it; the export samples as the model file."""
+    ts = tmp_path / "model.ts"
+    res = bundle("ckpt_export", "--net_id", "network_def", "--filepath", str(ts), "--ckpt_file",
+                 "bundles/singanseg/models/model.pt", "--meta_file", config("singanseg", "metadata"),
+                 "--config_file", config("singanseg", "inference"), "--use_trace", "True",
+                 "--input_shape", "[1, 7, 16, 16]", "--converter_kwargs", "{'check_trace': False}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    traced = torch.jit.load(str(ts))
+    from monai_singanseg.inferers import SinGANSegSampler
+
+    sampler = SinGANSegSampler(REPO / "bundles/singanseg/models/singanseg.pt", "cpu")
+    channels = sampler.config.channels
+    z = torch.randn(2, channels, *sampler.sizes[0], generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.manual_seed(7)
+        exported = traced(z)
+        torch.manual_seed(7)
+        noise = [z] + [torch.randn(2, channels, *s) for s in sampler.sizes[1:]]
+        expected = sampler.pyramid(noise, sampler.amplitudes, sampler.sizes)
+    assert exported.shape == (2, 7, 128, 128)
+    assert torch.allclose(exported, expected, atol=1e-4)
 
 
 def test_singanseg_inference_with_the_shipped_model_keeps_the_source_slice_geometry(tmp_path):
     out = tmp_path / "singan"
     res = bundle("run", "--config_file", config("singanseg", "inference"), "--output_dir", str(out), "--num_samples", "4")
     assert res.returncode == 0, res.stderr[-3000:]
-    cfg = load_model_file(REPO / "bundles/singanseg/models/model.pt").config
+    cfg = load_model_file(REPO / "bundles/singanseg/models/singanseg.pt").config
     entries = _check_synthetic_cases(out, np.asarray(cfg.source_affine))
     assert len(entries) == 4 and nib.load(entries[0]["label"]).shape[2] == 1  # one-slice volumes
 

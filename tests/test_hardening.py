@@ -23,7 +23,7 @@ from monai_singanseg.io.atomic import atomic_path
 from monai_singanseg.synthesis import pix2pix_training_slices, singanseg_training_input
 
 REPO = Path(__file__).resolve().parents[1]
-SINGANSEG_MODEL = REPO / "bundles" / "singanseg" / "models" / "model.pt"
+SINGANSEG_MODEL = REPO / "bundles" / "singanseg" / "models" / "singanseg.pt"
 PIX2PIX_MODEL = REPO / "bundles" / "pix2pix" / "models" / "pix2pix.pt"
 TINY = SinGANSegSettings(min_size=12, iters=2, num_stages=2, critic_steps=1, generator_steps=1, base_features=4)
 

@@ -13,10 +13,11 @@ from monai.data import MetaTensor
 from monai.engines import Trainer
 
 from monai_singanseg.engines.singan import SinGANSegSettings, SinGANSegTrainer
+from monai_singanseg.engines.singan_workflow import SinGANSegWorkflow, with_iterations
 from monai_singanseg.inferers import SinGANSegSample, SinGANSegSampled, SinGANSegSampler
 from monai_singanseg.io.atomic import OutputExistsError
 from monai_singanseg.io.modelfile import ModelFileError, load_model_file
-from monai_singanseg.synthesis import singanseg_training_input
+from monai_singanseg.synthesis import SinGANSegTrainingSet, singanseg_training_input
 from monai_singanseg.transforms.gan import ToGANTensor, remove_small_components
 
 TINY = {"min_size": 12, "iters": 4, "num_stages": 3, "critic_steps": 1, "generator_steps": 2, "base_features": 8}
@@ -70,6 +71,34 @@ def test_training_is_deterministic_and_refuses_to_overwrite(real_slice, tiny_mod
     with pytest.raises(OutputExistsError):
         SinGANSegTrainer(SinGANSegSettings(**TINY), progress=False).fit(gan, again, meta)
     assert again.read_bytes() == before
+
+
+def test_with_iterations_sets_every_scale_and_keeps_the_coarsest_ratio():
+    fast = SinGANSegSettings()  # 200 per scale, 600 at the coarsest
+    assert (fast.iters, fast.coarsest_iters) == (200, 600)
+    assert (with_iterations(fast, 4).iters, with_iterations(fast, 4).coarsest_iters) == (4, 12)
+    assert with_iterations(fast, 200) is fast
+    paper = SinGANSegSettings(schedule="singan")
+    assert with_iterations(paper, 10).coarsest_iters == 10
+    with pytest.raises(ValueError, match="max_epochs"):
+        with_iterations(fast, 0)
+
+
+def test_workflow_of_a_datalist_entry_trains_the_same_model_as_the_trainer(brats_item, tiny_model, tmp_path):
+    """The bundle's path (training set of a datalist, workflow, max_epochs) equals the trainer's on the same slice."""
+    data = SinGANSegTrainingSet([brats_item], max_size=32)
+    settings = SinGANSegSettings(**{**TINY, "iters": 8})  # max_epochs 4 brings it back to TINY: 4 per scale, 12 coarsest
+    workflow = SinGANSegWorkflow(data, tmp_path / "m.pt", settings, max_epochs=4, device="cpu", progress=False)
+    a, b = load_model_file(tiny_model), load_model_file(workflow.run())
+    assert b.config.training == a.config.training
+    for name, tensor in a.state["generator"].items():
+        assert torch.equal(tensor, b.state["generator"][name]), name
+    with pytest.raises(ValueError, match="got 2 datalist entries"):
+        SinGANSegWorkflow([data[0], data[0]], tmp_path / "two.pt")
+    with pytest.raises(ValueError, match="needs 'image' and 'label'"):
+        SinGANSegTrainingSet([{"image": brats_item["image"]}])
+    with pytest.raises(ValueError, match="empty"):
+        SinGANSegTrainingSet([])
 
 
 def test_singan_schedule_trains_more_scales(real_slice, tmp_path):

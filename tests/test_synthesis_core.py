@@ -26,7 +26,7 @@ from monai_singanseg.synthesis import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-SINGANSEG_MODEL = REPO / "bundles" / "singanseg" / "models" / "model.pt"
+SINGANSEG_MODEL = REPO / "bundles" / "singanseg" / "models" / "singanseg.pt"
 PIX2PIX_MODEL = REPO / "bundles" / "pix2pix" / "models" / "pix2pix.pt"
 
 

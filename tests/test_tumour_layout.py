@@ -15,7 +15,7 @@ from monai_singanseg.transforms.gan import RandTumourDisplacement, RandTumourDis
 from monai_singanseg.transforms.gan.layout import MIN_IN_FRAME
 
 REPO = Path(__file__).resolve().parents[1]
-MODEL = REPO / "bundles" / "singanseg" / "models" / "model.pt"
+MODEL = REPO / "bundles" / "singanseg" / "models" / "singanseg.pt"
 NUM_IMAGE_CHANNELS = 4
 
 

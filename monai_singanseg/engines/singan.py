@@ -80,7 +80,7 @@ from monai_singanseg.rng import forked_rng
 
 __all__ = [
     "MODEL_KIND", "SCHEDULES", "SinGANSegSettings", "SinGANSegTrainer", "BatchedSinGANSegTrainer", "StackedModules",
-    "check_same_shapes", "pyramid_sizes", "real_pyramid", "label_area_loss", "gradient_penalty",
+    "check_same_shapes", "pyramid_sizes", "real_pyramid", "label_area_loss", "gradient_penalty", "mean_losses",
 ]
 
 logger = logging.getLogger(__name__)
@@ -640,9 +640,15 @@ class _ScaleLoop:
         engine.run()
 
 
+def mean_losses(output: dict[str, torch.Tensor]) -> dict[str, float]:
+    """A scale engine's output as scalars: each loss averaged over the models (e.g. a ``StatsHandler``'s
+    ``output_transform``)."""
+    return {name: v.mean().item() for name, v in output.items()}
+
+
 def _mean_losses(engine: Engine) -> dict[str, float]:
-    """The progress bar's figures: each loss of the last iteration, averaged over the models."""
-    return {name: v.mean().item() for name, v in engine.state.output.items()}
+    """The progress bar's figures: the last iteration's :func:`mean_losses`."""
+    return mean_losses(engine.state.output)
 
 
 class SinGANSegTrainer(BatchedSinGANSegTrainer):

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
+from monai.inferers import Inferer, SimpleInferer
 from monai.transforms import MapTransform, Randomizable, Transform
 
 from monai_singanseg.device import resolve_device
@@ -37,14 +38,22 @@ class SinGANSegSampler:
         model: a model file path or a loaded :class:`~monai_singanseg.io.modelfile.ModelFile`.
         device: ``"cpu"``, ``"cuda"``, ``"auto"``/None.
         allow_incomplete: accept a model whose training was interrupted (samples at its finest trained scale).
+        inferer: how the generator pyramid is called (MONAI ``Inferer``; default ``SimpleInferer``): with the
+            per-scale noise list first, then the pyramid, amplitudes and sizes, as
+            :meth:`~monai_singanseg.networks.SinGANPyramid.forward` takes them.
 
     Raises:
         ModelFileError: not a SinGAN-Seg model file, truncated, or incomplete (unless allowed).
     """
 
     def __init__(
-        self, model: str | os.PathLike | ModelFile, device: str | torch.device | None = None, allow_incomplete: bool = False
+        self,
+        model: str | os.PathLike | ModelFile,
+        device: str | torch.device | None = None,
+        allow_incomplete: bool = False,
+        inferer: Inferer | None = None,
     ) -> None:
+        self.inferer = SimpleInferer() if inferer is None else inferer
         self.model = model if isinstance(model, ModelFile) else load_model_file(model, expected_kind=SINGANSEG_KIND)
         if self.model.kind != SINGANSEG_KIND:
             raise ModelFileError(f"{self.model.path}: this is a '{self.model.kind}' model, expected '{SINGANSEG_KIND}'")
@@ -111,7 +120,7 @@ class SinGANSegSampler:
     def reconstruction(self, last_scale: int | None = None) -> torch.Tensor:
         """The reconstruction of the training tensor (fixed noise) at ``last_scale`` ``(1, C, *spatial)``."""
         noise = [self.rec_noise] + [torch.zeros((1, self.rec_noise.shape[1], *s), device=self.device) for s in self.sizes[1:]]
-        return self.pyramid(noise, self.amplitudes, self.sizes, last_scale=last_scale)
+        return self.inferer(noise, self.pyramid, self.amplitudes, self.sizes, last_scale=last_scale)
 
     def reference_image(self) -> torch.Tensor:
         """The training slice's image channels as the model reconstructs them: ``(Ci, *spatial)`` in [-1, 1] on CPU.
@@ -171,11 +180,11 @@ class SinGANSegSampler:
                 torch.cat([p[k] for p in per_sample]).to(self.device) for k in range(len(sizes) - start_scale)
             ]
             start = None if base is None else base.expand(count, *base.shape[1:])
-            x = self.pyramid(noise, self.amplitudes, sizes, start=start, first_scale=start_scale, last_scale=start_scale)
+            x = self.inferer(noise, self.pyramid, self.amplitudes, sizes, start=start, first_scale=start_scale, last_scale=start_scale)
             if displace is not None:
                 x = torch.stack([displace.set_random_state(s)(item) for s, item in zip(layout_seeds, x)])
             if start_scale + 1 < len(sizes):
-                x = self.pyramid(noise, self.amplitudes, sizes, start=x, first_scale=start_scale + 1)
+                x = self.inferer(noise, self.pyramid, self.amplitudes, sizes, start=x, first_scale=start_scale + 1)
             yield x.clamp(-1.0, 1.0)
 
     def sample(

@@ -19,6 +19,7 @@ __all__ = [
     "SinGANGenerator",
     "SinGANCritic",
     "SinGANPyramid",
+    "SinGANSampleNetwork",
     "scale_features",
     "resize_to",
 ]
@@ -197,3 +198,52 @@ class SinGANPyramid(nn.Module):
         if x is None:
             raise ValueError("no scale to run: first_scale > last_scale")
         return x
+
+
+class SinGANSampleNetwork(SinGANPyramid):
+    """A trained pyramid with its scale sizes and noise amplitudes as one network: coarsest noise in, sample out.
+
+    MONAI's bundle tools (``ckpt_export``, ``verify_net_in_out``, ``CheckpointLoader``) take a network whose
+    ``forward`` has one tensor input; this is the pyramid's random path from scale 0, without the product
+    sampler's tumour layouts, start scales or output sizes
+    (:class:`~monai_singanseg.inferers.SinGANSegSampler`). Its state dict is the pyramid's.
+
+    Args:
+        spatial_dims: 2 or 3.
+        channels: channels of the GAN tensor.
+        features: feature width of each scale's generator.
+        sizes: spatial size of each scale, coarse to fine.
+        amplitudes: noise amplitude of each scale.
+        num_layers: convolutions per generator.
+
+    Raises:
+        ValueError: ``features``, ``sizes`` and ``amplitudes`` differ in length or are empty.
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        channels: int,
+        features: Sequence[int],
+        sizes: Sequence[Sequence[int]],
+        amplitudes: Sequence[float],
+        num_layers: int = 5,
+    ) -> None:
+        if not len(features) == len(sizes) == len(amplitudes) > 0:
+            raise ValueError(
+                f"features, sizes and amplitudes need one entry per scale, got {len(features)}, {len(sizes)} and {len(amplitudes)}"
+            )
+        super().__init__(spatial_dims, channels, features, num_layers)
+        self.sizes = [[int(s) for s in size] for size in sizes]
+        self.amplitudes = [float(a) for a in amplitudes]
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        """Args:
+        z: unit noise of the coarsest scale ``(N, channels, *sizes[0])``; the finer scales draw theirs from
+            torch's global generator.
+
+        Returns:
+            The samples ``(N, channels, *sizes[-1])`` (image channels then label channels, about [-1, 1]).
+        """
+        noise = [z] + [torch.randn((z.shape[0], self.channels, *s), dtype=z.dtype, device=z.device) for s in self.sizes[1:]]
+        return super().forward(noise, self.amplitudes, self.sizes)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from monai_singanseg.synthesis.pix2pix import pix2pix_deform_steps, pix2pix_synthesis
 from monai_singanseg.synthesis.prepare import (
     Pix2PixTrainingSet,
+    SinGANSegTrainingSet,
     default_channel_names,
     is_2d_image_input,
     pix2pix_case_slices,
@@ -27,6 +28,6 @@ from monai_singanseg.synthesis.singanseg import (
 
 __all__ = [
     "pix2pix_deform_steps", "pix2pix_synthesis", "default_channel_names", "is_2d_image_input", "pix2pix_case_slices", "pix2pix_training_slices",
-    "Pix2PixTrainingSet", "singanseg_prepare", "singanseg_training_input", "SynthesisPipeline", "preview_plane", "synthesise",
+    "Pix2PixTrainingSet", "singanseg_prepare", "singanseg_training_input", "SinGANSegTrainingSet", "SynthesisPipeline", "preview_plane", "synthesise",
     "SinGANSegSynthesisOptions", "singanseg_case_writer", "singanseg_style", "singanseg_synthesis",
 ]

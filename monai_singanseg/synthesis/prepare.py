@@ -41,6 +41,7 @@ __all__ = [
     "default_channel_names",
     "singanseg_prepare",
     "singanseg_training_input",
+    "SinGANSegTrainingSet",
     "pix2pix_case_slices",
     "pix2pix_training_slices",
     "Pix2PixTrainingSet",
@@ -189,6 +190,50 @@ def singanseg_training_input(
         "source_size": [int(s) for s in img.shape[1:]],
     }
     return d["gan"], metadata
+
+
+class SinGANSegTrainingSet(torch.utils.data.Dataset):
+    """A datalist's SinGAN-Seg training inputs, one ``(gan_tensor, metadata)`` per case (bundles' ``train#dataset``).
+
+    Each entry goes through :func:`singanseg_training_input` (one tumour slice, or the 2D picture, at the working
+    size); SinGAN-Seg trains one model per item.
+
+    Args:
+        data: datalist entries ``{"image": path or [one path per sequence], "label": path}`` (kept as ``self.data``).
+        slice_index: ``"auto"`` or an axial slice index, for every case.
+        max_size: long side of the finest scale.
+        label_values: label values of the cases (default: BraTS for volumes, binary for 2D pictures).
+        label_map: label values replaced on load (e.g. ``{3: 1}``).
+
+    Raises:
+        ValueError: an empty datalist, an entry without ``image`` or ``label``, or a case
+            :func:`singanseg_training_input` refuses (naming its file).
+    """
+
+    def __init__(
+        self,
+        data: Sequence[Mapping[str, Any]],
+        slice_index: int | str | None = "auto",
+        max_size: int = 128,
+        label_values: Sequence[int] | None = None,
+        label_map: Mapping[int, int] | None = None,
+    ) -> None:
+        self.data = list(data)
+        if not self.data:
+            raise ValueError("the SinGAN-Seg training datalist is empty")
+        for i, entry in enumerate(self.data):
+            if not isinstance(entry, Mapping) or "image" not in entry or "label" not in entry:
+                raise ValueError(f"datalist entry {i} needs 'image' and 'label' keys, got {entry!r}")
+        self.items = [
+            singanseg_training_input(e["image"], e["label"], slice_index, max_size, label_values, label_map=label_map, name=e.get("name"))
+            for e in self.data
+        ]  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, Any]]:
+        return self.items[index]
 
 
 def pix2pix_case_slices(

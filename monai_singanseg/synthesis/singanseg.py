@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from monai.inferers import Inferer
 
 from monai_singanseg.inferers.singanseg import SinGANSegSampled, SinGANSegSampler
 from monai_singanseg.io.modelfile import ModelFile
@@ -94,6 +95,7 @@ def singanseg_synthesis(
     finish: bool = True,
     overwrite: bool = False,
     device: str | torch.device | None = "cpu",
+    inferer: Inferer | None = None,
 ) -> SynthesisPipeline:
     """The synthesis pipeline of a SinGAN-Seg model; run it with :func:`~monai_singanseg.synthesis.synthesise`.
 
@@ -105,12 +107,14 @@ def singanseg_synthesis(
             class indices; no writer).
         overwrite: replace existing outputs.
         device: device of the generator and the style optimisation.
+        inferer: how the generator pyramid is called (see :class:`SinGANSegSampler`; not used when ``model`` is
+            a sampler already).
 
     Returns:
         A :class:`~monai_singanseg.synthesis.SynthesisPipeline` that sets ``"image"`` and ``"label"`` of each item.
     """
     options = options or SinGANSegSynthesisOptions()
-    sampler = model if isinstance(model, SinGANSegSampler) else SinGANSegSampler(model, device=device)
+    sampler = model if isinstance(model, SinGANSegSampler) else SinGANSegSampler(model, device=device, inferer=inferer)
     cfg = sampler.config
     steps: list = [
         SinGANSegSampled(("image", "label"), sampler, start_scale=options.start_scale, size=options.size,
