@@ -3,30 +3,22 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 from monai.data import load_decathlon_datalist
 
 from monai_singanseg.data import load_image
 from monai_singanseg.io.modelfile import load_model_file
+from singanseg_cli import assert_same_model, cli, kill_after_first_scale, train_args as train_command
 
 TINY = ["--max-size", "32", "--min-size", "12", "--stages", "3", "--iters", "12", "--threads", "1", "--quiet"]
 
 
-def cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "monai_singanseg", *args], capture_output=True, text=True, encoding="utf-8", **kwargs)
-
-
 def train_args(item: dict, out: Path) -> list[str]:
-    return ["train-singanseg", "--image", *item["image"], "--label", item["label"], "--out", str(out), *TINY]
+    return train_command(item, out, TINY)
 
 
 @pytest.fixture(scope="module")
@@ -108,26 +100,12 @@ def test_never_overwrites_without_flag(generated, model, brats_item):
 
 def test_resume_after_killed_run_gives_the_same_complete_model(brats_item, model, tmp_path):
     out = tmp_path / "resumed.pt"
-    args = [sys.executable, "-m", "monai_singanseg", *train_args(brats_item, out)]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 120
-        while not out.exists() and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait()
-    partial = load_model_file(out).config  # the checkpoint of the last finished scale is a valid model file
-    assert not partial.complete and 1 <= partial.finished_scales < partial.num_scales
+    kill_after_first_scale(train_args(brats_item, out), out)
     res = cli("generate", "--model", str(out), "--num", "1", "--out", str(tmp_path / "g"))
     assert res.returncode == 1 and "interrupted" in res.stderr and not (tmp_path / "g").exists()
     res = cli(*train_args(brats_item, out), "--resume")
     assert res.returncode == 0, res.stderr
-    resumed, full = load_model_file(out), load_model_file(model)
-    assert resumed.config.complete
-    assert resumed.config.noise_amplitudes == full.config.noise_amplitudes
-    for name, tensor in full.state["generator"].items():
-        assert torch.equal(tensor, resumed.state["generator"][name]), name
+    assert_same_model(model, out)
 
 
 def test_2d_rgb_image_and_mask(shared_data, tmp_path):

@@ -14,22 +14,31 @@ from monai_singanseg.cli.options import SEED, THREADS, add_tumour_shift, float_i
 from monai_singanseg.io.atomic import check_outputs_free
 from monai_singanseg.transforms.style import STYLE_METHODS
 
-__all__ = ["add_parsers", "run_train", "run_generate"]
+__all__ = ["add_parsers", "run_train", "run_generate", "SLICE_MAX_SIZE", "VOLUME_MAX_SIZE"]
+
+#: default long side of the finest scale of a slice model and of a 3D (``--volume``) model
+SLICE_MAX_SIZE = 128
+VOLUME_MAX_SIZE = 64
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     """Register ``train-singanseg`` and ``generate``."""
     p = subparsers.add_parser(
         "train-singanseg",
-        help="train a SinGAN-Seg model on one tumour slice (image + label)",
-        description="Train a multi-scale SinGAN-Seg model on one slice: image channels + one-hot label channels.",
+        help="train a SinGAN-Seg model on one tumour slice, or on a whole volume with --volume (image + label)",
+        description="Train a multi-scale SinGAN-Seg model on one slice (or, with --volume, on the whole brain of a "
+        "volume): image channels + one-hot label channels.",
     )
     p.add_argument("--image", nargs="+", required=True,
                    help="one image file, the 4 BraTS modality files in flair t1 t1ce t2 order, or a 2D RGB picture")
     p.add_argument("--label", required=True, help="label file (BraTS 0/1/2/4) or a 2D mask picture")
     p.add_argument("--slice", default="auto", help="axial slice index, or 'auto' for the slice with most tumour")
     p.add_argument("--out", required=True, help="model file to write (rewritten after every scale)")
-    p.add_argument("--max-size", type=int_in(8, 4096), default=128, help="long side of the finest scale (default 128)")
+    p.add_argument("--volume", action="store_true",
+                   help="a 3D model of the whole brain (isotropic voxels, --max-size on the long side; default 64) "
+                   "instead of one slice")
+    p.add_argument("--max-size", type=int_in(8, 4096), default=None,
+                   help="long side of the finest scale (default 128; 64 with --volume)")
     p.add_argument("--min-size", type=int_in(4, 4096), default=None,
                    help="short side of the coarsest scale (default: 16 fast, 25 singan)")
     p.add_argument("--iters", type=int_in(1, 10**6), default=None, help="iterations per scale (default: 200 fast, 2000 singan)")
@@ -57,7 +66,10 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--num", type=int_in(1, 10**6), default=10, help="number of samples (default 10)")
     g.add_argument("--out", required=True, help="output folder")
     g.add_argument("--start-scale", type=int_in(0, 64), default=0, help="scale where random noise starts (default 0)")
-    g.add_argument("--size", type=int_in(8, 4096), nargs="+", default=None, help="other output size (H W)")
+    g.add_argument("--size", type=int_in(8, 4096), nargs="+", default=None, help="other output size (H W, or H W D for a 3D model)")
+    g.add_argument("--paste", action="store_true",
+                   help="3D models: write each sample into the whole source volume's grid (shape, spacing, orientation, "
+                   "origin) instead of the model's working grid")
     g.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
     g.add_argument("--threshold", type=float_in(0.0, 1.0, high_open=True), default=0.5, help="label background threshold (default 0.5)")
     g.add_argument("--min-component", type=int_in(0, 10**7), default=10,
@@ -99,10 +111,12 @@ def run_train(args: argparse.Namespace) -> int:
     )
     slice_index: Any = None if str(args.slice) == "auto" else _int_arg(args.slice, "--slice")
     images = args.image if len(args.image) > 1 else args.image[0]
-    gan, metadata = singanseg_training_input(images, args.label, slice_index, max_size=args.max_size)
+    max_size = args.max_size or (VOLUME_MAX_SIZE if args.volume else SLICE_MAX_SIZE)
+    gan, metadata = singanseg_training_input(images, args.label, slice_index, max_size=max_size, volume=args.volume)
     trainer = SinGANSegTrainer(settings, device=args.device, progress=not args.quiet, log_dir=args.tensorboard)
     trainer.fit(gan, out, metadata, resume=args.resume, overwrite=args.overwrite)
-    where = f"slice {metadata['source_slice_index']}" if metadata["source_slice_index"] is not None else "image"
+    where = f"slice {metadata['source_slice_index']}" if metadata["source_slice_index"] is not None else (
+        "volume" if args.volume else "image")
     print(f"wrote {out} ({metadata['source_name']} {where}, {'x'.join(map(str, gan.shape[1:]))}, {gan.shape[0]} channels)")
     return 0
 
@@ -124,6 +138,7 @@ def run_generate(args: argparse.Namespace) -> int:
     options = SinGANSegSynthesisOptions(
         start_scale=args.start_scale, size=args.size, threshold=args.threshold, min_component=args.min_component,
         style=args.style, style_steps=args.style_steps, style_weights=args.style_weights, tumour_shift=args.tumour_shift,
+        paste=args.paste,
     )
     pipeline = singanseg_synthesis(args.model, args.out, options, overwrite=args.overwrite, device=args.device)
     result = synthesise(pipeline, pipeline.cases(args.num), args.out, seed=args.seed, overwrite=args.overwrite,

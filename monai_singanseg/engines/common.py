@@ -1,4 +1,5 @@
-"""Small pieces every training loop shares: data fingerprints, optional TensorBoard."""
+"""Small pieces every training loop shares: data fingerprints, loaders that leave the random stream alone, optional
+TensorBoard."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
 
-__all__ = ["tensor_digest", "require_tensorboard", "optional_summary_writer", "cpu_threads_hint"]
+__all__ = ["tensor_digest", "stream_neutral_loader", "require_tensorboard", "optional_summary_writer", "cpu_threads_hint"]
 
 
 def tensor_digest(*tensors: torch.Tensor) -> str:
@@ -21,6 +23,22 @@ def tensor_digest(*tensors: torch.Tensor) -> str:
         digest.update(str(tuple(arr.shape)).encode("utf-8"))
         digest.update(arr.numpy().tobytes())
     return digest.hexdigest()
+
+
+def stream_neutral_loader(dataset: Dataset, batch_size: int, sampler: Sampler | None = None) -> DataLoader:
+    """A main-process ``DataLoader`` whose iterators draw nothing from torch's global random stream.
+
+    A loader without its own generator draws a base seed from the global stream each time an iterator is made;
+    inside a training run that stream is the networks' (dropout), so a validation pass or a resumed epoch would
+    change training. This loader's generator is a fixed one (it only seeds worker processes, of which there are
+    none); the order of the batches is the ``sampler``'s (default: in order).
+
+    Args:
+        dataset: the items.
+        batch_size: items per batch.
+        sampler: the order (e.g. a ``DistributedSampler`` shard); None: in order.
+    """
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, sampler=sampler, generator=torch.Generator().manual_seed(0))
 
 
 def require_tensorboard() -> Any:

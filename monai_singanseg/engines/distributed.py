@@ -15,6 +15,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
+from monai_singanseg.engines.common import stream_neutral_loader
+
 __all__ = ["distributed_rank", "distributed_loader", "distributed_module"]
 
 
@@ -28,11 +30,10 @@ def distributed_rank() -> tuple[int, int]:
 def distributed_loader(dataset: Dataset, batch_size: int, seed: int) -> DataLoader:
     """This rank's shard of ``dataset``, reshuffled each epoch from ``seed`` (``DistributedSampler``).
 
-    MONAI's workflows call the sampler's ``set_epoch`` at every epoch start. The loader's own generator is a
-    fixed one, so that making its iterator draws nothing from the networks' random stream.
+    MONAI's workflows call the sampler's ``set_epoch`` at every epoch start. Making the loader's iterator draws
+    nothing from the networks' random stream.
     """
-    sampler = DistributedSampler(dataset, shuffle=True, seed=seed)
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, generator=torch.Generator().manual_seed(0))
+    return stream_neutral_loader(dataset, batch_size, DistributedSampler(dataset, shuffle=True, seed=seed))
 
 
 def distributed_module(module: torch.nn.Module, device: torch.device) -> DistributedDataParallel:

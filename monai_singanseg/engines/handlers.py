@@ -16,7 +16,23 @@ import torch
 from ignite.engine import Engine, Events
 from tqdm.auto import tqdm
 
-__all__ = ["EpochLossHistory", "EpochCallback", "ModelFileCheckpoint", "ProgressBar"]
+__all__ = ["EpochLossHistory", "EpochCallback", "ModelFileCheckpoint", "ProgressBar", "close_when_done"]
+
+
+def close_when_done(engine: Engine, close: Callable[[], Any]) -> None:
+    """Call ``close`` when ``engine``'s run completes, is terminated or fails; a failure is re-raised after it.
+
+    Ignite re-raises an error only when no handler listens to ``EXCEPTION_RAISED``; this one closes the
+    resource (a progress bar, a TensorBoard writer) and raises the error on.
+    """
+
+    def close_and_raise(_: Engine, error: BaseException) -> None:
+        close()
+        raise error
+
+    engine.add_event_handler(Events.COMPLETED, lambda _: close())
+    engine.add_event_handler(Events.TERMINATE, lambda _: close())
+    engine.add_event_handler(Events.EXCEPTION_RAISED, close_and_raise)
 
 
 class EpochLossHistory:
@@ -138,9 +154,7 @@ class ProgressBar:
         engine.add_event_handler(Events.STARTED, self.started)
         step = Events.EPOCH_COMPLETED if self.per == "epoch" else Events.ITERATION_COMPLETED
         engine.add_event_handler(step, self.step)
-        engine.add_event_handler(Events.COMPLETED, self.close)
-        engine.add_event_handler(Events.TERMINATE, self.close)
-        engine.add_event_handler(Events.EXCEPTION_RAISED, self.close_and_raise)
+        close_when_done(engine, self.close)
 
     def started(self, engine: Engine) -> None:
         state = engine.state
@@ -155,11 +169,7 @@ class ProgressBar:
         if self.postfix is not None and (done % self.every == 0 or done == self._bar.total):
             self._bar.set_postfix({name: f"{value:.4g}" for name, value in self.postfix(engine).items()}, refresh=False)
 
-    def close(self, engine: Engine) -> None:
+    def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-
-    def close_and_raise(self, engine: Engine, error: BaseException) -> None:
-        self.close(engine)
-        raise error

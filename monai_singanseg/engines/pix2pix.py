@@ -22,13 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from ignite.engine import Events
 from monai.handlers import LrScheduleHandler, TensorBoardStatsHandler
 from torch.optim.lr_scheduler import LambdaLR
 
 from monai_singanseg.device import resolve_device
 from monai_singanseg.engines.common import require_tensorboard, tensor_digest
-from monai_singanseg.engines.handlers import EpochCallback, EpochLossHistory, ModelFileCheckpoint, ProgressBar
+from monai_singanseg.engines.handlers import EpochCallback, EpochLossHistory, ModelFileCheckpoint, ProgressBar, close_when_done
 from monai_singanseg.engines.distributed import distributed_loader, distributed_module, distributed_rank
 from monai_singanseg.engines.pix2pix_trainer import (
     ITERATION_LOSSES, AugmentedPairs, PairedSlices, Pix2PixTrainer, paired_loader,
@@ -396,21 +395,8 @@ def pix2pix_trainer(
     trainer.state.iteration = start_epoch * len(loader)
     trainer.state.history = loss_history.history
     if tensorboard_handler is not None:
-        trainer.add_event_handler(Events.COMPLETED, lambda _: tensorboard_handler.close())
-        trainer.add_event_handler(Events.TERMINATE, lambda _: tensorboard_handler.close())
-        trainer.add_event_handler(Events.EXCEPTION_RAISED, _close_and_raise(tensorboard_handler))
+        close_when_done(trainer, tensorboard_handler.close)
     return trainer
-
-
-def _close_and_raise(handler: TensorBoardStatsHandler) -> Callable[[Any, BaseException], None]:
-    """An ``EXCEPTION_RAISED`` handler that closes ``handler``'s writer and re-raises (ignite re-raises only
-    when no handler listens to that event)."""
-
-    def close(engine: Any, error: BaseException) -> None:
-        handler.close()
-        raise error
-
-    return close
 
 
 def _last_epoch_losses(engine: Pix2PixTrainer) -> dict[str, float]:

@@ -21,6 +21,7 @@ from monai.utils import AdversarialIterationEvents, CommonKeys as Keys
 from monai.data import DistributedSampler as MonaiDistributedSampler
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from monai_singanseg.engines.common import stream_neutral_loader
 from monai_singanseg.rng import forked_rng
 
 __all__ = [
@@ -113,9 +114,8 @@ class EpochPermutation(Sampler[int]):
 def validation_loader(dataset: Dataset, batch_size: int = 8, distributed: bool = False) -> DataLoader:
     """Batches of ``dataset`` in order, for an evaluator run between training epochs.
 
-    Its generator is a fixed one: a loader without one draws its worker seed from the global random
-    stream, which inside a training run is the networks' (dropout), so validating would change training
-    and a resumed run would no longer equal an uninterrupted one.
+    It draws nothing from the global random stream (:func:`~monai_singanseg.engines.common.stream_neutral_loader`):
+    validating does not change training, so a resumed run still equals an uninterrupted one.
 
     Args:
         dataset: the validation pairs.
@@ -124,19 +124,13 @@ def validation_loader(dataset: Dataset, batch_size: int = 8, distributed: bool =
             without padding; MONAI's metrics gather the shares), as every rank must take part in the metrics.
     """
     sampler = MonaiDistributedSampler(dataset, shuffle=False, even_divisible=False) if distributed else None
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, sampler=sampler, generator=torch.Generator().manual_seed(0))
+    return stream_neutral_loader(dataset, batch_size, sampler)
 
 
 def paired_loader(dataset: Dataset, batch_size: int, generator: torch.Generator) -> DataLoader:
-    """Batches of ``dataset`` in an order drawn from ``generator`` each epoch (in the main process).
-
-    The loader's own generator only seeds worker processes (there are none), so it is a fixed one: the
-    global stream stays the networks' (dropout).
-    """
-    return DataLoader(
-        dataset, batch_size=batch_size, sampler=EpochPermutation(len(dataset), generator),  # type: ignore[arg-type]
-        generator=torch.Generator().manual_seed(0),
-    )
+    """Batches of ``dataset`` in an order drawn from ``generator`` each epoch, never from the global stream (the
+    networks', e.g. dropout)."""
+    return stream_neutral_loader(dataset, batch_size, EpochPermutation(len(dataset), generator))  # type: ignore[arg-type]
 
 
 class PairsToDevice(PrepareBatch):

@@ -138,6 +138,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _affine(kind: str, name: str, value: Any) -> list[list[float]]:
+    """A 4x4 matrix of floats, or a :class:`ModelConfigError` naming the field."""
+    rows = _list(kind, name, value)
+    if len(rows) != 4 or any(len(_list(kind, name, r)) != 4 for r in rows):
+        raise _fail(kind, name, value, "a 4x4 matrix")
+    return [[_float(kind, name, v) for v in r] for r in rows]
+
+
 @dataclass(kw_only=True)
 class SinGANSegModelConfig(ModelConfig):
     """A SinGAN-Seg model: the pyramid's layout, its training state and what sampling needs to write cases.
@@ -165,6 +173,8 @@ class SinGANSegModelConfig(ModelConfig):
         source_slice_index: the axial slice of the volume (None: a 2D picture).
         source_affine: 4x4 affine of the training slice.
         source_size: spatial size of the training slice before resizing to the finest scale.
+        source_grid_shape: spatial shape of the whole source volume (3D models: where ``--paste`` puts samples).
+        source_grid_affine: 4x4 affine of the whole source volume (3D models).
         data_hash: SHA-256 of the training tensor (a resumed run must train on the same data).
     """
 
@@ -193,6 +203,8 @@ class SinGANSegModelConfig(ModelConfig):
     source_slice_index: int | None = None
     source_affine: list[list[float]] = field(default_factory=lambda: [[float(i == j) for j in range(4)] for i in range(4)])
     source_size: list[int] = field(default_factory=list)
+    source_grid_shape: list[int] | None = None
+    source_grid_affine: list[list[float]] | None = None
     data_hash: str | None = None
 
     @property
@@ -237,10 +249,14 @@ class SinGANSegModelConfig(ModelConfig):
             raise _fail(k, "training/intensity_stats", type(self.training).__name__, "a dictionary")
         if self.source_slice_index is not None:
             self.source_slice_index = _int(k, "source_slice_index", self.source_slice_index, 0)
-        rows = _list(k, "source_affine", self.source_affine)
-        if len(rows) != 4 or any(len(_list(k, "source_affine", r)) != 4 for r in rows):
-            raise _fail(k, "source_affine", self.source_affine, "a 4x4 matrix")
-        self.source_affine = [[_float(k, "source_affine", v) for v in r] for r in rows]
+        self.source_affine = _affine(k, "source_affine", self.source_affine)
+        if (self.source_grid_shape is None) != (self.source_grid_affine is None):
+            raise _fail(k, "source_grid_shape/source_grid_affine", self.source_grid_shape, "both or neither")
+        if self.source_grid_shape is not None:
+            self.source_grid_shape = _ints(k, "source_grid_shape", self.source_grid_shape, 1)
+            if len(self.source_grid_shape) != self.spatial_dims:
+                raise _fail(k, "source_grid_shape", self.source_grid_shape, f"{self.spatial_dims} sizes")
+            self.source_grid_affine = _affine(k, "source_grid_affine", self.source_grid_affine)
 
 
 @dataclass

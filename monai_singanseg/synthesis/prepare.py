@@ -1,8 +1,8 @@
 """The *prepare* step: cases in -> the tensors the trainers take (one place per generator).
 
-SinGAN-Seg: a MONAI ``Compose`` (:func:`singanseg_prepare`) loads a case, picks one tumour slice, crops it to
-the brain at the working size, maps intensities to [-1, 1] and builds the GAN tensor
-(:func:`singanseg_training_input` runs it and collects what the model file stores about its source).
+SinGAN-Seg: a MONAI ``Compose`` (:func:`singanseg_prepare`) loads a case, picks one tumour slice (or, for a 3D
+model, keeps the whole volume), crops it to the brain at the working size, maps intensities to [-1, 1] and builds
+the GAN tensor (:func:`singanseg_training_input` runs it and collects what the model file stores about its source).
 pix2pix: every case's condition and image, cut to the renderer's slice grid (:func:`pix2pix_training_slices`).
 """
 
@@ -31,6 +31,7 @@ from monai_singanseg.transforms.labels import BINARY_LABEL_VALUES, BRATS_LABEL_V
 from monai_singanseg.transforms.slices import (
     AxialSliceGrid,
     ExtractTumourSlicesd,
+    IsotropicForegroundCropd,
     SquareForegroundCropd,
     axial_axis,
     rank_tumour_slices,
@@ -63,13 +64,15 @@ def singanseg_prepare(
     slice_index: int | None = None,
     rgb: bool = False,
     label_map: Mapping[int, int] | None = None,
+    volume: bool = False,
 ) -> Compose:
     """The SinGAN-Seg prepare ``Compose``: case dict of paths -> list of one prepared dict holding ``"gan"``.
 
     Volumes: load, the slice with most tumour (or ``slice_index``) along the axial axis, brain crop resized to
-    a ``max_size`` square (the affine follows), per-channel [-1, 1] inside the brain, GAN tensor. A 2D
-    picture + mask: load, resize so the long side is ``max_size`` (aspect kept), [-1, 1] over the whole
-    picture, GAN tensor.
+    a ``max_size`` square (the affine follows), per-channel [-1, 1] inside the brain, GAN tensor. With
+    ``volume=True`` (3D models) the whole brain instead, resampled to isotropic voxels with ``max_size`` on its
+    long side (:class:`~monai_singanseg.transforms.slices.IsotropicForegroundCropd`). A 2D picture + mask: load,
+    resize so the long side is ``max_size`` (aspect kept), [-1, 1] over the whole picture, GAN tensor.
 
     Args:
         label_values: label values, background first.
@@ -77,10 +80,13 @@ def singanseg_prepare(
         slice_index: axial slice index (None: the slice with most tumour); volumes only.
         rgb: the case is a 2D picture with a mask.
         label_map: label values replaced on load (e.g. ``{3: 1}``: BRATS-2013 labels in the BraTS convention).
+        volume: train on the whole volume (3D), not on one slice.
     """
     num_classes = len(label_values)
-    if rgb:
-        select: list[Any] = [
+    if volume:
+        select: list[Any] = [IsotropicForegroundCropd(max_size=max_size)]
+    elif rgb:
+        select = [
             Resized(("image", "label"), spatial_size=max_size, size_mode="longest", mode=("area", "nearest"))
         ]
     else:
@@ -116,6 +122,7 @@ def singanseg_training_input(
     channel_names: Sequence[str] | None = None,
     label_map: Mapping[int, int] | None = None,
     name: str | None = None,
+    volume: bool = False,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Run :func:`singanseg_prepare` on one case: the GAN tensor and the model file's source fields.
 
@@ -128,13 +135,15 @@ def singanseg_training_input(
         channel_names: names of the image channels (default: BraTS modalities for 4 files, RGB, or ``ch<i>``).
         label_map: label values replaced on load (e.g. ``{3: 1}``).
         name: the case's name (default: from its file names).
+        volume: the whole volume (a 3D model's input), not one slice.
 
     Returns:
         ``(gan_tensor (C, *spatial), metadata)``; metadata holds the source fields of
         :class:`~monai_singanseg.io.SinGANSegModelConfig`.
 
     Raises:
-        ValueError: no tumour on the chosen slice, bad sizes, NaN, unknown label values (naming the file).
+        ValueError: no tumour on the chosen slice (or in the volume), bad sizes, NaN, unknown label values, a 2D
+            picture or a slice index with ``volume`` (naming the file).
     """
     paths = [str(p) for p in image] if isinstance(image, (list, tuple)) else [str(image)]
     rgb = is_2d_image_input(paths)
@@ -143,30 +152,38 @@ def singanseg_training_input(
     label_values = tuple(int(v) for v in label_values)
     if max_size < 8:
         raise ValueError(f"max_size must be >= 8 pixels, got {max_size}")
+    if volume and rgb:
+        raise ValueError(f"{paths[0]}: a 3D model (--volume) needs a volume (NIfTI or DICOM series), not a 2D picture")
     if slice_index in (None, "auto"):
         index = None
+    elif volume:
+        raise ValueError(f"--slice {slice_index}: a 3D model (--volume) learns the whole volume; leave --slice at auto")
     elif rgb:
         raise ValueError(f"--slice {slice_index}: a 2D picture has no slices; leave it at auto")
     else:
         index = int(slice_index)
     item = {"image": paths if len(paths) > 1 else paths[0], "label": str(label), **({"name": name} if name else {})}
-    prepare = singanseg_prepare(label_values, max_size, index, rgb, label_map)
+    prepare = singanseg_prepare(label_values, max_size, index, rgb, label_map, volume)
     d = run_pipeline(prepare, item, end=1)
     if "label" not in d:
         raise ValueError(f"{label}: no label loaded")
+    if volume and min(d["label"].shape[1:]) < 2:
+        raise ValueError(f"{label}: a 3D model (--volume) needs a volume, got spatial shape {tuple(d['label'].shape[1:])}")
+    source_grid = {"source_grid_shape": [int(s) for s in d["label"].shape[1:]],
+                   "source_grid_affine": torch.as_tensor(d["label"].affine, dtype=torch.float64).tolist()} if volume else {}
     if index is not None:
         axis = axial_axis(d["image"].affine)
         count = int(d["image"].shape[1 + axis])
         if not 0 <= index < count:
             raise ValueError(f"--slice {index} is outside the volume: its axial slices are 0..{count - 1} ({paths[0]})")
-    if not rgb:
+    if not rgb and not volume:
         d = run_pipeline(prepare, d, start=1, end=2)[0]  # the chosen slice
     if not bool((d["label"] > 0).any()):
-        where = "the mask has no foreground (no polyp/tumour) to learn" if rgb else (
+        where = "the mask has no foreground (no polyp/tumour) to learn" if rgb else "the volume has no tumour" if volume else (
             f"slice {slice_index} has no tumour; pick another --slice or use --slice auto"
         )
         raise ValueError(f"{label}: {where}")
-    d = run_pipeline(prepare, d, start=1 if rgb else 2)
+    d = run_pipeline(prepare, d, start=2 if not rgb and not volume else 1)
     d = d[0] if isinstance(d, list) else d
     img = d["image"]
     n_img = int(img.shape[0])
@@ -185,9 +202,10 @@ def singanseg_training_input(
         "use_foreground": not rgb,
         "source_name": safe_name(d["name"]),
         "source_files": paths + [str(label)],
-        "source_slice_index": None if rgb else int(d["slice_index"]),
+        "source_slice_index": None if rgb or volume else int(d["slice_index"]),
         "source_affine": torch.as_tensor(affine, dtype=torch.float64).tolist(),
         "source_size": [int(s) for s in img.shape[1:]],
+        **source_grid,
     }
     return d["gan"], metadata
 

@@ -8,6 +8,7 @@ the bundle's ``inference.json``, MONAI Label and the evaluation all build it her
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +22,10 @@ from monai_singanseg.synthesis.runner import SynthesisPipeline
 from monai_singanseg.transforms.intensity import IntensityFromTanhRanged
 from monai_singanseg.transforms.io import SaveBratsCased, SaveCased, SaveImageMaskPngd
 from monai_singanseg.transforms.labels import IndexToLabeld
+from monai_singanseg.transforms.slices import ResampleToGridd
 from monai_singanseg.transforms.style import STYLE_METHODS, StyleTransferd
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["SinGANSegSynthesisOptions", "singanseg_synthesis", "singanseg_case_writer", "singanseg_style"]
 
@@ -42,7 +46,10 @@ class SinGANSegSynthesisOptions:
         tumour_shift: give every sample a new tumour layout: the tumour moves by up to this fraction of the
             slice's short side inside the brain (or the picture's foreground), turns, changes size and outline,
             before the finer scales add detail (:class:`~monai_singanseg.transforms.gan.RandTumourDisplacement`).
-            None: the layout the model learnt from its one training slice.
+            None: the layout the model learnt from its one training slice. 2D models only: 3D models keep their
+            learnt layout (a 3D model's samples are drawn with None whatever is set here, and say so in the log).
+        paste: 3D models: write each sample into the whole source volume's grid (its shape, spacing, orientation
+            and origin; zeros outside the brain box) instead of the working grid of the model.
     """
 
     start_scale: int = 0
@@ -53,6 +60,7 @@ class SinGANSegSynthesisOptions:
     style_steps: int = 100
     style_weights: str | None = None
     tumour_shift: float | None = 0.15
+    paste: bool = False
 
     def __post_init__(self) -> None:
         if self.tumour_shift is not None and not 0.0 <= float(self.tumour_shift) <= 1.0:
@@ -116,6 +124,14 @@ def singanseg_synthesis(
     options = options or SinGANSegSynthesisOptions()
     sampler = model if isinstance(model, SinGANSegSampler) else SinGANSegSampler(model, device=device, inferer=inferer)
     cfg = sampler.config
+    if cfg.spatial_dims == 3 and options.tumour_shift is not None:
+        logger.info("tumour_shift works on 2D models; the samples of this 3D model keep the layout it learnt")
+        options = dataclasses.replace(options, tumour_shift=None)
+    if options.paste and cfg.source_grid_shape is None:
+        raise ValueError(
+            f"paste: {sampler.model.path} has no source volume grid to paste into (only 3D models, trained with "
+            "--volume, have one)"
+        )
     steps: list = [
         SinGANSegSampled(("image", "label"), sampler, start_scale=options.start_scale, size=options.size,
                          threshold=options.threshold, min_component=options.min_component, tumour_shift=options.tumour_shift)
@@ -125,10 +141,12 @@ def singanseg_synthesis(
         steps.append(style)
     if finish:
         steps += [IntensityFromTanhRanged("image"), IndexToLabeld("label", label_values=sampler.label_values)]
+        if options.paste:
+            steps.append(ResampleToGridd(("image", "label"), cfg.source_grid_affine, cfg.source_grid_shape))
         if output_dir is not None:
             steps.append(singanseg_case_writer(sampler, output_dir, overwrite))
-    elif output_dir is not None:
-        raise ValueError("cases are written in source units: a pipeline with output_dir needs finish=True")
+    elif output_dir is not None or options.paste:
+        raise ValueError("cases are written (and pasted) in source units: output_dir and paste need finish=True")
     channels = list(cfg.image_channels)
     return SynthesisPipeline(
         steps, label_values=sampler.label_values, modalities=channels, rgb=cfg.rgb,

@@ -1,4 +1,5 @@
-"""Dictionary slice transforms: tumour-slice extraction and the square crop around the brain."""
+"""Dictionary slice and volume transforms: tumour-slice extraction, the square crop around the brain of a slice and
+the isotropic crop around the brain of a volume."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ from typing import Any
 import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
-from monai.transforms import CropForegroundd, InvertibleTransform, MapTransform, Resized, SpatialPadd
+from monai.transforms import CropForegroundd, InvertibleTransform, MapTransform, Resized, SpatialPadd, SpatialResample
 from monai.utils import TransformBackends
 
 from monai_singanseg.transforms.slices.array import ExtractSlice, TumourSliceError, axial_axis, rank_tumour_slices
 
-__all__ = ["ExtractTumourSlicesd", "SquareForegroundCropd"]
+__all__ = ["ExtractTumourSlicesd", "SquareForegroundCropd", "IsotropicForegroundCropd", "ResampleToGridd", "voxel_spacing"]
 
 
 def _nonzero(x: torch.Tensor) -> torch.Tensor:
@@ -149,4 +150,137 @@ class SquareForegroundCropd(MapTransform, InvertibleTransform):
         d = dict(data)
         for step in reversed(self.steps):
             d = step.inverse(d)
+        return d
+
+
+def voxel_spacing(affine: Any) -> list[float]:
+    """Voxel sizes (mm) of a 4x4 affine: the lengths of its first three columns."""
+    return [float(v) for v in torch.linalg.vector_norm(torch.as_tensor(affine, dtype=torch.float64)[:3, :3], dim=0)]
+
+
+class IsotropicForegroundCropd(MapTransform, InvertibleTransform):
+    """Crop volumes to the foreground's bounding box and resample them to isotropic voxels, ``max_size`` on the long side.
+
+    The working grid of a 3D SinGAN-Seg model: the whole brain (the tumour with all the anatomy around it) at one
+    voxel size in every direction, so a model sees the same millimetres along each axis whatever the scan's
+    spacing (a 240 x 240 x 155 BraTS case at 1 mm, brain about 140 x 170 x 140 mm, becomes 53 x 64 x 53 at
+    2.7 mm for ``max_size=64``). Built from MONAI's ``CropForegroundd`` and ``Resized``, so the affine follows
+    every step (the volume stays where it was in the world) and :meth:`inverse` maps a volume of the working
+    grid back onto the source grid.
+
+    Args:
+        keys: keys to crop (images and labels).
+        source_key: key whose non-zero voxels define the foreground (the brain of a skull-stripped MR).
+        max_size: voxels along the longest physical side of the foreground box.
+        margin: voxels kept around the foreground (in the source grid).
+        label_keys: keys resampled with nearest neighbour (class maps); others use antialiased trilinear.
+        allow_missing_keys: don't raise if a key is missing.
+
+    Raises:
+        ValueError: ``max_size`` < 2.
+    """
+
+    backend = [TransformBackends.TORCH]
+
+    def __init__(
+        self,
+        keys: KeysCollection = ("image", "label"),
+        source_key: str = "image",
+        max_size: int = 64,
+        margin: int = 2,
+        label_keys: Sequence[str] = ("label",),
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        if int(max_size) < 2:
+            raise ValueError(f"max_size must be >= 2 voxels, got {max_size}")
+        self.source_key = source_key
+        self.max_size = int(max_size)
+        self.modes = ["nearest-exact" if k in label_keys else "trilinear" for k in self.keys]
+        self.crop = CropForegroundd(
+            self.keys, source_key=source_key, select_fn=_nonzero, margin=margin, allow_smaller=True, allow_missing_keys=True
+        )
+        self.resize: Resized | None = None  # the last call's (its size depends on the case); inverse needs it
+
+    def working_size(self, shape: Sequence[int], affine: Any) -> list[int]:
+        """The isotropic grid size of a box of ``shape`` voxels with ``affine``: ``max_size`` on its long side."""
+        extent = [n * s for n, s in zip(shape, voxel_spacing(affine))]
+        voxel = max(extent) / self.max_size
+        return [max(1, round(e / voxel)) for e in extent]
+
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        """Crop and resample every key (MONAI traces each step for :meth:`inverse`).
+
+        Raises:
+            ValueError: the source is not a volume ``(C, H, W, D)``, or it has no foreground.
+        """
+        d = dict(data)
+        source = d[self.source_key]
+        if source.ndim != 4:
+            raise ValueError(f"IsotropicForegroundCropd works on volumes (C, H, W, D), got shape {tuple(source.shape)}")
+        if not bool((source != 0).any()):
+            raise ValueError("volume has no foreground (all voxels are zero)")
+        d = self.crop(d)
+        cropped = d[self.source_key]
+        affine = cropped.affine if isinstance(cropped, MetaTensor) else torch.eye(4)
+        self.resize = Resized(
+            self.keys, spatial_size=self.working_size(cropped.shape[1:], affine), mode=self.modes,
+            anti_aliasing=[m == "trilinear" for m in self.modes], allow_missing_keys=True,
+        )
+        return self.resize(d)
+
+    def inverse(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        """Undo the resampling and the crop of the last call: back onto the source grid (zeros outside the box).
+
+        Raises:
+            RuntimeError: the transform has not been called yet.
+        """
+        if self.resize is None:
+            raise RuntimeError("IsotropicForegroundCropd.inverse: nothing to invert, the transform has not run yet")
+        return self.crop.inverse(self.resize.inverse(dict(data)))
+
+
+class ResampleToGridd(MapTransform):
+    """Resample MetaTensors onto a given world grid (e.g. a 3D sample back into its whole source volume).
+
+    Each key is resampled by its own affine onto ``affine`` / ``spatial_size`` with MONAI's ``SpatialResample``;
+    voxels of the grid outside the input are 0 (the background of a skull-stripped MR and of a label map).
+
+    Args:
+        keys: keys to resample (images and labels).
+        affine: 4x4 affine of the target grid.
+        spatial_size: spatial shape of the target grid.
+        label_keys: keys resampled with nearest neighbour (label values); others trilinear.
+        allow_missing_keys: don't raise if a key is missing.
+
+    Raises:
+        ValueError: ``affine`` is not 4x4.
+    """
+
+    backend = SpatialResample.backend
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        affine: Any,
+        spatial_size: Sequence[int],
+        label_keys: Sequence[str] = ("label",),
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.affine = torch.as_tensor(affine, dtype=torch.float64)
+        if self.affine.shape != (4, 4):
+            raise ValueError(f"affine must be 4x4, got shape {tuple(self.affine.shape)}")
+        self.spatial_size = [int(s) for s in spatial_size]
+        self.label_keys = tuple(label_keys)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            label = key in self.label_keys
+            resample = SpatialResample(mode="nearest" if label else "bilinear", padding_mode="zeros")
+            dtype = d[key].dtype
+            out = resample(d[key], dst_affine=self.affine, spatial_size=self.spatial_size)
+            d[key] = out.round().to(dtype) if label or not dtype.is_floating_point else out.to(dtype)
         return d
