@@ -263,6 +263,23 @@ def test_singanseg_training_max_epochs_override_writes_all_three_model_files(tmp
     assert len(_check_synthetic_cases(out, None)) == 3
 
 
+def test_singanseg_bundle_trains_and_samples_a_3d_model_with_volume_true(shared_data, tmp_path):
+    res = bundle("run", "training", "--config_file", config("singanseg", "train"), "--dataset_dir",
+                 str(shared_data / "brats_tcga"), "--volume", "True", "--max_size", "20", "--num_stages", "3", "--iters", "2",
+                 "--coarsest_iters", "2", "--settings#min_size", "8", "--settings#critic_steps", "1",
+                 "--settings#base_features", "8", "--progress", "False", *_singanseg_outputs(tmp_path))
+    assert res.returncode == 0, res.stderr[-3000:]
+    shipped = load_model_file(tmp_path / "singanseg.pt", expected_kind="singanseg")
+    assert shipped.config.spatial_dims == 3 and shipped.config.source_grid_shape == [240, 240, 155]
+    _check_flat_state_dict("singanseg", tmp_path, shipped)  # network_def is the 3D pyramid
+    out = tmp_path / "samples"
+    res = bundle("run", "--config_file", config("singanseg", "inference"), "--model_file", str(tmp_path / "singanseg.pt"),
+                 "--output_dir", str(out), "--num_samples", "1")
+    assert res.returncode == 0, res.stderr[-3000:]
+    (entry,) = _check_synthetic_cases(out, None)
+    assert nib.load(entry["label"]).shape == tuple(shipped.config.scale_sizes[-1])
+
+
 def test_singanseg_training_refuses_a_datalist_slice_of_several_cases(tmp_path):
     two = "$@datalist[:1] * 2"
     res = bundle("run", "training", "--config_file", config("singanseg", "train"), *TINY_SINGANSEG,

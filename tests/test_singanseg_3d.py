@@ -138,3 +138,18 @@ def test_a_model_config_needs_both_or_neither_of_the_source_grid_fields(model3d)
     cfg.pop("source_grid_affine")
     with pytest.raises(ModelConfigError, match="both or neither"):
         SinGANSegModelConfig.from_dict(cfg)
+
+
+def test_orthogonal_preview_planes_cross_at_the_tumour():
+    from monai_singanseg.synthesis.runner import orthogonal_planes
+
+    image = torch.zeros(2, 10, 12, 8)
+    index = torch.zeros(1, 10, 12, 8, dtype=torch.int64)
+    index[0, 6, 3, 5] = 2
+    image[:, 6, 3, 5] = 1.0
+    planes, labels = orthogonal_planes(image, index)
+    # sagittal (12 x 8), coronal (10 x 8), axial (10 x 12) side by side with 2-pixel gaps, padded to height 12
+    assert planes.shape == (2, 12 + 2 + 10 + 2 + 10, 12) and labels.shape == (1, 36, 12)
+    # every plane passes through the tumour voxel
+    assert labels[0, 3, 5] == 2 and labels[0, 14 + 6, 5] == 2 and labels[0, 26 + 6, 3] == 2
+    assert int((labels > 0).sum()) == 3

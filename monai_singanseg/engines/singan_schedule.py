@@ -14,13 +14,16 @@ from monai_singanseg.io.model_config import SINGANSEG_KIND
 from monai_singanseg.networks.singan import resize_to
 
 __all__ = [
-    "MODEL_KIND", "SCHEDULES", "RESUME_KEYS", "SinGANSegSettings", "pyramid_sizes", "real_pyramid", "label_area_loss",
+    "MODEL_KIND", "SCHEDULES", "RESUME_KEYS", "VOLUME_DEFAULTS", "SinGANSegSettings", "pyramid_sizes", "real_pyramid", "label_area_loss",
     "gradient_penalty",
 ]
 
 #: the ``kind`` of SinGAN-Seg model files.
 MODEL_KIND = SINGANSEG_KIND
 SCHEDULES = ("fast", "singan")
+#: what a 3D (whole-volume) model changes in the defaults, so that it trains in about half an hour on 2 CPU cores at
+#: the default working size (``benchmarks/singanseg_3d.py``); on a GPU pass ``base_features=32`` and the 2D iterations.
+VOLUME_DEFAULTS: dict[str, Any] = {"base_features": 16, "iters": 150}
 #: settings that must agree between a checkpoint and a resumed run.
 RESUME_KEYS = (
     "schedule", "min_size", "scale_factor", "num_stages", "iters", "coarsest_iters", "critic_steps", "generator_steps", "lr",
@@ -103,6 +106,11 @@ class SinGANSegSettings:
         if self.num_stages < 1 or self.concurrent_stages < 1:
             raise ValueError("num_stages and concurrent_stages must be >= 1")
         self.betas = (float(self.betas[0]), float(self.betas[1]))
+
+    @classmethod
+    def for_volume(cls, **settings: Any) -> SinGANSegSettings:
+        """Settings of a 3D model: :data:`VOLUME_DEFAULTS` where ``settings`` leaves a field out or None."""
+        return cls(**{**VOLUME_DEFAULTS, **{k: v for k, v in settings.items() if v is not None}})
 
     @property
     def active_stages(self) -> int:

@@ -26,6 +26,41 @@ __all__ = [
 
 _ACT = ("leakyrelu", {"negative_slope": 0.2})
 
+#: PyTorch runs a CPU float32 3D convolution of ONE volume on its native kernel, not MKL-DNN, while batch x channels
+#: x the first two spatial sizes is at most this (``ConvParams::use_mkldnn``); that kernel measured 4-6x slower here.
+_NATIVE_CONV3D_LIMIT = 20480
+
+
+def _two_volume_input(module: nn.Module, args: tuple) -> tuple | None:
+    """Forward pre-hook of a ``Conv3d``: one CPU float32 volume below the limit runs as a batch of two views of it."""
+    x = args[0]
+    module._one_of_two = (  # type: ignore[assignment]
+        x.ndim == 5 and x.shape[0] == 1 and x.device.type == "cpu" and x.dtype == torch.float32
+        and x.shape[1] * x.shape[2] * x.shape[3] <= _NATIVE_CONV3D_LIMIT
+    )
+    return (x.expand(2, *x.shape[1:]), *args[1:]) if module._one_of_two else None
+
+
+def _first_of_two(module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor | None:
+    """Forward hook of a ``Conv3d``: the one volume's output again."""
+    return output[:1] if getattr(module, "_one_of_two", False) else None
+
+
+def use_fast_cpu_conv3d(module: nn.Module) -> nn.Module:
+    """Route the single-volume 3D convolutions of ``module`` to MKL-DNN on CPU (weights and results unchanged).
+
+    A 3D SinGAN-Seg model trains on one volume (batch 1). For small and middle-sized volumes PyTorch then picks its
+    native 3D convolution, which was 4-6x slower than the MKL-DNN one it uses for two volumes (a 31 x 36 x 28
+    volume, 16 features: 0.18 s vs 0.03 s for forward + backward, 1 thread); computing the volume twice as a batch of
+    two expanded views and keeping the first is still 2.4-3.9x faster per critic step with gradient penalty (measured
+    on the generator + critic, 18 x 21 x 16 to 31 x 36 x 28). Larger volumes, batches and GPUs are left alone.
+    """
+    for m in module.modules():
+        if isinstance(m, nn.Conv3d):
+            m.register_forward_pre_hook(_two_volume_input)
+            m.register_forward_hook(_first_of_two)
+    return module
+
 
 def scale_features(scale: int, base: int = 32, double_every: int = 4, max_features: int = 128) -> int:
     """Feature width at ``scale`` (0 = coarsest): ``base`` doubling every ``double_every`` scales, capped."""
@@ -100,6 +135,7 @@ class SinGANGenerator(nn.Module):
         self.channels = channels
         self.body = _conv_stack(spatial_dims, channels, features, num_layers)
         self.head = Convolution(spatial_dims, features, channels, kernel_size=3, act="tanh", adn_ordering="A")
+        use_fast_cpu_conv3d(self)
 
     def forward(self, z: torch.Tensor, prev: torch.Tensor | None = None) -> torch.Tensor:
         """Args:
@@ -127,6 +163,7 @@ class SinGANCritic(nn.Module):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
         self.body = _conv_stack(spatial_dims, channels, features, num_layers)
         self.head = Convolution(spatial_dims, features, 1, kernel_size=3, conv_only=True)
+        use_fast_cpu_conv3d(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """A patch score map ``(N, 1, *spatial)``."""

@@ -222,6 +222,7 @@ class SinGANSegTrainingSet(torch.utils.data.Dataset):
         max_size: long side of the finest scale.
         label_values: label values of the cases (default: BraTS for volumes, binary for 2D pictures).
         label_map: label values replaced on load (e.g. ``{3: 1}``).
+        volume: whole volumes (3D models), not one slice.
 
     Raises:
         ValueError: an empty datalist, an entry without ``image`` or ``label``, or a case
@@ -235,6 +236,7 @@ class SinGANSegTrainingSet(torch.utils.data.Dataset):
         max_size: int = 128,
         label_values: Sequence[int] | None = None,
         label_map: Mapping[int, int] | None = None,
+        volume: bool = False,
     ) -> None:
         self.data = list(data)
         if not self.data:
@@ -243,7 +245,9 @@ class SinGANSegTrainingSet(torch.utils.data.Dataset):
             if not isinstance(entry, Mapping) or "image" not in entry or "label" not in entry:
                 raise ValueError(f"datalist entry {i} needs 'image' and 'label' keys, got {entry!r}")
         self.items = [
-            singanseg_training_input(e["image"], e["label"], slice_index, max_size, label_values, label_map=label_map, name=e.get("name"))
+            singanseg_training_input(
+                e["image"], e["label"], slice_index, max_size, label_values, label_map=label_map, name=e.get("name"), volume=volume
+            )
             for e in self.data
         ]  # fmt: skip
 

@@ -25,7 +25,7 @@ from monai_singanseg.transforms.labels.array import LabelToIndex
 from monai_singanseg.transforms.slices.array import axial_axis, tumour_area_per_slice
 from monai_singanseg.visualize import contact_sheet
 
-__all__ = ["SynthesisPipeline", "run_pipeline", "synthesise", "preview_plane"]
+__all__ = ["SynthesisPipeline", "run_pipeline", "synthesise", "preview_plane", "orthogonal_planes"]
 
 
 def run_pipeline(pipeline: Compose, data: Any, start: int = 0, end: int | None = None) -> Any:
@@ -59,6 +59,8 @@ class SynthesisPipeline(Compose):
         extra: other top-level fields of the datalist.
         signature: what defines the run besides the items and the seed (model file hash, options); recorded in
             ``synthesis.json`` so that a resumed run is the same run.
+        orthogonal_preview: the preview shows each volume's three planes through its tumour (3D models), not its
+            axial plane with most tumour.
     """
 
     def __init__(
@@ -71,8 +73,10 @@ class SynthesisPipeline(Compose):
         case_prefix: str = "synthetic",
         extra: Mapping[str, Any] | None = None,
         signature: Mapping[str, Any] | None = None,
+        orthogonal_preview: bool = False,
     ) -> None:
         super().__init__(list(transforms))
+        self.orthogonal_preview = orthogonal_preview
         self.label_values = tuple(int(v) for v in label_values)
         self.modalities = tuple(modalities)
         self.rgb = rgb
@@ -88,19 +92,46 @@ class SynthesisPipeline(Compose):
         return [{**dict(template or {}), "name": f"{self.case_prefix}_syn{i:04d}"} for i in range(num)]
 
 
-def preview_plane(image: Any, index: Any, rgb: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def orthogonal_planes(image: torch.Tensor, index: torch.Tensor, gap: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """The three planes of a volume through its tumour's centre (the volume's centre without tumour), side by side.
+
+    Args:
+        image: ``(C, X, Y, Z)``.
+        index: ``(1, X, Y, Z)`` class indices.
+        gap: background pixels between the planes.
+
+    Returns:
+        ``(C, W, H)`` and ``(1, W, H)``: the planes along the first, second and third axis, zero-padded to one height.
+    """
+    tumour = torch.nonzero(index[0] > 0).float()
+    centre = tumour.mean(0) if len(tumour) else torch.tensor(index.shape[1:], dtype=torch.float32) / 2
+    planes = [(image.select(a + 1, int(centre[a])), index.select(a + 1, int(centre[a]))) for a in range(3)]
+    height = max(int(p.shape[2]) for p, _ in planes)
+
+    def side_by_side(parts: list[torch.Tensor]) -> torch.Tensor:
+        padded = [torch.nn.functional.pad(x, (0, height - x.shape[2], 0, gap)) for x in parts]
+        return torch.cat(padded, dim=1)[:, :-gap]
+
+    return side_by_side([p for p, _ in planes]), side_by_side([lab for _, lab in planes])
+
+
+def preview_plane(image: Any, index: Any, rgb: bool = False, orthogonal: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """The plane with most tumour of a 3D case (or the 2D case itself), each channel scaled to [-1, 1].
 
     Args:
         image: ``(C, *spatial)`` in source units.
         index: ``(1, *spatial)`` class indices.
         rgb: an RGB picture in 0..255, scaled as a whole (grey channels are scaled one by one).
+        orthogonal: a volume's three planes through its tumour (:func:`orthogonal_planes`), not its axial plane
+            with most tumour.
     """
     img = convert_to_tensor(image, track_meta=False).float().cpu()
     lab = convert_to_tensor(index, track_meta=False).cpu()
     if rgb:
         return (img / 127.5 - 1.0).clamp(-1, 1), lab
-    if img.ndim == 4:
+    if img.ndim == 4 and orthogonal:
+        img, lab = orthogonal_planes(img, lab)
+    elif img.ndim == 4:
         affine = getattr(image, "affine", torch.eye(4))
         axis = axial_axis(affine)
         k = int(tumour_area_per_slice(lab, axis).argmax())
@@ -202,7 +233,7 @@ def synthesise(
         d = run_pipeline(pipeline, dict(item), end=without_writer if name in done else None)
         entries.append(writer.entry(name) if name in done else d[writer.entry_key])
         if len(images) < preview:
-            image, index = preview_plane(d["image"], to_index(d["label"]), pipeline.rgb)
+            image, index = preview_plane(d["image"], to_index(d["label"]), pipeline.rgb, pipeline.orthogonal_preview)
             images.append(image)
             labels.append(index)
     fields = {"description": pipeline.description, **pipeline.extra}

@@ -154,4 +154,5 @@ def singanseg_synthesis(
         extra={"labels": {str(v): str(v) for v in sampler.label_values}, "modality": dict(enumerate(channels))},
         signature={"generator": "singanseg", "model_sha256": sampler.model.sha256(), "options": dataclasses.asdict(options),
                    "finish": finish},
+        orthogonal_preview=cfg.spatial_dims == 3,
     )
