@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
 import torch
 
 SHARED_DATA = Path(os.environ.get("MONAI_SINGANSEG_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (a server's, or a torchrun job's ``--master_port``: two jobs of parallel test
+    workers must not meet on torchrun's default 29500)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ from monai.data import load_decathlon_datalist
 
 from monai_singanseg.data import demo_case
 from monai_singanseg.io.modelfile import load_model_file
+from conftest import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "bundles" / "meta_schema_20240725.json"
@@ -136,7 +137,8 @@ def test_pix2pix_bundle_training_killed_and_resumed_equals_an_uninterrupted_run(
 
 def test_pix2pix_multi_gpu_config_trains_data_parallel_under_torchrun(tmp_path):
     """The zoo's pattern on CPU: torchrun, 2 processes (gloo), DDP, a DistributedSampler; rank 0 writes the model."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "monai.bundle", "run",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
+           "-m", "monai.bundle", "run",
            "--config_file", f"['{config('pix2pix', 'train')}','{config('pix2pix', 'multi_gpu_train')}']",
            "--epochs", "1", "--val_interval", "1", *TINY_PIX2PIX, *_pix2pix_outputs(tmp_path)]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")

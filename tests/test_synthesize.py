@@ -17,6 +17,7 @@ import pytest
 from monai.data import load_decathlon_datalist
 
 from monai_singanseg.io import load_model_file
+from conftest import free_port
 
 TINY = ["--label-map", "3:1", "--max-size", "24", "--min-size", "12", "--stages", "2", "--samples-per-model", "2", "--quiet"]
 
@@ -39,16 +40,8 @@ def _env() -> dict[str, str]:
 
 
 def torchrun(*args: str) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
             "-m", "monai_singanseg", "synthesize", *args]  # fmt: skip
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _children(pid: int) -> list[int]:
