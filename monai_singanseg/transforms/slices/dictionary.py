@@ -9,12 +9,13 @@ from typing import Any
 import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
+from monai.data.utils import affine_to_spacing
 from monai.transforms import CropForegroundd, InvertibleTransform, MapTransform, Resized, SpatialPadd, SpatialResample
 from monai.utils import TransformBackends
 
 from monai_singanseg.transforms.slices.array import ExtractSlice, TumourSliceError, axial_axis, rank_tumour_slices
 
-__all__ = ["ExtractTumourSlicesd", "SquareForegroundCropd", "IsotropicForegroundCropd", "ResampleToGridd", "voxel_spacing"]
+__all__ = ["ExtractTumourSlicesd", "SquareForegroundCropd", "IsotropicForegroundCropd", "ResampleToGridd"]
 
 
 def _nonzero(x: torch.Tensor) -> torch.Tensor:
@@ -153,11 +154,6 @@ class SquareForegroundCropd(MapTransform, InvertibleTransform):
         return d
 
 
-def voxel_spacing(affine: Any) -> list[float]:
-    """Voxel sizes (mm) of a 4x4 affine: the lengths of its first three columns."""
-    return [float(v) for v in torch.linalg.vector_norm(torch.as_tensor(affine, dtype=torch.float64)[:3, :3], dim=0)]
-
-
 class IsotropicForegroundCropd(MapTransform, InvertibleTransform):
     """Crop volumes to the foreground's bounding box and resample them to isotropic voxels, ``max_size`` on the long side.
 
@@ -204,10 +200,9 @@ class IsotropicForegroundCropd(MapTransform, InvertibleTransform):
 
     def working_size(self, shape: Sequence[int], affine: Any) -> list[int]:
         """The isotropic grid size of a box of ``shape`` voxels with ``affine``: ``max_size`` on its long side."""
-        extent = [n * s for n, s in zip(shape, voxel_spacing(affine))]
+        extent = [n * float(s) for n, s in zip(shape, affine_to_spacing(torch.as_tensor(affine, dtype=torch.float64), r=3))]
         voxel = max(extent) / self.max_size
         return [max(1, round(e / voxel)) for e in extent]
-
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         """Crop and resample every key (MONAI traces each step for :meth:`inverse`).
