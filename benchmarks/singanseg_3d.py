@@ -7,9 +7,11 @@ Trains a whole-brain model (``train-singanseg --volume``) of one case at ``--max
 - tumour kept: share of samples whose tumour volume (any class) lies within 0.25x..4x the real one's;
 - tumour components: mean number of 3D connected tumour components (26-connected; the real volume's beside it);
 - class nesting: share of the tumour core's (BraTS labels 1 and 4) outer 1-voxel ring that is background, i.e. core
-  not wrapped in oedema (real beside it);
+  not wrapped in oedema (real beside it), over the samples that have a core;
 - SWD of the image channels on the slices of each orientation (sagittal, coronal, axial planes with brain);
-- memorisation: NCC of each sample with the training volume (mean, max, share above 0.95).
+- memorisation: NCC of each sample with the training volume (mean, max) and the samples flagged as copies (NCC > 0.95);
+
+all computed by :mod:`monai_singanseg.metrics`.
 
 It writes ``planes.png`` (three orthogonal planes through the tumour of the real volume, first row, and of the
 first samples) and ``figures.json`` into ``--out``.
@@ -29,45 +31,24 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from scipy import ndimage
 
-from monai_singanseg.cli.singanseg import VOLUME_MAX_SIZE
 from monai_singanseg.engines.singan import SinGANSegSettings, SinGANSegTrainer
-from monai_singanseg.evaluation import memorisation_scores, sliced_wasserstein_distance
+from monai_singanseg.metrics import (
+    core_background_contact,
+    flag_memorised,
+    memorisation_scores,
+    sliced_wasserstein_distance_3d,
+    tumour_components,
+    tumour_kept,
+    tumour_size_ratio,
+)
 from monai_singanseg.inferers import SinGANSegSampler
-from monai_singanseg.synthesis import singanseg_training_input
+from monai_singanseg.synthesis import VOLUME_MAX_SIZE, singanseg_training_input
 from monai_singanseg.synthesis.runner import preview_plane
 from monai_singanseg.visualize import contact_sheet
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-#: an image voxel is brain when any channel exceeds this level ([-1, 1] range, background = -1).
-FOREGROUND_LEVEL = -0.9
-
-
-def tumour_components(labels: torch.Tensor) -> list[int]:
-    """3D connected components (26-connected) of the tumour (any class) of each ``(N, 1, X, Y, Z)`` label."""
-    return [int(ndimage.label(lab[0].numpy() > 0, structure=np.ones((3, 3, 3)))[1]) for lab in labels]
-
-
-def core_background_contact(labels: torch.Tensor, core: tuple[int, ...]) -> list[float]:
-    """Share of the tumour core's outer 1-voxel ring that is background, per ``(N, 1, X, Y, Z)`` class-index label."""
-    out = []
-    for lab in labels:
-        is_core = torch.isin(lab, torch.tensor(core)).float()[None]
-        ring = (F.max_pool3d(is_core, 3, stride=1, padding=1) > 0) & (is_core == 0)
-        total = int(ring.sum())
-        out.append(float(((lab[None] == 0) & ring).sum()) / total if total else float("nan"))
-    return out
-
-
-def brain_slices(images: torch.Tensor, axis: int) -> torch.Tensor:
-    """The 2D slices ``(M, C, h, w)`` along spatial ``axis`` of ``(N, C, X, Y, Z)`` volumes with at least 5% brain."""
-    slices = images.movedim(axis + 2, 1).flatten(0, 1)  # (N * n, C, h, w)
-    brain = (slices > FOREGROUND_LEVEL).any(1).flatten(1).float().mean(1)
-    return slices[brain > 0.05]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,10 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     volumes_per_s = args.num / (time.perf_counter() - start)
     fake_images, fake_labels = sampler.split(x.cpu(), min_component=10)
     real_images, real_labels = sampler.split(gan[None])
-    real_tumour = float((real_labels > 0).sum())
-    ratio = (fake_labels > 0).flatten(1).sum(1).float() / real_tumour
     core = tuple(i for i, v in enumerate(sampler.label_values) if v in (1, 4))
     nearest = memorisation_scores(fake_images, real_images)
+    contact = core_background_contact(fake_labels, core)
     figures = {
         "case": name,
         "working_grid": list(gan.shape[1:]),
@@ -114,17 +94,17 @@ def main(argv: list[str] | None = None) -> int:
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "peak_cuda_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None,
         "volumes_per_second": round(volumes_per_s, 3),
-        "tumour_kept": float(((ratio >= 0.25) & (ratio <= 4.0)).float().mean()),
-        "tumour_volume_ratio_median": float(ratio.median()),
-        "tumour_components_mean": float(np.mean(tumour_components(fake_labels))),
-        "tumour_components_real": tumour_components(real_labels)[0],
-        "core_background_contact_mean": float(np.nanmean(core_background_contact(fake_labels, core))),
-        "core_background_contact_real": core_background_contact(real_labels, core)[0],
-        "swd_per_orientation": [round(sliced_wasserstein_distance(brain_slices(real_images, a), brain_slices(fake_images, a)), 4)
-                                for a in range(3)],
+        "tumour_kept": float(tumour_kept(fake_labels, real_labels).float().mean()),
+        "tumour_volume_ratio_median": float(tumour_size_ratio(fake_labels, real_labels).median()),
+        "tumour_components_mean": float(tumour_components(fake_labels).float().mean()),
+        "tumour_components_real": int(tumour_components(real_labels)[0]),
+        "core_background_contact_mean": float(contact.nanmean()),
+        "core_background_contact_real": float(core_background_contact(real_labels, core)[0]),
+        "samples_with_core": int((~contact.isnan()).sum()),
+        "swd_per_orientation": [round(d, 4) for d in sliced_wasserstein_distance_3d(real_images, fake_images)],
         "ncc_mean": float(nearest.scores.mean()),
         "ncc_max": float(nearest.scores.max()),
-        "ncc_above_0.95": float((nearest.scores > 0.95).float().mean()),
+        "memorised": int(flag_memorised(nearest).sum()),
     }
     rows = [preview_plane(real_images[0], real_labels[0], orthogonal=True)]
     rows += [preview_plane(fake_images[i], fake_labels[i], orthogonal=True) for i in range(min(5, args.num))]

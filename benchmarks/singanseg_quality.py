@@ -29,7 +29,7 @@ import torch
 
 from monai_singanseg.synthesis import singanseg_training_input
 from monai_singanseg.inferers import SinGANSegSampler
-from monai_singanseg.evaluation import diversity, memorisation_scores, sliced_wasserstein_distance
+from monai_singanseg.metrics import diversity, memorisation_scores, sliced_wasserstein_distance, tumour_kept, tumour_size_ratio
 
 #: an image pixel is foreground when any channel exceeds this level ([-1, 1] range, background = -1).
 FOREGROUND_LEVEL = -0.9
@@ -67,9 +67,7 @@ def quality(sampler: SinGANSegSampler, real_img: torch.Tensor, real_lab: torch.T
     """The figures for ``num`` samples from ``start_scale``; also returns the samples (images, labels)."""
     x = sampler.sample(num, start_scale=start_scale, seed=seed, batch_size=25, tumour_shift=tumour_shift)
     images, labels = sampler.split(x)
-    tumour_real = float((real_lab > 0).sum())
-    tumour = (labels > 0).flatten(1).sum(1).float()
-    kept = ((tumour >= 0.25 * tumour_real) & (tumour <= 4.0 * tumour_real)).float().mean()
+    kept = tumour_kept(labels, real_lab).float().mean()
     brain = brain_area(images, labels) / brain_area(real_img, real_lab)
     ncc = memorisation_scores(images, real_img).scores
     masks, real_mask = labels[:, 0] > 0, real_lab[0, 0] > 0
@@ -77,7 +75,7 @@ def quality(sampler: SinGANSegSampler, real_img: torch.Tensor, real_lab: torch.T
     spread = centres(masks).std(0) if int(masks.flatten(1).any(1).sum()) > 1 else torch.zeros(2)
     figures = {
         "tumour_kept": float(kept),
-        "tumour_ratio_median": float((tumour / tumour_real).median()),
+        "tumour_ratio_median": float(tumour_size_ratio(labels, real_lab).median()),
         "brain_ratio_mean": float(brain.mean()),
         "brain_ratio_sd": float(brain.std()),
         "swd": sliced_wasserstein_distance(real_img, images),

@@ -282,6 +282,23 @@ def test_singanseg_bundle_trains_and_samples_a_3d_model_with_volume_true(shared_
     assert nib.load(entry["label"]).shape == tuple(shipped.config.scale_sizes[-1])
 
 
+@pytest.mark.parametrize("volume", [False, True])
+def test_singanseg_configs_take_the_3d_cpu_defaults_with_volume_true(volume):
+    """``volume`` alone switches train.json and synthesize.json to the command line's ``--volume`` defaults."""
+    from monai_singanseg.engines.singan_schedule import VOLUME_DEFAULTS
+    from monai_singanseg.synthesis import default_max_size
+
+    expected = VOLUME_DEFAULTS if volume else {"base_features": 32, "iters": 200}
+    for which, key in (("train", "settings"), ("synthesize", "training")):
+        parser = ConfigParser()
+        parser.read_config(config("singanseg", which))
+        parser["volume"] = volume
+        settings = parser.get_parsed_content(key)
+        assert (settings.base_features, settings.iters) == (expected["base_features"], expected["iters"]), which
+    parser["settings"] = {"_target_": "monai_singanseg.farm.DatasetSettings", "volume": "@volume", "max_size": "@max_size"}
+    assert parser.get_parsed_content("settings").max_size == default_max_size(volume) == (48 if volume else 128)
+
+
 def test_singanseg_training_refuses_a_datalist_slice_of_several_cases(tmp_path):
     two = "$@datalist[:1] * 2"
     res = bundle("run", "training", "--config_file", config("singanseg", "train"), *TINY_SINGANSEG,

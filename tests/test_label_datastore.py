@@ -140,3 +140,38 @@ def test_model_cache_trains_once_and_retrains_when_the_label_is_edited(tmp_path)
     edited, retrained = cache.ensure(DEMO, entry["image"], entry["label"])
     assert retrained and edited != first and cache.is_complete(edited)
     assert not first.exists()  # the superseded model is removed
+
+
+def test_singanseg_volume_conf_trains_a_3d_model_whose_sample_is_a_whole_volume_in_the_image_grid(tmp_path, brats_item):
+    from monai_singanseg.label.synthesis import singanseg_volume
+
+    entries = write_datastore(tmp_path / "ds", [brats_item], progress=False)  # the whole real case (the demo is a slab)
+    conf = {"singanseg_volume": "true", "singanseg_iters": "2", "singanseg_max_size": "20", "singanseg_min_size": "8",
+            "singanseg_stages": "2"}  # fmt: skip
+    options = app_options(conf, str(tmp_path / "ds"), "/app")
+    assert options.volume and options.settings.base_features == 16  # the 3D defaults where --conf says nothing
+    assert app_options({"singanseg_volume": "true"}, str(tmp_path / "ds"), "/app").max_size == 48
+    with pytest.raises(ValueError, match="singanseg_volume"):
+        app_options({"singanseg_volume": "maybe"}, str(tmp_path / "ds"), "/app")
+    entry = entries[0]
+    model, trained = SinGANSegModelCache(options).ensure(DEMO, entry["image"], entry["label"])
+    assert trained
+    slice_options = app_options({k: v for k, v in conf.items() if k != "singanseg_volume"}, str(tmp_path / "ds"), "/app")
+    assert SinGANSegModelCache(slice_options).model_path(DEMO, entry["image"], entry["label"]) != model  # other key
+    volume = singanseg_volume(model, entry["image"], entry["label"], options.label_values, seed=3, device="cpu")
+    source = load_case({"image": entry["image"], "label": entry["label"]})
+    assert volume.slice_index is None and volume.image.shape == tuple(source["image"].shape)
+    assert volume.label.shape == (1, *source["label"].shape[1:])
+    np.testing.assert_allclose(volume.affine, source["image"].affine.numpy(), atol=1e-6)
+    assert set(np.unique(volume.label).tolist()) <= {0, 1, 2, 4}
+    brain = np.abs(volume.image).sum(0) > 0
+    assert 0.02 < brain.mean() < 0.5  # a whole brain in its box, background around it
+    moved = {}
+    for key in ("image", "label"):  # the same data 5 mm away: another grid
+        img = nib.load(entry[key])
+        affine = img.affine.copy()
+        affine[0, 3] += 5.0
+        moved[key] = str(tmp_path / f"moved_{key}.nii.gz")
+        nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj), affine, img.header), moved[key])
+    with pytest.raises(ValueError, match="trained on another volume"):
+        singanseg_volume(model, moved["image"], moved["label"], options.label_values, seed=3, device="cpu")

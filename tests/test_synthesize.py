@@ -133,19 +133,27 @@ def test_slurm_shards_bad_cases_and_another_run(real, tmp_path):
     assert json.loads((out / "manifest.json").read_text()) == manifest  # and nothing changed
 
 
-def test_bundle_config_runs_the_same_dataset_synthesis(tmp_path):
+@pytest.mark.parametrize("volume", [False, True])
+def test_bundle_config_runs_the_same_dataset_synthesis(shared_data, tmp_path, volume):
     repo = Path(__file__).resolve().parents[1]
     out = tmp_path / "bundle_syn"
+    # the demo case is a slab of a few slices; a 3D model learns whole real cases (the two TCGA ones)
+    data = ["--dataset_dir", str(shared_data / "brats_tcga")] if volume else []
     res = subprocess.run(
         [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(repo / "bundles/singanseg/configs/synthesize.json"),
-         "--bundle_root", str(repo / "bundles/singanseg"), "--output_dir", str(out), "--max_size", "24",
-         "--samples_per_model", "2", "--training#iters", "2", "--training#min_size", "12", "--training#num_stages", "2"],
+         "--bundle_root", str(repo / "bundles/singanseg"), "--output_dir", str(out), "--volume", str(volume), *data,
+         "--max_size", "24", "--samples_per_model", "2", "--training#iters", "2", "--training#min_size", "12",
+         "--training#num_stages", "2"],
         cwd=tmp_path, env=_env(), capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["done"] == 1 and manifest["entries"][0]["case"] == "TCGA-FG-6692"
-    assert len(load_decathlon_datalist(str(out / "datalist.json"), data_list_key="training")) == 2
+    cases = ["TCGA-DU-7294", "TCGA-FG-6692"] if volume else ["TCGA-FG-6692"]
+    assert manifest["done"] == len(cases) and sorted(e["case"] for e in manifest["entries"]) == cases
+    assert manifest["settings"]["volume"] is volume
+    assert manifest["settings"]["training"]["base_features"] == (16 if volume else 32)  # the 3D CPU default
+    assert load_model_file(out / manifest["entries"][0]["model"]).config.spatial_dims == (3 if volume else 2)
+    assert len(load_decathlon_datalist(str(out / "datalist.json"), data_list_key="training")) == 2 * len(cases)
 
 
 def _tiny_settings(**kw):
@@ -286,3 +294,39 @@ def test_a_datalist_entry_may_name_its_slices(real):
         ("brats_2013_pat0001_1_z060", 60, None), ("brats_2013_pat0001_1_z090", 90, None)]
     bad = plan_work([{**item, "slices": [60, 5]}], label_map={3: 1})
     assert len(bad) == 1 and bad[0].error is not None and "slices [5] hold no tumour" in bad[0].error
+
+
+def test_volume_dataset_one_3d_model_per_case(real, shared_data, tmp_path):
+    """``--volume``: one 3D model per case, its samples whole volumes in the world geometry of the case's brain box;
+    ``--volume`` refuses pix2pix and 2D pictures before doing any work."""
+    items = json.loads(real.read_text())["training"][:1]
+    data = tmp_path / "one.json"
+    data.write_text(json.dumps({"training": items}), encoding="utf-8")
+    out = tmp_path / "syn3d"
+    base = [sys.executable, "-m", "monai_singanseg", "synthesize", "--volume", "--iters", "2", *TINY]
+    res = subprocess.run([*base, "--data", str(data), "--out", str(out)], env=_env(), capture_output=True, text=True, encoding="utf-8",
+                         errors="replace", timeout=300)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    (entry,) = manifest["entries"]
+    assert entry["status"] == "done" and entry["id"] == "TCGA-FG-6692" and entry["slice"] is None
+    assert manifest["settings"]["volume"] and manifest["settings"]["training"]["base_features"] == 16  # 3D defaults
+    cfg = load_model_file(out / entry["model"]).config
+    assert cfg.spatial_dims == 3 and cfg.source_grid_shape == [240, 240, 155]
+    cases = load_decathlon_datalist(str(out / "datalist.json"), data_list_key="training")
+    assert len(cases) == 2 and all(len(c["image"]) == 4 for c in cases)
+    for case in cases:
+        seg = nib.load(case["label"])
+        assert seg.shape == tuple(cfg.scale_sizes[-1])  # a whole volume in the model's working grid
+        np.testing.assert_allclose(seg.affine, np.asarray(cfg.source_affine), atol=1e-4)  # the brain box's world geometry
+        assert set(np.unique(np.asarray(seg.dataobj)).tolist()) <= {0, 1, 2, 4}
+        assert nib.load(case["image"][0]).shape == seg.shape
+    assert set(entry["quality"]) >= {"tumour_kept", "memorisation_max", "memorised"}
+    assert "3D: one model per volume" in (out / "report.md").read_text() and (out / "preview.png").is_file()
+    for bad, message in ((["--data", str(data), "--generator", "pix2pix"], "does not go with --generator pix2pix"),
+                         (["--data", str(data), "--slices-per-case", "2"], "one model per whole case"),
+                         (["--data", str(shared_data / "kvasir_seg")], "holds 2D pictures")):
+        res = subprocess.run([*base, *bad, "--out", str(tmp_path / "bad")], env=_env(), capture_output=True, text=True,
+                             encoding="utf-8", errors="replace", timeout=120)  # fmt: skip
+        assert res.returncode == 1 and message in res.stderr and "Traceback" not in res.stderr
+        assert not (tmp_path / "bad").exists()

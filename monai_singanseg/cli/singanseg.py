@@ -12,13 +12,11 @@ import torch
 from monai_singanseg.device import resolve_device
 from monai_singanseg.cli.options import SEED, THREADS, add_tumour_shift, float_in, int_in
 from monai_singanseg.io.atomic import check_outputs_free
+from monai_singanseg.synthesis.prepare import SLICE_MAX_SIZE, VOLUME_MAX_SIZE
 from monai_singanseg.transforms.style import STYLE_METHODS
 
-__all__ = ["add_parsers", "run_train", "run_generate", "SLICE_MAX_SIZE", "VOLUME_MAX_SIZE"]
+__all__ = ["add_parsers", "run_train", "run_generate"]
 
-#: default long side of the finest scale of a slice model and of a 3D (``--volume``) model
-SLICE_MAX_SIZE = 128
-VOLUME_MAX_SIZE = 48
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -35,10 +33,10 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--slice", default="auto", help="axial slice index, or 'auto' for the slice with most tumour")
     p.add_argument("--out", required=True, help="model file to write (rewritten after every scale)")
     p.add_argument("--volume", action="store_true",
-                   help="a 3D model of the whole brain (isotropic voxels, --max-size on the long side; default 48, "
+                   help=f"a 3D model of the whole brain (isotropic voxels, --max-size on the long side; default {VOLUME_MAX_SIZE}, "
                    "16 base features, 150 iterations: about half an hour on 2 CPU cores) instead of one slice")
     p.add_argument("--max-size", type=int_in(8, 4096), default=None,
-                   help="long side of the finest scale (default 128; 48 with --volume)")
+                   help=f"long side of the finest scale (default {SLICE_MAX_SIZE}; {VOLUME_MAX_SIZE} with --volume)")
     p.add_argument("--min-size", type=int_in(4, 4096), default=None,
                    help="short side of the coarsest scale (default: 16 fast, 25 singan)")
     p.add_argument("--iters", type=int_in(1, 10**6), default=None, help="iterations per scale (default: 200 fast, 2000 singan; 150 with --volume)")
@@ -111,8 +109,7 @@ def run_train(args: argparse.Namespace) -> int:
     )
     slice_index: Any = None if str(args.slice) == "auto" else _int_arg(args.slice, "--slice")
     images = args.image if len(args.image) > 1 else args.image[0]
-    max_size = args.max_size or (VOLUME_MAX_SIZE if args.volume else SLICE_MAX_SIZE)
-    gan, metadata = singanseg_training_input(images, args.label, slice_index, max_size=max_size, volume=args.volume)
+    gan, metadata = singanseg_training_input(images, args.label, slice_index, max_size=args.max_size, volume=args.volume)
     trainer = SinGANSegTrainer(settings, device=args.device, progress=not args.quiet, log_dir=args.tensorboard)
     trainer.fit(gan, out, metadata, resume=args.resume, overwrite=args.overwrite)
     where = f"slice {metadata['source_slice_index']}" if metadata["source_slice_index"] is not None else (

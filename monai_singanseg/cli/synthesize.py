@@ -1,5 +1,6 @@
-"""Sub-command ``synthesize``: a real dataset in, a synthetic dataset out: one SinGAN-Seg model per tumour slice,
-or (``--generator pix2pix``) one pix2pix model for the dataset rendering ``--per-case`` deformed label volumes per case.
+"""Sub-command ``synthesize``: a real dataset in, a synthetic dataset out: one SinGAN-Seg model per tumour slice (or,
+with ``--volume``, one 3D model per volume, sampling whole volumes), or (``--generator pix2pix``) one pix2pix model for
+the dataset rendering ``--per-case`` deformed label volumes per case.
 
 Run it as one process, under ``torchrun --nproc_per_node N -m monai_singanseg synthesize ...`` (ranks share the
 work; multi-node through torchrun's rendezvous), or as a Slurm array task with ``--shard I/N``. Rerunning the same
@@ -21,7 +22,7 @@ from monai_singanseg.device import resolve_device
 from monai_singanseg.engines.pix2pix import Pix2PixSettings
 from monai_singanseg.engines.singan import SinGANSegSettings
 from monai_singanseg.farm import DatasetSettings, RankContext, synthesize_dataset
-from monai_singanseg.synthesis import SinGANSegSynthesisOptions, is_2d_image_input
+from monai_singanseg.synthesis import SLICE_MAX_SIZE, VOLUME_MAX_SIZE, SinGANSegSynthesisOptions, is_2d_image_input
 from monai_singanseg.transforms.style import STYLE_METHODS
 
 __all__ = ["add_parsers", "run_synthesize", "parse_label_map", "real_cases"]
@@ -62,13 +63,19 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--generator", choices=("singanseg", "pix2pix"), default="singanseg",
                    help="singanseg: one model per tumour slice (default); pix2pix: one model for the dataset, "
                         "rendering --per-case deformed label volumes of every case")
-    p.add_argument("--slices-per-case", default="1", help="models per volume on slices spread over the tumour, or 'all' (default 1)")
+    p.add_argument("--volume", action="store_true",
+                   help="SinGAN-Seg: one 3D model per case, trained on its whole brain, whose samples are whole volumes "
+                        "(as train-singanseg --volume: long side 48, 16 base features, 150 iterations by default)")
+    p.add_argument("--slices-per-case", default=None,
+                   help="models per volume on slices spread over the tumour, or 'all' (default 1; not with --volume)")
     p.add_argument("--samples-per-model", type=int_in(1, 10**5), default=10, help="synthetic cases per model (default 10)")
     p.add_argument("--label-values", type=int_in(0, 255), nargs="+", default=None,
                    help="label values after --label-map (default 0 1 2 4; 0 1 for 2D masks)")
     p.add_argument("--label-map", nargs="+", default=[], metavar="FROM:TO", help="replace label values on load, e.g. 3:1 (BRATS-2013)")
     p.add_argument("--channel-names", nargs="+", default=None, help="names of the image channels (e.g. flair t1ce)")
-    p.add_argument("--max-size", type=int_in(8, 4096), default=128, help="long side of the training slice (default 128)")
+    p.add_argument("--max-size", type=int_in(8, 4096), default=None,
+                   help=f"long side of the training slice (default {SLICE_MAX_SIZE}; with --volume: of the brain box, default "
+                        f"{VOLUME_MAX_SIZE})")
     p.add_argument("--min-size", type=int_in(4, 4096), default=None, help="short side of the coarsest scale")
     p.add_argument("--iters", type=int_in(1, 10**6), default=None, help="iterations per scale")
     p.add_argument("--coarsest-iters", type=int_in(1, 10**6), default=None, help="iterations of the coarsest scale")
@@ -102,20 +109,28 @@ def run_synthesize(args: argparse.Namespace) -> int:
     """``synthesize``: exits 1 if any case failed (all others are written), naming them."""
     if args.device is not None:
         resolve_device(args.device)
+    if args.volume and args.slices_per_case is not None:
+        raise ValueError("--slices-per-case picks the slices of slice models; --volume trains one model per whole case")
     if str(args.slices_per_case) == "all":
         slices = None
     else:
-        slices = int_in(1, 10**5)(args.slices_per_case)
+        slices = int_in(1, 10**5)(args.slices_per_case or "1")
     if args.model is not None and args.generator != "pix2pix":
         raise ValueError("--model is a pix2pix model file: pass --generator pix2pix with it")
+    if args.volume and args.generator != "singanseg":
+        raise ValueError("--volume trains one 3D SinGAN-Seg model per case: it does not go with --generator pix2pix")
     items = real_cases(args.data)
     rgb = is_2d_image_input(items[0]["image"]) if items else False
+    if args.volume and rgb:
+        raise ValueError(f"--volume needs volumes (NIfTI or DICOM series); {args.data} holds 2D pictures")
+    training = SinGANSegSettings.for_volume if args.volume else SinGANSegSettings
     settings = DatasetSettings(
-        slices_per_case=slices, samples_per_model=args.samples_per_model, max_size=args.max_size,
+        slices_per_case=slices, samples_per_model=args.samples_per_model, volume=args.volume,
+        max_size=args.max_size,
         label_values=tuple(args.label_values or ((0, 1) if rgb else (0, 1, 2, 4))), label_map=parse_label_map(args.label_map),
         channel_names=tuple(args.channel_names) if args.channel_names else None,
-        training=SinGANSegSettings(schedule=args.schedule, min_size=args.min_size, num_stages=args.stages, iters=args.iters,
-                                   coarsest_iters=args.coarsest_iters, label_area_weight=args.label_area_weight),
+        training=training(schedule=args.schedule, min_size=args.min_size, num_stages=args.stages, iters=args.iters,
+                          coarsest_iters=args.coarsest_iters, label_area_weight=args.label_area_weight),
         options=SinGANSegSynthesisOptions(start_scale=args.start_scale, min_component=args.min_component, style=args.style,
                                           style_steps=args.style_steps, style_weights=args.style_weights,
                                           tumour_shift=args.tumour_shift),

@@ -15,7 +15,7 @@ from monai_singanseg.engines.pix2pix import train_pix2pix
 from monai_singanseg.farm.claims import WorkDir
 from monai_singanseg.farm.plan import WorkEntry
 from monai_singanseg.io.modelfile import load_model_file
-from monai_singanseg.metrics import memorisation_scores
+from monai_singanseg.metrics import flag_memorised, memorisation_scores, tumour_kept
 from monai_singanseg.synthesis import default_channel_names, pix2pix_synthesis, pix2pix_training_slices, synthesise
 from monai_singanseg.transforms.slices import axial_axis, tumour_area_per_slice
 
@@ -96,20 +96,22 @@ def _axial_slices(case: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def render_quality(entry: WorkEntry, rendered: list[dict[str, Any]], settings: Any) -> dict[str, Any]:
-    """Tumour kept and memorisation: the correlation of each render's largest tumour slice with its nearest real
-    tumour slice of the source case (a render that copies the real image scores near 1)."""
+    """Tumour kept (share of renders whose tumour is 0.25x..4x the source case's) and memorisation: the correlation
+    of each render's largest tumour slice with its nearest real tumour slice of the source case (a render that copies
+    the real image scores near 1)."""
     real = load_case({"image": entry.image, "label": entry.label}, settings.label_values, 3, settings.label_map)
     slices, areas = _axial_slices(real)
     references = slices[areas > 0]
     samples, kept = [], 0
     for item in rendered:
-        slices, areas = _axial_slices(load_case(item, settings.label_values, 3))
-        kept += bool((areas > 0).any())
+        render = load_case(item, settings.label_values, 3)
+        slices, areas = _axial_slices(render)
+        kept += bool(tumour_kept(render["label"].as_tensor()[None], real["label"].as_tensor()[None]))
         if bool((areas > 0).any()) and slices.shape[1:] == references.shape[1:]:
             samples.append(slices[int(areas.argmax())])
     quality: dict[str, Any] = {"tumour_kept": kept / max(len(rendered), 1), "quality_samples": len(samples)}
     if samples and references.shape[0]:
         scores = memorisation_scores(torch.stack(samples), references).scores
         quality.update(memorisation_mean=float(scores.mean()), memorisation_max=float(scores.max()),
-                       memorised=int((scores > settings.memorisation_threshold).sum()))  # fmt: skip
+                       memorised=int(flag_memorised(scores, settings.memorisation_threshold).sum()))  # fmt: skip
     return quality

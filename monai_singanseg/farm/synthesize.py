@@ -1,6 +1,6 @@
 """A real dataset in, a synthetic dataset out: one SinGAN-Seg model per (case, tumour slice), as the SinGAN-Seg
-paper did per image, trained and sampled by every process of the run through the package's own prepare, train
-and synthesis steps.
+paper did per image (or, with ``volume``, one 3D model per case whose samples are whole volumes), trained and
+sampled by every process of the run through the package's own prepare, train and synthesis steps.
 
 Layout of the output folder::
 
@@ -44,9 +44,10 @@ from monai_singanseg.inferers import SinGANSegSampler
 from monai_singanseg.io.atomic import OutputExistsError, atomic_path, check_output_folder, hash_file
 from monai_singanseg.io.modelfile import ModelFileError, load_model_file
 from monai_singanseg.io.writers import write_datalist
-from monai_singanseg.metrics import memorisation_scores
+from monai_singanseg.metrics import flag_memorised, memorisation_scores, tumour_kept
 from monai_singanseg.synthesis import (
     SinGANSegSynthesisOptions,
+    default_max_size,
     preview_plane,
     singanseg_synthesis,
     singanseg_training_input,
@@ -62,6 +63,7 @@ RUN_FILE = "synthesize.json"
 GENERATORS = ("singanseg", "pix2pix")
 DESCRIPTIONS = {
     "singanseg": "monai-singanseg synthetic dataset (SinGAN-Seg, one model per slice)",
+    "singanseg-3d": "monai-singanseg synthetic dataset (3D SinGAN-Seg, one model per volume)",
     "pix2pix": "monai-singanseg synthetic dataset (pix2pix renders of deformed label volumes, one model)",
 }
 #: the folders and files a synthesis writes in its output folder (removed by ``overwrite``; nothing else is).
@@ -74,11 +76,14 @@ class DatasetSettings:
     """What a dataset synthesis does (stored in ``synthesize.json``; a resumed run must use the same).
 
     Args:
-        generator: ``"singanseg"`` (one model per tumour slice) or ``"pix2pix"`` (one model for the dataset, rendering
-            ``per_case`` deformed label volumes of every case).
+        generator: ``"singanseg"`` (one model per tumour slice, or per volume with ``volume``) or ``"pix2pix"`` (one
+            model for the dataset, rendering ``per_case`` deformed label volumes of every case).
+        volume: ``generator="singanseg"``: one 3D model per case, trained on its whole brain (``train-singanseg
+            --volume``), whose samples are whole volumes; ``slices_per_case`` is then not used. Pass
+            ``training=SinGANSegSettings.for_volume(...)`` for the 3D CPU defaults.
         slices_per_case: models per volume, on tumour slices spread over the tumour (None: every tumour slice).
         samples_per_model: synthetic cases drawn from each model.
-        max_size: long side of the training slice.
+        max_size: long side of the training slice (or of the brain box of a 3D model); None: 128 (48 with ``volume``).
         label_values: label values after ``label_map`` (background first).
         label_map: label values replaced on load, e.g. ``{3: 1}`` (BRATS-2013 -> BraTS).
         channel_names: names of the image channels (None: from the files: BraTS modalities, RGB or ``ch<i>``).
@@ -94,7 +99,7 @@ class DatasetSettings:
 
     slices_per_case: int | None = 1
     samples_per_model: int = 10
-    max_size: int = 128
+    max_size: int | None = None
     label_values: tuple[int, ...] = (0, 1, 2, 4)
     label_map: dict[int, int] = field(default_factory=dict)
     channel_names: tuple[str, ...] | None = None
@@ -106,10 +111,15 @@ class DatasetSettings:
     generator: str = "singanseg"
     pix2pix: Pix2PixSettings = field(default_factory=Pix2PixSettings)
     per_case: int = 10
+    volume: bool = False
 
     def __post_init__(self) -> None:
         if self.generator not in GENERATORS:
             raise ValueError(f"generator must be one of {GENERATORS}, got {self.generator!r}")
+        if self.volume and self.generator != "singanseg":
+            raise ValueError(f"volume (one 3D model per case) is a SinGAN-Seg setting, not one of generator={self.generator!r}")
+        if self.max_size is None:
+            self.max_size = default_max_size(self.volume)
         if self.per_case < 1:
             raise ValueError(f"per_case must be >= 1, got {self.per_case}")
         if self.slices_per_case is not None and self.slices_per_case < 1:
@@ -121,6 +131,11 @@ class DatasetSettings:
         unknown = sorted(set(self.label_map.values()) - set(self.label_values))
         if unknown:
             raise ValueError(f"label map targets {unknown} are not label values {list(self.label_values)}")
+
+    @property
+    def description(self) -> str:
+        """The datalist's description of a dataset made with these settings."""
+        return DESCRIPTIONS["singanseg-3d" if self.volume else self.generator]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (the run record)."""
@@ -165,18 +180,21 @@ def _start_run(out: Path, record: dict[str, Any], ctx: RankContext, overwrite: b
 
 
 def _model_quality(model: Path, real: torch.Tensor, settings: DatasetSettings, seed: int) -> dict[str, Any]:
-    """Memorisation (nearest-neighbour correlation of samples with the training slice) and tumour kept."""
+    """Memorisation (nearest-neighbour correlation of samples with the training slice) and tumour kept (share of
+    samples whose tumour is 0.25x..4x the training slice's)."""
     sampler = SinGANSegSampler(model, device="cpu")
     num = min(settings.samples_per_model, 16)
-    x = sampler.sample(num, start_scale=min(settings.options.start_scale, sampler.num_scales - 1), seed=seed,
-                       tumour_shift=settings.options.tumour_shift)
+    options = settings.options.for_model(sampler.config)
+    x = sampler.sample(num, start_scale=min(options.start_scale, sampler.num_scales - 1), seed=seed,
+                       tumour_shift=options.tumour_shift)
     scores = memorisation_scores(x, real[None].float()).scores
-    _, labels = sampler.split(x, settings.options.threshold, settings.options.min_component)
+    _, labels = sampler.split(x, options.threshold, options.min_component)
+    _, real_label = sampler.split(real[None].float())
     return {
         "memorisation_mean": float(scores.mean()),
         "memorisation_max": float(scores.max()),
-        "memorised": int((scores > settings.memorisation_threshold).sum()),
-        "tumour_kept": float((labels.flatten(1) > 0).any(1).float().mean()),
+        "memorised": int(flag_memorised(scores, settings.memorisation_threshold).sum()),
+        "tumour_kept": float(tumour_kept(labels, real_label).float().mean()),
         "quality_samples": num,
     }
 
@@ -185,7 +203,7 @@ def _prepare(entry: WorkEntry, settings: DatasetSettings) -> tuple[torch.Tensor,
     """The entry's GAN tensor and model metadata (the package's prepare step)."""
     gan, meta = singanseg_training_input(
         entry.image, entry.label, entry.slice_index if entry.slice_index is not None else "auto", settings.max_size,
-        settings.label_values, settings.channel_names, settings.label_map, name=entry.case,
+        settings.label_values, settings.channel_names, settings.label_map, name=entry.case, volume=settings.volume,
     )  # fmt: skip
     meta["source_name"] = entry.id  # case names of the samples: <entry id>_synNNNN
     return gan, meta
@@ -375,7 +393,8 @@ def synthesize_dataset(
         record["model_sha256"] = hash_file(model).hexdigest()
     _start_run(out, record, ctx, overwrite)
     pix2pix = settings.generator == "pix2pix"
-    plan = plan_work(items, settings.slices_per_case, settings.label_values, settings.label_map, whole_cases=pix2pix)
+    plan = plan_work(items, settings.slices_per_case, settings.label_values, settings.label_map,
+                     whole_cases=pix2pix or settings.volume)  # fmt: skip
     work = WorkDir(out, {"rank": ctx.rank, "run": ctx.run_id}, settings.claim_timeout)
     if ctx.rank == 0:
         work.forget_failures()
@@ -443,12 +462,12 @@ def _write_outputs(
         if len(images) < 8:
             rgb = str(cases[0]["image"]).endswith(".png")
             case = load_case(cases[0], settings.label_values, 2 if rgb else 3)
-            image, index = preview_plane(case["image"], case["label"], rgb)
+            image, index = preview_plane(case["image"], case["label"], rgb, orthogonal=settings.volume)
             images.append(image)
             labels.append(index)
             names.append(e["id"])
     datalist = write_datalist(out / "datalist.json", entries, overwrite=True,
-                              extra={"description": DESCRIPTIONS[settings.generator],
+                              extra={"description": settings.description,
                                      "labels": {str(v): str(v) for v in settings.label_values}})  # fmt: skip
     if images:
         contact_sheet(out / "preview.png", images, labels, rgb=str(entries[0]["image"]).endswith(".png"), row_names=names)
@@ -466,10 +485,12 @@ def _report(manifest: dict[str, Any], settings: DatasetSettings, num_cases: int)
     flagged = [e for e in done if e["quality"].get("memorised")]
     pix2pix = settings.generator == "pix2pix"
     unit, per = ("cases", f"{settings.per_case} per case") if pix2pix else ("models", f"{settings.samples_per_model} per model")
-    against = "the source case's tumour slices (largest tumour slice of each render)" if pix2pix else "their training slice"
+    against = "the source case's tumour slices (largest tumour slice of each render)" if pix2pix else (
+        f"their training {'volume' if settings.volume else 'slice'}")
     lines = [
         "# Synthetic dataset report", "",
-        f"- generator: {settings.generator}" + (f", one model: {manifest['model']['model']}" if "model" in manifest else ""),
+        f"- generator: {settings.generator}" + (f", one model: {manifest['model']['model']}" if "model" in manifest else "")
+        + (" (3D: one model per volume)" if settings.volume else ""),
         f"- {unit}: {len(done)} done, {len(manifest['failed'])} failed, {len(manifest['pending'])} pending "
         f"(of {len(manifest['entries'])} work entries)",
         f"- synthetic cases: {num_cases} ({per})",

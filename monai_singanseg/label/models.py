@@ -26,7 +26,8 @@ logger = logging.getLogger(__name__)
 class SinGANSegModelCache:
     """The per-image SinGAN-Seg models of a datastore.
 
-    A model learns one image's tumour slice (the axial slice with most tumour in its final label). It is stored as
+    A model learns one image's tumour slice (the axial slice with most tumour in its final label), or with
+    ``options.volume`` its whole brain (a 3D model). It is stored as
     ``<model_dir>/<image id>/<key>.pt`` where ``key`` hashes the image file, the label file and the training
     settings, so an edited label (or other ``--conf`` settings) trains a new model; superseded models of that image
     are deleted once the new one is complete. Training is serialised per image by a file lock (``.lock`` in the
@@ -46,7 +47,8 @@ class SinGANSegModelCache:
         for path in (image_path, label_path):
             hash_file(path, digest)
         o = self.options
-        settings = {"training": o.settings.to_dict(), "max_size": o.max_size, "label_values": list(o.label_values)}
+        settings = {"training": o.settings.to_dict(), "max_size": o.max_size, "label_values": list(o.label_values),
+                    "volume": o.volume}
         digest.update(json.dumps(settings, sort_keys=True).encode("utf-8"))
         return digest.hexdigest()[:16]
 
@@ -82,13 +84,15 @@ class SinGANSegModelCache:
             if self.is_complete(path):
                 return path, False
             o = self.options
-            gan, metadata = singanseg_training_input(str(image_path), str(label_path), "auto", o.max_size, o.label_values)
+            gan, metadata = singanseg_training_input(str(image_path), str(label_path), "auto", o.max_size, o.label_values,
+                                                     volume=o.volume)  # fmt: skip
             if metadata["num_image_channels"] == len(BRATS_MODALITIES):
                 metadata["image_channels"] = list(BRATS_MODALITIES)  # the datastore's 4D order
             metadata["source_name"] = safe_name(image_id)
             logger.info(
-                "training SinGAN-Seg for image %s: slice %s, %s, %d channels -> %s",
-                image_id, metadata["source_slice_index"], "x".join(map(str, gan.shape[1:])), gan.shape[0], path,
+                "training SinGAN-Seg for image %s: %s, %s, %d channels -> %s", image_id,
+                "whole brain (3D)" if o.volume else f"slice {metadata['source_slice_index']}",
+                "x".join(map(str, gan.shape[1:])), gan.shape[0], path,
             )
             SinGANSegTrainer(o.settings, device=o.device, progress=False).fit(gan, path, metadata, resume=True)
             for old in path.parent.glob("*.pt"):

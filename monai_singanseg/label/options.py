@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from monai_singanseg.engines.singan import SinGANSegSettings
+from monai_singanseg.synthesis import SLICE_MAX_SIZE, VOLUME_MAX_SIZE, default_max_size
 from monai_singanseg.transforms.labels import BRATS_LABEL_VALUES
 
 __all__ = ["CONF_KEYS", "LabelAppOptions", "app_options", "label_names"]
@@ -19,6 +20,13 @@ MODEL_DIR_NAME = "singanseg_models"
 
 def _int(value: str) -> int:
     return int(value)
+
+
+def _bool(value: str) -> bool:
+    text = str(value).strip().lower()
+    if text not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(value)
+    return text in ("true", "1", "yes")
 
 
 def _values(value: str) -> tuple[int, ...]:
@@ -33,7 +41,10 @@ CONF_KEYS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
     "singanseg_min_size": (_int, "min_size", "short side of the coarsest scale (default 16)"),
     "singanseg_schedule": (str, "schedule", "fast (default) or singan"),
     "singanseg_seed": (_int, "seed", "training seed (default 0)"),
-    "singanseg_max_size": (_int, None, "side of the square training slice (default 128)"),
+    "singanseg_max_size": (_int, None, f"side of the square training slice (default {SLICE_MAX_SIZE}; with singanseg_volume: "
+                                       f"long side of the brain box, default {VOLUME_MAX_SIZE})"),
+    "singanseg_volume": (_bool, None, "true: one 3D model per image (its whole brain), each sample a whole synthetic "
+                                      "volume in the image's grid; false (default): one model of its tumour slice"),
     "singanseg_device": (str, None, "cpu, cuda, cuda:N or auto (default)"),
     "singanseg_model_dir": (str, None, "model cache folder (default: <datastore>/singanseg_models)"),
     "label_values": (_values, None, "label values of the datastore's labels (default 0,1,2,4)"),
@@ -51,11 +62,12 @@ class LabelAppOptions:
 
     Args:
         settings: SinGAN-Seg training settings for per-image models.
-        max_size: side of the square training slice.
+        max_size: side of the square training slice (3D models: long side of the brain box).
         device: torch device for training and sampling.
         model_dir: where per-image models are cached.
         label_values: the datastore labels' values (background first).
         pix2pix_model: the pix2pix model file of the ``pix2pix`` infer task (None: no such task).
+        volume: per-image models are 3D models of the whole brain (``train-singanseg --volume``), not of one slice.
     """
 
     settings: SinGANSegSettings = field(default_factory=SinGANSegSettings)
@@ -64,13 +76,14 @@ class LabelAppOptions:
     model_dir: Path = Path(MODEL_DIR_NAME)
     label_values: tuple[int, ...] = tuple(BRATS_LABEL_VALUES)
     pix2pix_model: Path | None = None
+    volume: bool = False
 
     def summary(self) -> dict[str, Any]:
         """JSON-able form (shown in the app's info)."""
         return {
             "training": self.settings.to_dict(), "max_size": self.max_size, "device": self.device,
             "model_dir": str(self.model_dir), "label_values": list(self.label_values),
-            "pix2pix_model": str(self.pix2pix_model) if self.pix2pix_model else None,
+            "pix2pix_model": str(self.pix2pix_model) if self.pix2pix_model else None, "volume": self.volume,
         }
 
 
@@ -96,7 +109,9 @@ def app_options(conf: Mapping[str, Any] | None, studies: str, app_dir: str) -> L
                 parsed[key] = parse(conf[key])
             except ValueError:
                 raise ValueError(f"--conf {key} {conf[key]!r}: not a valid value ({CONF_KEYS[key][2]})") from None
-    settings = SinGANSegSettings(**{CONF_KEYS[k][1]: v for k, v in parsed.items() if CONF_KEYS[k][1]})
+    volume = parsed.get("singanseg_volume", False)
+    fields = {CONF_KEYS[k][1]: v for k, v in parsed.items() if CONF_KEYS[k][1]}
+    settings = SinGANSegSettings.for_volume(**fields) if volume else SinGANSegSettings(**fields)
     if "singanseg_model_dir" in parsed:
         model_dir = Path(parsed["singanseg_model_dir"])
     elif os.path.isdir(studies):
@@ -106,12 +121,12 @@ def app_options(conf: Mapping[str, Any] | None, studies: str, app_dir: str) -> L
     label_values = parsed.get("label_values", tuple(BRATS_LABEL_VALUES))
     if len(label_values) < 2 or label_values[0] != 0 or len(set(label_values)) != len(label_values):
         raise ValueError(f"--conf label_values must list distinct values starting with 0, got {label_values}")
-    max_size = parsed.get("singanseg_max_size", 128)
+    max_size = parsed.get("singanseg_max_size", default_max_size(volume))
     if max_size < settings.min_size:
         raise ValueError(f"--conf singanseg_max_size {max_size} is below the coarsest scale's size {settings.min_size}")
     return LabelAppOptions(
         settings, max_size, parsed.get("singanseg_device", "auto"), model_dir, label_values,
-        _pix2pix_model(parsed.get("pix2pix_model")),
+        _pix2pix_model(parsed.get("pix2pix_model")), volume,
     )
 
 

@@ -51,7 +51,8 @@ def singanseg_volume(
     style_steps: int = 100,
     tumour_shift: float | None = SinGANSegSynthesisOptions.tumour_shift,
 ) -> SyntheticVolume:
-    """Draw one SinGAN-Seg sample of an image's model and put it at its slice in the image's geometry.
+    """Draw one SinGAN-Seg sample of an image's model and put it at its slice in the image's geometry (a 3D model's
+    sample: the whole volume, resampled from the model's brain box into the image's grid).
 
     Args:
         model: the image's SinGAN-Seg model file.
@@ -69,21 +70,34 @@ def singanseg_volume(
         tumour_shift: new tumour layout, shifted by up to this fraction of the side (None: the model's layout).
 
     Returns:
-        The synthetic volume: one synthetic axial slice at the training slice's index, background elsewhere.
+        The synthetic volume: one synthetic axial slice at the training slice's index, background elsewhere (3D
+        models: a whole synthetic brain, background outside its box; ``slice_index`` None).
 
     Raises:
         ValueError: the model does not belong to this image (other geometry), or bad sampling arguments.
     """
     sampler = SinGANSegSampler(model, device=device)
+    cfg = sampler.config
+    volume = cfg.spatial_dims == 3
     options = SinGANSegSynthesisOptions(
         start_scale=start_scale, threshold=threshold, min_component=min_component, style=style, style_steps=style_steps,
-        tumour_shift=tumour_shift,
+        tumour_shift=tumour_shift, paste=volume,
     )
     pipeline = singanseg_synthesis(sampler, None, options, device=sampler.device)
     pipeline.set_random_state(seed)
-    sample = pipeline({"name": sampler.config.source_name})
+    sample = pipeline({"name": cfg.source_name})
     case = load_case({"image": str(image_path), "label": str(label_path)}, label_values)
-    slice_index = sampler.config.source_slice_index
+    image_dtype = str(case["image"].meta[SOURCE_DTYPE_KEY])
+    if volume:  # a 3D model's sample, pasted into the grid of the volume it learnt
+        grid = case["label"]
+        if list(grid.shape[1:]) != list(cfg.source_grid_shape) or not np.allclose(
+            grid.affine.numpy(), np.asarray(cfg.source_grid_affine), atol=1e-3
+        ):
+            raise ValueError(f"{model}: this 3D model was trained on another volume (grid {cfg.source_grid_shape}), not "
+                             f"on {image_path} (grid {list(grid.shape[1:])})")  # fmt: skip
+        return SyntheticVolume(image=np.asarray(sample["image"]), label=np.asarray(sample["label"]),
+                               affine=grid.affine.numpy(), image_dtype=image_dtype)  # fmt: skip
+    slice_index = cfg.source_slice_index
     if slice_index is None:
         raise ValueError(f"{model}: a model of a 2D picture has no slice to place in a volume")
     vol_image, vol_label = slice_sample_to_volume(
@@ -92,8 +106,8 @@ def singanseg_volume(
         sampler.config.source_affine,
     )
     return SyntheticVolume(
-        image=vol_image.numpy(), label=vol_label.numpy(), affine=case["image"].affine.numpy(),
-        image_dtype=str(case["image"].meta[SOURCE_DTYPE_KEY]), slice_index=slice_index,
+        image=vol_image.numpy(), label=vol_label.numpy(), affine=case["image"].affine.numpy(), image_dtype=image_dtype,
+        slice_index=slice_index,
     )
 
 

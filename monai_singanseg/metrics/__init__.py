@@ -1,4 +1,5 @@
-"""Weight-free metrics of synthetic images: fidelity (SWD), diversity, memorisation, label statistics, artefacts.
+"""Weight-free metrics of synthetic images: fidelity (SWD, also over the three planes of volumes), diversity,
+memorisation, label statistics, tumour fidelity (size kept, components, class nesting), artefacts.
 
 They need no trained network, so every layer that judges samples (dataset synthesis, the evaluation) can use them.
 """
@@ -9,10 +10,24 @@ from monai_singanseg.metrics.artifacts import neighbour_slice_ssim, periodic_pow
 from monai_singanseg.metrics.diversity import diversity, pairwise_ssim
 from monai_singanseg.metrics.label_stats import compare_label_statistics, label_statistics
 from monai_singanseg.metrics.memorisation import NearestReference, flag_memorised, memorisation_scores
-from monai_singanseg.metrics.swd import laplacian_pyramid, sliced_wasserstein_distance, sliced_wasserstein_distance_per_level
+from monai_singanseg.metrics.swd import (
+    laplacian_pyramid,
+    orthogonal_slices,
+    sliced_wasserstein_distance,
+    sliced_wasserstein_distance_3d,
+    sliced_wasserstein_distance_per_level,
+)
+from monai_singanseg.metrics.tumour import (
+    core_background_contact,
+    outer_ring,
+    tumour_components,
+    tumour_kept,
+    tumour_size_ratio,
+)
 
 __all__ = [
     "sliced_wasserstein_distance", "sliced_wasserstein_distance_per_level", "laplacian_pyramid", "diversity",
     "pairwise_ssim", "memorisation_scores", "flag_memorised", "NearestReference", "label_statistics",
-    "compare_label_statistics", "periodic_power", "neighbour_slice_ssim",
+    "compare_label_statistics", "periodic_power", "neighbour_slice_ssim", "sliced_wasserstein_distance_3d",
+    "orthogonal_slices", "outer_ring", "tumour_size_ratio", "tumour_kept", "tumour_components", "core_background_contact",
 ]

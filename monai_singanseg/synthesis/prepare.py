@@ -46,9 +46,21 @@ __all__ = [
     "pix2pix_case_slices",
     "pix2pix_training_slices",
     "Pix2PixTrainingSet",
+    "SLICE_MAX_SIZE",
+    "VOLUME_MAX_SIZE",
+    "default_max_size",
 ]
 
 _RGB_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+#: default long side of the finest scale of a slice model, and of a 3D (whole-brain) model, whose size was chosen
+#: by measurement so that it trains in about half an hour on 2 CPU cores (``benchmarks/singanseg_3d.py``).
+SLICE_MAX_SIZE = 128
+VOLUME_MAX_SIZE = 48
+
+
+def default_max_size(volume: bool) -> int:
+    """The default long side of the finest scale: :data:`VOLUME_MAX_SIZE` for 3D models, else :data:`SLICE_MAX_SIZE`."""
+    return VOLUME_MAX_SIZE if volume else SLICE_MAX_SIZE
 
 
 def is_2d_image_input(image: str | os.PathLike | Sequence[str | os.PathLike]) -> bool:
@@ -60,7 +72,7 @@ def is_2d_image_input(image: str | os.PathLike | Sequence[str | os.PathLike]) ->
 
 def singanseg_prepare(
     label_values: Sequence[int],
-    max_size: int = 128,
+    max_size: int | None = None,
     slice_index: int | None = None,
     rgb: bool = False,
     label_map: Mapping[int, int] | None = None,
@@ -76,13 +88,14 @@ def singanseg_prepare(
 
     Args:
         label_values: label values, background first.
-        max_size: long side of the finest scale.
+        max_size: long side of the finest scale (None: :func:`default_max_size`).
         slice_index: axial slice index (None: the slice with most tumour); volumes only.
         rgb: the case is a 2D picture with a mask.
         label_map: label values replaced on load (e.g. ``{3: 1}``: BRATS-2013 labels in the BraTS convention).
         volume: train on the whole volume (3D), not on one slice.
     """
     num_classes = len(label_values)
+    max_size = default_max_size(volume) if max_size is None else max_size
     if volume:
         select: list[Any] = [IsotropicForegroundCropd(max_size=max_size)]
     elif rgb:
@@ -117,7 +130,7 @@ def singanseg_training_input(
     image: str | os.PathLike | Sequence[str | os.PathLike],
     label: str | os.PathLike,
     slice_index: int | str | None = "auto",
-    max_size: int = 128,
+    max_size: int | None = None,
     label_values: Sequence[int] | None = None,
     channel_names: Sequence[str] | None = None,
     label_map: Mapping[int, int] | None = None,
@@ -130,7 +143,7 @@ def singanseg_training_input(
         image: image path(s): one file, the BraTS modality files in flair, t1, t1ce, t2 order, or a 2D picture.
         label: label path.
         slice_index: ``"auto"``/None or an axial slice index (volumes only).
-        max_size: long side of the finest scale.
+        max_size: long side of the finest scale (None: :func:`default_max_size`).
         label_values: label values (default BraTS ``(0, 1, 2, 4)`` for volumes, ``(0, 1)`` for 2D pictures).
         channel_names: names of the image channels (default: BraTS modalities for 4 files, RGB, or ``ch<i>``).
         label_map: label values replaced on load (e.g. ``{3: 1}``).
@@ -150,6 +163,7 @@ def singanseg_training_input(
     if label_values is None:
         label_values = BINARY_LABEL_VALUES if rgb else BRATS_LABEL_VALUES
     label_values = tuple(int(v) for v in label_values)
+    max_size = default_max_size(volume) if max_size is None else max_size
     if max_size < 8:
         raise ValueError(f"max_size must be >= 8 pixels, got {max_size}")
     if volume and rgb:
@@ -219,7 +233,7 @@ class SinGANSegTrainingSet(torch.utils.data.Dataset):
     Args:
         data: datalist entries ``{"image": path or [one path per sequence], "label": path}`` (kept as ``self.data``).
         slice_index: ``"auto"`` or an axial slice index, for every case.
-        max_size: long side of the finest scale.
+        max_size: long side of the finest scale (None: :func:`default_max_size`).
         label_values: label values of the cases (default: BraTS for volumes, binary for 2D pictures).
         label_map: label values replaced on load (e.g. ``{3: 1}``).
         volume: whole volumes (3D models), not one slice.
@@ -233,7 +247,7 @@ class SinGANSegTrainingSet(torch.utils.data.Dataset):
         self,
         data: Sequence[Mapping[str, Any]],
         slice_index: int | str | None = "auto",
-        max_size: int = 128,
+        max_size: int | None = None,
         label_values: Sequence[int] | None = None,
         label_map: Mapping[int, int] | None = None,
         volume: bool = False,

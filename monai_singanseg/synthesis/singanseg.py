@@ -17,6 +17,7 @@ import torch
 from monai.inferers import Inferer
 
 from monai_singanseg.inferers.singanseg import SinGANSegSampled, SinGANSegSampler
+from monai_singanseg.io.model_config import SinGANSegModelConfig
 from monai_singanseg.io.modelfile import ModelFile
 from monai_singanseg.synthesis.runner import SynthesisPipeline
 from monai_singanseg.transforms.intensity import IntensityFromTanhRanged
@@ -77,6 +78,13 @@ class SinGANSegSynthesisOptions:
         if self.min_component < 0 or self.style_steps < 0:
             raise ValueError(f"min_component and style_steps must be >= 0, got {self.min_component}, {self.style_steps}")
 
+    def for_model(self, config: SinGANSegModelConfig) -> SinGANSegSynthesisOptions:
+        """These options as a model of ``config`` can use them: a 3D model drops ``tumour_shift`` (with a log line), a 2D model keeps everything."""
+        if config.spatial_dims == 3 and self.tumour_shift is not None:
+            logger.info("tumour_shift works on 2D models; the samples of this 3D model keep the layout it learnt")
+            return dataclasses.replace(self, tumour_shift=None)
+        return self
+
 
 def singanseg_case_writer(sampler: SinGANSegSampler, output_dir: str | os.PathLike, overwrite: bool = False) -> SaveCased:
     """The writer that fits the model's input: PNG image + mask for RGB models, else BraTS-named NIfTI."""
@@ -124,9 +132,7 @@ def singanseg_synthesis(
     options = options or SinGANSegSynthesisOptions()
     sampler = model if isinstance(model, SinGANSegSampler) else SinGANSegSampler(model, device=device, inferer=inferer)
     cfg = sampler.config
-    if cfg.spatial_dims == 3 and options.tumour_shift is not None:
-        logger.info("tumour_shift works on 2D models; the samples of this 3D model keep the layout it learnt")
-        options = dataclasses.replace(options, tumour_shift=None)
+    options = options.for_model(cfg)
     if options.paste and cfg.source_grid_shape is None:
         raise ValueError(
             f"paste: {sampler.model.path} has no source volume grid to paste into (only 3D models, trained with "

@@ -23,6 +23,7 @@ from monai.config import NdarrayOrTensor
 from monai.transforms import RandomizableTransform
 from monai.utils import TransformBackends, convert_to_tensor
 
+from monai_singanseg.metrics.tumour import outer_ring
 from monai_singanseg.transforms.condition.array import draw_do_transform
 
 __all__ = ["RandTumourDisplacement", "frame_cuts_tissue", "tumour_background_contact"]
@@ -49,8 +50,7 @@ def tumour_background_contact(tumour: torch.Tensor, foreground: torch.Tensor) ->
     frame that cuts through tissue, as in endoscopy: the tissue goes on beyond it) and background otherwise (an
     object on a background, as a brain in its MR slice).
     """
-    padded = F.pad(tumour[None, None].float(), (1, 1, 1, 1))
-    ring = (F.max_pool2d(padded, 3, stride=1, padding=1)[0, 0] > 0) & ~F.pad(tumour, (1, 1, 1, 1))
+    ring = outer_ring(F.pad(tumour, (1, 1, 1, 1)))
     inside = F.pad(foreground, (1, 1, 1, 1), value=frame_cuts_tissue(foreground))
     total = int(ring.sum())
     return float((ring & ~inside).sum()) / total if total else 0.0
