@@ -38,6 +38,12 @@ def test_brats_2023_names_map_to_the_same_channels(brats_case_dir, tmp_path):
     assert [p.rsplit("-", 1)[1] for p in entry["image"]] == ["t2f.nii.gz", "t1n.nii.gz", "t1c.nii.gz", "t2w.nii.gz"]
 
 
+def test_a_folder_of_links_to_case_folders_says_that_links_are_not_searched(brats_case_dir, tmp_path):
+    (tmp_path / "TCGA-FG-6692").symlink_to(brats_case_dir)  # symlinked files work (above); linked folders do not
+    with pytest.raises(CaseError, match=r"TCGA-FG-6692 link\(s\) to folders elsewhere, which are not searched"):
+        find_cases(tmp_path)
+
+
 def test_missing_modality_names_case_and_modality(brats_case_dir, tmp_path):
     for m in ("flair", "t1", "t2", "seg"):
         shutil.copy(brats_case_dir / f"TCGA-FG-6692_{m}.nii.gz", tmp_path)

@@ -185,6 +185,10 @@ def find_cases(root: str | os.PathLike) -> list[dict[str, Any]]:
         return image_mask_datalist(base)
     if any(_is_brats_image(p.name) for p in base.rglob("*.nii*")):
         return brats_datalist(base)
+    linked = sorted(p.name for p in base.iterdir() if p.is_symlink() and p.is_dir())
+    if linked:
+        raise CaseError(f"{base}: {', '.join(linked[:3])}{' ...' if len(linked) > 3 else ''} link(s) to folders elsewhere, "
+                        "which are not searched; pass the folder the links point to, or a datalist JSON of the cases")
     return dicom_datalist(base)
 
 
