@@ -11,7 +11,11 @@ Trains a whole-brain model (``train-singanseg --volume``) of one case at ``--max
 - SWD of the image channels on the slices of each orientation (sagittal, coronal, axial planes with brain);
 - memorisation: NCC of each sample with the training volume (mean, max) and the samples flagged as copies (NCC > 0.95);
 
-all computed by :mod:`monai_singanseg.metrics`.
+all computed by :mod:`monai_singanseg.metrics`; and, to tell a model that cannot hold the volume from noisy
+sampling, its reconstruction (the fixed-noise path) against the training volume: mean squared error per channel at
+the coarsest and the finest scale, voxels per class (real, reconstructed, in the same place), the noise amplitudes
+and the NCC of samples from start scale 1 with the reconstruction. ``--model`` evaluates a trained model instead of
+training one (its training time is the model file's).
 
 It writes ``planes.png`` (three orthogonal planes through the tumour of the real volume, first row, and of the
 first samples) and ``figures.json`` into ``--out``.
@@ -19,7 +23,7 @@ first samples) and ``figures.json`` into ``--out``.
 Usage::
 
     python benchmarks/singanseg_3d.py [--case DIR] [--max-size 48] [--iters N] [--stages 4] [--threads 2]
-        [--num 20] [--device cpu] [--out OUT]
+        [--num 20] [--device cpu] [--out OUT] [--model MODEL]
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from pathlib import Path
 import torch
 
 from monai_singanseg.engines.singan import SinGANSegSettings, SinGANSegTrainer
+from monai_singanseg.engines.singan_schedule import real_pyramid
 from monai_singanseg.metrics import (
     core_background_contact,
     flag_memorised,
@@ -51,6 +56,27 @@ from monai_singanseg.visualize import contact_sheet
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+def reconstruction_figures(sampler: SinGANSegSampler, gan: torch.Tensor, real_labels: torch.Tensor,
+                           samples: torch.Tensor) -> dict:
+    """How well the model holds its training volume: the fixed-noise reconstruction against the real one."""
+    sizes = sampler.config.scale_sizes
+    reals = real_pyramid(gan[None], sizes, sampler.num_image_channels)
+    mse = {}
+    for name, k in (("coarsest", 0), ("finest", len(sizes) - 1)):
+        error = (sampler.reconstruction(last_scale=k).cpu() - reals[k]) ** 2
+        mse[name] = [round(float(v), 4) for v in error.flatten(2).mean(2)[0]]
+    rec_images, rec_labels = sampler.split(sampler.reconstruction().cpu())
+    overlap = {str(v): [int((real_labels == c).sum()), int((rec_labels == c).sum()), int(((real_labels == c) & (rec_labels == c)).sum())]
+               for c, v in enumerate(sampler.label_values) if c > 0}  # fmt: skip
+    above = sampler.sample(len(samples), start_scale=min(1, sampler.num_scales - 1), seed=1, batch_size=4).cpu()
+    return {
+        "reconstruction_mse_per_channel": mse,
+        "reconstruction_voxels_real_rec_same_place": overlap,
+        "noise_amplitudes": [round(a, 4) for a in sampler.config.noise_amplitudes],
+        "ncc_start_scale_1_with_reconstruction": float(memorisation_scores(sampler.split(above)[0], rec_images).scores.mean()),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--case", type=Path, default=SHARED / "brats_tcga" / "TCGA-FG-6692", help="BraTS-named case folder")
@@ -62,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num", type=int, default=20)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=Path("bench_singanseg_3d"))
+    p.add_argument("--model", type=Path, default=None, help="evaluate this trained 3D model of --case (no training)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -71,11 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{name}: working grid {tuple(gan.shape[1:])}, {gan.shape[0]} channels, "
           f"voxel {abs(meta['source_affine'][0][0]):.2f} mm", flush=True)
     settings = SinGANSegSettings.for_volume(num_stages=args.stages, iters=args.iters, base_features=args.base_features)
-    model = args.out / "model3d.pt"
-    start = time.perf_counter()
-    SinGANSegTrainer(settings, device=args.device, progress=True).fit(gan, model, meta, overwrite=True)
-    train_s = time.perf_counter() - start
+    model = args.model or args.out / "model3d.pt"
+    if args.model is None:
+        SinGANSegTrainer(settings, device=args.device, progress=True).fit(gan, model, meta, overwrite=True)
     sampler = SinGANSegSampler(model, device=args.device)
+    settings = SinGANSegSettings.from_dict(sampler.config.training)
     sampler.sample(1, seed=123)  # warm-up
     start = time.perf_counter()
     x = sampler.sample(args.num, seed=0, batch_size=4)
@@ -90,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         "working_grid": list(gan.shape[1:]),
         "settings": {"max_size": args.max_size, "iters": settings.iters, "coarsest_iters": settings.coarsest_iters,
                      "stages": args.stages, "base_features": settings.base_features, "threads": args.threads, "device": args.device},
-        "train_seconds": round(train_s, 1),
+        "train_seconds": round(sampler.config.train_seconds, 1),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "peak_cuda_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None,
         "volumes_per_second": round(volumes_per_s, 3),
@@ -105,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         "ncc_mean": float(nearest.scores.mean()),
         "ncc_max": float(nearest.scores.max()),
         "memorised": int(flag_memorised(nearest).sum()),
+        **reconstruction_figures(sampler, gan, real_labels, fake_images),
     }
     rows = [preview_plane(real_images[0], real_labels[0], orthogonal=True)]
     rows += [preview_plane(fake_images[i], fake_labels[i], orthogonal=True) for i in range(min(5, args.num))]
