@@ -49,7 +49,7 @@ from monai_singanseg.metrics import (
     tumour_size_ratio,
 )
 from monai_singanseg.inferers import SinGANSegSampler
-from monai_singanseg.synthesis import VOLUME_MAX_SIZE, singanseg_training_input
+from monai_singanseg.synthesis.prepare import VOLUME_BOXES, VOLUME_MAX_SIZE, singanseg_training_input
 from monai_singanseg.synthesis.runner import preview_plane
 from monai_singanseg.visualize import contact_sheet
 
@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--case", type=Path, default=SHARED / "brats_tcga" / "TCGA-FG-6692", help="BraTS-named case folder")
     p.add_argument("--max-size", type=int, default=VOLUME_MAX_SIZE)
+    p.add_argument("--box", choices=VOLUME_BOXES, default="brain", help="the working box: whole brain or tumour + margin")
     p.add_argument("--iters", type=int, default=None, help="iterations per scale (default: train-singanseg --volume's)")
     p.add_argument("--stages", type=int, default=4)
     p.add_argument("--base-features", type=int, default=None, help="default: train-singanseg --volume's")
@@ -94,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     name = args.case.name
     images = [str(args.case / f"{name}_{m}.nii.gz") for m in ("flair", "t1", "t1ce", "t2")]
-    gan, meta = singanseg_training_input(images, str(args.case / f"{name}_seg.nii.gz"), max_size=args.max_size, volume=True)
+    gan, meta = singanseg_training_input(images, str(args.case / f"{name}_seg.nii.gz"), max_size=args.max_size, volume=True,
+                                         box=args.box)  # fmt: skip
     print(f"{name}: working grid {tuple(gan.shape[1:])}, {gan.shape[0]} channels, "
           f"voxel {abs(meta['source_affine'][0][0]):.2f} mm", flush=True)
     settings = SinGANSegSettings.for_volume(num_stages=args.stages, iters=args.iters, base_features=args.base_features)
@@ -115,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     figures = {
         "case": name,
         "working_grid": list(gan.shape[1:]),
-        "settings": {"max_size": args.max_size, "iters": settings.iters, "coarsest_iters": settings.coarsest_iters,
+        "settings": {"box": args.box, "max_size": args.max_size, "iters": settings.iters, "coarsest_iters": settings.coarsest_iters,
                      "stages": args.stages, "base_features": settings.base_features, "threads": args.threads, "device": args.device},
         "train_seconds": round(sampler.config.train_seconds, 1),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

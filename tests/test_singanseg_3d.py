@@ -13,6 +13,7 @@ from monai.data.utils import affine_to_spacing
 
 from monai_singanseg.io.model_config import ModelConfigError, SinGANSegModelConfig
 from monai_singanseg.io.modelfile import load_model_file
+from monai_singanseg.synthesis import TUMOUR_BOX_MARGIN
 from monai_singanseg.transforms.slices import IsotropicForegroundCropd, ResampleToGridd
 from singanseg_cli import assert_same_model, cli, kill_after_first_scale, train_args as train_command
 
@@ -36,8 +37,9 @@ def model3d(brats_item, tmp_path_factory) -> Path:
     return out
 
 
-def _brain_box_corners(path: str, margin: int = 2) -> np.ndarray:
-    """World coordinates of the outer corners of the brain's bounding box (+ margin) of a source volume."""
+def _box_corners(path: str, margin: int = 2) -> np.ndarray:
+    """World coordinates of the outer corners of the bounding box (+ margin) of a source volume's non-zero voxels
+    (an image: the brain; a label: the tumour)."""
     img = nib.load(path)
     voxels = np.argwhere(np.asarray(img.dataobj) != 0)
     lo = np.maximum(voxels.min(0) - margin, 0) - 0.5
@@ -61,7 +63,7 @@ def test_generated_volumes_keep_the_world_geometry_of_the_brain_box(model3d, bra
     out = tmp_path / "syn"
     res = cli("generate", "--model", str(model3d), "--num", "2", "--out", str(out), "--seed", "3")
     assert res.returncode == 0, res.stderr[-3000:]
-    corners = _brain_box_corners(brats_item["image"][0])
+    corners = _box_corners(brats_item["image"][0])
     cfg = load_model_file(model3d).config
     for i in range(2):
         seg = nib.load(out / f"TCGA-FG-6692_syn000{i}_seg.nii.gz")
@@ -74,6 +76,24 @@ def test_generated_volumes_keep_the_world_geometry_of_the_brain_box(model3d, bra
         written = np.stack([(seg.affine @ np.r_[c, 1.0])[:3] for c in (np.full(3, -0.5), n - 0.5)])
         np.testing.assert_allclose(written, corners, atol=1e-3)  # the corners of the crop, in millimetres
     assert (out / "preview.png").stat().st_size > 0
+
+
+def test_a_tumour_box_model_works_on_the_tumour_and_its_margin(model3d, brats_item, tmp_path):
+    model = tmp_path / "tumour_box.pt"
+    res = cli(*train_args(brats_item, model), "--box", "tumour")
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = tmp_path / "syn"
+    res = cli("generate", "--model", str(model), "--num", "1", "--out", str(out), "--sheet", "0")
+    assert res.returncode == 0, res.stderr[-3000:]
+    seg = nib.load(out / "TCGA-FG-6692_syn0000_seg.nii.gz")
+    n = np.array(seg.shape)
+    written = np.stack([(seg.affine @ np.r_[c, 1.0])[:3] for c in (np.full(3, -0.5), n - 0.5)])
+    np.testing.assert_allclose(written, _box_corners(brats_item["label"], TUMOUR_BOX_MARGIN), atol=1e-3)
+    voxel = {m: max(voxel_spacing_of(load_model_file(m).config.source_affine)) for m in (model, model3d)}
+    assert voxel[model] < 0.75 * voxel[model3d]  # same working size on a smaller box: finer voxels on the tumour
+    slice_args = [a for a in train_args(brats_item, tmp_path / "m.pt") if a != "--volume"]
+    res = cli(*slice_args, "--box", "tumour")
+    assert res.returncode != 0 and "--box tumour" in res.stderr and not (tmp_path / "m.pt").exists()
 
 
 def test_paste_writes_samples_into_the_whole_source_grid(model3d, brats_item, tmp_path):

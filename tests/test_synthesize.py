@@ -330,3 +330,12 @@ def test_volume_dataset_one_3d_model_per_case(real, shared_data, tmp_path):
                              encoding="utf-8", errors="replace", timeout=120)  # fmt: skip
         assert res.returncode == 1 and message in res.stderr and "Traceback" not in res.stderr
         assert not (tmp_path / "bad").exists()
+
+
+def test_dataset_settings_take_a_tumour_box_only_for_3d_models():
+    from monai_singanseg.farm import DatasetSettings
+
+    assert DatasetSettings(volume=True, box="tumour").max_size == 48
+    for bad in ({"box": "tumour"}, {"volume": True, "box": "skull"}):
+        with pytest.raises(ValueError, match="box"):
+            DatasetSettings(**bad)

@@ -12,7 +12,7 @@ import torch
 from monai_singanseg.device import resolve_device
 from monai_singanseg.cli.options import SEED, THREADS, add_tumour_shift, float_in, int_in
 from monai_singanseg.io.atomic import check_outputs_free
-from monai_singanseg.synthesis.prepare import SLICE_MAX_SIZE, VOLUME_MAX_SIZE
+from monai_singanseg.synthesis.prepare import SLICE_MAX_SIZE, TUMOUR_BOX_MARGIN, VOLUME_BOXES, VOLUME_MAX_SIZE
 from monai_singanseg.transforms.style import STYLE_METHODS
 
 __all__ = ["add_parsers", "run_train", "run_generate"]
@@ -35,6 +35,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--volume", action="store_true",
                    help=f"a 3D model of the whole brain (isotropic voxels, --max-size on the long side; default {VOLUME_MAX_SIZE}, "
                    "16 base features, 150 iterations: about half an hour on 2 CPU cores) instead of one slice")
+    p.add_argument("--box", choices=VOLUME_BOXES, default="brain",
+                   help=f"with --volume: the working box, the whole brain (default) or the tumour with {TUMOUR_BOX_MARGIN} "
+                        "voxels around it (finer voxels on the tumour, less anatomy)")
     p.add_argument("--max-size", type=int_in(8, 4096), default=None,
                    help=f"long side of the finest scale (default {SLICE_MAX_SIZE}; {VOLUME_MAX_SIZE} with --volume)")
     p.add_argument("--min-size", type=int_in(4, 4096), default=None,
@@ -109,7 +112,8 @@ def run_train(args: argparse.Namespace) -> int:
     )
     slice_index: Any = None if str(args.slice) == "auto" else _int_arg(args.slice, "--slice")
     images = args.image if len(args.image) > 1 else args.image[0]
-    gan, metadata = singanseg_training_input(images, args.label, slice_index, max_size=args.max_size, volume=args.volume)
+    gan, metadata = singanseg_training_input(images, args.label, slice_index, max_size=args.max_size, volume=args.volume,
+                                             box=args.box)  # fmt: skip
     trainer = SinGANSegTrainer(settings, device=args.device, progress=not args.quiet, log_dir=args.tensorboard)
     trainer.fit(gan, out, metadata, resume=args.resume, overwrite=args.overwrite)
     where = f"slice {metadata['source_slice_index']}" if metadata["source_slice_index"] is not None else (

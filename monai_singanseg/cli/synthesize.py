@@ -22,7 +22,14 @@ from monai_singanseg.device import resolve_device
 from monai_singanseg.engines.pix2pix import Pix2PixSettings
 from monai_singanseg.engines.singan import SinGANSegSettings
 from monai_singanseg.farm import DatasetSettings, RankContext, synthesize_dataset
-from monai_singanseg.synthesis import SLICE_MAX_SIZE, VOLUME_MAX_SIZE, SinGANSegSynthesisOptions, is_2d_image_input
+from monai_singanseg.synthesis import (
+    SLICE_MAX_SIZE,
+    TUMOUR_BOX_MARGIN,
+    VOLUME_BOXES,
+    VOLUME_MAX_SIZE,
+    SinGANSegSynthesisOptions,
+    is_2d_image_input,
+)
 from monai_singanseg.transforms.style import STYLE_METHODS
 
 __all__ = ["add_parsers", "run_synthesize", "parse_label_map", "real_cases"]
@@ -66,6 +73,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--volume", action="store_true",
                    help="SinGAN-Seg: one 3D model per case, trained on its whole brain, whose samples are whole volumes "
                         "(as train-singanseg --volume: long side 48, 16 base features, 150 iterations by default)")
+    p.add_argument("--box", choices=VOLUME_BOXES, default="brain",
+                   help=f"with --volume: each model's working box, the whole brain (default) or the tumour with "
+                        f"{TUMOUR_BOX_MARGIN} voxels around it")
     p.add_argument("--slices-per-case", default=None,
                    help="models per volume on slices spread over the tumour, or 'all' (default 1; not with --volume)")
     p.add_argument("--samples-per-model", type=int_in(1, 10**5), default=10, help="synthetic cases per model (default 10)")
@@ -125,7 +135,7 @@ def run_synthesize(args: argparse.Namespace) -> int:
         raise ValueError(f"--volume needs volumes (NIfTI or DICOM series); {args.data} holds 2D pictures")
     training = SinGANSegSettings.for_volume if args.volume else SinGANSegSettings
     settings = DatasetSettings(
-        slices_per_case=slices, samples_per_model=args.samples_per_model, volume=args.volume,
+        slices_per_case=slices, samples_per_model=args.samples_per_model, volume=args.volume, box=args.box,
         max_size=args.max_size,
         label_values=tuple(args.label_values or ((0, 1) if rgb else (0, 1, 2, 4))), label_map=parse_label_map(args.label_map),
         channel_names=tuple(args.channel_names) if args.channel_names else None,

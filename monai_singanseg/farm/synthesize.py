@@ -46,6 +46,7 @@ from monai_singanseg.io.modelfile import ModelFileError, load_model_file
 from monai_singanseg.io.writers import write_datalist
 from monai_singanseg.metrics import flag_memorised, memorisation_scores, tumour_kept
 from monai_singanseg.synthesis import (
+    VOLUME_BOXES,
     SinGANSegSynthesisOptions,
     default_max_size,
     preview_plane,
@@ -81,6 +82,8 @@ class DatasetSettings:
         volume: ``generator="singanseg"``: one 3D model per case, trained on its whole brain (``train-singanseg
             --volume``), whose samples are whole volumes; ``slices_per_case`` is then not used. Pass
             ``training=SinGANSegSettings.for_volume(...)`` for the 3D CPU defaults.
+        box: ``volume``: the working box of each model, ``"brain"`` or ``"tumour"`` (with a margin; see
+            :func:`~monai_singanseg.synthesis.singanseg_prepare`).
         slices_per_case: models per volume, on tumour slices spread over the tumour (None: every tumour slice).
         samples_per_model: synthetic cases drawn from each model.
         max_size: long side of the training slice (or of the brain box of a 3D model); None: 128 (48 with ``volume``).
@@ -112,12 +115,15 @@ class DatasetSettings:
     pix2pix: Pix2PixSettings = field(default_factory=Pix2PixSettings)
     per_case: int = 10
     volume: bool = False
+    box: str = "brain"
 
     def __post_init__(self) -> None:
         if self.generator not in GENERATORS:
             raise ValueError(f"generator must be one of {GENERATORS}, got {self.generator!r}")
         if self.volume and self.generator != "singanseg":
             raise ValueError(f"volume (one 3D model per case) is a SinGAN-Seg setting, not one of generator={self.generator!r}")
+        if self.box not in VOLUME_BOXES or (self.box != "brain" and not self.volume):
+            raise ValueError(f"box {self.box!r}: one of {VOLUME_BOXES}, and other than 'brain' only with volume (3D models)")
         if self.max_size is None:
             self.max_size = default_max_size(self.volume)
         if self.per_case < 1:
@@ -204,6 +210,7 @@ def _prepare(entry: WorkEntry, settings: DatasetSettings) -> tuple[torch.Tensor,
     gan, meta = singanseg_training_input(
         entry.image, entry.label, entry.slice_index if entry.slice_index is not None else "auto", settings.max_size,
         settings.label_values, settings.channel_names, settings.label_map, name=entry.case, volume=settings.volume,
+        box=settings.box,
     )  # fmt: skip
     meta["source_name"] = entry.id  # case names of the samples: <entry id>_synNNNN
     return gan, meta

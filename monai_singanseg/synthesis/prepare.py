@@ -48,6 +48,8 @@ __all__ = [
     "Pix2PixTrainingSet",
     "SLICE_MAX_SIZE",
     "VOLUME_MAX_SIZE",
+    "VOLUME_BOXES",
+    "TUMOUR_BOX_MARGIN",
     "default_max_size",
 ]
 
@@ -56,6 +58,10 @@ _RGB_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 #: by measurement so that it trains in about half an hour on 2 CPU cores (``benchmarks/singanseg_3d.py``).
 SLICE_MAX_SIZE = 128
 VOLUME_MAX_SIZE = 48
+#: what a 3D model's working box holds: the whole brain, or the tumour with :data:`TUMOUR_BOX_MARGIN` around it.
+VOLUME_BOXES = ("brain", "tumour")
+#: voxels of the source grid (2 cm in BraTS' 1 mm grid) kept around the tumour in a ``"tumour"`` box.
+TUMOUR_BOX_MARGIN = 20
 
 
 def default_max_size(volume: bool) -> int:
@@ -77,6 +83,7 @@ def singanseg_prepare(
     rgb: bool = False,
     label_map: Mapping[int, int] | None = None,
     volume: bool = False,
+    box: str = "brain",
 ) -> Compose:
     """The SinGAN-Seg prepare ``Compose``: case dict of paths -> list of one prepared dict holding ``"gan"``.
 
@@ -93,11 +100,19 @@ def singanseg_prepare(
         rgb: the case is a 2D picture with a mask.
         label_map: label values replaced on load (e.g. ``{3: 1}``: BRATS-2013 labels in the BraTS convention).
         volume: train on the whole volume (3D), not on one slice.
+        box: 3D models: the working box is the whole ``"brain"`` (non-zero image voxels) or the ``"tumour"`` with
+            :data:`TUMOUR_BOX_MARGIN` voxels around it (a finer voxel size on the tumour, less anatomy around it).
     """
     num_classes = len(label_values)
     max_size = default_max_size(volume) if max_size is None else max_size
+    if box not in VOLUME_BOXES:
+        raise ValueError(f"box must be one of {VOLUME_BOXES}, got {box!r}")
     if volume:
-        select: list[Any] = [IsotropicForegroundCropd(max_size=max_size)]
+        tumour = box == "tumour"
+        select: list[Any] = [
+            IsotropicForegroundCropd(source_key="label" if tumour else "image", max_size=max_size,
+                                     margin=TUMOUR_BOX_MARGIN if tumour else 2)
+        ]  # fmt: skip
     elif rgb:
         select = [
             Resized(("image", "label"), spatial_size=max_size, size_mode="longest", mode=("area", "nearest"))
@@ -136,6 +151,7 @@ def singanseg_training_input(
     label_map: Mapping[int, int] | None = None,
     name: str | None = None,
     volume: bool = False,
+    box: str = "brain",
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Run :func:`singanseg_prepare` on one case: the GAN tensor and the model file's source fields.
 
@@ -149,6 +165,7 @@ def singanseg_training_input(
         label_map: label values replaced on load (e.g. ``{3: 1}``).
         name: the case's name (default: from its file names).
         volume: the whole volume (a 3D model's input), not one slice.
+        box: 3D models: the working box, ``"brain"`` or ``"tumour"`` (see :func:`singanseg_prepare`).
 
     Returns:
         ``(gan_tensor (C, *spatial), metadata)``; metadata holds the source fields of
@@ -168,6 +185,8 @@ def singanseg_training_input(
         raise ValueError(f"max_size must be >= 8 pixels, got {max_size}")
     if volume and rgb:
         raise ValueError(f"{paths[0]}: a 3D model (--volume) needs a volume (NIfTI or DICOM series), not a 2D picture")
+    if box != "brain" and not volume:
+        raise ValueError(f"--box {box}: the working box is a 3D model's (--volume); a slice model crops to the brain")
     if slice_index in (None, "auto"):
         index = None
     elif volume:
@@ -177,7 +196,7 @@ def singanseg_training_input(
     else:
         index = int(slice_index)
     item = {"image": paths if len(paths) > 1 else paths[0], "label": str(label), **({"name": name} if name else {})}
-    prepare = singanseg_prepare(label_values, max_size, index, rgb, label_map, volume)
+    prepare = singanseg_prepare(label_values, max_size, index, rgb, label_map, volume, box)
     d = run_pipeline(prepare, item, end=1)
     if "label" not in d:
         raise ValueError(f"{label}: no label loaded")
@@ -237,6 +256,7 @@ class SinGANSegTrainingSet(torch.utils.data.Dataset):
         label_values: label values of the cases (default: BraTS for volumes, binary for 2D pictures).
         label_map: label values replaced on load (e.g. ``{3: 1}``).
         volume: whole volumes (3D models), not one slice.
+        box: 3D models: the working box, ``"brain"`` or ``"tumour"`` (see :func:`singanseg_prepare`).
 
     Raises:
         ValueError: an empty datalist, an entry without ``image`` or ``label``, or a case
@@ -251,6 +271,7 @@ class SinGANSegTrainingSet(torch.utils.data.Dataset):
         label_values: Sequence[int] | None = None,
         label_map: Mapping[int, int] | None = None,
         volume: bool = False,
+        box: str = "brain",
     ) -> None:
         self.data = list(data)
         if not self.data:
@@ -260,7 +281,8 @@ class SinGANSegTrainingSet(torch.utils.data.Dataset):
                 raise ValueError(f"datalist entry {i} needs 'image' and 'label' keys, got {entry!r}")
         self.items = [
             singanseg_training_input(
-                e["image"], e["label"], slice_index, max_size, label_values, label_map=label_map, name=e.get("name"), volume=volume
+                e["image"], e["label"], slice_index, max_size, label_values, label_map=label_map, name=e.get("name"),
+                volume=volume, box=box,
             )
             for e in self.data
         ]  # fmt: skip
