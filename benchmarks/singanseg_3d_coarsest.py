@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 from monai_singanseg.engines.singan import SinGANSegSettings, SinGANSegTrainer
+from monai_singanseg.engines.singan_schedule import real_pyramid
 from monai_singanseg.inferers import SinGANSegSampler
-from monai_singanseg.networks.singan import resize_to
 from monai_singanseg.synthesis import singanseg_training_input
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -42,13 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     n_img = meta["num_image_channels"]
     for short in args.short_sides:
         size = [round(d * short / min(gan.shape[1:])) for d in gan.shape[1:]]
-        small = torch.cat([resize_to(gan[None, :n_img], size, smooth=True), resize_to(gan[None, n_img:], size, smooth=False)], 1)
+        (small,) = real_pyramid(gan[None], [size], n_img)  # the coarsest scale as the trainer resamples it
         settings = SinGANSegSettings.for_volume(num_stages=1, min_size=short)
         model = args.out / f"coarsest_{short}.pt"
         start = time.perf_counter()
-        SinGANSegTrainer(settings, device="cpu", progress=False).fit(small[0].clamp(-1, 1), model, meta, overwrite=True)
+        SinGANSegTrainer(settings, device="cpu", progress=False).fit(small[0], model, meta, overwrite=True)
         seconds = time.perf_counter() - start
-        error = ((SinGANSegSampler(model).reconstruction() - small.clamp(-1, 1)) ** 2).flatten(2).mean(2)[0]
+        error = ((SinGANSegSampler(model).reconstruction() - small) ** 2).flatten(2).mean(2)[0]
         print(f"short side {short}: grid {'x'.join(map(str, size))}, {settings.coarsest_iters} iterations, {seconds:.0f} s, "
               f"reconstruction MSE image {[round(float(v), 4) for v in error[:n_img]]} "
               f"label {[round(float(v), 4) for v in error[n_img:]]}", flush=True)

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from monai.utils.misc import str2bool
+
 from monai_singanseg.engines.singan import SinGANSegSettings
 from monai_singanseg.synthesis import SLICE_MAX_SIZE, VOLUME_MAX_SIZE, default_max_size
 from monai_singanseg.transforms.labels import BRATS_LABEL_VALUES
@@ -20,13 +22,6 @@ MODEL_DIR_NAME = "singanseg_models"
 
 def _int(value: str) -> int:
     return int(value)
-
-
-def _bool(value: str) -> bool:
-    text = str(value).strip().lower()
-    if text not in ("true", "false", "1", "0", "yes", "no"):
-        raise ValueError(value)
-    return text in ("true", "1", "yes")
 
 
 def _values(value: str) -> tuple[int, ...]:
@@ -43,7 +38,7 @@ CONF_KEYS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
     "singanseg_seed": (_int, "seed", "training seed (default 0)"),
     "singanseg_max_size": (_int, None, f"side of the square training slice (default {SLICE_MAX_SIZE}; with singanseg_volume: "
                                        f"long side of the brain box, default {VOLUME_MAX_SIZE})"),
-    "singanseg_volume": (_bool, None, "true: one 3D model per image (its whole brain), each sample a whole synthetic "
+    "singanseg_volume": (str2bool, None, "true: one 3D model per image (its whole brain), each sample a whole synthetic "
                                       "volume in the image's grid; false (default): one model of its tumour slice"),
     "singanseg_device": (str, None, "cpu, cuda, cuda:N or auto (default)"),
     "singanseg_model_dir": (str, None, "model cache folder (default: <datastore>/singanseg_models)"),
