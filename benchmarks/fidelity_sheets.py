@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 from monai.data import MetaTensor
+from pix2pix import DATASETS, _to_unit, dataset_items
 
 from monai_singanseg.data import load_case
 from monai_singanseg.inferers import Pix2PixRender, SinGANSegSampler
@@ -30,7 +31,6 @@ from monai_singanseg.transforms.intensity import foreground_mask
 from monai_singanseg.transforms.labels import IndexToLabel
 from monai_singanseg.transforms.slices import axial_axis, rank_tumour_slices
 from monai_singanseg.visualize import contact_sheet
-from pix2pix import DATASETS, _to_unit, dataset_items
 
 
 def _unit(vol: torch.Tensor, brain: torch.Tensor) -> torch.Tensor:
@@ -43,7 +43,9 @@ def _unit(vol: torch.Tensor, brain: torch.Tensor) -> torch.Tensor:
 def pix2pix_sheet(args: argparse.Namespace) -> None:
     modalities, label_values, label_map, _, test_default = DATASETS[args.dataset]
     items = {e["name"]: e for e in dataset_items(args.dataset)}
-    case = load_case(items[args.test_case or test_default], label_values=label_values, spatial_ndim=3, label_map=label_map)
+    case = load_case(
+        items[args.test_case or test_default], label_values=label_values, spatial_ndim=3, label_map=label_map
+    )
     index, real = case["label"], case["image"].as_tensor().float()
     label = MetaTensor(IndexToLabel(label_values)(index.as_tensor()), meta=dict(index.meta))
     brain_t = foreground_mask(real) | (index.as_tensor() > 0)
@@ -83,9 +85,15 @@ def singanseg_sheet(args: argparse.Namespace) -> None:
         labels += list(lab)
         names += [f"{title} #{i}" for i in range(args.num)]
     order = [i for pair in zip(range(args.num), range(args.num, 2 * args.num)) for i in pair]  # before/after rows
-    contact_sheet(args.out, [images[i] for i in order], [labels[i] for i in order],
-                  channel_names=list(sampler.config.image_channels), rgb=sampler.config.rgb,
-                  row_names=[names[i] for i in order], overwrite=args.overwrite)  # fmt: skip
+    contact_sheet(
+        args.out,
+        [images[i] for i in order],
+        [labels[i] for i in order],
+        channel_names=list(sampler.config.image_channels),
+        rgb=sampler.config.rgb,
+        row_names=[names[i] for i in order],
+        overwrite=args.overwrite,
+    )
     print(f"wrote {args.out}")
 
 

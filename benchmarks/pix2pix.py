@@ -48,10 +48,10 @@ from monai.metrics.regression import compute_ssim_and_cs
 from monai_singanseg.data import brats_datalist, load_case
 from monai_singanseg.engines.pix2pix import Pix2PixSettings, train_pix2pix
 from monai_singanseg.inferers import Pix2PixRender
+from monai_singanseg.io import load_model_file
 from monai_singanseg.metrics import neighbour_slice_ssim, periodic_power
 from monai_singanseg.metrics.swd import sliced_wasserstein_distance
 from monai_singanseg.synthesis import pix2pix_case_slices, pix2pix_training_slices
-from monai_singanseg.io import load_model_file
 from monai_singanseg.transforms.condition import TissueClasses
 from monai_singanseg.transforms.intensity import foreground_mask
 from monai_singanseg.transforms.labels import IndexToLabel
@@ -73,8 +73,15 @@ def dataset_items(name: str) -> list[dict]:
     if name == "tcga":
         return brats_datalist(SHARED / "brats_tcga")
     root = SHARED / "brats2013"
-    return [{"name": c.name, "image": [str(c / "Flair_subtrMeanDivStd.nii.gz"), str(c / "T1c_subtrMeanDivStd.nii.gz")],
-             "label": str(c / "OTMultiClass.nii.gz")} for c in sorted(root.iterdir()) if c.is_dir()]  # fmt: skip
+    return [
+        {
+            "name": c.name,
+            "image": [str(c / "Flair_subtrMeanDivStd.nii.gz"), str(c / "T1c_subtrMeanDivStd.nii.gz")],
+            "label": str(c / "OTMultiClass.nii.gz"),
+        }
+        for c in sorted(root.iterdir())
+        if c.is_dir()
+    ]
 
 
 def _peak_rss_mib() -> float:
@@ -106,8 +113,16 @@ def _standardised(vol: torch.Tensor, fg: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _quality(rendered: torch.Tensor, real: torch.Tensor, brain: torch.Tensor, label: torch.Tensor, modalities, axis: int,
-             stats, units: str = "zscore") -> dict:
+def _quality(
+    rendered: torch.Tensor,
+    real: torch.Tensor,
+    brain: torch.Tensor,
+    label: torch.Tensor,
+    modalities,
+    axis: int,
+    stats,
+    units: str = "zscore",
+) -> dict:
     """Per-modality SSIM/PSNR inside the brain on the tumour slices, and SWD over the slices.
 
     ``units="zscore"``: each volume (render and real) z-scored over its own brain, window ``ZSCORE_WINDOW`` to
@@ -130,7 +145,12 @@ def _quality(rendered: torch.Tensor, real: torch.Tensor, brain: torch.Tensor, la
     psnr = PSNRMetric(max_val=1.0)
     for c, name in enumerate(modalities):
         ssim_map, _ = compute_ssim_and_cs(
-            fake_s[:, c : c + 1], real_s[:, c : c + 1], spatial_dims=2, kernel_size=(7, 7), kernel_sigma=(1.5, 1.5), data_range=1.0
+            fake_s[:, c : c + 1],
+            real_s[:, c : c + 1],
+            spatial_dims=2,
+            kernel_size=(7, 7),
+            kernel_sigma=(1.5, 1.5),
+            data_range=1.0,
         )
         centre = mask_s[..., 3:-3, 3:-3] > 0  # valid-convolution map: window centres
         ssim = float(ssim_map[centre].mean())
@@ -144,14 +164,21 @@ def _quality(rendered: torch.Tensor, real: torch.Tensor, brain: torch.Tensor, la
     fg_slab = fg[tuple(slab)]
     agree_fake = neighbour_slice_ssim(fake01[(slice(None), *slab)], fg_slab, axis)
     agree_real = neighbour_slice_ssim(real01[(slice(None), *slab)], fg_slab, axis)
-    return {"per_modality": out, "swd": swd, "num_slices": len(idx), "agreement": (agree_fake, agree_real),
-            "sheet": (real_s, fake_s, idx)}
+    return {
+        "per_modality": out,
+        "swd": swd,
+        "num_slices": len(idx),
+        "agreement": (agree_fake, agree_real),
+        "sheet": (real_s, fake_s, idx),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="tcga")
-    parser.add_argument("--train-cases", nargs="+", default=None, help="default: the dataset's (brats2013: all but the test case)")
+    parser.add_argument(
+        "--train-cases", nargs="+", default=None, help="default: the dataset's (brats2013: all but the test case)"
+    )
     parser.add_argument("--test-case", default=None)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
@@ -166,17 +193,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--max-epochs", type=int, default=100)
     parser.add_argument("--max-minutes", type=float, default=15.0)
-    parser.add_argument("--patience", type=int, default=5, help="epochs of the L1 plateau rule (0: train all --max-epochs)")
+    parser.add_argument(
+        "--patience", type=int, default=5, help="epochs of the L1 plateau rule (0: train all --max-epochs)"
+    )
     parser.add_argument("--min-improvement", type=float, default=0.02)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--model", default=None, help="where to keep the trained model (default: a temporary folder)")
     parser.add_argument("--sheet", type=Path, default=None, help="write a PNG of real vs rendered tumour slices")
-    parser.add_argument("--units", choices=("zscore", "model"), default="zscore",
-                        help="intensity units of the quality figures: each volume z-scored over its own brain (default), or "
-                             "the render by the model's training range and the real volume by its brain min/max (the earlier "
-                             "protocol)")
-    parser.add_argument("--score-only", action="store_true", help="score the existing --model (trained with these settings)")
+    parser.add_argument(
+        "--units",
+        choices=("zscore", "model"),
+        default="zscore",
+        help="intensity units of the quality figures: each volume z-scored over its own brain (default), or "
+        "the render by the model's training range and the real volume by its brain min/max (the earlier "
+        "protocol)",
+    )
+    parser.add_argument(
+        "--score-only", action="store_true", help="score the existing --model (trained with these settings)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -209,8 +244,12 @@ def main(argv: list[str] | None = None) -> int:
 
     def on_epoch(record: dict) -> bool:
         history.append(record)
-        print(f"epoch {record['epoch']}: L1 {record['l1']:.4f}  FM {record['feature_matching']:.4f}  D {record['loss_d']:.3f}  "
-              f"{record['seconds']:.1f} s", flush=True)
+        print(
+            f"epoch {record['epoch']}: L1 {record['l1']:.4f}  FM {record['feature_matching']:.4f}  D "
+            f"{record['loss_d']:.3f}  "
+            f"{record['seconds']:.1f} s",
+            flush=True,
+        )
         if args.patience and _plateau(history, args.patience, args.min_improvement):
             state["converged_epoch"] = record["epoch"]
             return True
@@ -221,10 +260,17 @@ def main(argv: list[str] | None = None) -> int:
         result = {"num_slices": load_model_file(model_path).config.num_slices}
         history = list(load_model_file(model_path).config.history)
     else:
-        data = pix2pix_training_slices([items[n] for n in train_names], settings, label_values, modalities, progress=False,
-                                       label_map=label_map)
+        data = pix2pix_training_slices(
+            [items[n] for n in train_names], settings, label_values, modalities, progress=False, label_map=label_map
+        )
         result = train_pix2pix(
-            data, model_path, settings, device=args.device, overwrite=True, progress=sys.stderr.isatty(), on_epoch=on_epoch
+            data,
+            model_path,
+            settings,
+            device=args.device,
+            overwrite=True,
+            progress=sys.stderr.isatty(),
+            on_epoch=on_epoch,
         )
     wall = time.perf_counter() - t_start
     epoch_seconds = [h["seconds"] for h in history]
@@ -233,13 +279,17 @@ def main(argv: list[str] | None = None) -> int:
     # render throughput and quality on the test case's real label volume, with its own brain mask
     case = load_case(items[test_name], label_values=label_values, spatial_ndim=3, label_map=label_map)
     index, real = case["label"], case["image"].as_tensor()  # load_case gives class indices
-    label = MetaTensor(IndexToLabel(label_values)(index.as_tensor()), meta=dict(index.meta))  # the renderer reads values
+    label = MetaTensor(
+        IndexToLabel(label_values)(index.as_tensor()), meta=dict(index.meta)
+    )  # the renderer reads values
     brain = MetaTensor((foreground_mask(real) | (label.as_tensor() > 0)).to(torch.uint8), meta=dict(label.meta))
     renderer = Pix2PixRender(model_path, device=args.device, batch_size=16)
     tissue = None
     if renderer.tissue_classes:  # the model's tissue classes of the test case's own tissue modality
         channel = renderer.config.tissue_channel
-        tissue = TissueClasses(renderer.tissue_classes)(real[channel : channel + 1], brain.as_tensor(), label.as_tensor() > 0)
+        tissue = TissueClasses(renderer.tissue_classes)(
+            real[channel : channel + 1], brain.as_tensor(), label.as_tensor() > 0
+        )
     renderer(label, brain, tissue)  # warm-up
     t0 = time.perf_counter()
     rendered = renderer(label, brain, tissue)
@@ -247,7 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     axis = axial_axis(label.affine)
     num_brain_slices = len(AxialSliceGrid(brain, label.affine, args.size).brain_slices)
     index = index.as_tensor()
-    quality = _quality(rendered.as_tensor(), real, brain.as_tensor(), index, renderer.modalities, axis, renderer.stats, args.units)
+    quality = _quality(
+        rendered.as_tensor(), real, brain.as_tensor(), index, renderer.modalities, axis, renderer.stats, args.units
+    )
     # checkerboard: the generator's own working-size output against the real working-size slices
     cond, real_slices, _ = pix2pix_case_slices(case, settings, modalities)
     with torch.no_grad():
@@ -255,33 +307,50 @@ def main(argv: list[str] | None = None) -> int:
     checker = (periodic_power(fake_slices), periodic_power(real_slices))
 
     print(f"pix2pix benchmark (torch {torch.__version__}, {args.threads} threads, device {args.device})")
-    print(f"train: {', '.join(train_names)}: {result['num_slices']} tumour slices at {args.size}x{args.size}, "
-          f"ngf {args.generator_channels}, ndf {args.critic_channels}, batch {args.batch_size}, upsample {args.upsample}, "
-          f"context slices {args.context_slices}, critic scales {args.critic_scales}, feature matching "
-          f"{args.feature_matching_weight:g}, L1 weight {args.l1_weight:g}, tissue classes {args.tissue_classes}, seed {args.seed}")
+    print(
+        f"train: {', '.join(train_names)}: {result['num_slices']} tumour slices at {args.size}x{args.size}, "
+        f"ngf {args.generator_channels}, ndf {args.critic_channels}, batch {args.batch_size}, upsample "
+        f"{args.upsample}, "
+        f"context slices {args.context_slices}, critic scales {args.critic_scales}, feature matching "
+        f"{args.feature_matching_weight:g}, L1 weight {args.l1_weight:g}, tissue classes {args.tissue_classes}, seed "
+        f"{args.seed}"
+    )
     ordered = sorted(epoch_seconds)
-    print(f"time per epoch: mean {train_seconds / len(history):.1f} s, median {ordered[len(ordered) // 2]:.1f} s, "
-          f"fastest {ordered[0]:.1f} s, slowest {ordered[-1]:.1f} s")
+    print(
+        f"time per epoch: mean {train_seconds / len(history):.1f} s, median {ordered[len(ordered) // 2]:.1f} s, "
+        f"fastest {ordered[0]:.1f} s, slowest {ordered[-1]:.1f} s"
+    )
     conv = state["converged_epoch"]
     if conv:
-        print(f"converged (L1 plateau: best L1 of last {args.patience} epochs < {args.min_improvement:.0%} below the earlier best) "
-              f"at epoch {conv}: {train_seconds / 60:.1f} min training ({wall / 60:.1f} min wall incl. loading/saving)")
+        print(
+            f"converged (L1 plateau: best L1 of last {args.patience} epochs < {args.min_improvement:.0%} below the "
+            "earlier best) "
+            f"at epoch {conv}: {train_seconds / 60:.1f} min training ({wall / 60:.1f} min wall incl. loading/saving)"
+        )
     else:
         print(f"trained {len(history)} epochs: {train_seconds / 60:.1f} min training ({wall / 60:.1f} min wall)")
     l1s = " ".join(f"{h['l1']:.3f}" for h in history)
     print(f"L1 per epoch: {l1s}")
     print(f"peak RSS: {_peak_rss_mib():.0f} MiB")
-    print(f"render: {num_brain_slices} brain slices of {test_name} in {render_seconds:.2f} s = "
-          f"{num_brain_slices / render_seconds:.1f} slices/s (whole volume incl. crop/resize/paste)")
-    print(f"quality on {test_name}'s {quality['num_slices']} tumour slices (inside the brain, [0,1] units: {args.units}):")
+    print(
+        f"render: {num_brain_slices} brain slices of {test_name} in {render_seconds:.2f} s = "
+        f"{num_brain_slices / render_seconds:.1f} slices/s (whole volume incl. crop/resize/paste)"
+    )
+    print(
+        f"quality on {test_name}'s {quality['num_slices']} tumour slices (inside the brain, [0,1] units: {args.units}):"
+    )
     for name, (ssim, psnr) in quality["per_modality"].items():
         print(f"  {name:5s} SSIM {ssim:.3f}  PSNR {psnr:.2f} dB")
     print(f"  SWD (real vs rendered slices, {len(modalities)} modalities): {quality['swd']:.4f}")
-    print(f"  checkerboard (stride-2 spectral power share): rendered {checker[0]:.5f}, real {checker[1]:.5f}, "
-          f"ratio {checker[0] / checker[1]:.2f} (target <= 1.2)")
+    print(
+        f"  checkerboard (stride-2 spectral power share): rendered {checker[0]:.5f}, real {checker[1]:.5f}, "
+        f"ratio {checker[0] / checker[1]:.2f} (target <= 1.2)"
+    )
     fake_agree, real_agree = quality["agreement"]
-    print(f"  neighbouring-slice SSIM over the tumour slab: rendered {fake_agree:.3f}, real {real_agree:.3f}, "
-          f"ratio {fake_agree / real_agree:.3f} (target >= 0.9)")
+    print(
+        f"  neighbouring-slice SSIM over the tumour slab: rendered {fake_agree:.3f}, real {real_agree:.3f}, "
+        f"ratio {fake_agree / real_agree:.3f} (target >= 0.9)"
+    )
     if args.sheet is not None:
         _sheet(args.sheet, quality["sheet"], modalities, test_name)
     tmp.cleanup()

@@ -30,9 +30,9 @@ from pathlib import Path
 
 import torch
 
-from monai_singanseg.synthesis import singanseg_training_input
-from monai_singanseg.inferers import SinGANSegSampler
 from monai_singanseg.evaluation import diversity, memorisation_scores, sliced_wasserstein_distance
+from monai_singanseg.inferers import SinGANSegSampler
+from monai_singanseg.synthesis import singanseg_training_input
 
 DEFAULT_CASE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "brats_tcga" / "TCGA-FG-6692"
 
@@ -44,8 +44,26 @@ def case_files(case: Path) -> tuple[list[str], str]:
 
 def train(images: list[str], label: str, out: Path, threads: int, extra: list[str]) -> tuple[float, float]:
     """Run ``train-singanseg`` as a child process; returns (wall seconds, peak RSS MiB of the child)."""
-    cmd = [sys.executable, "-m", "monai_singanseg", "train-singanseg", "--image", *images, "--label", label,
-           "--out", str(out), "--max-size", "128", "--threads", str(threads), "--device", "cpu", "--quiet", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "monai_singanseg",
+        "train-singanseg",
+        "--image",
+        *images,
+        "--label",
+        label,
+        "--out",
+        str(out),
+        "--max-size",
+        "128",
+        "--threads",
+        str(threads),
+        "--device",
+        "cpu",
+        "--quiet",
+        *extra,
+    ]
     start = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -89,8 +107,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     images, label = case_files(args.case)
     real, meta = singanseg_training_input(images, label, "auto", max_size=128)
-    print(f"case {meta['source_name']} slice {meta['source_slice_index']}: {tuple(real.shape)} (7 = 4 MR + 3 classes), "
-          f"CPU, {args.threads} threads, torch {torch.__version__}")
+    print(
+        f"case {meta['source_name']} slice {meta['source_slice_index']}: {tuple(real.shape)} (7 = 4 MR + 3 classes), "
+        f"CPU, {args.threads} threads, torch {torch.__version__}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         fast_model = Path(tmp) / "fast.pt"
         wall, rss = train(images, label, fast_model, args.threads, [])
@@ -102,17 +122,25 @@ def main() -> None:
         print(f"  training peak RSS:  {rss:.0f} MiB [target <= 1536 MiB]")
         print(f"  sampling: {samples_per_second(fast_model):.1f} samples/s at 128x128 [target >= 50]")
         fid = fidelity(fast_model, real)
-        print("  50 samples: SWD {swd:.4f}, diversity (1-SSIM) {diversity:.4f}, memorisation NCC mean "
-              "{memorisation_mean:.4f} max {memorisation_max:.4f}".format(**fid))
+        print(
+            "  50 samples: SWD {swd:.4f}, diversity (1-SSIM) {diversity:.4f}, memorisation NCC mean "
+            "{memorisation_mean:.4f} max {memorisation_max:.4f}".format(**fid)
+        )
         if not args.skip_singan:
             singan_model = Path(tmp) / "singan.pt"
-            wall_s, _ = train(images, label, singan_model, args.threads, ["--schedule", "singan", "--iters", str(args.singan_iters)])
+            wall_s, _ = train(
+                images, label, singan_model, args.threads, ["--schedule", "singan", "--iters", str(args.singan_iters)]
+            )
             cfg = SinGANSegSampler(singan_model).config
             fid_s = fidelity(singan_model, real)
-            print(f"singan (reference schedule, {args.singan_iters} iters/scale instead of 2000): "
-                  f"scales {[s[0] for s in cfg.scale_sizes]}, training {wall_s:.1f} s")
-            print("  50 samples: SWD {swd:.4f}, diversity {diversity:.4f}, memorisation NCC mean "
-                  "{memorisation_mean:.4f} max {memorisation_max:.4f}".format(**fid_s))
+            print(
+                f"singan (reference schedule, {args.singan_iters} iters/scale instead of 2000): "
+                f"scales {[s[0] for s in cfg.scale_sizes]}, training {wall_s:.1f} s"
+            )
+            print(
+                "  50 samples: SWD {swd:.4f}, diversity {diversity:.4f}, memorisation NCC mean "
+                "{memorisation_mean:.4f} max {memorisation_max:.4f}".format(**fid_s)
+            )
             verdict = "no worse" if fid["swd"] <= fid_s["swd"] else "WORSE"
             print(f"fast SWD {fid['swd']:.4f} vs singan SWD {fid_s['swd']:.4f}: fast is {verdict}")
 

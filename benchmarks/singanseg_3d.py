@@ -39,6 +39,7 @@ import torch
 
 from monai_singanseg.engines.singan import SinGANSegSettings, SinGANSegTrainer
 from monai_singanseg.engines.singan_schedule import real_pyramid
+from monai_singanseg.inferers import SinGANSegSampler
 from monai_singanseg.metrics import (
     core_background_contact,
     flag_memorised,
@@ -48,7 +49,6 @@ from monai_singanseg.metrics import (
     tumour_kept,
     tumour_size_ratio,
 )
-from monai_singanseg.inferers import SinGANSegSampler
 from monai_singanseg.synthesis.prepare import VOLUME_BOXES, VOLUME_MAX_SIZE, singanseg_training_input
 from monai_singanseg.synthesis.runner import preview_plane
 from monai_singanseg.visualize import contact_sheet
@@ -56,8 +56,9 @@ from monai_singanseg.visualize import contact_sheet
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def reconstruction_figures(sampler: SinGANSegSampler, gan: torch.Tensor, real_labels: torch.Tensor,
-                           samples: torch.Tensor) -> dict:
+def reconstruction_figures(
+    sampler: SinGANSegSampler, gan: torch.Tensor, real_labels: torch.Tensor, samples: torch.Tensor
+) -> dict:
     """How well the model holds its training volume: the fixed-noise reconstruction against the real one."""
     sizes = sampler.config.scale_sizes
     reals = real_pyramid(gan[None], sizes, sampler.num_image_channels)
@@ -66,14 +67,23 @@ def reconstruction_figures(sampler: SinGANSegSampler, gan: torch.Tensor, real_la
         error = (sampler.reconstruction(last_scale=k).cpu() - reals[k]) ** 2
         mse[name] = [round(float(v), 4) for v in error.flatten(2).mean(2)[0]]
     rec_images, rec_labels = sampler.split(sampler.reconstruction().cpu())
-    overlap = {str(v): [int((real_labels == c).sum()), int((rec_labels == c).sum()), int(((real_labels == c) & (rec_labels == c)).sum())]
-               for c, v in enumerate(sampler.label_values) if c > 0}  # fmt: skip
+    overlap = {
+        str(v): [
+            int((real_labels == c).sum()),
+            int((rec_labels == c).sum()),
+            int(((real_labels == c) & (rec_labels == c)).sum()),
+        ]
+        for c, v in enumerate(sampler.label_values)
+        if c > 0
+    }
     above = sampler.sample(len(samples), start_scale=min(1, sampler.num_scales - 1), seed=1, batch_size=4).cpu()
     return {
         "reconstruction_mse_per_channel": mse,
         "reconstruction_voxels_real_rec_same_place": overlap,
         "noise_amplitudes": [round(a, 4) for a in sampler.config.noise_amplitudes],
-        "ncc_start_scale_1_with_reconstruction": float(memorisation_scores(sampler.split(above)[0], rec_images).scores.mean()),
+        "ncc_start_scale_1_with_reconstruction": float(
+            memorisation_scores(sampler.split(above)[0], rec_images).scores.mean()
+        ),
     }
 
 
@@ -81,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--case", type=Path, default=SHARED / "brats_tcga" / "TCGA-FG-6692", help="BraTS-named case folder")
     p.add_argument("--max-size", type=int, default=VOLUME_MAX_SIZE)
-    p.add_argument("--box", choices=VOLUME_BOXES, default="brain", help="the working box: whole brain or tumour + margin")
+    p.add_argument(
+        "--box", choices=VOLUME_BOXES, default="brain", help="the working box: whole brain or tumour + margin"
+    )
     p.add_argument("--iters", type=int, default=None, help="iterations per scale (default: train-singanseg --volume's)")
     p.add_argument("--stages", type=int, default=4)
     p.add_argument("--base-features", type=int, default=None, help="default: train-singanseg --volume's")
@@ -95,10 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     name = args.case.name
     images = [str(args.case / f"{name}_{m}.nii.gz") for m in ("flair", "t1", "t1ce", "t2")]
-    gan, meta = singanseg_training_input(images, str(args.case / f"{name}_seg.nii.gz"), max_size=args.max_size, volume=True,
-                                         box=args.box)  # fmt: skip
-    print(f"{name}: working grid {tuple(gan.shape[1:])}, {gan.shape[0]} channels, "
-          f"voxel {abs(meta['source_affine'][0][0]):.2f} mm", flush=True)
+    gan, meta = singanseg_training_input(
+        images, str(args.case / f"{name}_seg.nii.gz"), max_size=args.max_size, volume=True, box=args.box
+    )
+    print(
+        f"{name}: working grid {tuple(gan.shape[1:])}, {gan.shape[0]} channels, "
+        f"voxel {abs(meta['source_affine'][0][0]):.2f} mm",
+        flush=True,
+    )
     settings = SinGANSegSettings.for_volume(num_stages=args.stages, iters=args.iters, base_features=args.base_features)
     model = args.model or args.out / "model3d.pt"
     if args.model is None:
@@ -117,8 +133,16 @@ def main(argv: list[str] | None = None) -> int:
     figures = {
         "case": name,
         "working_grid": list(gan.shape[1:]),
-        "settings": {"box": args.box, "max_size": args.max_size, "iters": settings.iters, "coarsest_iters": settings.coarsest_iters,
-                     "stages": args.stages, "base_features": settings.base_features, "threads": args.threads, "device": args.device},
+        "settings": {
+            "box": args.box,
+            "max_size": args.max_size,
+            "iters": settings.iters,
+            "coarsest_iters": settings.coarsest_iters,
+            "stages": args.stages,
+            "base_features": settings.base_features,
+            "threads": args.threads,
+            "device": args.device,
+        },
         "train_seconds": round(sampler.config.train_seconds, 1),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "peak_cuda_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None,
@@ -138,9 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     }
     rows = [preview_plane(real_images[0], real_labels[0], orthogonal=True)]
     rows += [preview_plane(fake_images[i], fake_labels[i], orthogonal=True) for i in range(min(5, args.num))]
-    contact_sheet(args.out / "planes.png", [r[0] for r in rows], [r[1] for r in rows],
-                  channel_names=list(sampler.config.image_channels),
-                  row_names=["real"] + [f"sample {i}" for i in range(len(rows) - 1)])
+    contact_sheet(
+        args.out / "planes.png",
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        channel_names=list(sampler.config.image_channels),
+        row_names=["real"] + [f"sample {i}" for i in range(len(rows) - 1)],
+    )
     (args.out / "figures.json").write_text(json.dumps(figures, indent=2), encoding="utf-8")
     print(json.dumps(figures, indent=2))
     return 0

@@ -49,9 +49,13 @@ def main(argv: list[str] | None = None) -> int:
         SinGANSegTrainer(settings, device="cpu", progress=False).fit(small[0], model, meta, overwrite=True)
         seconds = time.perf_counter() - start
         error = ((SinGANSegSampler(model).reconstruction() - small) ** 2).flatten(2).mean(2)[0]
-        print(f"short side {short}: grid {'x'.join(map(str, size))}, {settings.coarsest_iters} iterations, {seconds:.0f} s, "
-              f"reconstruction MSE image {[round(float(v), 4) for v in error[:n_img]]} "
-              f"label {[round(float(v), 4) for v in error[n_img:]]}", flush=True)
+        print(
+            f"short side {short}: grid {'x'.join(map(str, size))}, {settings.coarsest_iters} iterations, {seconds:.0f} "
+            "s, "
+            f"reconstruction MSE image {[round(float(v), 4) for v in error[:n_img]]} "
+            f"label {[round(float(v), 4) for v in error[n_img:]]}",
+            flush=True,
+        )
     return 0
 
 

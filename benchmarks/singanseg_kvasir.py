@@ -25,14 +25,21 @@ import time
 from pathlib import Path
 
 import torch
+from singanseg_quality import quality, real_slice, report
 
 from monai_singanseg.inferers import SinGANSegSampler
-from singanseg_quality import quality, real_slice, report
 
 KVASIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kvasir_seg"
 #: the SinGAN-Seg reference code on a Kvasir polyp (issue "Generator fidelity"): CPU seconds, SWD, diversity,
 #: share of samples with NCC > 0.95 to the real image, mask-centre spread (row, column), IoU with the real mask.
-REFERENCE = {"cpu_seconds": 1311.0, "swd": 0.164, "diversity": 0.605, "ncc_over_095": 0.0, "centre_sd": (2.9, 4.3), "iou": 0.74}
+REFERENCE = {
+    "cpu_seconds": 1311.0,
+    "swd": 0.164,
+    "diversity": 0.605,
+    "ncc_over_095": 0.0,
+    "centre_sd": (2.9, 4.3),
+    "iou": 0.74,
+}
 
 
 def targets(fig: dict[str, float], cpu_seconds: float) -> list[tuple[str, bool]]:
@@ -41,21 +48,42 @@ def targets(fig: dict[str, float], cpu_seconds: float) -> list[tuple[str, bool]]
     return [
         ("tumour kept >= 95 %", fig["tumour_kept"] >= 0.95),
         ("IoU with the real mask <= 0.7", fig["iou_mean"] <= 0.7),
-        (f"centre spread >= the reference's {ref['centre_sd'][0]} / {ref['centre_sd'][1]} px",
-         fig["centre_sd_row"] >= ref["centre_sd"][0] and fig["centre_sd_col"] >= ref["centre_sd"][1]),
+        (
+            f"centre spread >= the reference's {ref['centre_sd'][0]} / {ref['centre_sd'][1]} px",
+            fig["centre_sd_row"] >= ref["centre_sd"][0] and fig["centre_sd_col"] >= ref["centre_sd"][1],
+        ),
         (f"SWD <= 0.5x the reference's = {0.5 * ref['swd']:.3f}", fig["swd"] <= 0.5 * ref["swd"]),
         (f"diversity >= the reference's {ref['diversity']}", fig["diversity"] >= ref["diversity"]),
         ("NCC > 0.95 share 0 %", fig["ncc_over_095"] == 0.0),
-        (f"CPU time <= 0.3x the reference's = {0.3 * ref['cpu_seconds']:.0f} s", cpu_seconds <= 0.3 * ref["cpu_seconds"]),
-    ]  # fmt: skip
+        (
+            f"CPU time <= 0.3x the reference's = {0.3 * ref['cpu_seconds']:.0f} s",
+            cpu_seconds <= 0.3 * ref["cpu_seconds"],
+        ),
+    ]
 
 
 def train(image: Path, mask: Path, out: Path, threads: int, seed: int = 0) -> tuple[float, float]:
     """Train the default model (training seed ``seed``) as a child process -> (wall seconds, CPU seconds)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    cmd = [sys.executable, "-m", "monai_singanseg", "train-singanseg", "--image", str(image), "--label", str(mask),
-           "--out", str(out), "--threads", str(threads), "--seed", str(seed), "--quiet", "--overwrite"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "monai_singanseg",
+        "train-singanseg",
+        "--image",
+        str(image),
+        "--label",
+        str(mask),
+        "--out",
+        str(out),
+        "--threads",
+        str(threads),
+        "--seed",
+        str(seed),
+        "--quiet",
+        "--overwrite",
+    ]
     subprocess.run(cmd, check=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -68,9 +96,13 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--num", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0, help="sampling seed")
-    parser.add_argument("--train-seed", type=int, default=0, help="training seed (models differ between seeds: measure a few)")
+    parser.add_argument(
+        "--train-seed", type=int, default=0, help="training seed (models differ between seeds: measure a few)"
+    )
     parser.add_argument("--tumour-shift", nargs="+", default=["off", "0.15"])
-    parser.add_argument("--model", type=Path, default=None, help="keep the model here (an existing file is scored, not retrained)")
+    parser.add_argument(
+        "--model", type=Path, default=None, help="keep the model here (an existing file is scored, not retrained)"
+    )
     parser.add_argument("--sheet", type=Path, default=None, help="write DIR/kvasir_shift_<s>.png contact sheets")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -85,11 +117,17 @@ def main() -> int:
     sampler = SinGANSegSampler(model, device="cpu")
     cfg = sampler.config
     real_img, real_lab = real_slice(sampler)
-    print(f"SinGAN-Seg on Kvasir-SEG {args.polyp}: scales {[s for s in cfg.scale_sizes]}, schedule {cfg.training['schedule']}, "
-          f"training seed {args.train_seed}, {wall:.0f} s wall, {cpu:.0f} s CPU ({args.threads} threads)")
+    print(
+        f"SinGAN-Seg on Kvasir-SEG {args.polyp}: scales {[s for s in cfg.scale_sizes]}, schedule "
+        f"{cfg.training['schedule']}, "
+        f"training seed {args.train_seed}, {wall:.0f} s wall, {cpu:.0f} s CPU ({args.threads} threads)"
+    )
     ref = REFERENCE
-    print(f"reference code: {ref['cpu_seconds']:.0f} s CPU, SWD {ref['swd']}, diversity {ref['diversity']}, NCC > 0.95 0 %, "
-          f"centre sd {ref['centre_sd'][0]} / {ref['centre_sd'][1]} px, IoU {ref['iou']}")
+    print(
+        f"reference code: {ref['cpu_seconds']:.0f} s CPU, SWD {ref['swd']}, diversity {ref['diversity']}, NCC > 0.95 0 "
+        "%, "
+        f"centre sd {ref['centre_sd'][0]} / {ref['centre_sd'][1]} px, IoU {ref['iou']}"
+    )
     for shift_text in args.tumour_shift:
         shift = None if shift_text == "off" else float(shift_text)
         fig, images, labels = quality(sampler, real_img, real_lab, args.num, 0, args.seed, shift)

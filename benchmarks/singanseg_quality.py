@@ -27,9 +27,15 @@ from pathlib import Path
 
 import torch
 
-from monai_singanseg.synthesis import singanseg_training_input
 from monai_singanseg.inferers import SinGANSegSampler
-from monai_singanseg.metrics import diversity, memorisation_scores, sliced_wasserstein_distance, tumour_kept, tumour_size_ratio
+from monai_singanseg.metrics import (
+    diversity,
+    memorisation_scores,
+    sliced_wasserstein_distance,
+    tumour_kept,
+    tumour_size_ratio,
+)
+from monai_singanseg.synthesis import singanseg_training_input
 
 #: an image pixel is foreground when any channel exceeds this level ([-1, 1] range, background = -1).
 FOREGROUND_LEVEL = -0.9
@@ -41,8 +47,9 @@ def real_slice(sampler: SinGANSegSampler) -> tuple[torch.Tensor, torch.Tensor]:
     files = cfg.source_files
     image = files[:-1] if len(files) > 2 else files[0]
     index = cfg.source_slice_index
-    gan, _ = singanseg_training_input(image, files[-1], "auto" if index is None else index, max(cfg.source_size),
-                                    label_values=cfg.label_values)
+    gan, _ = singanseg_training_input(
+        image, files[-1], "auto" if index is None else index, max(cfg.source_size), label_values=cfg.label_values
+    )
     images, labels = sampler.split(gan[None])
     return images, labels
 
@@ -62,8 +69,15 @@ def centres(masks: torch.Tensor) -> torch.Tensor:
     return torch.stack([(m * rows).flatten(1).sum(1), (m * cols).flatten(1).sum(1)], dim=1) / area[keep, None]
 
 
-def quality(sampler: SinGANSegSampler, real_img: torch.Tensor, real_lab: torch.Tensor, num: int, start_scale: int,
-            seed: int, tumour_shift: float | None = None) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
+def quality(
+    sampler: SinGANSegSampler,
+    real_img: torch.Tensor,
+    real_lab: torch.Tensor,
+    num: int,
+    start_scale: int,
+    seed: int,
+    tumour_shift: float | None = None,
+) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
     """The figures for ``num`` samples from ``start_scale``; also returns the samples (images, labels)."""
     x = sampler.sample(num, start_scale=start_scale, seed=seed, batch_size=25, tumour_shift=tumour_shift)
     images, labels = sampler.split(x)
@@ -97,8 +111,12 @@ def main() -> None:
     parser.add_argument("--start-scales", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--tumour-shift", nargs="+", default=["off", "0.15"],
-                        help="'off' (the model's own layout) and/or largest tumour shifts (fraction of the side)")
+    parser.add_argument(
+        "--tumour-shift",
+        nargs="+",
+        default=["off", "0.15"],
+        help="'off' (the model's own layout) and/or largest tumour shifts (fraction of the side)",
+    )
     parser.add_argument("--sheet", type=Path, default=None, help="write DIR/samples_s<k>.png contact sheets")
     parser.add_argument("--overwrite", action="store_true", help="replace existing contact sheets")
     args = parser.parse_args()
@@ -106,9 +124,11 @@ def main() -> None:
     sampler = SinGANSegSampler(args.model, device="cpu")
     real_img, real_lab = real_slice(sampler)
     cfg = sampler.config
-    print(f"{args.model}: scales {[s[0] for s in cfg.scale_sizes]}, training {cfg.training}, "
-          f"{cfg.train_seconds:.0f} s; real tumour area {int((real_lab > 0).sum())} px, "
-          f"brain area {int(brain_area(real_img, real_lab)[0])} px")
+    print(
+        f"{args.model}: scales {[s[0] for s in cfg.scale_sizes]}, training {cfg.training}, "
+        f"{cfg.train_seconds:.0f} s; real tumour area {int((real_lab > 0).sum())} px, "
+        f"brain area {int(brain_area(real_img, real_lab)[0])} px"
+    )
     for k in args.start_scales:
         for shift_text in args.tumour_shift:
             shift = None if shift_text == "off" else float(shift_text)
@@ -118,17 +138,27 @@ def main() -> None:
                 from monai_singanseg.visualize import contact_sheet
 
                 args.sheet.mkdir(parents=True, exist_ok=True)
-                contact_sheet(args.sheet / f"samples_s{k}_shift_{shift_text}.png", list(images[:8]), list(labels[:8]),
-                              channel_names=list(cfg.image_channels), rgb=cfg.rgb, overwrite=args.overwrite)
+                contact_sheet(
+                    args.sheet / f"samples_s{k}_shift_{shift_text}.png",
+                    list(images[:8]),
+                    list(labels[:8]),
+                    channel_names=list(cfg.image_channels),
+                    rgb=cfg.rgb,
+                    overwrite=args.overwrite,
+                )
 
 
 def report(fig: dict[str, float]) -> str:
     """One line of the figures."""
-    return (f"tumour kept {fig['tumour_kept']:.2f} (median area ratio {fig['tumour_ratio_median']:.2f}), "
-            f"IoU with the real mask {fig['iou_mean']:.3f}, centre sd {fig['centre_sd_row']:.1f} / "
-            f"{fig['centre_sd_col']:.1f} px, brain area ratio {fig['brain_ratio_mean']:.2f} +- {fig['brain_ratio_sd']:.2f}, "
-            f"SWD {fig['swd']:.4f}, diversity {fig['diversity']:.3f}, NCC mean {fig['ncc_mean']:.3f} max "
-            f"{fig['ncc_max']:.3f}, NCC > 0.95 {fig['ncc_over_095']:.0%}")
+    return (
+        f"tumour kept {fig['tumour_kept']:.2f} (median area ratio {fig['tumour_ratio_median']:.2f}), "
+        f"IoU with the real mask {fig['iou_mean']:.3f}, centre sd {fig['centre_sd_row']:.1f} / "
+        f"{fig['centre_sd_col']:.1f} px, brain area ratio {fig['brain_ratio_mean']:.2f} +- "
+        f"{fig['brain_ratio_sd']:.2f}, "
+        f"SWD {fig['swd']:.4f}, diversity {fig['diversity']:.3f}, NCC mean {fig['ncc_mean']:.3f} max "
+        f"{fig['ncc_max']:.3f}, NCC > 0.95 {fig['ncc_over_095']:.0%}"
+    )
+
 
 if __name__ == "__main__":
     main()

@@ -30,8 +30,8 @@ import torch
 from scipy.stats import wasserstein_distance
 from singanseg_quality import real_slice
 
-from monai_singanseg.inferers import SinGANSegSampler
 from monai_singanseg.evaluation import sliced_wasserstein_distance
+from monai_singanseg.inferers import SinGANSegSampler
 from monai_singanseg.networks import RandomFeatures
 from monai_singanseg.transforms import StyleTransfer, style_distance, tanh_foreground
 
@@ -41,12 +41,15 @@ DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "bundles" / "singanseg" / 
 def histogram_distance(image: torch.Tensor, reference: torch.Tensor) -> float:
     """Mean over channels of the 1D Wasserstein distance between the foreground intensities of two images."""
     fg, ref_fg = tanh_foreground(image)[0], tanh_foreground(reference)[0]
-    return sum(
-        wasserstein_distance(image[c][fg].numpy(), reference[c][ref_fg].numpy()) for c in range(image.shape[0])
-    ) / image.shape[0]
+    return (
+        sum(wasserstein_distance(image[c][fg].numpy(), reference[c][ref_fg].numpy()) for c in range(image.shape[0]))
+        / image.shape[0]
+    )
 
 
-def figures(styled: torch.Tensor, samples: torch.Tensor, real: torch.Tensor, judge: torch.nn.Module) -> dict[str, float]:
+def figures(
+    styled: torch.Tensor, samples: torch.Tensor, real: torch.Tensor, judge: torch.nn.Module
+) -> dict[str, float]:
     """The quality figures of a styled set ``(N, C, H, W)`` against the real slice ``(C, H, W)``."""
     fg = tanh_foreground(samples.transpose(0, 1))[0]
     return {
@@ -76,8 +79,10 @@ def main() -> None:
     samples = sampler.split(sampler.sample(args.num, start_scale=0, seed=args.seed))[0]
     judge = RandomFeatures(channels=(64,), kernel_size=5, num_scales=4, seed=1234)
     cfg = sampler.config
-    print(f"{args.model}: {args.num} samples (start scale 0) of {cfg.source_name} slice {cfg.source_slice_index}, "
-          f"{tuple(samples.shape[1:])}; style = the real training slice; {args.threads} thread(s), lr {args.lr}")
+    print(
+        f"{args.model}: {args.num} samples (start scale 0) of {cfg.source_name} slice {cfg.source_slice_index}, "
+        f"{tuple(samples.shape[1:])}; style = the real training slice; {args.threads} thread(s), lr {args.lr}"
+    )
     print(f"{'method':<30} {'s/sample':>9} {'hist':>7} {'gram':>8} {'swd':>7} {'change':>7}")
     for method in methods:
         gatys = method not in ("none", "histogram")
@@ -86,14 +91,18 @@ def main() -> None:
                 start = time.perf_counter()
                 styled = samples
             else:
-                transfer = StyleTransfer(real, method=method, steps=steps, lr=args.lr, weights_path=args.vgg19_weights,
-                                         device=args.device)
+                transfer = StyleTransfer(
+                    real, method=method, steps=steps, lr=args.lr, weights_path=args.vgg19_weights, device=args.device
+                )
                 start = time.perf_counter()
                 styled = torch.stack([torch.as_tensor(transfer(s)) for s in samples])
             seconds = (time.perf_counter() - start) / len(samples)
             f = figures(styled, samples, real, judge)
             name = f"{method} ({steps} steps)" if gatys else method
-            print(f"{name:<30} {seconds:9.2f} {f['hist']:7.4f} {f['gram']:8.5f} {f['swd']:7.4f} {f['change']:7.4f}", flush=True)
+            print(
+                f"{name:<30} {seconds:9.2f} {f['hist']:7.4f} {f['gram']:8.5f} {f['swd']:7.4f} {f['change']:7.4f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -26,23 +26,57 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 def real_datalist(folder: Path) -> Path:
     t, b = SHARED / "brats_tcga", SHARED / "brats2013"
-    items = [{"name": c, "image": [str(t / c / f"{c}_{m}.nii.gz") for m in ("flair", "t1", "t1ce", "t2")],
-              "label": str(t / c / f"{c}_seg.nii.gz")} for c in ("TCGA-FG-6692", "TCGA-DU-7294")]
-    items += [{"name": c, "image": [str(b / c / "Flair_subtrMeanDivStd.nii.gz"), str(b / c / "T1c_subtrMeanDivStd.nii.gz")],
-               "label": str(b / c / "OTMultiClass.nii.gz")} for c in ("brats_2013_pat0001_1", "brats_2013_pat0002_1")]
+    items = [
+        {
+            "name": c,
+            "image": [str(t / c / f"{c}_{m}.nii.gz") for m in ("flair", "t1", "t1ce", "t2")],
+            "label": str(t / c / f"{c}_seg.nii.gz"),
+        }
+        for c in ("TCGA-FG-6692", "TCGA-DU-7294")
+    ]
+    items += [
+        {
+            "name": c,
+            "image": [str(b / c / "Flair_subtrMeanDivStd.nii.gz"), str(b / c / "T1c_subtrMeanDivStd.nii.gz")],
+            "label": str(b / c / "OTMultiClass.nii.gz"),
+        }
+        for c in ("brats_2013_pat0001_1", "brats_2013_pat0002_1")
+    ]
     path = folder / "real.json"
     path.write_text(json.dumps({"training": items}), encoding="utf-8")
     return path
 
 
 def run(ranks: int, data: Path, out: Path, args: argparse.Namespace) -> dict:
-    options = ["--data", str(data), "--out", str(out), "--label-map", "3:1", "--iters", str(args.iters),
-               "--samples-per-model", str(args.samples), "--max-size", str(args.max_size), "--quiet"]
+    options = [
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--label-map",
+        "3:1",
+        "--iters",
+        str(args.iters),
+        "--samples-per-model",
+        str(args.samples),
+        "--max-size",
+        str(args.max_size),
+        "--quiet",
+    ]
     if ranks == 1:
         cmd = [sys.executable, "-m", "monai_singanseg", "synthesize", *options]
     else:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(ranks), "-m", "monai_singanseg",
-               "synthesize", *options]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            str(ranks),
+            "-m",
+            "monai_singanseg",
+            "synthesize",
+            *options,
+        ]
     env = dict(os.environ, OMP_NUM_THREADS="1" if ranks > 1 else str(args.threads))
     start = time.perf_counter()
     subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
@@ -53,8 +87,15 @@ def run(ranks: int, data: Path, out: Path, args: argparse.Namespace) -> dict:
     for e in done:
         rank = e["owner"]["rank"]
         rss[rank] = max(rss.get(rank, 0.0), e["peak_rss_mb"])
-    return {"ranks": ranks, "models": len(done), "samples": manifest["samples"], "wall_s": wall,
-            "models_per_hour": 3600 * len(done) / wall, "samples_per_s": manifest["samples"] / wall, "peak_rss_mb": rss}
+    return {
+        "ranks": ranks,
+        "models": len(done),
+        "samples": manifest["samples"],
+        "wall_s": wall,
+        "models_per_hour": 3600 * len(done) / wall,
+        "samples_per_s": manifest["samples"] / wall,
+        "peak_rss_mb": rss,
+    }
 
 
 def main() -> None:
@@ -70,10 +111,15 @@ def main() -> None:
         one = run(1, data, Path(tmp) / "one", args)
         many = run(args.ranks, data, Path(tmp) / "many", args)
     for r in (one, many):
-        print(f"{r['ranks']} rank(s): {r['models']} models, {r['samples']} samples in {r['wall_s']:.1f} s -> "
-              f"{r['models_per_hour']:.1f} models/hour, {r['samples_per_s']:.2f} samples/s; peak RSS per rank (MB) {r['peak_rss_mb']}")
-    print(f"speed-up {args.ranks} ranks / 1 rank: {one['wall_s'] / many['wall_s']:.2f}x "
-          f"(--iters {args.iters}, --max-size {args.max_size}, {args.samples} samples per model)")
+        print(
+            f"{r['ranks']} rank(s): {r['models']} models, {r['samples']} samples in {r['wall_s']:.1f} s -> "
+            f"{r['models_per_hour']:.1f} models/hour, {r['samples_per_s']:.2f} samples/s; peak RSS per rank (MB) "
+            f"{r['peak_rss_mb']}"
+        )
+    print(
+        f"speed-up {args.ranks} ranks / 1 rank: {one['wall_s'] / many['wall_s']:.2f}x "
+        f"(--iters {args.iters}, --max-size {args.max_size}, {args.samples} samples per model)"
+    )
 
 
 if __name__ == "__main__":

@@ -64,7 +64,9 @@ def train(m: int, slices: list, settings: SinGANSegSettings, device: str, folder
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--models", type=int, nargs="+", default=[1, 8, 32, 128], help="batch sizes M (default 1 8 32 128)")
+    parser.add_argument(
+        "--models", type=int, nargs="+", default=[1, 8, 32, 128], help="batch sizes M (default 1 8 32 128)"
+    )
     parser.add_argument("--max-size", type=int, default=128)
     parser.add_argument("--iters", type=int, default=None, help="iterations per scale (default: the schedule's, 200)")
     parser.add_argument("--short-iters", type=int, default=20, help="iterations per scale of a shortened measurement")
@@ -75,9 +77,12 @@ def main() -> None:
     settings = SinGANSegSettings(iters=args.iters)
     dev = torch.device(args.device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
-    print(f"device {args.device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} CPU threads; "
-          f"{args.max_size}px, schedule {settings.schedule}, {settings.num_stages} stages, iters {settings.iters} "
-          f"(coarsest {settings.coarsest_iters})", flush=True)
+    print(
+        f"device {args.device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} CPU threads; "
+        f"{args.max_size}px, schedule {settings.schedule}, {settings.num_stages} stages, iters {settings.iters} "
+        f"(coarsest {settings.coarsest_iters})",
+        flush=True,
+    )
     slices = demo_slices(args.max_size, 16)
     print(f"{len(slices)} distinct tumour slices of the demo case, GAN tensor {tuple(slices[0][0].shape)}", flush=True)
     per_model = None  # seconds per model of the last M (never grows with M)
@@ -88,15 +93,30 @@ def main() -> None:
             left = args.budget - (time.perf_counter() - start)
             projected = None if per_model is None else per_model * m
             short = projected is not None and projected > left * 0.8
-            run = dataclasses.replace(settings, iters=args.short_iters, coarsest_iters=3 * args.short_iters) if short else settings
+            run = (
+                dataclasses.replace(settings, iters=args.short_iters, coarsest_iters=3 * args.short_iters)
+                if short
+                else settings
+            )
             wall, outs = train(m, slices, run, args.device, folder)
             num_scales = SinGANSegSampler(outs[0], device="cpu").num_scales
             full = wall * total_iters(settings, num_scales) / total_iters(run, num_scales)
             per_model = full / m
-            memory = f", peak GPU memory {torch.cuda.max_memory_allocated(dev) / 2**20:.0f} MiB" if dev.type == "cuda" else ""
-            how = (f"measured on {total_iters(run, num_scales)} iterations in {wall:.1f} s, scaled to "
-                   f"{total_iters(settings, num_scales)}" if short else "full schedule")
-            print(f"M = {m:4d}: {full:8.1f} s for {m} models ({how}) -> {3600 / per_model:8.1f} models/hour{memory}", flush=True)
+            memory = (
+                f", peak GPU memory {torch.cuda.max_memory_allocated(dev) / 2**20:.0f} MiB"
+                if dev.type == "cuda"
+                else ""
+            )
+            how = (
+                f"measured on {total_iters(run, num_scales)} iterations in {wall:.1f} s, scaled to "
+                f"{total_iters(settings, num_scales)}"
+                if short
+                else "full schedule"
+            )
+            print(
+                f"M = {m:4d}: {full:8.1f} s for {m} models ({how}) -> {3600 / per_model:8.1f} models/hour{memory}",
+                flush=True,
+            )
             if m == args.models[0] or m == 8:
                 sampler = SinGANSegSampler(outs[0], device=args.device)
                 sampler.sample(args.samples, seed=0)
@@ -106,8 +126,11 @@ def main() -> None:
                 sampler.sample(args.samples, seed=1)
                 if dev.type == "cuda":
                     torch.cuda.synchronize()
-                print(f"           sampling: {args.samples / (time.perf_counter() - t):.1f} samples/s "
-                      f"({args.samples} per call, start scale 0)", flush=True)
+                print(
+                    f"           sampling: {args.samples / (time.perf_counter() - t):.1f} samples/s "
+                    f"({args.samples} per call, start scale 0)",
+                    flush=True,
+                )
             for path in outs:
                 path.unlink()
     print(f"total {time.perf_counter() - start:.0f} s", flush=True)

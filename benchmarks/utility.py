@@ -34,16 +34,32 @@ from pathlib import Path
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 STYLE = "histogram"  # the style-transfer step of SinGAN-Seg (no weights file needed)
-HEADLINE_SETS = ("real", "singanseg", f"singanseg+style:{STYLE}", "pix2pix", "synthetic", "real+synthetic", "real1",
-                 "real1+singanseg", "real5", "real5+singanseg")  # fmt: skip
+HEADLINE_SETS = (
+    "real",
+    "singanseg",
+    f"singanseg+style:{STYLE}",
+    "pix2pix",
+    "synthetic",
+    "real+synthetic",
+    "real1",
+    "real1+singanseg",
+    "real5",
+    "real5+singanseg",
+)
 
 
 def datalist(folder: Path) -> Path:
     """The BRATS-2013 cases as a decathlon datalist (their own file names, two sequences)."""
     b = SHARED / "brats2013"
     cases = sorted(p.name for p in b.iterdir() if p.is_dir())
-    items = [{"name": c, "image": [str(b / c / "Flair_subtrMeanDivStd.nii.gz"), str(b / c / "T1c_subtrMeanDivStd.nii.gz")],
-              "label": str(b / c / "OTMultiClass.nii.gz")} for c in cases]  # fmt: skip
+    items = [
+        {
+            "name": c,
+            "image": [str(b / c / "Flair_subtrMeanDivStd.nii.gz"), str(b / c / "T1c_subtrMeanDivStd.nii.gz")],
+            "label": str(b / c / "OTMultiClass.nii.gz"),
+        }
+        for c in cases
+    ]
     path = folder / "brats2013.json"
     path.write_text(json.dumps({"training": items}, indent=1), encoding="utf-8")
     return path
@@ -60,15 +76,63 @@ def fold_datalist(data: Path, fold: int, out: Path) -> Path:
 
 def evaluate_command(data: Path, out: Path, args: argparse.Namespace) -> list[str]:
     return [
-        sys.executable, "-m", "monai_singanseg", "evaluate", "--datalist", str(data), "--out", str(out), "--folds", "1",
-        "--label-map", "3:1", "--channel-names", "flair", "t1ce", "--size", str(args.size), "--seeds", *map(str, args.seeds),
-        "--k", "1", "5", "--singan-slices", str(args.singan_slices), "--singan-iters", str(args.singan_iters),
-        "--samples-per-model", str(args.samples_per_model), "--pix2pix-epochs", str(args.pix2pix_epochs),
-        "--pix2pix-volumes", str(args.pix2pix_volumes), "--pix2pix-samples", "100", "--network", args.network,
-        "--features", str(args.features), "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--val-every", "50",
-        "--patience", "3", "--style", STYLE, "--sets", *args.sets, "--threads", "1", "--device", args.device, "--quiet",
+        sys.executable,
+        "-m",
+        "monai_singanseg",
+        "evaluate",
+        "--datalist",
+        str(data),
+        "--out",
+        str(out),
+        "--folds",
+        "1",
+        "--label-map",
+        "3:1",
+        "--channel-names",
+        "flair",
+        "t1ce",
+        "--size",
+        str(args.size),
+        "--seeds",
+        *map(str, args.seeds),
+        "--k",
+        "1",
+        "5",
+        "--singan-slices",
+        str(args.singan_slices),
+        "--singan-iters",
+        str(args.singan_iters),
+        "--samples-per-model",
+        str(args.samples_per_model),
+        "--pix2pix-epochs",
+        str(args.pix2pix_epochs),
+        "--pix2pix-volumes",
+        str(args.pix2pix_volumes),
+        "--pix2pix-samples",
+        "100",
+        "--network",
+        args.network,
+        "--features",
+        str(args.features),
+        "--steps",
+        str(args.steps),
+        "--batch-size",
+        str(args.batch_size),
+        "--val-every",
+        "50",
+        "--patience",
+        "3",
+        "--style",
+        STYLE,
+        "--sets",
+        *args.sets,
+        "--threads",
+        "1",
+        "--device",
+        args.device,
+        "--quiet",
         *(["--overwrite"] if args.overwrite else []),
-    ]  # fmt: skip
+    ]
 
 
 def merge(dirs: list[Path]) -> int:
@@ -81,8 +145,11 @@ def merge(dirs: list[Path]) -> int:
     summary = summarise_folds(folds, settings)
     print(f"{len(folds)} fold(s), seeds {settings.seeds}; mean ± sd over folds x seeds (3D per held-out case)")
     for name, stats in summary.items():
-        print(f"  {name:<26} Dice WT {stats['WT']['dice']['mean']:.3f} ± {stats['WT']['dice']['sd']:.3f}  TC "
-              f"{stats['TC']['dice']['mean']:.3f}  ET {stats['ET']['dice']['mean']:.3f}  HD95 WT {stats['WT']['hd95']['mean']:.1f} mm")
+        print(
+            f"  {name:<26} Dice WT {stats['WT']['dice']['mean']:.3f} ± {stats['WT']['dice']['sd']:.3f}  TC "
+            f"{stats['TC']['dice']['mean']:.3f}  ET {stats['ET']['dice']['mean']:.3f}  HD95 WT "
+            f"{stats['WT']['hd95']['mean']:.1f} mm"
+        )
     print("\n".join(headline_text(headline(summary, settings.k_values, settings.style_methods, "WT", folds))))
     return 0
 
@@ -104,7 +171,9 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--sets", nargs="+", default=list(HEADLINE_SETS), help="training sets (default: the headline's)")
+    parser.add_argument(
+        "--sets", nargs="+", default=list(HEADLINE_SETS), help="training sets (default: the headline's)"
+    )
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--merge", nargs="+", default=None, metavar="DIR", help="print the headline of fold reports")
     args = parser.parse_args()
@@ -122,7 +191,11 @@ def main() -> int:
             f = pending.pop(0)
             log = (out / f"fold{f}.log").open("w", encoding="utf-8")
             cmd = evaluate_command(fold_datalist(data, f, out), out / f"fold{f}", args)
-            running[f] = (subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), log, time.perf_counter())
+            running[f] = (
+                subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT),
+                log,
+                time.perf_counter(),
+            )
         time.sleep(5)
         for f, (proc, log, t0) in list(running.items()):
             if proc.poll() is not None:

@@ -11,7 +11,9 @@ __all__ = ["forked_rng"]
 
 
 @contextlib.contextmanager
-def forked_rng(device: torch.device | str, seed: int | None = None, state: torch.Tensor | None = None) -> Iterator[None]:
+def forked_rng(
+    device: torch.device | str, seed: int | None = None, state: torch.Tensor | None = None
+) -> Iterator[None]:
     """Run a block on its own torch random stream; the caller's random state is unchanged afterwards.
 
     Library code never seeds the global generators (only entry points may): a trainer draws its noise,

@@ -76,7 +76,9 @@ def contact_sheet(
         if rgb:
             cells = [overlay(np.stack([_display(c) for c in arr[:3]], axis=-1), lab)]
         else:
-            cells = [overlay(_display(c), None) for c in arr] + ([overlay(_display(arr[0]) * 0.6, lab)] if lab is not None else [])
+            cells = [overlay(_display(c), None) for c in arr] + (
+                [overlay(_display(arr[0]) * 0.6, lab)] if lab is not None else []
+            )
         rows.append(np.concatenate([np.pad(c, ((2, 2), (2, 2), (0, 0))) for c in cells], axis=1))
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows]

@@ -9,7 +9,9 @@ import numpy as np
 import SimpleITK as sitk
 
 
-def write_dicom_series(image: sitk.Image, folder: Path, series_uid: str | None = None, shuffle_names: bool = True) -> list[Path]:
+def write_dicom_series(
+    image: sitk.Image, folder: Path, series_uid: str | None = None, shuffle_names: bool = True
+) -> list[Path]:
     """Write ``image`` (3D, int16) as one DICOM file per slice; file names deliberately not in slice order."""
     folder.mkdir(parents=True, exist_ok=True)
     writer = sitk.ImageFileWriter()

@@ -35,8 +35,22 @@ def label_server(
     log = root / "server.log"
     with open(log, "w", encoding="utf-8") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "monai_singanseg", "label-serve", "--studies", str(studies), "--port", str(port), *args],
-            stdout=out, stderr=subprocess.STDOUT, env=full_env, start_new_session=True, cwd=root,
+            [
+                sys.executable,
+                "-m",
+                "monai_singanseg",
+                "label-serve",
+                "--studies",
+                str(studies),
+                "--port",
+                str(port),
+                *args,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            start_new_session=True,
+            cwd=root,
         )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -16,7 +16,9 @@ from monai_singanseg.io.modelfile import load_model_file
 
 def cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
     """Run ``python -m monai_singanseg ARGS`` and capture its output."""
-    return subprocess.run([sys.executable, "-m", "monai_singanseg", *args], capture_output=True, text=True, encoding="utf-8", **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "monai_singanseg", *args], capture_output=True, text=True, encoding="utf-8", **kwargs
+    )
 
 
 def train_args(item: dict, out: Path, options: Sequence[str]) -> list[str]:
@@ -27,7 +29,9 @@ def train_args(item: dict, out: Path, options: Sequence[str]) -> list[str]:
 def kill_after_first_scale(args: Sequence[str], out: Path, timeout: float = 300) -> None:
     """Start ``train-singanseg ARGS`` and SIGKILL it as soon as its model file ``out`` (the first scale) exists,
     then check that ``out`` is a valid, unfinished model file."""
-    proc = subprocess.Popen([sys.executable, "-m", "monai_singanseg", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monai_singanseg", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.time() + timeout
         while not out.exists() and proc.poll() is None and time.time() < deadline:
@@ -36,7 +40,9 @@ def kill_after_first_scale(args: Sequence[str], out: Path, timeout: float = 300)
     finally:
         proc.wait()
     partial = load_model_file(out).config  # the checkpoint of the last finished scale is a valid model file
-    assert not partial.complete and 1 <= partial.finished_scales < partial.num_scales, "the run ended before it could be killed"
+    assert not partial.complete and 1 <= partial.finished_scales < partial.num_scales, (
+        "the run ended before it could be killed"
+    )
 
 
 def assert_same_model(a: Path, b: Path) -> None:

@@ -13,8 +13,10 @@ from monai_singanseg.data import CaseError, load_case, load_image
 
 
 def _item(folder: Path, name: str = "TCGA-FG-6692") -> dict:
-    return {"image": [str(folder / f"{name}_{m}.nii.gz") for m in ("flair", "t1", "t1ce", "t2")],
-            "label": str(folder / f"{name}_seg.nii.gz")}
+    return {
+        "image": [str(folder / f"{name}_{m}.nii.gz") for m in ("flair", "t1", "t1ce", "t2")],
+        "label": str(folder / f"{name}_seg.nii.gz"),
+    }
 
 
 @pytest.fixture()

@@ -18,8 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from monai_singanseg.engines.singan import BatchedSinGANSegTrainer
-from monai_singanseg.engines.singan import SinGANSegSettings, SinGANSegTrainer
+from monai_singanseg.engines.singan import BatchedSinGANSegTrainer, SinGANSegSettings, SinGANSegTrainer
 from monai_singanseg.inferers import SinGANSegSampler
 from monai_singanseg.io.modelfile import load_model_file
 from monai_singanseg.synthesis import singanseg_training_input
@@ -92,7 +91,15 @@ def test_batched_equals_separate_float32(trained):
     for b_path, s_path in zip(batched, separate):
         b, s = load_model_file(b_path), load_model_file(s_path)
         assert b.config.complete and b.config.num_scales == 3
-        for key in ("scale_sizes", "features", "training", "data_hash", "image_channels", "label_values", "source_slice_index"):
+        for key in (
+            "scale_sizes",
+            "features",
+            "training",
+            "data_hash",
+            "image_channels",
+            "label_values",
+            "source_slice_index",
+        ):
             assert getattr(b.config, key) == getattr(s.config, key), key
         assert b.config.noise_amplitudes[0] == s.config.noise_amplitudes[0] == 1.0
         np.testing.assert_allclose(b.config.noise_amplitudes, s.config.noise_amplitudes, atol=1e-3, rtol=0)

@@ -14,12 +14,12 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from conftest import free_port
 from monai.bundle import ConfigParser
 from monai.data import load_decathlon_datalist
 
 from monai_singanseg.data import demo_case
 from monai_singanseg.io.modelfile import load_model_file
-from conftest import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "bundles" / "meta_schema_20240725.json"
@@ -28,8 +28,15 @@ BUNDLES = ["singanseg", "pix2pix"]
 
 def bundle(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    return subprocess.run([sys.executable, "-m", "monai.bundle", *args], cwd=REPO, capture_output=True, text=True,
-                          encoding="utf-8", timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "monai.bundle", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=timeout,
+        env=env,
+    )
 
 
 def config(name: str, which: str) -> str:
@@ -48,8 +55,14 @@ def test_metadata_verifies_offline_against_the_shipped_schema(name, tmp_path):
 
 
 def test_pix2pix_network_matches_its_metadata():
-    res = bundle("verify_net_in_out", "network_def", "--meta_file", config("pix2pix", "metadata"),
-                 "--config_file", config("pix2pix", "inference"))
+    res = bundle(
+        "verify_net_in_out",
+        "network_def",
+        "--meta_file",
+        config("pix2pix", "metadata"),
+        "--config_file",
+        config("pix2pix", "inference"),
+    )
     assert res.returncode == 0 and "verified with no error" in res.stdout + res.stderr, res.stderr[-2000:]
 
 
@@ -83,13 +96,29 @@ TINY_PIX2PIX = ["--size", "32", "--generator_channels", "4", "--critic_channels"
 
 
 def _pix2pix_outputs(folder: Path) -> list[str]:
-    return ["--checkpoint_file", str(folder / "checkpoint.pt"), "--model_file", str(folder / "pix2pix.pt"),
-            "--state_dict_file", str(folder / "model.pt")]
+    return [
+        "--checkpoint_file",
+        str(folder / "checkpoint.pt"),
+        "--model_file",
+        str(folder / "pix2pix.pt"),
+        "--state_dict_file",
+        str(folder / "model.pt"),
+    ]
 
 
 def test_pix2pix_training_validates_and_writes_all_three_model_files(tmp_path):
-    res = bundle("run", "training", "--config_file", config("pix2pix", "train"), "--epochs", "2", "--val_interval", "1",
-                 *TINY_PIX2PIX, *_pix2pix_outputs(tmp_path))
+    res = bundle(
+        "run",
+        "training",
+        "--config_file",
+        config("pix2pix", "train"),
+        "--epochs",
+        "2",
+        "--val_interval",
+        "1",
+        *TINY_PIX2PIX,
+        *_pix2pix_outputs(tmp_path),
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     log = res.stdout + res.stderr
     # the ValidationHandler ran the evaluator after each epoch, and StatsHandler printed the epoch losses
@@ -103,12 +132,33 @@ def test_pix2pix_training_validates_and_writes_all_three_model_files(tmp_path):
 
 def test_pix2pix_bundle_training_killed_and_resumed_equals_an_uninterrupted_run(tmp_path):
     """SIGKILL a bundle run after its second checkpoint, resume it with --resume True: same weights as one run."""
-    args = ["run", "training", "--config_file", config("pix2pix", "train"), "--epochs", "12", "--size", "64",
-            "--generator_channels", "8", "--critic_channels", "8", "--progress", "False", "--val_interval", "5"]
+    args = [
+        "run",
+        "training",
+        "--config_file",
+        config("pix2pix", "train"),
+        "--epochs",
+        "12",
+        "--size",
+        "64",
+        "--generator_channels",
+        "8",
+        "--critic_channels",
+        "8",
+        "--progress",
+        "False",
+        "--val_interval",
+        "5",
+    ]
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "monai.bundle", *args, *_pix2pix_outputs(killed)], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monai.bundle", *args, *_pix2pix_outputs(killed)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     checkpoint, done = killed / "checkpoint.pt", 0
     try:
         deadline = time.monotonic() + 300
@@ -130,17 +180,38 @@ def test_pix2pix_bundle_training_killed_and_resumed_equals_an_uninterrupted_run(
     assert res.returncode == 0, res.stderr[-3000:]
     a, b = (torch.load(folder / "model.pt", weights_only=True) for folder in (killed, whole))
     assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
-    losses = [[{k: v for k, v in record.items() if k != "seconds"} for record in load_model_file(f / "checkpoint.pt").config.history]
-              for f in (killed, whole)]
+    losses = [
+        [
+            {k: v for k, v in record.items() if k != "seconds"}
+            for record in load_model_file(f / "checkpoint.pt").config.history
+        ]
+        for f in (killed, whole)
+    ]
     assert len(losses[0]) == 12 and losses[0] == losses[1]
 
 
 def test_pix2pix_multi_gpu_config_trains_data_parallel_under_torchrun(tmp_path):
     """The zoo's pattern on CPU: torchrun, 2 processes (gloo), DDP, a DistributedSampler; rank 0 writes the model."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
-           "-m", "monai.bundle", "run",
-           "--config_file", f"['{config('pix2pix', 'train')}','{config('pix2pix', 'multi_gpu_train')}']",
-           "--epochs", "1", "--val_interval", "1", *TINY_PIX2PIX, *_pix2pix_outputs(tmp_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(free_port()),
+        "-m",
+        "monai.bundle",
+        "run",
+        "--config_file",
+        f"['{config('pix2pix', 'train')}','{config('pix2pix', 'multi_gpu_train')}']",
+        "--epochs",
+        "1",
+        "--val_interval",
+        "1",
+        *TINY_PIX2PIX,
+        *_pix2pix_outputs(tmp_path),
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, encoding="utf-8", timeout=600, env=env)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -157,9 +228,27 @@ def test_pix2pix_multi_gpu_config_trains_data_parallel_under_torchrun(tmp_path):
 
 #: keys the model zoo's CONTRIBUTING requires (train: bundle_root, device, dataset_dir, output_dir and the train
 #: and validate components; inference: bundle_root, device, network_def, inferer, output_dir).
-ZOO_TRAIN_KEYS = ["bundle_root", "device", "dataset_dir", "output_dir", "train#trainer", "train#trainer#max_epochs",
-                  "train#dataset", "train#dataset#data", "train#handlers", "initialize", "run", "finalize"]
-ZOO_VALIDATE_KEYS = ["validate#evaluator", "validate#handlers", "validate#dataset", "validate#dataset#data", "val_interval"]
+ZOO_TRAIN_KEYS = [
+    "bundle_root",
+    "device",
+    "dataset_dir",
+    "output_dir",
+    "train#trainer",
+    "train#trainer#max_epochs",
+    "train#dataset",
+    "train#dataset#data",
+    "train#handlers",
+    "initialize",
+    "run",
+    "finalize",
+]
+ZOO_VALIDATE_KEYS = [
+    "validate#evaluator",
+    "validate#handlers",
+    "validate#dataset",
+    "validate#dataset#data",
+    "val_interval",
+]
 ZOO_INFERENCE_KEYS = ["bundle_root", "device", "network_def", "inferer", "output_dir"]
 #: SinGAN-Seg learns one image: it has no held-out data, hence no validate section (its bundle README says why)
 ZOO_KEYS = {
@@ -197,16 +286,28 @@ def test_pix2pix_inference_renders_volumes_with_the_source_geometry(tmp_path):
     a, b = (np.asarray(nib.load(e["label"]).dataobj) for e in entries)
     assert not np.array_equal(a, b)
     # a second run refuses to overwrite
-    again = bundle("run", "--config_file", config("pix2pix", "inference"), "--output_dir", str(out), "--num_samples", "2")
+    again = bundle(
+        "run", "--config_file", config("pix2pix", "inference"), "--output_dir", str(out), "--num_samples", "2"
+    )
     assert again.returncode != 0 and "already exists" in again.stderr
 
 
 def test_pix2pix_ckpt_export_scripts_the_shipped_generator(tmp_path):
     """MONAI's own ``ckpt_export`` reads models/model.pt into network_def; the TorchScript renders as the model file."""
     ts = tmp_path / "model.ts"
-    res = bundle("ckpt_export", "--net_id", "network_def", "--filepath", str(ts), "--ckpt_file",
-                 "bundles/pix2pix/models/model.pt", "--meta_file", config("pix2pix", "metadata"),
-                 "--config_file", config("pix2pix", "inference"))
+    res = bundle(
+        "ckpt_export",
+        "--net_id",
+        "network_def",
+        "--filepath",
+        str(ts),
+        "--ckpt_file",
+        "bundles/pix2pix/models/model.pt",
+        "--meta_file",
+        config("pix2pix", "metadata"),
+        "--config_file",
+        config("pix2pix", "inference"),
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     scripted = torch.jit.load(str(ts))
     from monai_singanseg.inferers.pix2pix import load_pix2pix
@@ -220,32 +321,76 @@ def test_pix2pix_ckpt_export_scripts_the_shipped_generator(tmp_path):
 @pytest.mark.parametrize("name", BUNDLES)
 def test_a_missing_dataset_folder_is_a_clear_error(name, tmp_path):
     missing = tmp_path / "no_such_folder"
-    res = bundle("run", "training", "--config_file", config(name, "train"), "--dataset_dir", str(missing),
-                 "--model_file", str(tmp_path / "m.pt"), "--checkpoint_file", str(tmp_path / "c.pt"))
+    res = bundle(
+        "run",
+        "training",
+        "--config_file",
+        config(name, "train"),
+        "--dataset_dir",
+        str(missing),
+        "--model_file",
+        str(tmp_path / "m.pt"),
+        "--checkpoint_file",
+        str(tmp_path / "c.pt"),
+    )
     assert res.returncode != 0
     assert f"{missing}: not a folder" in res.stderr
     assert not (tmp_path / "m.pt").exists()
 
 
 def test_singanseg_network_matches_its_metadata():
-    res = bundle("verify_net_in_out", "network_def", "--meta_file", config("singanseg", "metadata"),
-                 "--config_file", config("singanseg", "inference"))
+    res = bundle(
+        "verify_net_in_out",
+        "network_def",
+        "--meta_file",
+        config("singanseg", "metadata"),
+        "--config_file",
+        config("singanseg", "inference"),
+    )
     assert res.returncode == 0 and "verified with no error" in res.stdout + res.stderr, res.stderr[-2000:]
 
 
-TINY_SINGANSEG = ["--max_size", "32", "--num_stages", "3", "--settings#min_size", "12", "--settings#critic_steps", "1",
-                  "--settings#base_features", "8", "--progress", "False"]
+TINY_SINGANSEG = [
+    "--max_size",
+    "32",
+    "--num_stages",
+    "3",
+    "--settings#min_size",
+    "12",
+    "--settings#critic_steps",
+    "1",
+    "--settings#base_features",
+    "8",
+    "--progress",
+    "False",
+]
 
 
 def _singanseg_outputs(folder: Path) -> list[str]:
-    return ["--checkpoint_file", str(folder / "checkpoint.pt"), "--model_file", str(folder / "singanseg.pt"),
-            "--state_dict_file", str(folder / "model.pt")]
+    return [
+        "--checkpoint_file",
+        str(folder / "checkpoint.pt"),
+        "--model_file",
+        str(folder / "singanseg.pt"),
+        "--state_dict_file",
+        str(folder / "model.pt"),
+    ]
 
 
 def test_singanseg_training_max_epochs_override_writes_all_three_model_files(tmp_path):
     """``--train#trainer#max_epochs`` (the zoo's knob) sets the iterations of every scale; finalize writes the files."""
-    res = bundle("run", "training", "--config_file", config("singanseg", "train"), *TINY_SINGANSEG,
-                 "--train#trainer#max_epochs", "4", "--log_every", "2", *_singanseg_outputs(tmp_path))
+    res = bundle(
+        "run",
+        "training",
+        "--config_file",
+        config("singanseg", "train"),
+        *TINY_SINGANSEG,
+        "--train#trainer#max_epochs",
+        "4",
+        "--log_every",
+        "2",
+        *_singanseg_outputs(tmp_path),
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     log = res.stdout + res.stderr
     # StatsHandler on every scale's engine, every log_every iterations: 12 at the coarsest scale, 4 at the two others
@@ -259,24 +404,65 @@ def test_singanseg_training_max_epochs_override_writes_all_three_model_files(tmp
     assert {"generator", "critic"} <= set(checkpoint.state)
     _check_flat_state_dict("singanseg", tmp_path, shipped)
     out = tmp_path / "samples"
-    res = bundle("run", "--config_file", config("singanseg", "inference"), "--model_file", str(tmp_path / "singanseg.pt"),
-                 "--output_dir", str(out), "--num_samples", "3")
+    res = bundle(
+        "run",
+        "--config_file",
+        config("singanseg", "inference"),
+        "--model_file",
+        str(tmp_path / "singanseg.pt"),
+        "--output_dir",
+        str(out),
+        "--num_samples",
+        "3",
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     assert len(_check_synthetic_cases(out, None)) == 3
 
 
 def test_singanseg_bundle_trains_and_samples_a_3d_model_with_volume_true(shared_data, tmp_path):
-    res = bundle("run", "training", "--config_file", config("singanseg", "train"), "--dataset_dir",
-                 str(shared_data / "brats_tcga"), "--volume", "True", "--max_size", "20", "--num_stages", "3", "--iters", "2",
-                 "--coarsest_iters", "2", "--settings#min_size", "8", "--settings#critic_steps", "1",
-                 "--settings#base_features", "8", "--progress", "False", *_singanseg_outputs(tmp_path))
+    res = bundle(
+        "run",
+        "training",
+        "--config_file",
+        config("singanseg", "train"),
+        "--dataset_dir",
+        str(shared_data / "brats_tcga"),
+        "--volume",
+        "True",
+        "--max_size",
+        "20",
+        "--num_stages",
+        "3",
+        "--iters",
+        "2",
+        "--coarsest_iters",
+        "2",
+        "--settings#min_size",
+        "8",
+        "--settings#critic_steps",
+        "1",
+        "--settings#base_features",
+        "8",
+        "--progress",
+        "False",
+        *_singanseg_outputs(tmp_path),
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     shipped = load_model_file(tmp_path / "singanseg.pt", expected_kind="singanseg")
     assert shipped.config.spatial_dims == 3 and shipped.config.source_grid_shape == [240, 240, 155]
     _check_flat_state_dict("singanseg", tmp_path, shipped)  # network_def is the 3D pyramid
     out = tmp_path / "samples"
-    res = bundle("run", "--config_file", config("singanseg", "inference"), "--model_file", str(tmp_path / "singanseg.pt"),
-                 "--output_dir", str(out), "--num_samples", "1")
+    res = bundle(
+        "run",
+        "--config_file",
+        config("singanseg", "inference"),
+        "--model_file",
+        str(tmp_path / "singanseg.pt"),
+        "--output_dir",
+        str(out),
+        "--num_samples",
+        "1",
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     (entry,) = _check_synthetic_cases(out, None)
     assert nib.load(entry["label"]).shape == tuple(shipped.config.scale_sizes[-1])
@@ -295,14 +481,26 @@ def test_singanseg_configs_take_the_3d_cpu_defaults_with_volume_true(volume):
         parser["volume"] = volume
         settings = parser.get_parsed_content(key)
         assert (settings.base_features, settings.iters) == (expected["base_features"], expected["iters"]), which
-    parser["settings"] = {"_target_": "monai_singanseg.farm.DatasetSettings", "volume": "@volume", "max_size": "@max_size"}
+    parser["settings"] = {
+        "_target_": "monai_singanseg.farm.DatasetSettings",
+        "volume": "@volume",
+        "max_size": "@max_size",
+    }
     assert parser.get_parsed_content("settings").max_size == default_max_size(volume) == (48 if volume else 128)
 
 
 def test_singanseg_training_refuses_a_datalist_slice_of_several_cases(tmp_path):
     two = "$@datalist[:1] * 2"
-    res = bundle("run", "training", "--config_file", config("singanseg", "train"), *TINY_SINGANSEG,
-                 "--train#dataset#data", two, *_singanseg_outputs(tmp_path))
+    res = bundle(
+        "run",
+        "training",
+        "--config_file",
+        config("singanseg", "train"),
+        *TINY_SINGANSEG,
+        "--train#dataset#data",
+        two,
+        *_singanseg_outputs(tmp_path),
+    )
     assert res.returncode != 0 and "got 2 datalist entries" in res.stderr
     assert not any(tmp_path.iterdir())
 
@@ -310,10 +508,25 @@ def test_singanseg_training_refuses_a_datalist_slice_of_several_cases(tmp_path):
 def test_singanseg_ckpt_export_traces_the_sampler_of_the_shipped_weights(tmp_path):
     """``ckpt_export`` reads models/model.pt into network_def and traces it; the export samples as the model file."""
     ts = tmp_path / "model.ts"
-    res = bundle("ckpt_export", "--net_id", "network_def", "--filepath", str(ts), "--ckpt_file",
-                 "bundles/singanseg/models/model.pt", "--meta_file", config("singanseg", "metadata"),
-                 "--config_file", config("singanseg", "inference"), "--use_trace", "True",
-                 "--input_shape", "[1, 7, 16, 16]", "--converter_kwargs", "{'check_trace': False}")
+    res = bundle(
+        "ckpt_export",
+        "--net_id",
+        "network_def",
+        "--filepath",
+        str(ts),
+        "--ckpt_file",
+        "bundles/singanseg/models/model.pt",
+        "--meta_file",
+        config("singanseg", "metadata"),
+        "--config_file",
+        config("singanseg", "inference"),
+        "--use_trace",
+        "True",
+        "--input_shape",
+        "[1, 7, 16, 16]",
+        "--converter_kwargs",
+        "{'check_trace': False}",
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     traced = torch.jit.load(str(ts))
     from monai_singanseg.inferers import SinGANSegSampler
@@ -333,7 +546,9 @@ def test_singanseg_ckpt_export_traces_the_sampler_of_the_shipped_weights(tmp_pat
 
 def test_singanseg_inference_with_the_shipped_model_keeps_the_source_slice_geometry(tmp_path):
     out = tmp_path / "singan"
-    res = bundle("run", "--config_file", config("singanseg", "inference"), "--output_dir", str(out), "--num_samples", "4")
+    res = bundle(
+        "run", "--config_file", config("singanseg", "inference"), "--output_dir", str(out), "--num_samples", "4"
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     cfg = load_model_file(REPO / "bundles/singanseg/models/singanseg.pt").config
     entries = _check_synthetic_cases(out, np.asarray(cfg.source_affine))
@@ -344,8 +559,17 @@ def test_singanseg_inference_style_option_changes_the_images_never_the_labels(tm
     runs = {}
     for style in ("none", "histogram"):
         out = tmp_path / style
-        res = bundle("run", "--config_file", config("singanseg", "inference"), "--output_dir", str(out),
-                     "--num_samples", "2", "--style", style)
+        res = bundle(
+            "run",
+            "--config_file",
+            config("singanseg", "inference"),
+            "--output_dir",
+            str(out),
+            "--num_samples",
+            "2",
+            "--style",
+            style,
+        )
         assert res.returncode == 0, res.stderr[-3000:]
         runs[style] = load_decathlon_datalist(str(out / "datalist.json"), data_list_key="training")
     for plain, styled in zip(runs["none"], runs["histogram"]):

@@ -12,7 +12,9 @@ from monai_singanseg.data import demo_case
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "monai_singanseg", *args], capture_output=True, text=True, encoding="utf-8", timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "monai_singanseg", *args], capture_output=True, text=True, encoding="utf-8", timeout=300
+    )
 
 
 def test_demo_writes_preview_slices_and_datalist_and_refuses_to_overwrite(tmp_path):

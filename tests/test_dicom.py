@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+from dicom_utils import write_dicom_series
 
 from monai_singanseg.data import CaseError, dicom_datalist, load_case, load_image
-from dicom_utils import write_dicom_series
 
 
 def _sitk_ras_affine(img: sitk.Image) -> np.ndarray:

@@ -21,7 +21,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _case_item(root: Path, name: str) -> dict:
     d = root / "brats_tcga" / name
-    return {"image": [str(d / f"{name}_{m}.nii.gz") for m in ("flair", "t1", "t1ce", "t2")], "label": str(d / f"{name}_seg.nii.gz")}
+    return {
+        "image": [str(d / f"{name}_{m}.nii.gz") for m in ("flair", "t1", "t1ce", "t2")],
+        "label": str(d / f"{name}_seg.nii.gz"),
+    }
 
 
 def _known_target() -> torch.Tensor:
@@ -74,7 +77,9 @@ def test_memorisation_flags_a_copy_of_a_training_slice_only(shared_data):
     train = tumour_slices(load_case(_case_item(shared_data, "TCGA-FG-6692")), 32)
     other = tumour_slices(load_case(_case_item(shared_data, "TCGA-DU-7294")), 32)
     copy, unrelated = train.subset([7]), other.subset([0])
-    samples = SliceSet.concat([SliceSet(copy.images, copy.labels, ["copy"]), SliceSet(unrelated.images, unrelated.labels, ["unrelated"])])
+    samples = SliceSet.concat(
+        [SliceSet(copy.images, copy.labels, ["copy"]), SliceSet(unrelated.images, unrelated.labels, ["unrelated"])]
+    )
     settings = ExperimentSettings(size=32, diversity_samples=2, swd_projections=16)
     quality = synthetic_quality(samples, train, 4, settings)
     mem = quality["memorisation"]
@@ -93,19 +98,71 @@ def test_evaluate_cli_tiny_real_run_writes_a_complete_report(shared_data, tmp_pa
     """Two BRATS-2013 cases from a datalist with non-BraTS file names, two sequences and label 3 mapped to 1; the
     held-out case is predicted slice by slice, pasted back and scored in 3D."""
     b = shared_data / "brats2013"
-    items = [{"name": c, "image": [str(b / c / "Flair_subtrMeanDivStd.nii.gz"), str(b / c / "T1c_subtrMeanDivStd.nii.gz")],
-              "label": str(b / c / "OTMultiClass.nii.gz")} for c in ("brats_2013_pat0001_1", "brats_2013_pat0002_1")]  # fmt: skip
+    items = [
+        {
+            "name": c,
+            "image": [str(b / c / "Flair_subtrMeanDivStd.nii.gz"), str(b / c / "T1c_subtrMeanDivStd.nii.gz")],
+            "label": str(b / c / "OTMultiClass.nii.gz"),
+        }
+        for c in ("brats_2013_pat0001_1", "brats_2013_pat0002_1")
+    ]
     datalist = tmp_path / "b13.json"
     datalist.write_text(json.dumps({"training": items}), encoding="utf-8")
     out = tmp_path / "report"
     cmd = [
-        sys.executable, "-m", "monai_singanseg", "evaluate", "--datalist", str(datalist), "--out", str(out),
-        "--label-map", "3:1", "--channel-names", "flair", "t1ce",
-        "--size", "32", "--seeds", "0", "--k", "1", "2", "--singan-slices", "1", "--singan-iters", "2",
-        "--samples-per-model", "2", "--pix2pix-epochs", "1", "--pix2pix-volumes", "1", "--pix2pix-samples", "4",
-        "--features", "4", "--steps", "4", "--val-every", "2", "--batch-size", "2", "--folds", "1", "--threads", "1",
-        "--device", "cpu", "--quiet", "--style", "histogram", "random", "--style-steps", "2",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "monai_singanseg",
+        "evaluate",
+        "--datalist",
+        str(datalist),
+        "--out",
+        str(out),
+        "--label-map",
+        "3:1",
+        "--channel-names",
+        "flair",
+        "t1ce",
+        "--size",
+        "32",
+        "--seeds",
+        "0",
+        "--k",
+        "1",
+        "2",
+        "--singan-slices",
+        "1",
+        "--singan-iters",
+        "2",
+        "--samples-per-model",
+        "2",
+        "--pix2pix-epochs",
+        "1",
+        "--pix2pix-volumes",
+        "1",
+        "--pix2pix-samples",
+        "4",
+        "--features",
+        "4",
+        "--steps",
+        "4",
+        "--val-every",
+        "2",
+        "--batch-size",
+        "2",
+        "--folds",
+        "1",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--style",
+        "histogram",
+        "random",
+        "--style-steps",
+        "2",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", cwd=REPO, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -115,10 +172,32 @@ def test_evaluate_cli_tiny_real_run_writes_a_complete_report(shared_data, tmp_pa
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     fold = report["folds"][0]
     assert fold["train_cases"] == ["brats_2013_pat0002_1"] and fold["test_case"] == "brats_2013_pat0001_1"
-    assert report["channel_names"] == ["flair", "t1ce"] and report["regions"] == {"WT": [1, 2, 4], "TC": [1, 4], "ET": [4]}
+    assert report["channel_names"] == ["flair", "t1ce"] and report["regions"] == {
+        "WT": [1, 2, 4],
+        "TC": [1, 4],
+        "ET": [4],
+    }
     assert all(fold["test_regions_present"].values())  # pat0001 holds all three regions
-    styled = {f"{base}+style:{m}" for base in ("singanseg", "real1+singanseg", "real2+singanseg") for m in ("histogram", "random")}
-    assert set(report["summary"]) == {"real", "singanseg", "pix2pix", "synthetic", "real+synthetic", "real1", "real1+singanseg", "real2", "real2+singanseg"} | styled
+    styled = {
+        f"{base}+style:{m}"
+        for base in ("singanseg", "real1+singanseg", "real2+singanseg")
+        for m in ("histogram", "random")
+    }
+    assert (
+        set(report["summary"])
+        == {
+            "real",
+            "singanseg",
+            "pix2pix",
+            "synthetic",
+            "real+synthetic",
+            "real1",
+            "real1+singanseg",
+            "real2",
+            "real2+singanseg",
+        }
+        | styled
+    )
     for name, stats in report["summary"].items():
         for region in ("WT", "TC", "ET", "mean"):  # 3D per-case scores, every one defined (BraTS empty convention)
             assert 0.0 <= stats[region]["dice"]["mean"] <= 1.0, (name, region)
@@ -165,10 +244,33 @@ def test_evaluate_quick_on_the_four_sequence_cases(shared_data, tmp_path):
     from monai_singanseg.evaluation.experiment import headline_ratios, training_set_names
 
     out = tmp_path / "quick"
-    cmd = [sys.executable, "-m", "monai_singanseg", "evaluate", "--data", str(shared_data / "brats_tcga"), "--out", str(out),
-           "--quick", "--folds", "1", "--threads", "1", "--device", "cpu", "--quiet"]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", cwd=REPO, timeout=600,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "monai_singanseg",
+        "evaluate",
+        "--data",
+        str(shared_data / "brats_tcga"),
+        "--out",
+        str(out),
+        "--quick",
+        "--folds",
+        "1",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
+    done = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        cwd=REPO,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     quick = ExperimentSettings.quick()
@@ -193,8 +295,9 @@ def test_segmentation_stops_on_a_validation_plateau_and_keeps_the_best_weights()
         labels[i, 0, r : r + 10, c : c + 10] = 1
     images = labels.float() * 2 - 1 + 0.3 * torch.randn(12, 1, 32, 32, generator=gen)
     settings = SegmentationSettings(network="basicunet", features=4, steps=400, batch_size=4, val_every=5, patience=2)
-    net, info = train_segmentation(images[:8], labels[:8], 2, settings, seed=0, device="cpu", progress=False,
-                                   validation=(images[8:], labels[8:]))  # fmt: skip
+    net, info = train_segmentation(
+        images[:8], labels[:8], 2, settings, seed=0, device="cpu", progress=False, validation=(images[8:], labels[8:])
+    )
     history = info["validation"]
     assert info["steps"] < 400 and len(history) == info["steps"] // 5  # stopped early, on a plateau
     best_step, best = max(history, key=lambda h: h[1])

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import SHARED_DATA as DATA  # noqa: E402  (one place decides where the shared data is)
 from monai.metrics import SSIMMetric
 from monai.transforms import LoadImage
 from monai.utils import convert_to_tensor
@@ -28,7 +29,6 @@ from monai_singanseg.metrics import neighbour_slice_ssim, periodic_power
 from monai_singanseg.transforms.intensity import IntensityToTanhRange
 from monai_singanseg.transforms.labels import IndexToOneHot, LabelToIndex
 
-from conftest import SHARED_DATA as DATA  # noqa: E402  (one place decides where the shared data is)
 BRATS = DATA / "brats_tcga"
 KVASIR = DATA / "kvasir_seg" / "images"
 MODALITIES = ("flair", "t1", "t1ce", "t2")
@@ -267,6 +267,8 @@ def test_neighbour_slice_ssim_of_a_real_volume_drops_when_its_slices_are_shuffle
     assert shuffled < real - 0.2
     middle = volume.shape[-1] // 2
     repeated = volume[..., middle : middle + 1].expand_as(volume).clone()
-    assert neighbour_slice_ssim(repeated, brain[..., middle : middle + 1].expand_as(brain), axis=2) == pytest.approx(1.0, abs=1e-4)
+    assert neighbour_slice_ssim(repeated, brain[..., middle : middle + 1].expand_as(brain), axis=2) == pytest.approx(
+        1.0, abs=1e-4
+    )
     with pytest.raises(ValueError, match="no two consecutive slices"):
         neighbour_slice_ssim(volume, torch.zeros_like(brain), axis=2)

@@ -30,8 +30,15 @@ TINY = SinGANSegSettings(min_size=12, iters=2, num_stages=2, critic_steps=1, gen
 
 def cli(*args: str, cwd: Path = REPO, timeout: int = 300) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-m", "monai_singanseg", *args], cwd=cwd, capture_output=True, text=True,
-                          encoding="utf-8", timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "monai_singanseg", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=timeout,
+        env=env,
+    )
 
 
 def refused(res: subprocess.CompletedProcess, *words: str) -> None:
@@ -43,8 +50,11 @@ def refused(res: subprocess.CompletedProcess, *words: str) -> None:
 
 
 def files(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): (gzip.decompress(p.read_bytes()) if p.name.endswith(".gz") else p.read_bytes())
-            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+    return {
+        str(p.relative_to(folder)): (gzip.decompress(p.read_bytes()) if p.name.endswith(".gz") else p.read_bytes())
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def crafted(tmp_path: Path, name: str, **config_changes) -> Path:
@@ -57,8 +67,10 @@ def crafted(tmp_path: Path, name: str, **config_changes) -> Path:
 
 
 # ------------------------------------------------------------------ 1. strings that become paths
-@pytest.mark.parametrize("change", [{"source_name": "../../evil"}, {"source_name": "/tmp/abs"},
-                                    {"image_channels": ["../x", "t1", "t1ce", "t2"]}])  # fmt: skip
+@pytest.mark.parametrize(
+    "change",
+    [{"source_name": "../../evil"}, {"source_name": "/tmp/abs"}, {"image_channels": ["../x", "t1", "t1ce", "t2"]}],
+)
 def test_model_file_names_with_traversal_are_refused_and_nothing_is_written(tmp_path, change):
     model = crafted(tmp_path, "evil.pt", **change)
     with pytest.raises(ModelFileError, match="not a safe file-name part"):
@@ -68,13 +80,25 @@ def test_model_file_names_with_traversal_are_refused_and_nothing_is_written(tmp_
     (tmp_path / "a" / "victim.nii.gz").write_bytes(b"precious")
     before = sorted(p for p in tmp_path.rglob("*"))
     refused(cli("generate", "--model", str(model), "--num", "2", "--out", str(out)), "not a safe file-name part")
-    assert sorted(p for p in tmp_path.rglob("*")) == before and (tmp_path / "a" / "victim.nii.gz").read_bytes() == b"precious"
+    assert (
+        sorted(p for p in tmp_path.rglob("*")) == before
+        and (tmp_path / "a" / "victim.nii.gz").read_bytes() == b"precious"
+    )
 
 
 @pytest.mark.parametrize("name", ["../../X", "/tmp/abs", "a/b", ".."])
 def test_render_name_outside_the_output_folder_is_refused(tmp_path, name):
-    res = cli("render", "--model", str(PIX2PIX_MODEL), "--label", demo_case()["label"], "--name", name,
-              "--out", str(tmp_path / "out"))  # fmt: skip
+    res = cli(
+        "render",
+        "--model",
+        str(PIX2PIX_MODEL),
+        "--label",
+        demo_case()["label"],
+        "--name",
+        name,
+        "--out",
+        str(tmp_path / "out"),
+    )
     refused(res, "--name")
     assert not (tmp_path / "out").exists() and not list(tmp_path.parent.glob("X_*"))
 
@@ -92,10 +116,13 @@ def test_resume_with_other_data_is_refused(brats_item, shared_data, tmp_path):
     settings = Pix2PixSettings(size=32, epochs=1, batch_size=8, generator_channels=8, critic_channels=8)
     p2p = tmp_path / "p.pt"
     train_pix2pix(pix2pix_training_slices([demo_case()], settings, progress=False), p2p, progress=False)
-    other_data = pix2pix_training_slices([{"image": images, "label": str(other / "TCGA-DU-7294_seg.nii.gz")}], settings,
-                                         progress=False)  # fmt: skip
+    other_data = pix2pix_training_slices(
+        [{"image": images, "label": str(other / "TCGA-DU-7294_seg.nii.gz")}], settings, progress=False
+    )
     with pytest.raises(ModelFileError, match="trained on other data"):
-        train_pix2pix(other_data, p2p, Pix2PixSettings(**{**settings.__dict__, "epochs": 2}), resume=True, progress=False)
+        train_pix2pix(
+            other_data, p2p, Pix2PixSettings(**{**settings.__dict__, "epochs": 2}), resume=True, progress=False
+        )
 
 
 # ------------------------------------------------------------------ 4. interrupted generation
@@ -104,8 +131,14 @@ def test_killed_render_resumes_to_the_uninterrupted_result(tmp_path):
     assert cli(*args, "--out", str(tmp_path / "full")).returncode == 0
     out = tmp_path / "killed"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "monai_singanseg", *args, "--out", str(out)], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monai_singanseg", *args, "--out", str(out)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 240
     while not list(out.glob("*_def001_seg.nii.gz")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -167,7 +200,10 @@ def test_bad_options_and_model_files_give_messages_not_tracebacks(tmp_path, brat
     out = str(tmp_path / "out")
     gen = ["generate", "--model", str(SINGANSEG_MODEL)]
     cases = [
-        (["train-singanseg", "--image", *img, "--label", lab, "--slice", "999", "--out", out], ["--slice 999", "0..154"]),
+        (
+            ["train-singanseg", "--image", *img, "--label", lab, "--slice", "999", "--out", out],
+            ["--slice 999", "0..154"],
+        ),
         (["train-singanseg", "--image", *img, "--label", lab, "--slice", "-1", "--out", out], ["--slice -1"]),
         (["train-singanseg", "--image", *img, "--label", lab, "--max-size", "0", "--out", out], ["--max-size"]),
         (["generate", "--model", str(text), "--out", out], ["not a readable monai-singanseg model file"]),
@@ -180,11 +216,20 @@ def test_bad_options_and_model_files_give_messages_not_tracebacks(tmp_path, brat
         ([*gen, "--out", out, "--threshold", "2"], ["--threshold"]),
         ([*gen, "--out", str(afile)], ["is a file, not a folder"]),
         (["render", "--model", str(PIX2PIX_MODEL), "--label", img[0], "--out", out], ["label"]),
-        (["train-pix2pix", "--datalist", str(bad_json), "--out", str(tmp_path / "p.pt")], [str(bad_json), "not valid JSON"]),
-        (["train-pix2pix", "--data", str(Path(lab).parent), "--out", str(tmp_path / "p.pt"), "--batch-size", "0"], ["--batch-size"]),
-        (["train-pix2pix", "--data", str(Path(lab).parent), "--out", str(tmp_path / "p.pt"), "--epochs", "0"], ["--epochs"]),
+        (
+            ["train-pix2pix", "--datalist", str(bad_json), "--out", str(tmp_path / "p.pt")],
+            [str(bad_json), "not valid JSON"],
+        ),
+        (
+            ["train-pix2pix", "--data", str(Path(lab).parent), "--out", str(tmp_path / "p.pt"), "--batch-size", "0"],
+            ["--batch-size"],
+        ),
+        (
+            ["train-pix2pix", "--data", str(Path(lab).parent), "--out", str(tmp_path / "p.pt"), "--epochs", "0"],
+            ["--epochs"],
+        ),
         (["evaluate", "--data", str(Path(lab).parent.parent), "--out", out, "--folds", "0"], ["--folds"]),
-    ]  # fmt: skip
+    ]
     for args, words in cases:
         refused(cli(*args), *words)
     assert not (tmp_path / "out").exists() and not (tmp_path / "p.pt").exists()
@@ -197,8 +242,19 @@ def test_a_4d_label_given_to_render_is_refused(tmp_path, brats_item):
     vol = nib.load(brats_item["label"])
     four_d = tmp_path / "four_seg.nii.gz"
     nib.save(nib.Nifti1Image(np.stack([np.asarray(vol.dataobj)] * 2, -1).astype(np.uint8), vol.affine), four_d)
-    refused(cli("render", "--model", str(PIX2PIX_MODEL), "--label", str(four_d), "--brain-mask", brats_item["image"][1],
-                "--out", str(tmp_path / "out")))  # fmt: skip
+    refused(
+        cli(
+            "render",
+            "--model",
+            str(PIX2PIX_MODEL),
+            "--label",
+            str(four_d),
+            "--brain-mask",
+            brats_item["image"][1],
+            "--out",
+            str(tmp_path / "out"),
+        )
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -218,5 +274,10 @@ def test_evaluate_checks_every_case_before_any_training(tmp_path, brats_item):
     for path in [*brats_item["image"], brats_item["label"]]:
         (good / Path(path).name).write_bytes(Path(path).read_bytes())
     out = tmp_path / "report"
-    refused(cli("evaluate", "--data", str(tmp_path / "data"), "--out", str(out), "--quick"), "BAD", "no tumour", "nothing was trained")
+    refused(
+        cli("evaluate", "--data", str(tmp_path / "data"), "--out", str(out), "--quick"),
+        "BAD",
+        "no tumour",
+        "nothing was trained",
+    )
     assert not out.exists()

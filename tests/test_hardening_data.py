@@ -9,10 +9,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from dicom_utils import write_dicom_series
 from PIL import Image
 
 from monai_singanseg.data import CaseError, LoadCased, load_case, load_datalist, load_image
-from dicom_utils import write_dicom_series
 
 NAME = "TCGA-FG-6692"
 MODALITIES = ("flair", "t1", "t1ce", "t2")
@@ -27,7 +27,10 @@ def slab(brats_case_dir, tmp_path) -> Path:
 
 
 def _item(folder: Path) -> dict:
-    return {"image": [str(folder / f"{NAME}_{m}.nii.gz") for m in MODALITIES], "label": str(folder / f"{NAME}_seg.nii.gz")}
+    return {
+        "image": [str(folder / f"{NAME}_{m}.nii.gz") for m in MODALITIES],
+        "label": str(folder / f"{NAME}_seg.nii.gz"),
+    }
 
 
 def _four_d(slab: Path, out: Path) -> Path:
@@ -45,8 +48,11 @@ def test_4d_file_as_one_modality_is_refused_naming_file_and_shape(slab):
     four_d = _four_d(slab, slab / "stack.nii.gz")
     item = _item(slab)
     item["image"][1] = str(four_d)
-    with pytest.raises(CaseError, match=r"stack\.nii\.gz: a 4D file of shape \(240, 240, 8, 4\) \(4 channels\) is given as "
-                                        r"one of the case's 4 modality files"):
+    with pytest.raises(
+        CaseError,
+        match=r"stack\.nii\.gz: a 4D file of shape \(240, 240, 8, 4\) \(4 channels\) is given as "
+        r"one of the case's 4 modality files",
+    ):
         load_case(item)
     with pytest.raises(CaseError, match=r"stack\.nii\.gz: a 4D file"):
         LoadCased(("image", "label"))(item)
@@ -62,7 +68,7 @@ def test_a_single_4d_file_alone_is_still_the_whole_image(slab):
     assert d["image"].shape == (4, 240, 240, 8)
 
 
-# 1b: a truncated/corrupt or missing file inside a DICOM series ---------------------------------------------------------
+# 1b: a truncated/corrupt or missing file inside a DICOM series
 
 
 @pytest.fixture()
@@ -89,8 +95,11 @@ def test_truncated_file_in_a_dicom_series_is_refused_naming_folder_and_file(seri
 def test_missing_slice_in_a_dicom_series_is_refused(series):
     folder = series[0].parent
     series[3].unlink()  # the 4th slice (file names are shuffled, the list is in slice order)
-    with pytest.raises(CaseError, match=rf"{folder}: DICOM slices are not evenly spaced: {series[2].name} and "
-                                        rf"{series[4].name} are 2 mm apart, the other slices 1 mm"):
+    with pytest.raises(
+        CaseError,
+        match=rf"{folder}: DICOM slices are not evenly spaced: {series[2].name} and "
+        rf"{series[4].name} are 2 mm apart, the other slices 1 mm",
+    ):
         load_image(folder)
 
 
@@ -113,8 +122,13 @@ def test_load_datalist_resolves_relative_paths_and_keeps_names(slab):
     (slab / NAME).mkdir()  # a folder named like the case: MONAI would turn "name" into its path
     dl = _write(slab / "datalist.json", {"description": "x", "training": [entry]})
     entries = load_datalist(dl)
-    assert entries == [{"image": [str(slab / f"{NAME}_{m}.nii.gz") for m in MODALITIES],
-                        "label": str(slab / f"{NAME}_seg.nii.gz"), "name": NAME}]
+    assert entries == [
+        {
+            "image": [str(slab / f"{NAME}_{m}.nii.gz") for m in MODALITIES],
+            "label": str(slab / f"{NAME}_seg.nii.gz"),
+            "name": NAME,
+        }
+    ]
     assert load_case(entries[0])["image"].shape == (4, 240, 240, 8)
     test_list = _write(slab / "test.json", {"test": [f"{NAME}_flair.nii.gz"]})
     assert load_datalist(test_list, key="test", require_label=False) == [{"image": str(slab / f"{NAME}_flair.nii.gz")}]
@@ -123,15 +137,24 @@ def test_load_datalist_resolves_relative_paths_and_keeps_names(slab):
 @pytest.mark.parametrize(
     "payload, message",
     [
-        ('{"training": [{"image": "a.nii.gz",}]}', r"datalist is not valid JSON \(line 1, column 36: Expecting property name"),
+        (
+            '{"training": [{"image": "a.nii.gz",}]}',
+            r"datalist is not valid JSON \(line 1, column 36: Expecting property name",
+        ),
         ("[]", r"datalist must be a JSON object with a 'training' list, not a JSON list"),
         ({"validation": []}, r"datalist has no 'training' list \(its keys: \['validation'\]\)"),
         ({"training": []}, r"datalist's 'training' must be a non-empty list of entries, found an empty list"),
-        ({"training": ["a.nii.gz"]}, r"entry training\[0\] must be an object with 'image' and 'label', found a JSON str"),
+        (
+            {"training": ["a.nii.gz"]},
+            r"entry training\[0\] must be an object with 'image' and 'label', found a JSON str",
+        ),
         ({"training": [{"label": "seg.nii.gz", "name": "c1"}]}, r"entry training\[0\] \('c1'\) has no 'image'"),
         ({"training": [{"image": "", "label": "seg.nii.gz"}]}, r"entry training\[0\] has no 'image'"),
         ({"training": [{"image": "img.nii.gz"}]}, r"entry training\[0\] has no 'label' \(a label file path\)"),
-        ({"training": [{"image": "img.nii.gz", "label": ["a", "b"]}]}, r"entry training\[0\]: 'label' must be one file path, found \[\"a\", \"b\"\]"),
+        (
+            {"training": [{"image": "img.nii.gz", "label": ["a", "b"]}]},
+            r"entry training\[0\]: 'label' must be one file path, found \[\"a\", \"b\"\]",
+        ),
     ],
 )
 def test_malformed_datalists_name_the_file_and_the_entry(tmp_path, payload, message):
@@ -150,7 +173,9 @@ def test_datalist_pointing_to_missing_files(slab, tmp_path):
         {"image": [f"{NAME}_flair.nii.gz", "gone_t1.nii.gz"], "label": f"{NAME}_seg.nii.gz", "name": "broken"},
     ]
     dl = _write(slab / "dl.json", {"training": entries})
-    with pytest.raises(CaseError, match=rf"dl\.json: entry training\[1\] \('broken'\): image file {slab / 'gone_t1.nii.gz'} not found"):
+    with pytest.raises(
+        CaseError, match=rf"dl\.json: entry training\[1\] \('broken'\): image file {slab / 'gone_t1.nii.gz'} not found"
+    ):
         load_datalist(dl)
     entries[1] = {"image": f"{NAME}_flair.nii.gz", "label": "gone_seg.nii.gz"}
     _write(dl, {"training": entries})
@@ -169,15 +194,21 @@ def test_datalist_pointing_to_missing_files(slab, tmp_path):
 def test_degenerate_volume_is_refused_naming_file_shape_and_minimum(tmp_path):
     line = tmp_path / "line_flair.nii.gz"
     nib.save(nib.Nifti1Image(np.arange(10000, dtype=np.int16).reshape(1, 1, 10000), np.eye(4)), str(line))
-    with pytest.raises(CaseError, match=r"line_flair\.nii\.gz: image of shape \(1, 1, 10000\) is too small: its in-plane "
-                                        r"\(axial slice\) size is 1 x 1 voxels, at least 8 x 8 is needed"):
+    with pytest.raises(
+        CaseError,
+        match=r"line_flair\.nii\.gz: image of shape \(1, 1, 10000\) is too small: its in-plane "
+        r"\(axial slice\) size is 1 x 1 voxels, at least 8 x 8 is needed",
+    ):
         load_image(line)
     with pytest.raises(CaseError, match=r"line_flair\.nii\.gz: image of shape"):
         load_case({"image": str(line)})
     thin = tmp_path / "thin_seg.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((240, 5, 20), np.uint8), np.eye(4)), str(thin))
-    with pytest.raises(CaseError, match=r"thin_seg\.nii\.gz: label of shape \(240, 5, 20\) is too small: its in-plane "
-                                        r"\(axial slice\) size is 240 x 5 voxels"):
+    with pytest.raises(
+        CaseError,
+        match=r"thin_seg\.nii\.gz: label of shape \(240, 5, 20\) is too small: its in-plane "
+        r"\(axial slice\) size is 240 x 5 voxels",
+    ):
         load_image(thin, what="label")
     small = tmp_path / "small.png"
     Image.fromarray(np.zeros((4, 100, 3), np.uint8)).save(small)

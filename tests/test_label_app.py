@@ -47,7 +47,10 @@ def server(tmp_path_factory) -> Server:
     studies = root / "studies"
     made = subprocess.run(
         [sys.executable, "-m", "monai_singanseg", "label-datastore", "--out", str(studies), "--demo", "--quiet"],
-        capture_output=True, text=True, encoding="utf-8", timeout=300,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=300,
     )
     assert made.returncode == 0, made.stderr
     shutil.copyfile(studies / f"{DEMO}.nii.gz", studies / f"{COPY}.nii.gz")
@@ -87,7 +90,10 @@ def test_infer_singanseg_adds_a_synthetic_labelled_image_in_the_source_geometry(
     assert (_sha(user_label), _sha(user_image)) == before  # the user's files are untouched
 
     new_id = f"{DEMO}_singanseg_0"  # no seed given: the first free one
-    image_file, label_file = server.studies / f"{new_id}.nii.gz", server.studies / "labels" / "final" / f"{new_id}.nii.gz"
+    image_file, label_file = (
+        server.studies / f"{new_id}.nii.gz",
+        server.studies / "labels" / "final" / f"{new_id}.nii.gz",
+    )
     synthetic = nib.load(str(image_file))
     assert synthetic.shape == source.shape and np.allclose(synthetic.affine, source.affine)
     assert np.array_equal(np.asanyarray(nib.load(str(label_file)).dataobj), values)
@@ -98,13 +104,18 @@ def test_infer_singanseg_adds_a_synthetic_labelled_image_in_the_source_geometry(
     assert "final" in listing["objects"][new_id]["labels"]
     assert listing["objects"][new_id]["image"]["info"]["singanseg_source"] == DEMO
 
-    again = requests.post(f"{server.url}/infer/singanseg", params={"image": DEMO, "output": "json"},
-                          data={"params": json.dumps({"seed": 7})}, timeout=300)
+    again = requests.post(
+        f"{server.url}/infer/singanseg",
+        params={"image": DEMO, "output": "json"},
+        data={"params": json.dumps({"seed": 7})},
+        timeout=300,
+    )
     assert again.status_code == 200, again.text
     result = again.json()
     assert result["synthetic_image"] == f"{DEMO}_singanseg_7" and result["model_trained_now"] is False
-    taken = requests.post(f"{server.url}/infer/singanseg", params={"image": DEMO},
-                          data={"params": json.dumps({"seed": 7})}, timeout=300)
+    taken = requests.post(
+        f"{server.url}/infer/singanseg", params={"image": DEMO}, data={"params": json.dumps({"seed": 7})}, timeout=300
+    )
     assert taken.status_code == 409 and "already exists" in taken.json()["detail"]
     assert (_sha(user_label), _sha(user_image)) == before
 
@@ -112,21 +123,35 @@ def test_infer_singanseg_adds_a_synthetic_labelled_image_in_the_source_geometry(
 def test_infer_singanseg_style_option_changes_the_image_never_the_label(server):
     from monai_singanseg.label.synthesis import singanseg_volume
 
-    r = requests.post(f"{server.url}/infer/singanseg", params={"image": DEMO, "output": "json"},
-                      data={"params": json.dumps({"seed": 21, "style": "histogram+random", "style_steps": 3})}, timeout=300)
+    r = requests.post(
+        f"{server.url}/infer/singanseg",
+        params={"image": DEMO, "output": "json"},
+        data={"params": json.dumps({"seed": 21, "style": "histogram+random", "style_steps": 3})},
+        timeout=300,
+    )
     assert r.status_code == 200, r.text
     result = r.json()
     assert result["style"] == "histogram+random"
     new_id = f"{DEMO}_singanseg_21"
     styled_image = np.asanyarray(nib.load(str(server.studies / f"{new_id}.nii.gz")).dataobj)
     styled_label = np.asanyarray(nib.load(str(server.studies / "labels" / "final" / f"{new_id}.nii.gz")).dataobj)
-    plain = singanseg_volume(result["singanseg_model"], server.studies / f"{DEMO}.nii.gz",
-                             server.studies / "labels" / "final" / f"{DEMO}.nii.gz", (0, 1, 2, 4), seed=21, device="cpu")
+    plain = singanseg_volume(
+        result["singanseg_model"],
+        server.studies / f"{DEMO}.nii.gz",
+        server.studies / "labels" / "final" / f"{DEMO}.nii.gz",
+        (0, 1, 2, 4),
+        seed=21,
+        device="cpu",
+    )
     assert np.array_equal(styled_label, plain.label[0])  # same sample, same label
     k = result["slice_index"]
     assert not np.array_equal(styled_image[..., k, :], np.moveaxis(plain.image, 0, -1)[..., k, :])
-    bad = requests.post(f"{server.url}/infer/singanseg", params={"image": DEMO},
-                        data={"params": json.dumps({"seed": 22, "style": "vgg19"})}, timeout=60)
+    bad = requests.post(
+        f"{server.url}/infer/singanseg",
+        params={"image": DEMO},
+        data={"params": json.dumps({"seed": 22, "style": "vgg19"})},
+        timeout=60,
+    )
     assert bad.status_code == 422 and "style" in bad.json()["detail"]
 
 
@@ -134,8 +159,12 @@ def test_infer_pix2pix_renders_a_whole_synthetic_volume_for_a_deformed_label(ser
     source = nib.load(str(server.studies / f"{DEMO}.nii.gz"))
     user_label = server.studies / "labels" / "final" / f"{DEMO}.nii.gz"
     before = _sha(user_label)
-    r = requests.post(f"{server.url}/infer/pix2pix", params={"image": DEMO, "output": "image"},
-                      data={"params": json.dumps({"seed": 3})}, timeout=300)
+    r = requests.post(
+        f"{server.url}/infer/pix2pix",
+        params={"image": DEMO, "output": "image"},
+        data={"params": json.dumps({"seed": 3})},
+        timeout=300,
+    )
     assert r.status_code == 200, r.text
     answer = tmp_path / "pix2pix.nii.gz"
     answer.write_bytes(r.content)
@@ -159,27 +188,46 @@ def test_infer_for_an_unknown_or_unlabelled_image_is_a_clean_client_error(server
     unlabelled = requests.post(f"{server.url}/infer/singanseg", params={"image": UNLABELLED}, timeout=60)
     assert unlabelled.status_code == 422
     assert "has no final label" in unlabelled.json()["detail"]
-    bad = requests.post(f"{server.url}/infer/singanseg", params={"image": DEMO},
-                        data={"params": json.dumps({"start_scale": 99})}, timeout=300)
+    bad = requests.post(
+        f"{server.url}/infer/singanseg",
+        params={"image": DEMO},
+        data={"params": json.dumps({"start_scale": 99})},
+        timeout=300,
+    )
     assert bad.status_code == 422 and "start_scale" in bad.json()["detail"]
 
 
 def test_huge_or_coerced_parameters_are_refused_at_once_and_the_server_stays_up(server):
     """A request for a billion style steps once blocked every endpoint until SIGKILL; numbers are bounded now."""
     start = time.monotonic()
-    huge = requests.post(f"{server.url}/infer/singanseg", params={"image": DEMO},
-                         data={"params": json.dumps({"style": "random", "style_steps": 1000000000})}, timeout=60)
+    huge = requests.post(
+        f"{server.url}/infer/singanseg",
+        params={"image": DEMO},
+        data={"params": json.dumps({"style": "random", "style_steps": 1000000000})},
+        timeout=60,
+    )
     assert huge.status_code == 422 and "style_steps" in huge.json()["detail"] and "[0, 500]" in huge.json()["detail"]
     assert requests.get(f"{server.url}/info/", timeout=10).status_code == 200
     assert time.monotonic() - start < 30
-    for params in ({"seed": -5}, {"seed": 1.5}, {"seed": True}, {"seed": "true"}, {"threshold": "nan"}, {"threshold": 2},
-                   {"min_component": -1}, {"deform": 7}):
+    for params in (
+        {"seed": -5},
+        {"seed": 1.5},
+        {"seed": True},
+        {"seed": "true"},
+        {"threshold": "nan"},
+        {"threshold": 2},
+        {"min_component": -1},
+        {"deform": 7},
+    ):
         model = "pix2pix" if "deform" in params else "singanseg"
-        res = requests.post(f"{server.url}/infer/{model}", params={"image": DEMO}, data={"params": json.dumps(params)},
-                            timeout=60)
+        res = requests.post(
+            f"{server.url}/infer/{model}", params={"image": DEMO}, data={"params": json.dumps(params)}, timeout=60
+        )
         name = next(iter(params))
         assert res.status_code == 422 and f"parameter {name}=" in res.json()["detail"], (params, res.text[:300])
-    assert not any(p.name.endswith(".nii.gz") and "_singanseg_" in p.name and "-5" in p.name for p in server.studies.iterdir())
+    assert not any(
+        p.name.endswith(".nii.gz") and "_singanseg_" in p.name and "-5" in p.name for p in server.studies.iterdir()
+    )
 
 
 def test_train_task_trains_every_labelled_image_and_reports_progress(server):

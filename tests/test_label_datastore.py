@@ -76,8 +76,11 @@ def test_label_serve_rejects_a_missing_datastore_and_unknown_settings(tmp_path):
 
 
 def test_app_options_parse_conf_strings(tmp_path):
-    o = app_options({"singanseg_iters": "7", "singanseg_max_size": "64", "label_values": "0,1", "other_app_key": "x"},
-                    str(tmp_path), "/app")
+    o = app_options(
+        {"singanseg_iters": "7", "singanseg_max_size": "64", "label_values": "0,1", "other_app_key": "x"},
+        str(tmp_path),
+        "/app",
+    )
     assert o.settings.iters == 7 and o.settings.coarsest_iters == 21
     assert o.max_size == 64 and o.label_values == (0, 1)
     assert o.model_dir == tmp_path / "singanseg_models"
@@ -125,7 +128,8 @@ def test_model_cache_trains_once_and_retrains_when_the_label_is_edited(tmp_path)
     entry = write_datastore(tmp_path / "ds", [demo_case()], progress=False)[0]
     options = app_options(
         {"singanseg_iters": "2", "singanseg_max_size": "32", "singanseg_min_size": "8", "singanseg_stages": "2"},
-        str(tmp_path / "ds"), "/app",
+        str(tmp_path / "ds"),
+        "/app",
     )
     cache = SinGANSegModelCache(options)
     first, trained = cache.ensure(DEMO, entry["image"], entry["label"])
@@ -146,8 +150,13 @@ def test_singanseg_volume_conf_trains_a_3d_model_whose_sample_is_a_whole_volume_
     from monai_singanseg.label.synthesis import singanseg_volume
 
     entries = write_datastore(tmp_path / "ds", [brats_item], progress=False)  # the whole real case (the demo is a slab)
-    conf = {"singanseg_volume": "true", "singanseg_iters": "2", "singanseg_max_size": "20", "singanseg_min_size": "8",
-            "singanseg_stages": "2"}  # fmt: skip
+    conf = {
+        "singanseg_volume": "true",
+        "singanseg_iters": "2",
+        "singanseg_max_size": "20",
+        "singanseg_min_size": "8",
+        "singanseg_stages": "2",
+    }
     options = app_options(conf, str(tmp_path / "ds"), "/app")
     assert options.volume and options.settings.base_features == 16  # the 3D defaults where --conf says nothing
     assert app_options({"singanseg_volume": "true"}, str(tmp_path / "ds"), "/app").max_size == 48
@@ -156,7 +165,9 @@ def test_singanseg_volume_conf_trains_a_3d_model_whose_sample_is_a_whole_volume_
     entry = entries[0]
     model, trained = SinGANSegModelCache(options).ensure(DEMO, entry["image"], entry["label"])
     assert trained
-    slice_options = app_options({k: v for k, v in conf.items() if k != "singanseg_volume"}, str(tmp_path / "ds"), "/app")
+    slice_options = app_options(
+        {k: v for k, v in conf.items() if k != "singanseg_volume"}, str(tmp_path / "ds"), "/app"
+    )
     assert SinGANSegModelCache(slice_options).model_path(DEMO, entry["image"], entry["label"]) != model  # other key
     volume = singanseg_volume(model, entry["image"], entry["label"], options.label_values, seed=3, device="cpu")
     source = load_case({"image": entry["image"], "label": entry["label"]})

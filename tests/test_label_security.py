@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import pytest
-
 import jwt
+import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -37,16 +36,28 @@ def _snapshot(root: Path) -> dict[str, str]:
     """Every file of the datastore (but MONAI Label's own bookkeeping) and its hash."""
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*")) if p.is_file() and not p.name.startswith(".") and p.name != "datastore_v2.json"
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.name.startswith(".") and p.name != "datastore_v2.json"
     }
 
 
 # --- label-serve's warning (no server is started: subprocess.call is replaced) -----------------------------------
 
 
-@pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("127.1.2.3", True), ("::1", True), ("[::1]", True),
-                                            ("localhost", True), ("0.0.0.0", False), ("::", False),
-                                            ("192.168.1.10", False), ("myhost.example", False)])
+@pytest.mark.parametrize(
+    "host, loopback",
+    [
+        ("127.0.0.1", True),
+        ("127.1.2.3", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.168.1.10", False),
+        ("myhost.example", False),
+    ],
+)
 def test_is_loopback(host, loopback):
     assert is_loopback(host) is loopback
 
@@ -55,7 +66,9 @@ def test_exposure_warning_only_beyond_loopback_without_auth():
     assert exposure_warning("127.0.0.1", 8000, auth=False) is None
     assert exposure_warning("0.0.0.0", 8000, auth=True) is None
     warning = exposure_warning("0.0.0.0", 8123, auth=False)
-    assert warning.startswith("warning: --host 0.0.0.0 is not a loopback address and MONAI Label's authentication is off")
+    assert warning.startswith(
+        "warning: --host 0.0.0.0 is not a loopback address and MONAI Label's authentication is off"
+    )
     assert "port 8123" in warning and "MONAI_LABEL_AUTH_ENABLE=true" in warning
 
 
@@ -97,8 +110,10 @@ def test_label_serve_bad_port_and_bad_auth_setting_are_clear_errors(fake_call, t
     monkeypatch.delenv("MONAI_LABEL_AUTH_ENABLE")
     monkeypatch.setenv("MONAI_LABEL_CORS_ORIGINS", '["http://127.0.0.1:8000"]')
     assert cli_main(["label-serve", "--studies", studies]) == 1
-    assert "error: MONAI_LABEL_CORS_ORIGINS is set, and this MONAI Label version's start_server cannot start with it" in (
-        capsys.readouterr().err)
+    assert (
+        "error: MONAI_LABEL_CORS_ORIGINS is set, and this MONAI Label version's start_server cannot start with it"
+        in (capsys.readouterr().err)
+    )
     assert fake_call == []  # nothing started
 
 
@@ -110,7 +125,9 @@ class _Realm:
 
     def __init__(self) -> None:
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        der = self.key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        der = self.key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
         body = json.dumps({"realm": "monailabel", "public_key": base64.b64encode(der).decode()}).encode()
 
         class Handler(BaseHTTPRequestHandler):
@@ -129,8 +146,13 @@ class _Realm:
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def token(self, *roles: str, key=None, expires_in: float = 600) -> str:
-        payload = {"preferred_username": "tester", "email": "t@example.org", "name": "Tester",
-                   "realm_access": {"roles": [ROLES[r] for r in roles]}, "exp": int(time.time() + expires_in)}
+        payload = {
+            "preferred_username": "tester",
+            "email": "t@example.org",
+            "name": "Tester",
+            "realm_access": {"roles": [ROLES[r] for r in roles]},
+            "exp": int(time.time() + expires_in),
+        }
         return jwt.encode(payload, key or self.key, algorithm="RS256")
 
     def close(self) -> None:
@@ -172,8 +194,13 @@ def server(tmp_path_factory) -> Server:
 
 def _put_label(server: Server, image: str, headers: dict[str, str] | None = None) -> requests.Response:
     label = (server.studies / "labels" / "final" / f"{DEMO}.nii.gz").read_bytes()
-    return requests.put(f"{server.url}/datastore/label", params={"image": image, "tag": "final"},
-                        files={"label": ("label.nii.gz", label, "application/gzip")}, headers=headers or {}, timeout=30)
+    return requests.put(
+        f"{server.url}/datastore/label",
+        params={"image": image, "tag": "final"},
+        files={"label": ("label.nii.gz", label, "application/gzip")},
+        headers=headers or {},
+        timeout=30,
+    )
 
 
 def test_auth_is_reported_on(server):
@@ -197,10 +224,16 @@ def test_unauthenticated_label_upload_is_refused_and_nothing_is_written(server):
         for what, (headers, status) in attempts.items():
             r = _put_label(server, target, headers)
             assert r.status_code == status, (what, r.status_code, r.text)
-    r = requests.put(f"{server.url}/datastore/image", params={"image": "intruder"},
-                     files={"file": ("intruder.nii.gz", b"x" * 100, "application/gzip")}, timeout=30)
+    r = requests.put(
+        f"{server.url}/datastore/image",
+        params={"image": "intruder"},
+        files={"file": ("intruder.nii.gz", b"x" * 100, "application/gzip")},
+        timeout=30,
+    )
     assert r.status_code == 401
-    r = requests.delete(f"{server.url}/datastore/image", params={"id": DEMO}, headers=server.headers("annotator"), timeout=30)
+    r = requests.delete(
+        f"{server.url}/datastore/image", params={"id": DEMO}, headers=server.headers("annotator"), timeout=30
+    )
     assert r.status_code == 403  # deleting needs the admin role
     assert requests.post(f"{server.url}/infer/singanseg", params={"image": DEMO}, timeout=30).status_code == 401
     assert requests.post(f"{server.url}/train/singanseg", json={}, timeout=30).status_code == 401
@@ -218,19 +251,31 @@ def test_unauthenticated_label_upload_is_refused_and_nothing_is_written(server):
     [
         ("singanseg", {}, None, 422, "missing 'image': give a datastore image id, POST /infer/singanseg?image=<id>"),
         ("singanseg", {"image": ""}, None, 422, "missing 'image'"),
-        ("singanseg", {"image": DEMO}, {"params": "{seed: 7"}, 422,
-         "form field 'params' is not valid JSON (line 1, column 2: Expecting property name enclosed in double quotes); "
-         "give a JSON object, e.g. params={\"seed\": 7}"),
-        ("singanseg", {"image": DEMO}, {"params": "[7]"}, 422,
-         "form field 'params' must be a JSON object, e.g. params={\"seed\": 7}, not a JSON list"),
-        ("no-such-model", {"image": DEMO}, None, 404,
-         "model 'no-such-model' is not served by this app; its models: "),
+        (
+            "singanseg",
+            {"image": DEMO},
+            {"params": "{seed: 7"},
+            422,
+            "form field 'params' is not valid JSON (line 1, column 2: Expecting property name enclosed in double "
+            "quotes); "
+            'give a JSON object, e.g. params={"seed": 7}',
+        ),
+        (
+            "singanseg",
+            {"image": DEMO},
+            {"params": "[7]"},
+            422,
+            "form field 'params' must be a JSON object, e.g. params={\"seed\": 7}, not a JSON list",
+        ),
+        ("no-such-model", {"image": DEMO}, None, 404, "model 'no-such-model' is not served by this app; its models: "),
         ("no-such-model", {}, None, 404, "is not served by this app"),
     ],
 )
 def test_bad_infer_requests_are_client_errors(server, model, params, data, status, detail):
     before = _snapshot(server.studies)
-    r = requests.post(f"{server.url}/infer/{model}", params=params, data=data, headers=server.headers("user"), timeout=60)
+    r = requests.post(
+        f"{server.url}/infer/{model}", params=params, data=data, headers=server.headers("user"), timeout=60
+    )
     assert r.status_code == status, r.text
     assert detail in r.json()["detail"]
     assert _snapshot(server.studies) == before

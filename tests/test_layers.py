@@ -28,9 +28,15 @@ LAYERS = {
 
 #: steps of the synthesis pipelines: constructed only by the synthesis builders (and defined in their own modules).
 SYNTHESIS_STEPS = {
-    "SinGANSegSampled", "StyleTransferd", "Pix2PixRenderd", "RandDeformConditiond", "ConditionInputsd",
-    "SaveBratsCased", "SaveImageMaskPngd", "IntensityFromTanhRanged",
-}  # fmt: skip
+    "SinGANSegSampled",
+    "StyleTransferd",
+    "Pix2PixRenderd",
+    "RandDeformConditiond",
+    "ConditionInputsd",
+    "SaveBratsCased",
+    "SaveImageMaskPngd",
+    "IntensityFromTanhRanged",
+}
 
 
 def _layer_of(module: Path) -> str:
@@ -57,7 +63,9 @@ MODULES = sorted(PACKAGE.rglob("*.py"))
 
 
 def test_every_top_level_module_has_a_layer():
-    tops = {p.name.removesuffix(".py") for p in PACKAGE.iterdir() if (p.suffix == ".py" or (p / "__init__.py").exists())}
+    tops = {
+        p.name.removesuffix(".py") for p in PACKAGE.iterdir() if (p.suffix == ".py" or (p / "__init__.py").exists())
+    }
     assert tops - {"__init__"} <= set(LAYERS), f"assign a layer to {sorted(tops - {'__init__'} - set(LAYERS))}"
 
 
@@ -68,9 +76,10 @@ def test_imports_point_down(module):
         return
     tree = ast.parse(module.read_text(encoding="utf-8"))
     upward = [
-        f"line {line}: imports {layer} (layer {LAYERS[layer]})" for line, layer in _imported_layers(tree)
+        f"line {line}: imports {layer} (layer {LAYERS[layer]})"
+        for line, layer in _imported_layers(tree)
         if layer in LAYERS and LAYERS[layer] > LAYERS[own]
-    ]  # fmt: skip
+    ]
     assert not upward, f"{module.relative_to(PACKAGE)} (layer {own}={LAYERS[own]}) imports a higher layer: {upward}"
 
 
@@ -94,5 +103,5 @@ def test_only_the_synthesis_builders_compose_synthesis_steps():
                     offenders.append(f"{module.relative_to(PACKAGE)}:{node.lineno} builds {name}")
     for config in BUNDLES.rglob("configs/*.json"):
         text = json.dumps(json.loads(config.read_text(encoding="utf-8")))
-        offenders += [f"{config.relative_to(BUNDLES)} lists {step}" for step in SYNTHESIS_STEPS if f".{step}\"" in text]
+        offenders += [f"{config.relative_to(BUNDLES)} lists {step}" for step in SYNTHESIS_STEPS if f'.{step}"' in text]
     assert not offenders, offenders

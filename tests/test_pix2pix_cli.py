@@ -22,7 +22,12 @@ DEMO_LABEL = Path(demo_case()["label"])
 def _run(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "monai_singanseg", *args], capture_output=True, text=True, encoding="utf-8", timeout=300, env=env
+        [sys.executable, "-m", "monai_singanseg", *args],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=300,
+        env=env,
     )
 
 
@@ -40,7 +45,9 @@ def model(tmp_path_factory) -> Path:
 
 def test_render_writes_brats_case_datalist_and_preview(model, tmp_path):
     out = tmp_path / "render"
-    res = _run("render", "--model", str(model), "--label", str(DEMO_LABEL), "--out", str(out), "--deform", "1", "--seed", "3")
+    res = _run(
+        "render", "--model", str(model), "--label", str(DEMO_LABEL), "--out", str(out), "--deform", "1", "--seed", "3"
+    )
     assert res.returncode == 0, res.stderr
     entries = load_decathlon_datalist(str(out / "datalist.json"), data_list_key="training", base_dir=str(out))
     assert len(entries) == 1 and entries[0]["name"] == "TCGA-FG-6692_p2p_def000"
@@ -58,7 +65,22 @@ def test_render_writes_brats_case_datalist_and_preview(model, tmp_path):
     assert Image.open(out / "preview.png").size[0] > 4 * 32
     # same seed -> same files
     out2 = tmp_path / "render2"
-    assert _run("render", "--model", str(model), "--label", str(DEMO_LABEL), "--out", str(out2), "--deform", "1", "--seed", "3").returncode == 0
+    assert (
+        _run(
+            "render",
+            "--model",
+            str(model),
+            "--label",
+            str(DEMO_LABEL),
+            "--out",
+            str(out2),
+            "--deform",
+            "1",
+            "--seed",
+            "3",
+        ).returncode
+        == 0
+    )
     for name in ("flair", "seg"):
         f1, f2 = out / f"TCGA-FG-6692_p2p_def000_{name}.nii.gz", out2 / f"TCGA-FG-6692_p2p_def000_{name}.nii.gz"
         assert np.array_equal(np.asarray(nib.load(str(f1)).dataobj), np.asarray(nib.load(str(f2)).dataobj))
@@ -79,7 +101,10 @@ def test_render_bad_inputs_write_nothing(model, tmp_path):
     empty_mask = tmp_path / "empty_mask.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros(arr.shape, np.uint8), src.affine), str(empty_mask))
     cases = [
-        (["--label", str(bad_values), "--brain-mask", str(DEMO_DIR / "TCGA-FG-6692_t1.nii.gz")], "outside the expected set"),
+        (
+            ["--label", str(bad_values), "--brain-mask", str(DEMO_DIR / "TCGA-FG-6692_t1.nii.gz")],
+            "outside the expected set",
+        ),
         (["--label", str(DEMO_LABEL), "--brain-mask", str(small_mask)], "shape"),
         (["--label", str(DEMO_LABEL), "--brain-mask", str(empty_mask)], "empty"),
     ]

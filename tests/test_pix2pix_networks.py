@@ -96,7 +96,7 @@ def test_multiscale_critic_judges_pooled_pairs_and_reads_single_critic_weights()
     assert fine[0].shape[-1] == 2 * coarse[0].shape[-1]
     # a model file written before the multi-scale critic kept one PatchDiscriminator under "net."
     single = Pix2PixCritic(2, condition_channels=5, image_channels=4, channels=8)
-    old_state = {"net." + k[len("critics.0."):]: v for k, v in single.state_dict().items()}
+    old_state = {"net." + k[len("critics.0.") :]: v for k, v in single.state_dict().items()}
     fresh = Pix2PixCritic(2, condition_channels=5, image_channels=4, channels=8)
     fresh.load_state_dict(old_state)
     x = (torch.rand(1, 5, 64, 64), torch.rand(1, 4, 64, 64))
@@ -178,7 +178,9 @@ def test_tumour_transplant_into_other_case_brain(demo, brats_item, shared_data):
 
 
 def test_rand3delastic_variant_keeps_labels_inside_brain(demo):
-    cond = BuildCondition(4)(demo["label"], demo["brain"])[:, ::2, ::2, :]  # MONAI's Rand3DElastic is slow: keep it small
+    cond = BuildCondition(4)(demo["label"], demo["brain"])[
+        :, ::2, ::2, :
+    ]  # MONAI's Rand3DElastic is slow: keep it small
     out = RandDeformCondition(3, elastic="gaussian").set_random_state(0)(cond)
     assert out.shape == cond.shape and not torch.equal(out, cond)
     assert not ((out[1:].amax(0) > 0.5) & (out[0] < 0.5)).any()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 from ignite.engine import Events
@@ -12,22 +11,30 @@ from monai.handlers import IgniteMetricHandler, MeanAbsoluteError, StatsHandler,
 from monai.metrics import SSIMMetric
 
 from monai_singanseg.data import brats_datalist, demo_case, load_image
-from monai_singanseg.engines.pix2pix import Pix2PixSettings, pix2pix_networks, pix2pix_trainer, resume_settings, train_pix2pix
+from monai_singanseg.engines.pix2pix import (
+    Pix2PixSettings,
+    pix2pix_networks,
+    pix2pix_trainer,
+    resume_settings,
+    train_pix2pix,
+)
 from monai_singanseg.engines.pix2pix_trainer import PairsToDevice, validation_loader
 from monai_singanseg.inferers import Pix2PixRender, Pix2PixRenderd
-from monai_singanseg.networks import Pix2PixCritic
 from monai_singanseg.io import ModelFileError, OutputExistsError, load_model_file
+from monai_singanseg.networks import Pix2PixCritic
+from monai_singanseg.synthesis import Pix2PixTrainingSet, pix2pix_training_slices
 from monai_singanseg.transforms.condition import ConditionError, TissueClasses
 from monai_singanseg.transforms.intensity import foreground_mask
 from monai_singanseg.transforms.labels import LabelValueError
-from monai_singanseg.synthesis import Pix2PixTrainingSet, pix2pix_training_slices
 
 TINY = {"size": 32, "batch_size": 8, "generator_channels": 8, "critic_channels": 8, "seed": 7}
 
 
 def _train(path, settings, **kwargs):
     """The demo case through the product's prepare step, then the trainer (as the CLI and the bundle do)."""
-    return train_pix2pix(pix2pix_training_slices([demo_case()], settings, progress=False), path, settings, progress=False, **kwargs)
+    return train_pix2pix(
+        pix2pix_training_slices([demo_case()], settings, progress=False), path, settings, progress=False, **kwargs
+    )
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +149,7 @@ def test_model_files_from_before_the_fidelity_work_render_and_resume(tmp_path, d
         del payload["config"][key]
     for key in legacy:
         del payload["config"]["settings"][key]
-    payload["state"]["critic"] = {"net." + k[len("critics.0."):]: v for k, v in payload["state"]["critic"].items()}
+    payload["state"]["critic"] = {"net." + k[len("critics.0.") :]: v for k, v in payload["state"]["critic"].items()}
     old = tmp_path / "old.pt"
     torch.save(payload, old)
     config = load_model_file(old).config
@@ -151,7 +158,11 @@ def test_model_files_from_before_the_fidelity_work_render_and_resume(tmp_path, d
     assert torch.equal(Pix2PixRender(old)(label, brain), Pix2PixRender(path)(label, brain))
     settings = resume_settings(old, Pix2PixSettings(epochs=2, **TINY))
     assert (settings.upsample, settings.context_slices, settings.critic_scales, settings.feature_matching_weight) == (
-        "transposed", 0, 1, 0.0)  # fmt: skip
+        "transposed",
+        0,
+        1,
+        0.0,
+    )
     resumed = _train(old, settings, resume=True)
     assert resumed["epochs_done"] == 2
 
@@ -168,7 +179,10 @@ def test_default_model_is_2_5d_with_resize_decoder_and_multiscale_critic(tmp_pat
     flat = Pix2PixSettings(epochs=1, size=64, context_slices=0)
     with pytest.raises(ValueError, match="context_slices=0 needs 4"):
         train_pix2pix(data, tmp_path / "flat.pt", flat, progress=False)
-    small = _train(tmp_path / "small.pt", Pix2PixSettings(epochs=1, size=32, critic_scales=3, generator_channels=8, critic_channels=8))
+    small = _train(
+        tmp_path / "small.pt",
+        Pix2PixSettings(epochs=1, size=32, critic_scales=3, generator_channels=8, critic_channels=8),
+    )
     assert load_model_file(small["path"]).config.critic_scales == 1  # 32 pixels leave room for one critic only
     with pytest.raises(ValueError, match="critic scales 2 need a working size of at least 64"):
         Pix2PixCritic(2, 4, 4, scales=2, size=32)
@@ -186,15 +200,24 @@ def test_monai_handlers_attach_and_validating_leaves_training_unchanged(trained,
     networks = pix2pix_networks(data, settings)
     metric_pair = from_engine(["pred", "label"])
     evaluator = SupervisedEvaluator(
-        device="cpu", val_data_loader=validation_loader(held_out, 8), network=networks.generator,
+        device="cpu",
+        val_data_loader=validation_loader(held_out, 8),
+        network=networks.generator,
         prepare_batch=PairsToDevice(),
         key_val_metric={"val_mae": MeanAbsoluteError(output_transform=metric_pair)},
-        additional_metrics={"val_ssim": IgniteMetricHandler(SSIMMetric(spatial_dims=2, data_range=2.0), output_transform=metric_pair)},
+        additional_metrics={
+            "val_ssim": IgniteMetricHandler(SSIMMetric(spatial_dims=2, data_range=2.0), output_transform=metric_pair)
+        },
     )
     epochs_seen = []
     evaluator.add_event_handler(Events.COMPLETED, lambda e: epochs_seen.append(dict(e.state.metrics)))
-    handlers = [ValidationHandler(interval=1, validator=evaluator, epoch_level=True), StatsHandler(iteration_log=False, name="t")]
-    trainer = pix2pix_trainer(data, tmp_path / "validated.pt", settings, networks=networks, train_handlers=handlers, progress=False)
+    handlers = [
+        ValidationHandler(interval=1, validator=evaluator, epoch_level=True),
+        StatsHandler(iteration_log=False, name="t"),
+    ]
+    trainer = pix2pix_trainer(
+        data, tmp_path / "validated.pt", settings, networks=networks, train_handlers=handlers, progress=False
+    )
     assert isinstance(trainer, AdversarialTrainer)
     trainer.run()
     assert len(epochs_seen) == 2 and len(held_out) > 20

@@ -64,9 +64,13 @@ def test_hd95_without_spacing_is_in_voxels():
 
 @pytest.mark.parametrize(
     "reference_empty, prediction_empty, dice, hd95",
-    [(True, True, 1.0, 0.0), (True, False, 0.0, EMPTY_HD95_PENALTY), (False, True, 0.0, EMPTY_HD95_PENALTY),
-     (False, False, 1.0, 0.0)],
-)  # fmt: skip
+    [
+        (True, True, 1.0, 0.0),
+        (True, False, 0.0, EMPTY_HD95_PENALTY),
+        (False, True, 0.0, EMPTY_HD95_PENALTY),
+        (False, False, 1.0, 0.0),
+    ],
+)
 def test_the_four_empty_combinations(reference_empty, prediction_empty, dice, hd95):
     empty, tumour = torch.zeros((1, 12, 12, 12), dtype=torch.long), _cube((12, 12, 12), (2, 2, 2), 6, ENHANCING)
     target = empty if reference_empty else tumour
@@ -156,8 +160,11 @@ def test_slices_pasted_back_rebuild_the_case(shared_data):
     from monai_singanseg.evaluation.volumes import case_slices, predict_case, score_case
 
     folder = shared_data / "brats2013" / "brats_2013_pat0001_1"
-    item = {"image": [str(folder / "Flair_subtrMeanDivStd.nii.gz"), str(folder / "T1c_subtrMeanDivStd.nii.gz")],
-            "label": str(folder / "OTMultiClass.nii.gz"), "name": "pat1"}  # fmt: skip
+    item = {
+        "image": [str(folder / "Flair_subtrMeanDivStd.nii.gz"), str(folder / "T1c_subtrMeanDivStd.nii.gz")],
+        "label": str(folder / "OTMultiClass.nii.gz"),
+        "name": "pat1",
+    }
     case = load_case(item, (0, 1, 2, 4), 3, {3: 1})
     cs = case_slices(case, 96)
     assert cs.images.shape[1:] == (2, 96, 96) and len(cs.indices) == cs.images.shape[0] == 132
@@ -211,7 +218,11 @@ def test_paired_difference():
 def test_interval_methods():
     iv = Interval(estimate=1.0, low=0.9, high=1.2, n=10)
     assert iv.excludes(0.8) and iv.excludes(1.3) and not iv.excludes(0.9) and not iv.excludes(1.0)
-    assert (iv.resolved_against(0.5), iv.resolved_against(1.5), iv.resolved_against(1.0)) == ("above", "below", "unresolved")
+    assert (iv.resolved_against(0.5), iv.resolved_against(1.5), iv.resolved_against(1.0)) == (
+        "above",
+        "below",
+        "unresolved",
+    )
 
 
 def test_statistics_reject_bad_input():
@@ -247,13 +258,15 @@ def test_headline_ratios_with_known_answers():
     real = [0.8, 0.7, 0.6, 0.9]
     wiggle = [0.1, -0.1, 0.1, -0.1]
     folds = [
-        {"runs": {
-            "real": {"runs": {str(s): run(real[2 * f + s]) for s in range(2)}},
-            "synthetic": {"runs": {str(s): run(real[2 * f + s] / 2) for s in range(2)}},
-            "real+synthetic": {"runs": {str(s): run(real[2 * f + s] + wiggle[2 * f + s]) for s in range(2)}},
-            "real1": {"runs": {str(s): run(0.2 + 0.1 * s) for s in range(2)}},
-            "real1+singanseg": {"runs": {str(s): run(0.4 + 0.2 * s) for s in range(2)}},
-        }}  # fmt: skip
+        {
+            "runs": {
+                "real": {"runs": {str(s): run(real[2 * f + s]) for s in range(2)}},
+                "synthetic": {"runs": {str(s): run(real[2 * f + s] / 2) for s in range(2)}},
+                "real+synthetic": {"runs": {str(s): run(real[2 * f + s] + wiggle[2 * f + s]) for s in range(2)}},
+                "real1": {"runs": {str(s): run(0.2 + 0.1 * s) for s in range(2)}},
+                "real1+singanseg": {"runs": {str(s): run(0.4 + 0.2 * s) for s in range(2)}},
+            }
+        }
         for f in range(2)
     ]
     settings = ExperimentSettings(k_values=(1, 5))

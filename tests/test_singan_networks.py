@@ -12,8 +12,8 @@ from monai_singanseg.engines.singan import (
     pyramid_sizes,
     real_pyramid,
 )
-from monai_singanseg.transforms.gan import ToGANTensor
 from monai_singanseg.networks import SinGANCritic, SinGANGenerator, SinGANPyramid, resize_to, scale_features
+from monai_singanseg.transforms.gan import ToGANTensor
 
 
 @pytest.mark.parametrize("spatial_dims,channels,shape", [(2, 7, (25, 31)), (2, 4, (16, 16)), (3, 7, (9, 10, 11))])
@@ -55,7 +55,9 @@ def test_pyramid_runs_coarse_to_fine_and_new_scale_starts_from_last():
     assert pyr(noise, [1.0, 0.1, 0.1], sizes).shape == (3, 7, 25, 25)
     mid = pyr(noise, [1.0, 0.1, 0.1], sizes, last_scale=1)
     assert mid.shape == (3, 7, 17, 17)
-    torch.testing.assert_close(pyr(noise, [1.0, 0.1, 0.1], sizes, start=mid, first_scale=2), pyr(noise, [1.0, 0.1, 0.1], sizes))
+    torch.testing.assert_close(
+        pyr(noise, [1.0, 0.1, 0.1], sizes, start=mid, first_scale=2), pyr(noise, [1.0, 0.1, 0.1], sizes)
+    )
 
 
 def test_pyramid_3d():

@@ -87,7 +87,9 @@ def test_with_iterations_sets_every_scale_and_keeps_the_coarsest_ratio():
 def test_workflow_of_a_datalist_entry_trains_the_same_model_as_the_trainer(brats_item, tiny_model, tmp_path):
     """The bundle's path (training set of a datalist, workflow, max_epochs) equals the trainer's on the same slice."""
     data = SinGANSegTrainingSet([brats_item], max_size=32)
-    settings = SinGANSegSettings(**{**TINY, "iters": 8})  # max_epochs 4 brings it back to TINY: 4 per scale, 12 coarsest
+    settings = SinGANSegSettings(
+        **{**TINY, "iters": 8}
+    )  # max_epochs 4 brings it back to TINY: 4 per scale, 12 coarsest
     workflow = SinGANSegWorkflow(data, tmp_path / "m.pt", settings, max_epochs=4, device="cpu", progress=False)
     a, b = load_model_file(tiny_model), load_model_file(workflow.run())
     assert b.config.training == a.config.training
@@ -103,7 +105,9 @@ def test_workflow_of_a_datalist_entry_trains_the_same_model_as_the_trainer(brats
 
 def test_singan_schedule_trains_more_scales(real_slice, tmp_path):
     gan, meta = real_slice
-    settings = SinGANSegSettings(schedule="singan", min_size=20, iters=1, critic_steps=1, generator_steps=1, base_features=4)
+    settings = SinGANSegSettings(
+        schedule="singan", min_size=20, iters=1, critic_steps=1, generator_steps=1, base_features=4
+    )
     cfg = load_model_file(SinGANSegTrainer(settings, progress=False).fit(gan, tmp_path / "s.pt", meta)).config
     assert cfg.complete and cfg.training["schedule"] == "singan" and cfg.num_scales == 3
 
@@ -190,8 +194,16 @@ def test_3d_training_code_path(tmp_path):
     label[0, 4:9, 4:9, 4:9] = 1
     gan = ToGANTensor(2)(image, label)
     settings = SinGANSegSettings(min_size=8, num_stages=2, iters=1, critic_steps=1, generator_steps=1, base_features=4)
-    out = SinGANSegTrainer(settings, progress=False).fit(gan, tmp_path / "m3d.pt", {"num_image_channels": 2,
-        "label_values": [0, 1], "intensity_stats": {"low": [0, 0], "high": [1, 1]}, "source_affine": np.eye(4).tolist()})
+    out = SinGANSegTrainer(settings, progress=False).fit(
+        gan,
+        tmp_path / "m3d.pt",
+        {
+            "num_image_channels": 2,
+            "label_values": [0, 1],
+            "intensity_stats": {"low": [0, 0], "high": [1, 1]},
+            "source_affine": np.eye(4).tolist(),
+        },
+    )
     sampler = SinGANSegSampler(out)
     image_s, label_s = sampler.split(sampler.sample(2, seed=0))
     assert image_s.shape == (2, 2, 14, 14, 14) and label_s.shape == (2, 1, 14, 14, 14)
@@ -206,9 +218,13 @@ def test_monai_handlers_attach_to_every_scale_engine_and_change_nothing(real_sli
     class Recorder:
         def attach(self, engine):
             assert isinstance(engine, Trainer)
-            engine.add_event_handler(Events.ITERATION_COMPLETED, lambda e: seen.append((e.state.iteration, e.state.output)))
+            engine.add_event_handler(
+                Events.ITERATION_COMPLETED, lambda e: seen.append((e.state.iteration, e.state.output))
+            )
 
-    out = SinGANSegTrainer(SinGANSegSettings(**TINY), device="cpu", progress=False, handlers=[Recorder()]).fit(gan, tmp_path / "m.pt", meta)
+    out = SinGANSegTrainer(SinGANSegSettings(**TINY), device="cpu", progress=False, handlers=[Recorder()]).fit(
+        gan, tmp_path / "m.pt", meta
+    )
     cfg = load_model_file(out).config
     iters = [cfg.training["coarsest_iters"]] + [cfg.training["iters"]] * (cfg.num_scales - 1)
     assert len(seen) == sum(iters) and [i for i, _ in seen[: iters[0]]] == list(range(1, iters[0] + 1))

@@ -10,14 +10,28 @@ import pytest
 import torch
 from monai.data import MetaTensor
 from monai.data.utils import affine_to_spacing
+from singanseg_cli import assert_same_model, cli, kill_after_first_scale
+from singanseg_cli import train_args as train_command
 
 from monai_singanseg.io.model_config import ModelConfigError, SinGANSegModelConfig
 from monai_singanseg.io.modelfile import load_model_file
 from monai_singanseg.synthesis import TUMOUR_BOX_MARGIN
 from monai_singanseg.transforms.slices import IsotropicForegroundCropd, ResampleToGridd
-from singanseg_cli import assert_same_model, cli, kill_after_first_scale, train_args as train_command
 
-TINY_3D = ["--volume", "--max-size", "20", "--min-size", "8", "--stages", "3", "--iters", "3", "--threads", "1", "--quiet"]
+TINY_3D = [
+    "--volume",
+    "--max-size",
+    "20",
+    "--min-size",
+    "8",
+    "--stages",
+    "3",
+    "--iters",
+    "3",
+    "--threads",
+    "1",
+    "--quiet",
+]
 
 
 def voxel_spacing_of(affine) -> list[float]:
@@ -124,13 +138,23 @@ def test_a_killed_3d_training_resumes_to_the_uninterrupted_model(model3d, brats_
 def test_volume_training_refuses_a_2d_picture_and_a_slice_index(brats_item, shared_data, tmp_path):
     picture = sorted((shared_data / "kvasir_seg" / "images").glob("*.jpg"))[0]
     mask = shared_data / "kvasir_seg" / "masks" / picture.name
-    res = cli("train-singanseg", "--volume", "--image", str(picture), "--label", str(mask), "--out", str(tmp_path / "m.pt"))
+    res = cli(
+        "train-singanseg", "--volume", "--image", str(picture), "--label", str(mask), "--out", str(tmp_path / "m.pt")
+    )
     assert res.returncode != 0 and "needs a volume" in res.stderr and str(picture) in res.stderr
     res = cli(*train_args(brats_item, tmp_path / "m.pt"), "--slice", "80")
     assert res.returncode != 0 and "--slice 80" in res.stderr and "whole volume" in res.stderr
     assert not (tmp_path / "m.pt").exists()
-    res = cli("generate", "--model", str(Path(__file__).resolve().parents[1] / "bundles/singanseg/models/singanseg.pt"),
-              "--num", "1", "--out", str(tmp_path / "g"), "--paste")
+    res = cli(
+        "generate",
+        "--model",
+        str(Path(__file__).resolve().parents[1] / "bundles/singanseg/models/singanseg.pt"),
+        "--num",
+        "1",
+        "--out",
+        str(tmp_path / "g"),
+        "--paste",
+    )
     assert res.returncode != 0 and "no source volume grid" in res.stderr and not (tmp_path / "g").exists()
 
 

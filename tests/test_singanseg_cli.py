@@ -9,10 +9,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 from monai.data import load_decathlon_datalist
+from singanseg_cli import assert_same_model, cli, kill_after_first_scale
+from singanseg_cli import train_args as train_command
 
 from monai_singanseg.data import load_image
 from monai_singanseg.io.modelfile import load_model_file
-from singanseg_cli import assert_same_model, cli, kill_after_first_scale, train_args as train_command
 
 TINY = ["--max-size", "32", "--min-size", "12", "--stages", "3", "--iters", "12", "--threads", "1", "--quiet"]
 
@@ -43,7 +44,12 @@ def test_generate_writes_brats_cases_datalist_and_sheet(generated, model):
     assert (generated / "preview.png").stat().st_size > 0
     cfg = load_model_file(model).config
     for item in items:
-        assert [Path(p).name.split("_")[-1] for p in item["image"]] == ["flair.nii.gz", "t1.nii.gz", "t1ce.nii.gz", "t2.nii.gz"]
+        assert [Path(p).name.split("_")[-1] for p in item["image"]] == [
+            "flair.nii.gz",
+            "t1.nii.gz",
+            "t1ce.nii.gz",
+            "t2.nii.gz",
+        ]
         seg = nib.load(item["label"])
         values = set(np.unique(np.asarray(seg.dataobj)).tolist())
         assert values <= {0, 1, 2, 4}  # BraTS values, never class indices 3
@@ -67,18 +73,41 @@ def test_same_seed_gives_identical_files(generated, model, tmp_path):
 
 def test_generate_with_style_changes_images_not_labels(generated, model, tmp_path):
     out = tmp_path / "styled"
-    res = cli("generate", "--model", str(model), "--num", "2", "--out", str(out), "--seed", "3", "--sheet", "0",
-              "--style", "histogram+random", "--style-steps", "3")
+    res = cli(
+        "generate",
+        "--model",
+        str(model),
+        "--num",
+        "2",
+        "--out",
+        str(out),
+        "--seed",
+        "3",
+        "--sheet",
+        "0",
+        "--style",
+        "histogram+random",
+        "--style-steps",
+        "3",
+    )
     assert res.returncode == 0, res.stderr
     changed = 0
     for i in range(2):
         stem = f"TCGA-FG-6692_syn{i:04d}"
         plain_seg = np.asarray(nib.load(generated / f"{stem}_seg.nii.gz").dataobj)
-        assert np.array_equal(plain_seg, np.asarray(nib.load(out / f"{stem}_seg.nii.gz").dataobj))  # same sample, same label
-        plain = np.stack([np.asarray(nib.load(generated / f"{stem}_{m}.nii.gz").dataobj) for m in ("flair", "t1", "t1ce", "t2")])
-        styled = np.stack([np.asarray(nib.load(out / f"{stem}_{m}.nii.gz").dataobj) for m in ("flair", "t1", "t1ce", "t2")])
+        assert np.array_equal(
+            plain_seg, np.asarray(nib.load(out / f"{stem}_seg.nii.gz").dataobj)
+        )  # same sample, same label
+        plain = np.stack(
+            [np.asarray(nib.load(generated / f"{stem}_{m}.nii.gz").dataobj) for m in ("flair", "t1", "t1ce", "t2")]
+        )
+        styled = np.stack(
+            [np.asarray(nib.load(out / f"{stem}_{m}.nii.gz").dataobj) for m in ("flair", "t1", "t1ce", "t2")]
+        )
         background = (plain == 0).all(axis=0)
-        assert background.any() and (styled[:, background] == 0).all()  # the background around the brain stays background
+        assert (
+            background.any() and (styled[:, background] == 0).all()
+        )  # the background around the brain stays background
         changed += sum(int(not np.array_equal(p, q)) for p, q in zip(plain, styled))
     assert changed >= 6  # the look of (nearly) every image channel moved
 
@@ -112,8 +141,21 @@ def test_2d_rgb_image_and_mask(shared_data, tmp_path):
     image = sorted((shared_data / "kvasir_seg" / "images").glob("*.jpg"))[0]
     mask = shared_data / "kvasir_seg" / "masks" / image.name
     out = tmp_path / "kvasir.pt"
-    res = cli("train-singanseg", "--image", str(image), "--label", str(mask), "--out", str(out), *TINY[:6],
-              "--iters", "1", "--threads", "1", "--quiet")
+    res = cli(
+        "train-singanseg",
+        "--image",
+        str(image),
+        "--label",
+        str(mask),
+        "--out",
+        str(out),
+        *TINY[:6],
+        "--iters",
+        "1",
+        "--threads",
+        "1",
+        "--quiet",
+    )
     assert res.returncode == 0, res.stderr
     assert load_model_file(out).config.image_channels == ["red", "green", "blue"]
     res = cli("generate", "--model", str(out), "--num", "2", "--out", str(tmp_path / "g"))
@@ -137,7 +179,11 @@ def test_bad_inputs_fail_clearly_without_output(brats_item, tmp_path, model):
         "no tumour": (brats_item["image"], str(seg), ["--slice", "3"]),
         "shape": ([str(flair)], _write_like(seg, seg_data[:200], tmp_path / "small_seg.nii.gz"), []),
         "NaN": ([_write_like(flair, nan_flair, tmp_path / "nan.nii.gz")], str(seg), []),
-        "3": ([str(flair)], _write_like(seg, np.where(seg_data == 4, 3, seg_data).astype(np.uint8), tmp_path / "s3.nii.gz"), []),
+        "3": (
+            [str(flair)],
+            _write_like(seg, np.where(seg_data == 4, 3, seg_data).astype(np.uint8), tmp_path / "s3.nii.gz"),
+            [],
+        ),
     }
     for expected, (images, label, extra) in cases.items():
         out = tmp_path / "m.pt"

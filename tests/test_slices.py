@@ -122,6 +122,8 @@ def test_context_slices_stack_each_slices_neighbours_in_order(case):
         assert torch.equal(stacked[:, j : j + 1], expected)
     middle = stacked[1]
     assert not torch.equal(middle[0], middle[4])  # the neighbours differ from each other in the tumour
-    assert torch.equal(grid.extract_with_context(label, indices, context=0), grid.extract(label, indices, mode="nearest-exact"))
+    assert torch.equal(
+        grid.extract_with_context(label, indices, context=0), grid.extract(label, indices, mode="nearest-exact")
+    )
     with pytest.raises(ValueError, match="context slices must be >= 0"):
         grid.extract_with_context(label, indices, context=-1)

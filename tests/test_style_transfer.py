@@ -27,12 +27,16 @@ SIZE = 64
 
 
 def _tumour_slice(root: Path, name: str) -> tuple[MetaTensor, MetaTensor]:
-    """The slice of a real BraTS case with most tumour, brain cropped to 64x64: (image in [-1, 1], class-index label)."""
+    """The slice of a real BraTS case with most tumour, brain cropped to 64x64: (image in [-1, 1], class-index
+    label)."""
     case_dir = root / "brats_tcga" / name
     case = load_case(
-        {"image": [str(case_dir / f"{name}_{m}.nii.gz") for m in ("flair", "t1", "t1ce", "t2")],
-         "label": str(case_dir / f"{name}_seg.nii.gz"), "name": name}
-    )  # fmt: skip
+        {
+            "image": [str(case_dir / f"{name}_{m}.nii.gz") for m in ("flair", "t1", "t1ce", "t2")],
+            "label": str(case_dir / f"{name}_seg.nii.gz"),
+            "name": name,
+        }
+    )
     item = SquareForegroundCropd(spatial_size=SIZE)(ExtractTumourSlicesd(num_slices=1)(case)[0])
     return IntensityToTanhRange()(item["image"]), item["label"]
 
@@ -54,7 +58,9 @@ def vgg_files(tmp_path_factory):
     net = VGG19Features().eval()
     folder = tmp_path_factory.mktemp("vgg")
     full = {f"features.{k}": v for k, v in net.state_dict().items()}
-    full.update({"classifier.0.weight": torch.zeros(3, 2), "classifier.0.bias": torch.zeros(3)})  # ignored by the loader
+    full.update(
+        {"classifier.0.weight": torch.zeros(3, 2), "classifier.0.bias": torch.zeros(3)}
+    )  # ignored by the loader
     torch.save(full, folder / "vgg19_full.pth")
     torch.save(net.state_dict(), folder / "vgg19_features.pt")
     return net, folder

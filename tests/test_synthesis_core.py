@@ -32,7 +32,9 @@ PIX2PIX_MODEL = REPO / "bundles" / "pix2pix" / "models" / "pix2pix.pt"
 
 def run(args: list[str], cwd: Path) -> None:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    res = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, encoding="utf-8", timeout=600, env=env)
+    res = subprocess.run(
+        [sys.executable, *args], cwd=cwd, capture_output=True, text=True, encoding="utf-8", timeout=600, env=env
+    )
     assert res.returncode == 0, res.stderr[-3000:]
 
 
@@ -48,12 +50,39 @@ def contents(folder: Path) -> dict[str, bytes]:
 
 def test_singanseg_cli_bundle_and_api_write_identical_cases(tmp_path):
     options = ["--num", "3", "--seed", "5", "--start-scale", "0", "--threshold", "0.5", "--min-component", "10"]
-    run(["-m", "monai_singanseg", "generate", "--model", str(SINGANSEG_MODEL), "--out", str(tmp_path / "cli"), *options], REPO)
+    run(
+        [
+            "-m",
+            "monai_singanseg",
+            "generate",
+            "--model",
+            str(SINGANSEG_MODEL),
+            "--out",
+            str(tmp_path / "cli"),
+            *options,
+        ],
+        REPO,
+    )
     elsewhere = tmp_path / "elsewhere"  # the bundle run from another folder, told where it lives
     elsewhere.mkdir()
-    run(["-m", "monai.bundle", "run", "--config_file", str(REPO / "bundles/singanseg/configs/inference.json"),
-         "--bundle_root", str(REPO / "bundles/singanseg"), "--output_dir", str(tmp_path / "bundle"),
-         "--num_samples", "3", "--seed", "5"], elsewhere)  # fmt: skip
+    run(
+        [
+            "-m",
+            "monai.bundle",
+            "run",
+            "--config_file",
+            str(REPO / "bundles/singanseg/configs/inference.json"),
+            "--bundle_root",
+            str(REPO / "bundles/singanseg"),
+            "--output_dir",
+            str(tmp_path / "bundle"),
+            "--num_samples",
+            "3",
+            "--seed",
+            "5",
+        ],
+        elsewhere,
+    )
     pipeline = singanseg_synthesis(SINGANSEG_MODEL, tmp_path / "api", SinGANSegSynthesisOptions(start_scale=0))
     synthesise(pipeline, pipeline.cases(3), tmp_path / "api", seed=5, progress=False)
     cli, bundle, api = contents(tmp_path / "cli"), contents(tmp_path / "bundle"), contents(tmp_path / "api")
@@ -70,13 +99,44 @@ def test_singanseg_cli_bundle_and_api_write_identical_cases(tmp_path):
 
 def test_pix2pix_cli_bundle_and_api_render_identical_volumes(tmp_path):
     item = demo_case()
-    run(["-m", "monai_singanseg", "render", "--model", str(PIX2PIX_MODEL), "--label", item["label"], "--deform", "2",
-         "--seed", "3", "--out", str(tmp_path / "cli")], REPO)  # fmt: skip
+    run(
+        [
+            "-m",
+            "monai_singanseg",
+            "render",
+            "--model",
+            str(PIX2PIX_MODEL),
+            "--label",
+            item["label"],
+            "--deform",
+            "2",
+            "--seed",
+            "3",
+            "--out",
+            str(tmp_path / "cli"),
+        ],
+        REPO,
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    run(["-m", "monai.bundle", "run", "--config_file", str(REPO / "bundles/pix2pix/configs/inference.json"),
-         "--bundle_root", str(REPO / "bundles/pix2pix"), "--output_dir", str(tmp_path / "bundle"),
-         "--num_samples", "2", "--seed", "3"], elsewhere)  # fmt: skip
+    run(
+        [
+            "-m",
+            "monai.bundle",
+            "run",
+            "--config_file",
+            str(REPO / "bundles/pix2pix/configs/inference.json"),
+            "--bundle_root",
+            str(REPO / "bundles/pix2pix"),
+            "--output_dir",
+            str(tmp_path / "bundle"),
+            "--num_samples",
+            "2",
+            "--seed",
+            "3",
+        ],
+        elsewhere,
+    )
     pipeline = pix2pix_synthesis(PIX2PIX_MODEL, tmp_path / "api", deform=True, load=True)
     synthesise(pipeline, [dict(item, name=f"case{i}") for i in range(2)], tmp_path / "api", seed=3, progress=False)
     cli, bundle, api = contents(tmp_path / "cli"), contents(tmp_path / "bundle"), contents(tmp_path / "api")

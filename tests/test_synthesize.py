@@ -14,22 +14,46 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from conftest import free_port
 from monai.data import load_decathlon_datalist
 
 from monai_singanseg.io import load_model_file
-from conftest import free_port
 
-TINY = ["--label-map", "3:1", "--max-size", "24", "--min-size", "12", "--stages", "2", "--samples-per-model", "2", "--quiet"]
+TINY = [
+    "--label-map",
+    "3:1",
+    "--max-size",
+    "24",
+    "--min-size",
+    "12",
+    "--stages",
+    "2",
+    "--samples-per-model",
+    "2",
+    "--quiet",
+]
 
 
 @pytest.fixture(scope="module")
 def real(shared_data, tmp_path_factory) -> Path:
     """Two BraTS-space TCGA cases (4 sequences, labels 0/1/2/4) and two BRATS-2013 cases (FLAIR + T1c, label 3)."""
     t, b = shared_data / "brats_tcga", shared_data / "brats2013"
-    items = [{"name": c, "image": [str(t / c / f"{c}_{m}.nii.gz") for m in ("flair", "t1", "t1ce", "t2")],
-              "label": str(t / c / f"{c}_seg.nii.gz")} for c in ("TCGA-FG-6692", "TCGA-DU-7294")]
-    items += [{"name": c, "image": [str(b / c / "Flair_subtrMeanDivStd.nii.gz"), str(b / c / "T1c_subtrMeanDivStd.nii.gz")],
-               "label": str(b / c / "OTMultiClass.nii.gz")} for c in ("brats_2013_pat0001_1", "brats_2013_pat0002_1")]
+    items = [
+        {
+            "name": c,
+            "image": [str(t / c / f"{c}_{m}.nii.gz") for m in ("flair", "t1", "t1ce", "t2")],
+            "label": str(t / c / f"{c}_seg.nii.gz"),
+        }
+        for c in ("TCGA-FG-6692", "TCGA-DU-7294")
+    ]
+    items += [
+        {
+            "name": c,
+            "image": [str(b / c / "Flair_subtrMeanDivStd.nii.gz"), str(b / c / "T1c_subtrMeanDivStd.nii.gz")],
+            "label": str(b / c / "OTMultiClass.nii.gz"),
+        }
+        for c in ("brats_2013_pat0001_1", "brats_2013_pat0002_1")
+    ]
     path = tmp_path_factory.mktemp("real") / "datalist.json"
     path.write_text(json.dumps({"training": items}), encoding="utf-8")
     return path
@@ -40,8 +64,19 @@ def _env() -> dict[str, str]:
 
 
 def torchrun(*args: str) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
-            "-m", "monai_singanseg", "synthesize", *args]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(free_port()),
+        "-m",
+        "monai_singanseg",
+        "synthesize",
+        *args,
+    ]
 
 
 def _children(pid: int) -> list[int]:
@@ -73,8 +108,16 @@ def _check_dataset(out: Path, manifest: dict) -> None:
 def test_torchrun_two_ranks_killed_and_resumed(real, tmp_path):
     out = tmp_path / "syn"
     cmd = torchrun("--data", str(real), "--out", str(out), "--iters", "20", *TINY)
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace",
-                            start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        cmd,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 300
     while proc.poll() is None and time.monotonic() < deadline and not list((out / "done").glob("*.json")):
         time.sleep(0.1)
@@ -89,7 +132,9 @@ def test_torchrun_two_ranks_killed_and_resumed(real, tmp_path):
     assert 1 <= len(first) < 4 and not (out / "datalist.json").exists()  # no half dataset published
     # (the surviving rank may finish a model between the kill and torchrun stopping it: those count as done too)
     resumed_at = time.time()
-    res = subprocess.run(cmd, env=_env(), capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=600)
+    res = subprocess.run(
+        cmd, env=_env(), capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=600
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["done"] == 4 and not manifest["failed"] and not manifest["pending"]
@@ -103,7 +148,9 @@ def test_torchrun_two_ranks_killed_and_resumed(real, tmp_path):
     _check_dataset(out, manifest)
     # the same command again: nothing to do, same dataset
     before = (out / "datalist.json").read_bytes()
-    again = subprocess.run(cmd, env=_env(), capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300)
+    again = subprocess.run(
+        cmd, env=_env(), capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300
+    )
     assert again.returncode == 0 and (out / "datalist.json").read_bytes() == before
 
 
@@ -116,11 +163,39 @@ def test_slurm_shards_bad_cases_and_another_run(real, tmp_path):
     bad = {**items[0], "name": "NO-TUMOUR", "label": str(empty)}
     data.write_text(json.dumps({"training": [items[0], bad, items[2]]}), encoding="utf-8")
     out = tmp_path / "syn"
-    base = [sys.executable, "-m", "monai_singanseg", "synthesize", "--data", str(data), "--out", str(out), "--iters", "2", *TINY]
-    first = subprocess.run([*base, "--shard", "0/2"], env=_env(), capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300)
+    base = [
+        sys.executable,
+        "-m",
+        "monai_singanseg",
+        "synthesize",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--iters",
+        "2",
+        *TINY,
+    ]
+    first = subprocess.run(
+        [*base, "--shard", "0/2"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=300,
+    )
     assert first.returncode == 0, first.stderr[-2000:]  # task 0's share (cases 0 and 2) is fine ...
     assert not (out / "datalist.json").exists()  # ... but the dataset is not complete: nothing is published yet
-    last = subprocess.run([*base, "--shard", "1/2"], env=_env(), capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300)
+    last = subprocess.run(
+        [*base, "--shard", "1/2"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=300,
+    )
     assert last.returncode == 1, last.stderr[-2000:]  # the bad case fails the run, naming it ...
     assert "NO-TUMOUR_failed" in last.stderr and "Traceback" not in last.stderr
     manifest = json.loads((out / "manifest.json").read_text())  # ... the others are written, once
@@ -128,7 +203,15 @@ def test_slurm_shards_bad_cases_and_another_run(real, tmp_path):
     failed = next(e for e in manifest["entries"] if e["status"] == "failed")
     assert "no tumour" in failed["error"]
     assert len(load_decathlon_datalist(str(out / "datalist.json"), data_list_key="training")) == 4
-    other = subprocess.run([*base, "--seed", "1"], env=_env(), capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300)
+    other = subprocess.run(
+        [*base, "--seed", "1"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=300,
+    )
     assert other.returncode == 1 and "holds another dataset synthesis" in other.stderr  # other settings: refused
     assert json.loads((out / "manifest.json").read_text()) == manifest  # and nothing changed
 
@@ -140,12 +223,39 @@ def test_bundle_config_runs_the_same_dataset_synthesis(shared_data, tmp_path, vo
     # the demo case is a slab of a few slices; a 3D model learns whole real cases (the two TCGA ones)
     data = ["--dataset_dir", str(shared_data / "brats_tcga")] if volume else []
     res = subprocess.run(
-        [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(repo / "bundles/singanseg/configs/synthesize.json"),
-         "--bundle_root", str(repo / "bundles/singanseg"), "--output_dir", str(out), "--volume", str(volume), *data,
-         "--max_size", "24", "--samples_per_model", "2", "--training#iters", "2", "--training#min_size", "12",
-         "--training#num_stages", "2"],
-        cwd=tmp_path, env=_env(), capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "monai.bundle",
+            "run",
+            "--config_file",
+            str(repo / "bundles/singanseg/configs/synthesize.json"),
+            "--bundle_root",
+            str(repo / "bundles/singanseg"),
+            "--output_dir",
+            str(out),
+            "--volume",
+            str(volume),
+            *data,
+            "--max_size",
+            "24",
+            "--samples_per_model",
+            "2",
+            "--training#iters",
+            "2",
+            "--training#min_size",
+            "12",
+            "--training#num_stages",
+            "2",
+        ],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
     cases = ["TCGA-DU-7294", "TCGA-FG-6692"] if volume else ["TCGA-FG-6692"]
@@ -238,10 +348,33 @@ def test_pix2pix_dataset_under_torchrun_then_with_a_given_model(real, tmp_path):
     data = tmp_path / "b13.json"
     data.write_text(json.dumps({"training": items}), encoding="utf-8")
     out = tmp_path / "p2p"
-    opts = ["--generator", "pix2pix", "--data", str(data), "--label-map", "3:1", "--channel-names", "flair", "t1ce",
-            "--epochs", "1", "--size", "32", "--per-case", "2", "--quiet"]  # fmt: skip
-    res = subprocess.run(torchrun("--out", str(out), *opts), env=_env(),
-                         capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=600)  # fmt: skip
+    opts = [
+        "--generator",
+        "pix2pix",
+        "--data",
+        str(data),
+        "--label-map",
+        "3:1",
+        "--channel-names",
+        "flair",
+        "t1ce",
+        "--epochs",
+        "1",
+        "--size",
+        "32",
+        "--per-case",
+        "2",
+        "--quiet",
+    ]
+    res = subprocess.run(
+        torchrun("--out", str(out), *opts),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["done"] == 2 and manifest["samples"] == 4 and manifest["model"]["status"] == "done"
@@ -264,22 +397,62 @@ def test_pix2pix_dataset_under_torchrun_then_with_a_given_model(real, tmp_path):
     report = (out / "report.md").read_text()
     assert "generator: pix2pix" in report and (out / "preview.png").is_file()
     before = (out / "datalist.json").read_bytes()
-    again = subprocess.run([sys.executable, "-m", "monai_singanseg", "synthesize", "--out", str(out), *opts], env=_env(),
-                           capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300)  # fmt: skip
+    again = subprocess.run(
+        [sys.executable, "-m", "monai_singanseg", "synthesize", "--out", str(out), *opts],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=300,
+    )
     assert again.returncode == 0 and (out / "datalist.json").read_bytes() == before  # a finished run: nothing redone
 
     given = tmp_path / "given"
     opts[opts.index("--per-case") + 1] = "1"
-    res = subprocess.run([sys.executable, "-m", "monai_singanseg", "synthesize", "--out", str(given), *opts,
-                          "--model", str(out / "models" / "pix2pix.pt")], env=_env(),
-                         capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300)  # fmt: skip
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monai_singanseg",
+            "synthesize",
+            "--out",
+            str(given),
+            *opts,
+            "--model",
+            str(out / "models" / "pix2pix.pt"),
+        ],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     manifest = json.loads((given / "manifest.json").read_text())
     assert manifest["done"] == 2 and manifest["samples"] == 2 and manifest["model"]["status"] == "given"
     assert not list((given / "models").glob("*.pt"))  # nothing trained
-    wrong = subprocess.run([sys.executable, "-m", "monai_singanseg", "synthesize", "--data", str(data), "--out",
-                            str(tmp_path / "wrong"), "--model", str(out / "models" / "pix2pix.pt")], env=_env(),
-                           capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=120)  # fmt: skip
+    wrong = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monai_singanseg",
+            "synthesize",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "wrong"),
+            "--model",
+            str(out / "models" / "pix2pix.pt"),
+        ],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=120,
+    )
     assert wrong.returncode != 0 and "--generator pix2pix" in wrong.stderr and "Traceback" not in wrong.stderr
 
 
@@ -291,7 +464,9 @@ def test_a_datalist_entry_may_name_its_slices(real):
     item = json.loads(real.read_text())["training"][2]  # BRATS-2013 pat0001: tumour on slices 29..142
     plan = plan_work([{**item, "slices": [60, 90]}], slices_per_case=5, label_map={3: 1})
     assert [(e.id, e.slice_index, e.error) for e in plan] == [
-        ("brats_2013_pat0001_1_z060", 60, None), ("brats_2013_pat0001_1_z090", 90, None)]
+        ("brats_2013_pat0001_1_z060", 60, None),
+        ("brats_2013_pat0001_1_z090", 90, None),
+    ]
     bad = plan_work([{**item, "slices": [60, 5]}], label_map={3: 1})
     assert len(bad) == 1 and bad[0].error is not None and "slices [5] hold no tumour" in bad[0].error
 
@@ -304,8 +479,15 @@ def test_volume_dataset_one_3d_model_per_case(real, shared_data, tmp_path):
     data.write_text(json.dumps({"training": items}), encoding="utf-8")
     out = tmp_path / "syn3d"
     base = [sys.executable, "-m", "monai_singanseg", "synthesize", "--volume", "--iters", "2", *TINY]
-    res = subprocess.run([*base, "--data", str(data), "--out", str(out)], env=_env(), capture_output=True, text=True, encoding="utf-8",
-                         errors="replace", timeout=300)  # fmt: skip
+    res = subprocess.run(
+        [*base, "--data", str(data), "--out", str(out)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
     (entry,) = manifest["entries"]
@@ -318,16 +500,27 @@ def test_volume_dataset_one_3d_model_per_case(real, shared_data, tmp_path):
     for case in cases:
         seg = nib.load(case["label"])
         assert seg.shape == tuple(cfg.scale_sizes[-1])  # a whole volume in the model's working grid
-        np.testing.assert_allclose(seg.affine, np.asarray(cfg.source_affine), atol=1e-4)  # the brain box's world geometry
+        np.testing.assert_allclose(
+            seg.affine, np.asarray(cfg.source_affine), atol=1e-4
+        )  # the brain box's world geometry
         assert set(np.unique(np.asarray(seg.dataobj)).tolist()) <= {0, 1, 2, 4}
         assert nib.load(case["image"][0]).shape == seg.shape
     assert set(entry["quality"]) >= {"tumour_kept", "memorisation_max", "memorised"}
     assert "3D: one model per volume" in (out / "report.md").read_text() and (out / "preview.png").is_file()
-    for bad, message in ((["--data", str(data), "--generator", "pix2pix"], "does not go with --generator pix2pix"),
-                         (["--data", str(data), "--slices-per-case", "2"], "one model per whole case"),
-                         (["--data", str(shared_data / "kvasir_seg")], "holds 2D pictures")):
-        res = subprocess.run([*base, *bad, "--out", str(tmp_path / "bad")], env=_env(), capture_output=True, text=True,
-                             encoding="utf-8", errors="replace", timeout=120)  # fmt: skip
+    for bad, message in (
+        (["--data", str(data), "--generator", "pix2pix"], "does not go with --generator pix2pix"),
+        (["--data", str(data), "--slices-per-case", "2"], "one model per whole case"),
+        (["--data", str(shared_data / "kvasir_seg")], "holds 2D pictures"),
+    ):
+        res = subprocess.run(
+            [*base, *bad, "--out", str(tmp_path / "bad")],
+            env=_env(),
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            timeout=120,
+        )
         assert res.returncode == 1 and message in res.stderr and "Traceback" not in res.stderr
         assert not (tmp_path / "bad").exists()
 

@@ -124,7 +124,9 @@ def test_compose_inverse_restores_image_and_label(demo):
 
 def test_compose_inverse_of_index_to_label_and_plain_tensors(demo):
     label = demo["label"].as_tensor()  # no metadata: the trace goes to d["label_transforms"]
-    pipeline = Compose([IndexToLabeld("label", (0, 1, 2, 4)), LabelToIndexd("label", (0, 1, 2, 4)), IndexToLabeld("label")])
+    pipeline = Compose(
+        [IndexToLabeld("label", (0, 1, 2, 4)), LabelToIndexd("label", (0, 1, 2, 4)), IndexToLabeld("label")]
+    )
     out = pipeline({"label": label})
     assert len(out["label_transforms"]) == 3
     back = pipeline.inverse(out)
@@ -150,9 +152,13 @@ def test_seeded_outputs_are_those_of_the_releases_before_prob(demo):
     """Fingerprints of the outputs before ``prob`` existed (the shipped bundles' renders depend on them)."""
     cond = demo["condition"]
     assert _fingerprint(RandDeformCondition(2).set_random_state(3)(cond[..., SLICE])) == (
-        [19192.0, 72.0, 620.0, 480.0], 100244276.0)
+        [19192.0, 72.0, 620.0, 480.0],
+        100244276.0,
+    )
     assert _fingerprint(RandDeformCondition(3).set_random_state(3)(cond)) == (
-        [309130.0, 1281.0, 10657.0, 5607.0], 1622143163.0)
+        [309130.0, 1281.0, 10657.0, 5607.0],
+        1622143163.0,
+    )
     transplant = TumourTransplant(margin=2).set_random_state(3)
     out = transplant(demo["label"][..., SLICE], demo["label"][..., 16], demo["brain"][..., 16])
     assert _fingerprint(out) == ([2434.0], 14043969.0)
@@ -249,10 +255,26 @@ def _cases(demo) -> dict[str, Callable[[Callable], object]]:
 
 
 _NAMES = [
-    "ForegroundMask", "foreground_mask", "IntensityToTanhRange", "IntensityFromTanhRange", "LabelToIndex",
-    "IndexToLabel", "IndexToOneHot", "OneHotToIndex", "BinarizeMask", "TissueClasses", "BuildCondition",
-    "SplitCondition", "SplitCondition.brain", "RandDeformCondition2D", "RandDeformCondition3D", "TumourTransplant",
-    "ExtractSlice", "tanh_foreground", "HistogramMatch", "StyleTransfer",
+    "ForegroundMask",
+    "foreground_mask",
+    "IntensityToTanhRange",
+    "IntensityFromTanhRange",
+    "LabelToIndex",
+    "IndexToLabel",
+    "IndexToOneHot",
+    "OneHotToIndex",
+    "BinarizeMask",
+    "TissueClasses",
+    "BuildCondition",
+    "SplitCondition",
+    "SplitCondition.brain",
+    "RandDeformCondition2D",
+    "RandDeformCondition3D",
+    "TumourTransplant",
+    "ExtractSlice",
+    "tanh_foreground",
+    "HistogramMatch",
+    "StyleTransfer",
 ]
 
 
@@ -288,9 +310,23 @@ def test_metatensor_in_metatensor_out(demo):
 
 
 ARRAY_TRANSFORMS = [
-    ForegroundMask, IntensityToTanhRange, IntensityFromTanhRange, LabelToIndex, IndexToLabel, IndexToOneHot,
-    OneHotToIndex, BinarizeMask, TissueClasses, BuildCondition, SplitCondition, RandDeformCondition,
-    TumourTransplant, ExtractSlice, SlicesToVolume, HistogramMatch, StyleTransfer,
+    ForegroundMask,
+    IntensityToTanhRange,
+    IntensityFromTanhRange,
+    LabelToIndex,
+    IndexToLabel,
+    IndexToOneHot,
+    OneHotToIndex,
+    BinarizeMask,
+    TissueClasses,
+    BuildCondition,
+    SplitCondition,
+    RandDeformCondition,
+    TumourTransplant,
+    ExtractSlice,
+    SlicesToVolume,
+    HistogramMatch,
+    StyleTransfer,
 ]
 
 

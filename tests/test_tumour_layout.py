@@ -70,7 +70,9 @@ def test_polyp_may_move_partly_out_of_the_endoscopy_frame(shared_data):
     1 - MIN_IN_FRAME of it), and the black vignette corners count as background."""
     name = "cju0qkwl35piu0993l0dewei2"
     kvasir = shared_data / "kvasir_seg"
-    gan, _ = singanseg_training_input(kvasir / "images" / f"{name}.jpg", kvasir / "masks" / f"{name}.jpg", "auto", max_size=64)
+    gan, _ = singanseg_training_input(
+        kvasir / "images" / f"{name}.jpg", kvasir / "masks" / f"{name}.jpg", "auto", max_size=64
+    )
     t = RandTumourDisplacement(3)  # RGB + one polyp channel
     polyp = t.tumour(gan)
 
@@ -101,7 +103,9 @@ def test_displacement_is_reproducible_and_respects_prob_and_inputs(slice_gan):
     no_tumour = slice_gan.clone()
     no_tumour[NUM_IMAGE_CHANNELS:] = -1.0
     assert torch.equal(RandTumourDisplacement(NUM_IMAGE_CHANNELS)(no_tumour), no_tumour)
-    d = RandTumourDisplacementd("gan", num_image_channels=NUM_IMAGE_CHANNELS).set_random_state(3)({"gan": slice_gan, "x": 1})
+    d = RandTumourDisplacementd("gan", num_image_channels=NUM_IMAGE_CHANNELS).set_random_state(3)(
+        {"gan": slice_gan, "x": 1}
+    )
     assert torch.equal(d["gan"], a) and d["x"] == 1
     with pytest.raises(ValueError, match="expected a \\(C, H, W\\) GAN tensor"):
         RandTumourDisplacement(NUM_IMAGE_CHANNELS)(slice_gan[:NUM_IMAGE_CHANNELS])

@@ -34,4 +34,6 @@ def bundle_root(name: str) -> str:
     for folder in candidates:
         if _is_bundle(folder, name):
             return os.fspath(folder)
-    raise FileNotFoundError(f"cannot find the '{name}' bundle (looked in {', '.join(map(str, candidates))}); pass --bundle_root DIR")
+    raise FileNotFoundError(
+        f"cannot find the '{name}' bundle (looked in {', '.join(map(str, candidates))}); pass --bundle_root DIR"
+    )

@@ -51,6 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - a bug, not bad input: still no traceback unless asked for
         if args.debug:
             raise
-        print(f"error: {type(exc).__name__}: {exc} (this is a bug: please report it with the output of "
-              f"`python -m monai_singanseg --debug {args.command} ...`)", file=sys.stderr)
+        print(
+            f"error: {type(exc).__name__}: {exc} (this is a bug: please report it with the output of "
+            f"`python -m monai_singanseg --debug {args.command} ...`)",
+            file=sys.stderr,
+        )
         return 1

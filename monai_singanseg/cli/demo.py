@@ -14,8 +14,8 @@ from pathlib import Path
 from monai.bundle import create_workflow
 from tqdm import tqdm
 
-from monai_singanseg.cli.options import int_in
 from monai_singanseg.bundle import bundle_root
+from monai_singanseg.cli.options import int_in
 from monai_singanseg.data import demo_case, load_case
 from monai_singanseg.io.atomic import check_outputs_free
 from monai_singanseg.io.writers import BRATS_MODALITIES, write_brats_case, write_datalist
@@ -37,10 +37,16 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         "brain at the working size, and write the slices as NIfTI (with their world position) plus a PNG preview.",
     )
     p.add_argument("--out", type=Path, default=Path("demo_output"), help="output folder (default: %(default)s)")
-    p.add_argument("--num-slices", type=int_in(1, 1000), default=4, help="tumour slices to select (default: %(default)s)")
+    p.add_argument(
+        "--num-slices", type=int_in(1, 1000), default=4, help="tumour slices to select (default: %(default)s)"
+    )
     p.add_argument("--size", type=int_in(8, 4096), default=128, help="working size in pixels (default: %(default)s)")
-    p.add_argument("--singanseg-samples", type=int_in(0, 10**5), default=8, help="SinGAN-Seg samples (default: %(default)s)")
-    p.add_argument("--pix2pix-samples", type=int_in(0, 10**4), default=2, help="pix2pix deformed volumes (default: %(default)s)")
+    p.add_argument(
+        "--singanseg-samples", type=int_in(0, 10**5), default=8, help="SinGAN-Seg samples (default: %(default)s)"
+    )
+    p.add_argument(
+        "--pix2pix-samples", type=int_in(0, 10**4), default=2, help="pix2pix deformed volumes (default: %(default)s)"
+    )
     p.add_argument("--data-only", action="store_true", help="only the data path (no generators)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.set_defaults(func=run_demo)
@@ -56,8 +62,10 @@ def run_demo(args: argparse.Namespace) -> int:
     check_outputs_free([preview, datalist] + [out / name / "datalist.json" for name in bundles], args.overwrite)
     item = demo_case()
     case = load_case(item)
-    print(f"loaded {case['name']}: image {tuple(case['image'].shape)} ({case['image'].meta['source_dtype']}), "
-          f"labels {list(case['label_values'])}")
+    print(
+        f"loaded {case['name']}: image {tuple(case['image'].shape)} ({case['image'].meta['source_dtype']}), "
+        f"labels {list(case['label_values'])}"
+    )
     slices = ExtractTumourSlicesd(num_slices=args.num_slices)(case)
     crop = SquareForegroundCropd(spatial_size=args.size)
     scale = IntensityToTanhRange()
@@ -67,8 +75,16 @@ def run_demo(args: argparse.Namespace) -> int:
         name = f"{case['name']}_slice{s['slice_index']:03d}"
         # the slice at full resolution, written where it lies in the volume
         entries.append(
-            write_brats_case(out / "slices", name, s["image"], to_values(s["label"]), s["image"].affine,
-                             BRATS_MODALITIES, case["image"].meta["source_dtype"], args.overwrite)
+            write_brats_case(
+                out / "slices",
+                name,
+                s["image"],
+                to_values(s["label"]),
+                s["image"].affine,
+                BRATS_MODALITIES,
+                case["image"].meta["source_dtype"],
+                args.overwrite,
+            )
         )
         c = crop(s)
         images.append(scale(c["image"]))
@@ -76,8 +92,12 @@ def run_demo(args: argparse.Namespace) -> int:
         names.append(f"slice {s['slice_index']}")
     write_datalist(datalist, entries, overwrite=args.overwrite)
     contact_sheet(preview, images, labels, channel_names=list(BRATS_MODALITIES), row_names=names)
-    summary: dict = {"case": case["name"], "slices": [s["slice_index"] for s in slices], "preview": str(preview),
-                     "datalist": str(datalist)}
+    summary: dict = {
+        "case": case["name"],
+        "slices": [s["slice_index"] for s in slices],
+        "preview": str(preview),
+        "datalist": str(datalist),
+    }
     samples = {"singanseg": args.singanseg_samples, "pix2pix": args.pix2pix_samples}
     for name, root in bundles.items():
         print(f"running the {name} bundle's inference ...")

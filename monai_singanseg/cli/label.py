@@ -12,40 +12,57 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "add_parsers", "run_app", "run_serve", "run_datastore", "INSTALL_HINT", "is_loopback", "auth_enabled",
+    "add_parsers",
+    "run_app",
+    "run_serve",
+    "run_datastore",
+    "INSTALL_HINT",
+    "is_loopback",
+    "auth_enabled",
     "exposure_warning",
 ]
 
 #: how to install MONAI Label next to this package (monailabel's own requirements pull a CUDA torch).
 INSTALL_HINT = (
-    'pip install -e ".[label]" && pip install --no-deps monailabel==0.8.5 pydicom-seg==0.4.1 '
-    "(see docs/label.md)"
+    'pip install -e ".[label]" && pip install --no-deps monailabel==0.8.5 pydicom-seg==0.4.1 (see docs/label.md)'
 )
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     """Register ``label-app``, ``label-serve`` and ``label-datastore``."""
     a = subparsers.add_parser(
-        "label-app", help="print the folder of the MONAI Label app shipped with the package",
+        "label-app",
+        help="print the folder of the MONAI Label app shipped with the package",
         description="Print the MONAI Label app folder (for `monailabel start_server --app <folder>`).",
     )
     a.set_defaults(func=run_app)
 
     s = subparsers.add_parser(
-        "label-serve", help="start a MONAI Label server with the package's app for a datastore",
+        "label-serve",
+        help="start a MONAI Label server with the package's app for a datastore",
         description="Run `monailabel start_server` with the package's app (needs the label extra; docs/label.md).",
     )
     s.add_argument("--studies", required=True, help="the datastore folder (see label-datastore)")
-    s.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default 127.0.0.1; 0.0.0.0: all interfaces, then enable MONAI Label's "
-                   "authentication: docs/label.md)")
+    s.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; 0.0.0.0: all interfaces, then enable MONAI Label's "
+        "authentication: docs/label.md)",
+    )
     s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    s.add_argument("--conf", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
-                   help="app setting, repeatable, e.g. --conf singanseg_iters 100 (keys: docs/label.md)")
+    s.add_argument(
+        "--conf",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("KEY", "VALUE"),
+        help="app setting, repeatable, e.g. --conf singanseg_iters 100 (keys: docs/label.md)",
+    )
     s.set_defaults(func=run_serve)
 
     d = subparsers.add_parser(
-        "label-datastore", help="write a MONAI Label datastore (4D NIfTI images + labels/final/)",
+        "label-datastore",
+        help="write a MONAI Label datastore (4D NIfTI images + labels/final/)",
         description="Write BraTS cases (or the embedded demo case) as a MONAI Label datastore; never overwrites.",
     )
     d.add_argument("--out", required=True, help="the datastore folder to write")
@@ -82,7 +99,9 @@ def _monailabel_settings() -> Any:
 
         return Settings()  # fresh: the environment the server will inherit, not the one of the first import
     except ValueError as exc:  # pydantic's ValidationError: a MONAI_LABEL_* variable that does not parse
-        raise ValueError(f"MONAI Label's settings (MONAI_LABEL_* environment variables or ./.env) are invalid: {exc}") from exc
+        raise ValueError(
+            f"MONAI Label's settings (MONAI_LABEL_* environment variables or ./.env) are invalid: {exc}"
+        ) from exc
 
 
 def auth_enabled() -> bool:
@@ -131,7 +150,9 @@ def run_serve(args: argparse.Namespace) -> int:
 
     studies = Path(args.studies)
     if not studies.is_dir():
-        raise ValueError(f"{studies}: datastore folder not found (write one with `label-datastore --out {studies} ...`)")
+        raise ValueError(
+            f"{studies}: datastore folder not found (write one with `label-datastore --out {studies} ...`)"
+        )
     if not 0 < args.port < 65536:
         raise ValueError(f"--port {args.port}: a TCP port must be 1..65535")
     conf = {k: v for k, v in args.conf}
@@ -142,8 +163,20 @@ def run_serve(args: argparse.Namespace) -> int:
     warning = exposure_warning(args.host, args.port, auth_enabled())
     if warning:
         print(warning, file=sys.stderr, flush=True)
-    cmd = [sys.executable, "-m", "monailabel.main", "start_server", "--app", str(app_dir()), "--studies",
-           str(studies.resolve()), "--host", args.host, "--port", str(args.port)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "monailabel.main",
+        "start_server",
+        "--app",
+        str(app_dir()),
+        "--studies",
+        str(studies.resolve()),
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+    ]
     for key, value in args.conf:
         cmd += ["--conf", key, value]
     return subprocess.call(cmd)

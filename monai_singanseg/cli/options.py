@@ -32,10 +32,14 @@ def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
     return parse
 
 
-def float_in(low: float, high: float | None = None, high_open: bool = False, low_open: bool = False) -> Callable[[str], float]:
+def float_in(
+    low: float, high: float | None = None, high_open: bool = False, low_open: bool = False
+) -> Callable[[str], float]:
     """An argparse ``type``: a finite number in the interval from ``low`` to ``high`` (open ends as given)."""
     left, right = "(" if low_open else "[", ")" if high_open else "]"
-    allowed = f"a number in {left}{low}, {high}{right}" if high is not None else f"a number {'>' if low_open else '>='} {low}"
+    allowed = (
+        f"a number in {left}{low}, {high}{right}" if high is not None else f"a number {'>' if low_open else '>='} {low}"
+    )
 
     def parse(text: str) -> float:
         try:
@@ -82,7 +86,10 @@ TUMOUR_SHIFT = _tumour_shift
 def add_tumour_shift(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """The ``--tumour-shift`` option of the SinGAN-Seg sampling commands (default: the synthesis options')."""
     parser.add_argument(
-        "--tumour-shift", type=TUMOUR_SHIFT, default=SinGANSegSynthesisOptions.tumour_shift, metavar="F|off",
+        "--tumour-shift",
+        type=TUMOUR_SHIFT,
+        default=SinGANSegSynthesisOptions.tumour_shift,
+        metavar="F|off",
         help="new tumour layout per sample: the tumour moves by up to F of the side inside the brain, turns and "
         "changes size and outline ('off': the layout of the training slice; default %(default)s)",
     )

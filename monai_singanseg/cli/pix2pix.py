@@ -28,7 +28,6 @@ from monai_singanseg.transforms.condition.array import ConditionError, check_sam
 from monai_singanseg.transforms.intensity.array import foreground_mask
 from monai_singanseg.transforms.labels.array import BRATS_LABEL_VALUES, LabelToIndex
 
-
 _DEFAULTS = Pix2PixSettings()
 
 
@@ -39,23 +38,61 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--datalist", help="decathlon datalist JSON (its 'training' list)")
     src.add_argument("--data", help="folder of BraTS-named cases (<case>_{flair,t1,t1ce,t2,seg}.nii.gz)")
     train.add_argument("--out", required=True, help="model file to write (e.g. p2p.pt)")
-    train.add_argument("--size", type=power_of_two(32, 512), default=_DEFAULTS.size, help="working resolution, a power of two (128; 256 supported)")
+    train.add_argument(
+        "--size",
+        type=power_of_two(32, 512),
+        default=_DEFAULTS.size,
+        help="working resolution, a power of two (128; 256 supported)",
+    )
     train.add_argument("--epochs", type=int_in(1, 10**5), default=_DEFAULTS.epochs, help="(default: %(default)s)")
-    train.add_argument("--batch-size", type=int_in(1, 4096), default=_DEFAULTS.batch_size, help="(default: %(default)s)")
+    train.add_argument(
+        "--batch-size", type=int_in(1, 4096), default=_DEFAULTS.batch_size, help="(default: %(default)s)"
+    )
     train.add_argument("--seed", type=SEED, default=_DEFAULTS.seed)
     train.add_argument("--lr", type=float_in(0.0, 1.0, low_open=True), default=_DEFAULTS.lr)
-    train.add_argument("--generator-channels", type=int_in(1, 1024), default=_DEFAULTS.generator_channels, help="ngf (default: %(default)s; 64 as in pix2pix, for GPUs)")
-    train.add_argument("--critic-channels", type=int_in(1, 1024), default=_DEFAULTS.critic_channels, help="ndf (default: %(default)s)")
-    train.add_argument("--upsample", choices=UPSAMPLE_MODES, default=_DEFAULTS.upsample,
-                       help="decoder upsampling: resize + 3x3 conv (no checkerboard) or pix2pix's transposed conv (default: %(default)s)")
-    train.add_argument("--context-slices", type=int_in(0, 8), default=_DEFAULTS.context_slices,
-                       help="neighbouring slices on each side whose label the generator also reads (2.5D; default: %(default)s)")
-    train.add_argument("--critic-scales", type=int_in(1, 4), default=_DEFAULTS.critic_scales,
-                       help="critics of the multi-scale critic (1: pix2pix's PatchGAN; default: %(default)s)")
-    train.add_argument("--feature-matching-weight", type=float_in(0.0, 1000.0), default=_DEFAULTS.feature_matching_weight,
-                       help="weight of the critics' feature matching loss (0: off; default: %(default)s)")
-    train.add_argument("--all-brain-slices", action="store_true", help="train on every brain slice, not only tumour slices")
-    train.add_argument("--tissue-classes", type=int_in(0, 16), default=0, help="add N coarse tissue classes (3) from T1 to the condition")
+    train.add_argument(
+        "--generator-channels",
+        type=int_in(1, 1024),
+        default=_DEFAULTS.generator_channels,
+        help="ngf (default: %(default)s; 64 as in pix2pix, for GPUs)",
+    )
+    train.add_argument(
+        "--critic-channels", type=int_in(1, 1024), default=_DEFAULTS.critic_channels, help="ndf (default: %(default)s)"
+    )
+    train.add_argument(
+        "--upsample",
+        choices=UPSAMPLE_MODES,
+        default=_DEFAULTS.upsample,
+        help="decoder upsampling: resize + 3x3 conv (no checkerboard) or pix2pix's transposed conv "
+        "(default: %(default)s)",
+    )
+    train.add_argument(
+        "--context-slices",
+        type=int_in(0, 8),
+        default=_DEFAULTS.context_slices,
+        help="neighbouring slices on each side whose label the generator also reads (2.5D; default: %(default)s)",
+    )
+    train.add_argument(
+        "--critic-scales",
+        type=int_in(1, 4),
+        default=_DEFAULTS.critic_scales,
+        help="critics of the multi-scale critic (1: pix2pix's PatchGAN; default: %(default)s)",
+    )
+    train.add_argument(
+        "--feature-matching-weight",
+        type=float_in(0.0, 1000.0),
+        default=_DEFAULTS.feature_matching_weight,
+        help="weight of the critics' feature matching loss (0: off; default: %(default)s)",
+    )
+    train.add_argument(
+        "--all-brain-slices", action="store_true", help="train on every brain slice, not only tumour slices"
+    )
+    train.add_argument(
+        "--tissue-classes",
+        type=int_in(0, 16),
+        default=0,
+        help="add N coarse tissue classes (3) from T1 to the condition",
+    )
     train.add_argument("--label-values", type=int_in(0, 255), nargs="+", default=list(BRATS_LABEL_VALUES))
     train.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     train.add_argument("--tensorboard", default=None, help="TensorBoard log folder")
@@ -64,12 +101,27 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=run_train)
 
-    render = subparsers.add_parser("render", help="render synthetic multi-modal volumes for a label map with a pix2pix model")
+    render = subparsers.add_parser(
+        "render", help="render synthetic multi-modal volumes for a label map with a pix2pix model"
+    )
     render.add_argument("--model", required=True, help="pix2pix model file")
-    render.add_argument("--label", required=True, help="label volume (e.g. <case>_seg.nii.gz) holding the model's label values")
-    render.add_argument("--brain-mask", default=None, help="volume on the label's grid, non-zero = brain (default: the label's own case images)")
-    render.add_argument("--tissue-image", default=None, help="tissue modality volume (models trained with --tissue-classes)")
-    render.add_argument("--deform", type=int_in(0, 10000), default=0, help="render N elastically/affinely deformed label maps instead of the label itself")
+    render.add_argument(
+        "--label", required=True, help="label volume (e.g. <case>_seg.nii.gz) holding the model's label values"
+    )
+    render.add_argument(
+        "--brain-mask",
+        default=None,
+        help="volume on the label's grid, non-zero = brain (default: the label's own case images)",
+    )
+    render.add_argument(
+        "--tissue-image", default=None, help="tissue modality volume (models trained with --tissue-classes)"
+    )
+    render.add_argument(
+        "--deform",
+        type=int_in(0, 10000),
+        default=0,
+        help="render N elastically/affinely deformed label maps instead of the label itself",
+    )
     render.add_argument("--seed", type=SEED, default=0)
     render.add_argument("--name", default=None, help="output case name stem (default: the label's case name + '_p2p')")
     render.add_argument("--device", default=None)
@@ -107,7 +159,9 @@ def run_train(args: argparse.Namespace) -> int:
     )
     if args.resume:
         settings = resume_settings(out, settings) or settings
-    data = pix2pix_training_slices(training_items(args), settings, label_values=args.label_values, progress=not args.quiet)
+    data = pix2pix_training_slices(
+        training_items(args), settings, label_values=args.label_values, progress=not args.quiet
+    )
     result = train_pix2pix(
         data,
         out,
@@ -119,7 +173,10 @@ def run_train(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     last = result["history"][-1] if result["history"] else {}
-    print(f"wrote {out} ({result['epochs_done']} epochs on {result['num_slices']} slices, final L1 {last.get('l1', float('nan')):.4f})")
+    print(
+        f"wrote {out} ({result['epochs_done']} epochs on {result['num_slices']} slices, final L1 "
+        f"{last.get('l1', float('nan')):.4f})"
+    )
     return 0
 
 
@@ -150,23 +207,31 @@ def run_render(args: argparse.Namespace) -> int:
     renderer = Pix2PixRender(args.model, device=resolve_device(args.device))
     label = load_image(label_path, 3, "label")
     if label.shape[0] != 1:
-        raise ConditionError(f"{label_path}: a label map must be one 3D volume, this file holds {label.shape[0]} channels")
+        raise ConditionError(
+            f"{label_path}: a label map must be one 3D volume, this file holds {label.shape[0]} channels"
+        )
     index = LabelToIndex(renderer.label_values)(label)  # raises for values outside the model's set
     own_images = _own_case_images(label_path)
     if args.brain_mask:
         brain = (_load_on_grid(args.brain_mask, label, "brain mask") != 0).to(torch.uint8)
         brain_source = args.brain_mask
     elif own_images:
-        brain = foreground_mask(torch.cat([_load_on_grid(p, label, "image").as_tensor() for p in own_images])).to(torch.uint8)
+        brain = foreground_mask(torch.cat([_load_on_grid(p, label, "image").as_tensor() for p in own_images])).to(
+            torch.uint8
+        )
         brain_source = f"non-zero voxels of {', '.join(Path(p).name for p in own_images)}"
     else:
-        raise ConditionError(f"{label_path}: no brain mask: pass --brain-mask (e.g. the case's T1), none found beside the label")
+        raise ConditionError(
+            f"{label_path}: no brain mask: pass --brain-mask (e.g. the case's T1), none found beside the label"
+        )
     if not brain.any():
         raise ConditionError(f"brain mask from {brain_source} is empty")
     tissue_image = None
     if renderer.tissue_classes:
         modality = renderer.config.condition.tissue_modality
-        source = args.tissue_image or next((p for p in own_images if Path(p).name.endswith(f"_{modality}.nii.gz")), None)
+        source = args.tissue_image or next(
+            (p for p in own_images if Path(p).name.endswith(f"_{modality}.nii.gz")), None
+        )
         if source is None:
             raise ConditionError(f"this model uses tissue classes from {modality}: pass --tissue-image")
         tissue_image = _load_on_grid(source, label, "tissue image")
@@ -180,7 +245,13 @@ def run_render(args: argparse.Namespace) -> int:
     pipeline.extra["brain_mask"] = brain_source
     pipeline.signature.update(label=str(label_path.resolve()), brain_mask=brain_source)
     case = {"label": index, "brain_mask": MetaTensor(brain, meta=dict(label.meta)), "tissue_image": tissue_image}
-    synthesise(pipeline, [{**case, "name": name} for name in names], out_dir, seed=args.seed, overwrite=args.overwrite,
-               resume=args.resume)
+    synthesise(
+        pipeline,
+        [{**case, "name": name} for name in names],
+        out_dir,
+        seed=args.seed,
+        overwrite=args.overwrite,
+        resume=args.resume,
+    )
     print(f"wrote {len(names)} synthetic case(s) to {out_dir} (brain mask: {brain_source})")
     return 0

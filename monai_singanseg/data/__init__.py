@@ -12,3 +12,20 @@ from monai_singanseg.data.discovery import (
     load_datalist,
 )
 from monai_singanseg.data.loading import CaseError, LoadCased, case_name, load_case, load_image
+
+__all__ = [
+    "demo_case",
+    "demo_kvasir",
+    "demo_root",
+    "BRATS_MODALITY_ALIASES",
+    "brats_datalist",
+    "dicom_datalist",
+    "find_cases",
+    "image_mask_datalist",
+    "load_datalist",
+    "CaseError",
+    "LoadCased",
+    "case_name",
+    "load_case",
+    "load_image",
+]

@@ -143,7 +143,9 @@ def dicom_datalist(
                 aliases = BRATS_MODALITY_ALIASES.get(modality, (modality,))
                 found = next((series[a] for a in aliases if a in series), None)
                 if found is None:
-                    raise CaseError(f"{case}: DICOM case is missing the '{modality}' series folder (found {sorted(series)})")
+                    raise CaseError(
+                        f"{case}: DICOM case is missing the '{modality}' series folder (found {sorted(series)})"
+                    )
                 image.append(str(found))
         entry: dict[str, Any] = {"image": image, "name": case.name}
         labels = sorted(case.glob("*seg.nii*"))
@@ -187,8 +189,10 @@ def find_cases(root: str | os.PathLike) -> list[dict[str, Any]]:
         return brats_datalist(base)
     linked = sorted(p.name for p in base.iterdir() if p.is_symlink() and p.is_dir())
     if linked:
-        raise CaseError(f"{base}: {', '.join(linked[:3])}{' ...' if len(linked) > 3 else ''} link(s) to folders elsewhere, "
-                        "which are not searched; pass the folder the links point to, or a datalist JSON of the cases")
+        raise CaseError(
+            f"{base}: {', '.join(linked[:3])}{' ...' if len(linked) > 3 else ''} link(s) to folders elsewhere, "
+            "which are not searched; pass the folder the links point to, or a datalist JSON of the cases"
+        )
     return dicom_datalist(base)
 
 
@@ -245,7 +249,9 @@ def load_datalist(
             f"decathlon datalist such as {example}"
         ) from exc
     if not isinstance(data, dict):
-        raise CaseError(f"{p}: datalist must be a JSON object with a '{key}' list, not a JSON {type(data).__name__}; e.g. {example}")
+        raise CaseError(
+            f"{p}: datalist must be a JSON object with a '{key}' list, not a JSON {type(data).__name__}; e.g. {example}"
+        )
     if key not in data:
         raise CaseError(f"{p}: datalist has no '{key}' list (its keys: {sorted(data)}); e.g. {example}")
     items = data[key]
@@ -263,7 +269,10 @@ def load_datalist(
                 f"({json.dumps(entry)[:60]})"
             )
         if not _is_path_value(entry.get("image")):
-            raise CaseError(f"{p}: {where} has no 'image' (a file path, a DICOM folder or a list of them); its keys: {sorted(entry)}")
+            raise CaseError(
+                f"{p}: {where} has no 'image' (a file path, a DICOM folder or a list of them); its keys: "
+                f"{sorted(entry)}"
+            )
         if entry.get("label") is not None and not isinstance(entry["label"], str):
             raise CaseError(f"{p}: {where}: 'label' must be one file path, found {json.dumps(entry['label'])[:60]}")
         if require_label and not (isinstance(entry.get("label"), str) and entry["label"].strip()):

@@ -84,7 +84,9 @@ def _slice_positions(files: Sequence[Path]) -> list[float] | None:
     normal = None
     for f in files:
         try:
-            ds = pydicom.dcmread(str(f), stop_before_pixels=True, specific_tags=["ImagePositionPatient", "ImageOrientationPatient"])
+            ds = pydicom.dcmread(
+                str(f), stop_before_pixels=True, specific_tags=["ImagePositionPatient", "ImageOrientationPatient"]
+            )
             ipp = [float(v) for v in ds.ImagePositionPatient]
             iop = [float(v) for v in ds.ImageOrientationPatient]
         except Exception:  # no geometry tags (e.g. an enhanced multi-frame file): nothing to compare
@@ -104,7 +106,9 @@ def _check_dicom_series(folder: Path, uid: str) -> None:
     """
     series = [Path(f) for f in _gdcm_names(folder).GetFileNames(uid)]
     read = {f.resolve() for f in series}
-    dicom_files = sorted(f for f in folder.iterdir() if f.is_file() and not f.name.startswith(".") and _looks_like_dicom(f))
+    dicom_files = sorted(
+        f for f in folder.iterdir() if f.is_file() and not f.name.startswith(".") and _looks_like_dicom(f)
+    )
     skipped = [f for f in dicom_files if f.resolve() not in read]
     if skipped:
         more = ""
@@ -132,7 +136,8 @@ def _check_dicom_series(folder: Path, uid: str) -> None:
         a, b = series[int(order[i])].name, series[int(order[i + 1])].name
         raise CaseError(
             f"{folder}: DICOM slices are not evenly spaced: {a} and {b} are {gaps[i]:.4g} mm apart, the other slices "
-            f"{step:.4g} mm (a slice file is missing, or the folder mixes acquisitions); give one complete series per folder"
+            f"{step:.4g} mm (a slice file is missing, or the folder mixes acquisitions); give one complete series per "
+            "folder"
         )
 
 
@@ -192,7 +197,9 @@ def load_image(path: str | os.PathLike, spatial_ndim: int | None = 3, what: str 
         if not uids:
             raise CaseError(f"{p}: folder holds no DICOM series")
         if len(uids) > 1:
-            raise CaseError(f"{p}: folder holds {len(uids)} DICOM series ({', '.join(uids[:3])}...); give one series per folder")
+            raise CaseError(
+                f"{p}: folder holds {len(uids)} DICOM series ({', '.join(uids[:3])}...); give one series per folder"
+            )
         _check_dicom_series(p, uids[0])
         reader = "ITKReader"  # GDCM sorts the files by geometry (image position along the slice normal)
     try:
@@ -206,7 +213,9 @@ def load_image(path: str | os.PathLike, spatial_ndim: int | None = 3, what: str 
         ndim = img.ndim - 1
     if spatial_ndim is not None and ndim != spatial_ndim:
         kind = {2: "a 2D image", 3: "a 3D volume"}
-        raise CaseError(f"{p}: {what} is {kind.get(ndim, f'{ndim}D')} but {kind.get(spatial_ndim, spatial_ndim)} is expected")
+        raise CaseError(
+            f"{p}: {what} is {kind.get(ndim, f'{ndim}D')} but {kind.get(spatial_ndim, spatial_ndim)} is expected"
+        )
     _check_in_plane_size(p, img, what)
     if not torch.isfinite(img.as_tensor()).all():
         raise CaseError(f"{p}: {what} holds NaN or infinite values")
@@ -272,13 +281,19 @@ def load_case(
             if img.shape[0] > 1:  # a 4D (multi-channel) file would silently become extra channels of the case
                 spatial = tuple(int(s) for s in img.shape[1:])
                 raise CaseError(
-                    f"{p}: a {len(spatial) + 1}D file of shape {spatial + (int(img.shape[0]),)} ({int(img.shape[0])} channels) "
+                    f"{p}: a {len(spatial) + 1}D file of shape {spatial + (int(img.shape[0]),)} ({int(img.shape[0])} "
+                    "channels) "
                     f"is given as one of the case's {len(paths)} modality files; each modality file must hold one "
-                    f"{'2D image' if len(spatial) == 2 else '3D volume'} (a 4D multi-modal file must be the case's only image)"
+                    f"{'2D image' if len(spatial) == 2 else '3D volume'} (a 4D multi-modal file must be the case's "
+                    "only image)"
                 )
     for p, img in zip(paths[1:], images[1:]):
         _check_same_grid(images[0], paths[0], img, p)
-    image = images[0] if len(images) == 1 else MetaTensor(torch.cat([i.as_tensor() for i in images]), meta=dict(images[0].meta))
+    image = (
+        images[0]
+        if len(images) == 1
+        else MetaTensor(torch.cat([i.as_tensor() for i in images]), meta=dict(images[0].meta))
+    )
     if len(images) > 1:
         dtypes = {i.meta[SOURCE_DTYPE_KEY] for i in images}
         image.meta[SOURCE_DTYPE_KEY] = dtypes.pop() if len(dtypes) == 1 else "float32"

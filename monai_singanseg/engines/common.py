@@ -12,7 +12,13 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-__all__ = ["tensor_digest", "stream_neutral_loader", "require_tensorboard", "optional_summary_writer", "cpu_threads_hint"]
+__all__ = [
+    "tensor_digest",
+    "stream_neutral_loader",
+    "require_tensorboard",
+    "optional_summary_writer",
+    "cpu_threads_hint",
+]
 
 
 def tensor_digest(*tensors: torch.Tensor) -> str:
@@ -38,7 +44,9 @@ def stream_neutral_loader(dataset: Dataset, batch_size: int, sampler: Sampler | 
         batch_size: items per batch.
         sampler: the order (e.g. a ``DistributedSampler`` shard); None: in order.
     """
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, sampler=sampler, generator=torch.Generator().manual_seed(0))
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, sampler=sampler, generator=torch.Generator().manual_seed(0)
+    )
 
 
 def require_tensorboard() -> Any:

@@ -2,7 +2,8 @@
 
 A trainer asked to train data-parallel (``distributed=True``) reads :func:`distributed_rank`; with one process
 (no process group) that is the single-process path. It is never switched on by the mere presence of a process
-group: the dataset farm runs one independent model per rank under ``torchrun``. Under ``torchrun`` (gloo on CPU, NCCL on GPU; the bundles' ``multi_gpu_train.json`` starts the process
+group: the dataset farm runs one independent model per rank under ``torchrun``. Under ``torchrun`` (gloo on CPU, NCCL
+on GPU; the bundles' ``multi_gpu_train.json`` starts the process
 group) each rank trains on its shard of every epoch and DDP averages the gradients, so all ranks hold the
 same weights; only rank 0 writes files and shows progress.
 """
@@ -40,4 +41,3 @@ def distributed_module(module: torch.nn.Module, device: torch.device) -> Distrib
     """``module`` under DDP (gradients averaged over ranks; the initial weights broadcast from rank 0)."""
     ids = [device] if device.type == "cuda" else None
     return DistributedDataParallel(module, device_ids=ids)
-

@@ -49,7 +49,10 @@ class EpochLossHistory:
     """
 
     def __init__(
-        self, keys: Sequence[str], optimizer: torch.optim.Optimizer, size_key: str = "batch_size",
+        self,
+        keys: Sequence[str],
+        optimizer: torch.optim.Optimizer,
+        size_key: str = "batch_size",
         history: Sequence[dict[str, float]] = (),
     ) -> None:
         self.keys = tuple(keys)
@@ -124,7 +127,11 @@ class ModelFileCheckpoint:
 
     def __call__(self, engine: Engine) -> None:
         epoch = engine.state.epoch
-        if getattr(engine.state, "stop_requested", False) or epoch % self.every == 0 or epoch == engine.state.max_epochs:
+        if (
+            getattr(engine.state, "stop_requested", False)
+            or epoch % self.every == 0
+            or epoch == engine.state.max_epochs
+        ):
             self.save(engine)
 
 
@@ -141,8 +148,13 @@ class ProgressBar:
     """
 
     def __init__(
-        self, desc: str, postfix: Callable[[Engine], dict[str, float]] | None = None, per: str = "epoch", every: int = 1,
-        disable: bool = False, leave: bool = True,
+        self,
+        desc: str,
+        postfix: Callable[[Engine], dict[str, float]] | None = None,
+        per: str = "epoch",
+        every: int = 1,
+        disable: bool = False,
+        leave: bool = True,
     ) -> None:
         if per not in ("epoch", "iteration"):
             raise ValueError(f"per must be 'epoch' or 'iteration', got {per!r}")
@@ -158,8 +170,14 @@ class ProgressBar:
 
     def started(self, engine: Engine) -> None:
         state = engine.state
-        total, done = (state.max_epochs, state.epoch) if self.per == "epoch" else (state.max_epochs * state.epoch_length, state.iteration)
-        self._bar = tqdm(desc=self.desc, total=total, initial=done, disable=self.disable, leave=self.leave, mininterval=1.0)
+        total, done = (
+            (state.max_epochs, state.epoch)
+            if self.per == "epoch"
+            else (state.max_epochs * state.epoch_length, state.iteration)
+        )
+        self._bar = tqdm(
+            desc=self.desc, total=total, initial=done, disable=self.disable, leave=self.leave, mininterval=1.0
+        )
 
     def step(self, engine: Engine) -> None:
         if self._bar is None:

@@ -27,22 +27,37 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from monai_singanseg.device import resolve_device
 from monai_singanseg.engines.common import require_tensorboard, tensor_digest
-from monai_singanseg.engines.handlers import EpochCallback, EpochLossHistory, ModelFileCheckpoint, ProgressBar, close_when_done
 from monai_singanseg.engines.distributed import distributed_loader, distributed_module, distributed_rank
-from monai_singanseg.engines.pix2pix_trainer import (
-    ITERATION_LOSSES, AugmentedPairs, PairedSlices, Pix2PixTrainer, paired_loader,
+from monai_singanseg.engines.handlers import (
+    EpochCallback,
+    EpochLossHistory,
+    ModelFileCheckpoint,
+    ProgressBar,
+    close_when_done,
 )
-from monai_singanseg.rng import forked_rng
+from monai_singanseg.engines.pix2pix_trainer import (
+    ITERATION_LOSSES,
+    AugmentedPairs,
+    PairedSlices,
+    Pix2PixTrainer,
+    paired_loader,
+)
 from monai_singanseg.inferers.pix2pix import generator_from_config
 from monai_singanseg.io.atomic import check_outputs_free
 from monai_singanseg.io.model_config import PIX2PIX_KIND, ConditionConfig, Pix2PixModelConfig
 from monai_singanseg.io.modelfile import ModelFileError, load_model_file, save_model_file
 from monai_singanseg.networks.pix2pix import Pix2PixCritic, max_critic_scales
+from monai_singanseg.rng import forked_rng
 from monai_singanseg.transforms.condition.array import condition_channel_names
 from monai_singanseg.transforms.intensity.array import IntensityStats
 
 __all__ = [
-    "Pix2PixSettings", "Pix2PixSlices", "Pix2PixNetworks", "resume_settings", "pix2pix_networks", "pix2pix_trainer",
+    "Pix2PixSettings",
+    "Pix2PixSlices",
+    "Pix2PixNetworks",
+    "resume_settings",
+    "pix2pix_networks",
+    "pix2pix_trainer",
     "train_pix2pix",
 ]
 
@@ -188,7 +203,9 @@ def _model_config(settings: Pix2PixSettings, data: Pix2PixSlices) -> Pix2PixMode
             label_values=[int(v) for v in data.label_values],
             tissue_classes=tissue,
             tissue_modality=settings.tissue_modality if tissue else None,
-            tissue_method="1D k-means inside the brain, tumour excluded, classes sorted dark to bright" if tissue else None,
+            tissue_method="1D k-means inside the brain, tumour excluded, classes sorted dark to bright"
+            if tissue
+            else None,
         ),
         intensity_stats=_merged_stats(data.stats, data.source_dtype).to_dict(),
         case_intensity_stats={n: s.to_dict() for n, s in zip(data.names, data.stats)},
@@ -221,8 +238,6 @@ def resume_settings(out: str | os.PathLike, settings: Pix2PixSettings | None = N
     return Pix2PixSettings(**saved)
 
 
-
-
 @dataclass
 class Pix2PixNetworks:
     """The generator and critic of a run, initialised on the run's own random stream.
@@ -247,7 +262,8 @@ def _checked_config(data: Pix2PixSlices, settings: Pix2PixSettings) -> Pix2PixMo
     config = _model_config(settings, data)
     if data.condition.shape[1] != config.generator_in_channels:
         raise ValueError(
-            f"the slices hold {data.condition.shape[1]} condition channels, but context_slices={settings.context_slices} "
+            f"the slices hold {data.condition.shape[1]} condition channels, but "
+            f"context_slices={settings.context_slices} "
             f"needs {config.generator_in_channels}: prepare them with these settings"
         )
     return config
@@ -265,13 +281,19 @@ def pix2pix_networks(
     return _new_networks(_checked_config(data, settings), data, settings, resolve_device(device))
 
 
-def _new_networks(config: Pix2PixModelConfig, data: Pix2PixSlices, settings: Pix2PixSettings, dev: torch.device) -> Pix2PixNetworks:
+def _new_networks(
+    config: Pix2PixModelConfig, data: Pix2PixSlices, settings: Pix2PixSettings, dev: torch.device
+) -> Pix2PixNetworks:
     """:func:`pix2pix_networks` for an already checked config (the data fingerprint is not computed again)."""
     with forked_rng(dev, settings.seed):
         generator = generator_from_config(config).to(dev)
         critic = Pix2PixCritic(
-            2, data.condition.shape[1], data.image.shape[1], channels=settings.critic_channels,
-            scales=config.critic_scales, size=settings.size,
+            2,
+            data.condition.shape[1],
+            data.image.shape[1],
+            channels=settings.critic_channels,
+            scales=config.critic_scales,
+            size=settings.size,
         ).to(dev)
         return Pix2PixNetworks(generator, critic, torch.get_rng_state())
 
@@ -371,8 +393,10 @@ def pix2pix_trainer(
     if rank == 0:  # one process writes the model file
         handlers.append(ModelFileCheckpoint(checkpoint, settings.checkpoint_every))
     # pix2pix's schedule, counted from the resumed epoch (the schedulers hold no state a checkpoint needs)
-    handlers += [LrScheduleHandler(LambdaLR(opt, lambda e: _lr_factor(e + start_epoch, settings)), print_lr=False)
-                 for opt in (opt_g, opt_d)]  # fmt: skip
+    handlers += [
+        LrScheduleHandler(LambdaLR(opt, lambda e: _lr_factor(e + start_epoch, settings)), print_lr=False)
+        for opt in (opt_g, opt_d)
+    ]
     handlers.append(ProgressBar("pix2pix", _last_epoch_losses, disable=not progress or rank > 0))
     tensorboard_handler = None
     if tensorboard is not None and rank == 0:
@@ -386,10 +410,18 @@ def pix2pix_trainer(
         loader = paired_loader(dataset, settings.batch_size, aug_gen)
         train_gen, train_critic = gen_net, critic
     trainer = Pix2PixTrainer(
-        dev, settings.epochs, loader, train_gen, opt_g, train_critic, opt_d, l1_weight=settings.l1_weight,
+        dev,
+        settings.epochs,
+        loader,
+        train_gen,
+        opt_g,
+        train_critic,
+        opt_d,
+        l1_weight=settings.l1_weight,
         feature_matching_weight=settings.feature_matching_weight,
         prepare_batch=AugmentedPairs(settings.flip, settings.rotate_degrees, aug_gen),
-        train_handlers=[*handlers, *train_handlers], random_state=random_state,
+        train_handlers=[*handlers, *train_handlers],
+        random_state=random_state,
     )
     trainer.state.epoch = start_epoch
     trainer.state.iteration = start_epoch * len(loader)
@@ -461,8 +493,21 @@ def train_pix2pix(
         ValueError: ``data`` holds no slices.
     """
     trainer = pix2pix_trainer(
-        data, out, settings, device=device, resume=resume, overwrite=overwrite, train_handlers=handlers,
-        tensorboard=tensorboard, progress=progress, on_epoch=on_epoch,
+        data,
+        out,
+        settings,
+        device=device,
+        resume=resume,
+        overwrite=overwrite,
+        train_handlers=handlers,
+        tensorboard=tensorboard,
+        progress=progress,
+        on_epoch=on_epoch,
     )
     trainer.run()
-    return {"path": str(out), "epochs_done": trainer.state.epoch, "history": trainer.state.history, "num_slices": len(data.image)}
+    return {
+        "path": str(out),
+        "epochs_done": trainer.state.epoch,
+        "history": trainer.state.history,
+        "num_slices": len(data.image),
+    }

@@ -15,18 +15,28 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from monai.data import DistributedSampler as MonaiDistributedSampler
 from monai.engines import AdversarialTrainer
 from monai.engines.utils import PrepareBatch, default_prepare_batch
-from monai.utils import AdversarialIterationEvents, CommonKeys as Keys
-from monai.data import DistributedSampler as MonaiDistributedSampler
+from monai.utils import AdversarialIterationEvents
+from monai.utils import CommonKeys as Keys
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from monai_singanseg.engines.common import stream_neutral_loader
 from monai_singanseg.rng import forked_rng
 
 __all__ = [
-    "PairedSlices", "EpochPermutation", "PairsToDevice", "AugmentedPairs", "Pix2PixTrainer", "augment_pairs",
-    "critic_loss", "generator_adversarial_loss", "feature_matching_loss", "paired_loader", "validation_loader",
+    "PairedSlices",
+    "EpochPermutation",
+    "PairsToDevice",
+    "AugmentedPairs",
+    "Pix2PixTrainer",
+    "augment_pairs",
+    "critic_loss",
+    "generator_adversarial_loss",
+    "feature_matching_loss",
+    "paired_loader",
+    "validation_loader",
     "ITERATION_LOSSES",
 ]
 
@@ -67,12 +77,16 @@ def generator_adversarial_loss(fake_outputs: Sequence[Sequence[torch.Tensor]]) -
     return _adversarial(fake_outputs, True)
 
 
-def critic_loss(real_outputs: Sequence[Sequence[torch.Tensor]], fake_outputs: Sequence[Sequence[torch.Tensor]]) -> torch.Tensor:
+def critic_loss(
+    real_outputs: Sequence[Sequence[torch.Tensor]], fake_outputs: Sequence[Sequence[torch.Tensor]]
+) -> torch.Tensor:
     """The critics' loss: real pairs -> 1, generated pairs -> 0."""
     return 0.5 * (_adversarial(real_outputs, True) + _adversarial(fake_outputs, False))
 
 
-def feature_matching_loss(fake: Sequence[Sequence[torch.Tensor]], real: Sequence[Sequence[torch.Tensor]]) -> torch.Tensor:
+def feature_matching_loss(
+    fake: Sequence[Sequence[torch.Tensor]], real: Sequence[Sequence[torch.Tensor]]
+) -> torch.Tensor:
     """pix2pixHD's feature matching: L1 between the critics' hidden features of the generated and the real pair."""
     terms = [F.l1_loss(f, r.detach()) for fo, ro in zip(fake, real) for f, r in zip(fo[:-1], ro[:-1])]
     return torch.stack(terms).mean()
@@ -140,12 +154,17 @@ class PairsToDevice(PrepareBatch):
         return batchdata["condition"], batchdata["image"]
 
     def __call__(
-        self, batchdata: dict[str, torch.Tensor], device: str | torch.device | None = None, non_blocking: bool = False,
+        self,
+        batchdata: dict[str, torch.Tensor],
+        device: str | torch.device | None = None,
+        non_blocking: bool = False,
         **kwargs: Any,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         cond, image = self.pair(batchdata)
-        return (cond.to(device=device, non_blocking=non_blocking, **kwargs),
-                image.to(device=device, non_blocking=non_blocking, **kwargs))  # fmt: skip
+        return (
+            cond.to(device=device, non_blocking=non_blocking, **kwargs),
+            image.to(device=device, non_blocking=non_blocking, **kwargs),
+        )
 
 
 class AugmentedPairs(PairsToDevice):
@@ -231,7 +250,8 @@ class Pix2PixTrainer(AdversarialTrainer):
         self.random_state = random_state
 
     def run(self) -> None:  # type: ignore[override]
-        """Train up to ``max_epochs`` (from ``state.epoch``; nothing when it is reached), on the private stream if any."""
+        """Train up to ``max_epochs`` (from ``state.epoch``; nothing when it is reached), on the private stream if
+        any."""
         if self.state.epoch >= self.state.max_epochs:
             return  # ignite would start afresh from epoch 0
         if self.random_state is None:
@@ -274,7 +294,13 @@ class Pix2PixTrainer(AdversarialTrainer):
         state.g_optimizer.step()
         engine.fire_event(AdversarialIterationEvents.GENERATOR_MODEL_COMPLETED)
         return {
-            Keys.IMAGE: cond, Keys.LABEL: real, Keys.PRED: fake.detach(), Keys.LOSS: loss_g.detach(),
-            "loss_g": loss_g.item(), "loss_d": loss_d.item(), "l1": l1.item(), "feature_matching": fm.item(),
+            Keys.IMAGE: cond,
+            Keys.LABEL: real,
+            Keys.PRED: fake.detach(),
+            Keys.LOSS: loss_g.detach(),
+            "loss_g": loss_g.item(),
+            "loss_d": loss_d.item(),
+            "l1": l1.item(),
+            "feature_matching": fm.item(),
             "batch_size": int(cond.shape[0]),
-        }  # fmt: skip
+        }

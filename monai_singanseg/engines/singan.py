@@ -53,10 +53,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from ignite.engine import Engine
 from monai.engines import Trainer
 from monai.handlers import LrScheduleHandler, TensorBoardStatsHandler
+from torch import nn
 from torch.func import functional_call
 
 from monai_singanseg.device import resolve_device
@@ -79,8 +79,18 @@ from monai_singanseg.networks.singan import SinGANCritic, SinGANPyramid, resize_
 from monai_singanseg.rng import forked_rng
 
 __all__ = [
-    "MODEL_KIND", "SCHEDULES", "SinGANSegSettings", "SinGANSegTrainer", "BatchedSinGANSegTrainer", "StackedModules",
-    "check_same_shapes", "pyramid_sizes", "real_pyramid", "label_area_loss", "gradient_penalty", "mean_losses",
+    "MODEL_KIND",
+    "SCHEDULES",
+    "SinGANSegSettings",
+    "SinGANSegTrainer",
+    "BatchedSinGANSegTrainer",
+    "StackedModules",
+    "check_same_shapes",
+    "pyramid_sizes",
+    "real_pyramid",
+    "label_area_loss",
+    "gradient_penalty",
+    "mean_losses",
 ]
 
 logger = logging.getLogger(__name__)
@@ -130,12 +140,18 @@ class StackedModules:
         self.template = modules[0]
         self.num_models = len(modules)
         single = self.num_models == 1
-        self.params = dict(self.template.named_parameters()) if single else _stack([dict(m.named_parameters()) for m in modules])
-        self.buffers = dict(self.template.named_buffers()) if single else _stack([dict(m.named_buffers()) for m in modules])
+        self.params = (
+            dict(self.template.named_parameters()) if single else _stack([dict(m.named_parameters()) for m in modules])
+        )
+        self.buffers = (
+            dict(self.template.named_buffers()) if single else _stack([dict(m.named_buffers()) for m in modules])
+        )
         self.requires_grad_(trainable)
         self._vmapped = torch.vmap(self._call_one)
 
-    def _call_one(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], *args: torch.Tensor) -> torch.Tensor:
+    def _call_one(
+        self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], *args: torch.Tensor
+    ) -> torch.Tensor:
         return functional_call(self.template, (params, buffers), args)
 
     def __call__(self, *args: torch.Tensor) -> torch.Tensor:
@@ -283,7 +299,8 @@ class BatchedSinGANSegTrainer:
             check_outputs_free(outs, overwrite)
         dev = self.device
         pyr_reals = [
-            torch.stack(t) for t in zip(*(real_pyramid(r[None].to(dev), sizes, c.num_image_channels) for r, c in zip(reals, configs)))
+            torch.stack(t)
+            for t in zip(*(real_pyramid(r[None].to(dev), sizes, c.num_image_channels) for r, c in zip(reals, configs)))
         ]
         models = []
         for seed, out, config in zip(seeds, outs, configs):
@@ -309,8 +326,12 @@ class BatchedSinGANSegTrainer:
                 self._save(models, k, len(sizes), time.perf_counter() - start)
                 logger.info(
                     "batched SinGAN-Seg scale %d/%d (%s, %d models) trained in %.1f s",
-                    k + 1, len(sizes), "x".join(map(str, sizes[k])), len(models), time.perf_counter() - start,
-                )  # fmt: skip
+                    k + 1,
+                    len(sizes),
+                    "x".join(map(str, sizes[k])),
+                    len(models),
+                    time.perf_counter() - start,
+                )
                 if on_scale is not None:
                     on_scale(k)
         return outs
@@ -339,7 +360,9 @@ class BatchedSinGANSegTrainer:
         for m, real in enumerate(reals):
             real = torch.as_tensor(real).float().as_subclass(torch.Tensor)
             if real.ndim not in (3, 4):
-                raise ValueError(f"GAN tensor {m}: expected a channel-first 2D or 3D tensor, got shape {tuple(real.shape)}")
+                raise ValueError(
+                    f"GAN tensor {m}: expected a channel-first 2D or 3D tensor, got shape {tuple(real.shape)}"
+                )
             if not torch.isfinite(real).all():
                 raise ValueError(f"GAN tensor {m} holds NaN or infinite values")
             tensors.append(real)
@@ -383,13 +406,15 @@ class BatchedSinGANSegTrainer:
         for key in ("channels", "num_image_channels", "scale_sizes", "spatial_dims"):
             if getattr(old, key) != getattr(config, key):
                 raise ModelFileError(
-                    f"{path}: cannot resume: its {key} {getattr(old, key)} differs from this run's {getattr(config, key)} "
+                    f"{path}: cannot resume: its {key} {getattr(old, key)} differs from this run's "
+                    f"{getattr(config, key)} "
                     "(pass --overwrite to start afresh)"
                 )
         if old.data_hash is not None and old.data_hash != config.data_hash:
             raise ModelFileError(
                 f"{path}: cannot resume: it was trained on other data ({old.source_name}, training tensor "
-                f"sha256 {old.data_hash[:12]}...) than this run's ({config.source_name}, {str(config.data_hash)[:12]}...); "
+                f"sha256 {old.data_hash[:12]}...) than this run's ({config.source_name}, "
+                f"{str(config.data_hash)[:12]}...); "
                 "pass the same inputs, or --overwrite to start afresh"
             )
         old_train, new_train = dict(old.training), config.training
@@ -422,7 +447,9 @@ class BatchedSinGANSegTrainer:
             save_model_file(model.out, config, state, {"reconstruction_noise": model.rec_noise})
 
     # ---------------------------------------------------------------- training
-    def _add_scale(self, k: int, models: list[_Model], pyr_reals: list[torch.Tensor], sizes: list[list[int]], feat: int) -> None:
+    def _add_scale(
+        self, k: int, models: list[_Model], pyr_reals: list[torch.Tensor], sizes: list[list[int]], feat: int
+    ) -> None:
         """Per model as the single trainer: noise amplitude, then (in its stream ``seed + k``) the new scale's
         generator and critic; the stream is kept for the model's draws during the scale."""
         s = self.settings
@@ -456,7 +483,13 @@ class BatchedSinGANSegTrainer:
         return torch.stack([fn(tuple(shape), generator=m.stream, device=self.device) for m in models])
 
     def _train_scale(
-        self, k: int, models: list[_Model], pyr_reals: list[torch.Tensor], sizes: list[list[int]], features: list[int], writer: Any
+        self,
+        k: int,
+        models: list[_Model],
+        pyr_reals: list[torch.Tensor],
+        sizes: list[list[int]],
+        features: list[int],
+        writer: Any,
     ) -> None:
         """Add scale ``k`` to every model and train the concurrent stages of all models together."""
         s = self.settings
@@ -521,7 +554,12 @@ class _ScaleLoop:
         """Frozen part of the reconstruction path (per model with its pyramid, exactly as the single trainer)."""
         with torch.no_grad():
             outs = [
-                m.pyramid(self.trainer._rec_zeros(m.rec_noise, self.sizes), m.config.noise_amplitudes, self.sizes, last_scale=self.first - 1)
+                m.pyramid(
+                    self.trainer._rec_zeros(m.rec_noise, self.sizes),
+                    m.config.noise_amplitudes,
+                    self.sizes,
+                    last_scale=self.first - 1,
+                )
                 for m in self.models
             ]
         return torch.stack(outs)
@@ -589,7 +627,9 @@ class _ScaleLoop:
     def _optimisers(self) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer, list[Any], int]:
         """Adam over the stacked parameters (per-stage learning rates), MultiStepLR, iteration count."""
         s, k = self.s, self.k
-        groups = [{"params": self.gens[j].parameters(), "lr": s.lr * s.lr_scale ** (k - j)} for j in range(self.first, k + 1)]
+        groups = [
+            {"params": self.gens[j].parameters(), "lr": s.lr * s.lr_scale ** (k - j)} for j in range(self.first, k + 1)
+        ]
         opt_g = torch.optim.Adam(groups, lr=s.lr, betas=s.betas)
         opt_d = torch.optim.Adam(self.critic.parameters(), lr=s.lr, betas=s.betas)
         iters = s.coarsest_iters if k == 0 else s.iters
@@ -616,7 +656,11 @@ class _ScaleLoop:
 
     def _scalars(self, output: dict[str, torch.Tensor]) -> dict[str, float]:
         """TensorBoard scalars of an iteration: ``model_<m>/scale_<k>/<loss>``."""
-        return {f"model_{m}/scale_{self.k}/{name}": float(v[m]) for name, v in output.items() for m in range(len(self.models))}
+        return {
+            f"model_{m}/scale_{self.k}/{name}": float(v[m])
+            for name, v in output.items()
+            for m in range(len(self.models))
+        }
 
     def run(self, writer: Any, handlers: Sequence[Any] = ()) -> None:
         """All iterations of the scale, as a MONAI ``Trainer`` (one epoch of ``iters`` iterations).
@@ -628,14 +672,23 @@ class _ScaleLoop:
         self.opt_g, self.opt_d, scheds, iters = self._optimisers()
         desc = f"scale {k + 1}/{len(self.sizes)} {'x'.join(map(str, self.sizes[k]))} x{len(self.models)} models"
         engine_handlers: list[Any] = [LrScheduleHandler(sched, epoch_level=False, print_lr=False) for sched in scheds]
-        engine_handlers.append(ProgressBar(desc, _mean_losses, per="iteration", every=25, disable=not self.trainer.progress, leave=False))
+        engine_handlers.append(
+            ProgressBar(desc, _mean_losses, per="iteration", every=25, disable=not self.trainer.progress, leave=False)
+        )
         if writer is not None:
-            engine_handlers.append(TensorBoardStatsHandler(
-                summary_writer=writer, iteration_log=25, epoch_log=False, output_transform=self._scalars
-            ))  # fmt: skip
+            engine_handlers.append(
+                TensorBoardStatsHandler(
+                    summary_writer=writer, iteration_log=25, epoch_log=False, output_transform=self._scalars
+                )
+            )
         engine = Trainer(
-            device=self.dev, max_epochs=1, data_loader=range(iters), epoch_length=iters, iteration_update=self.iteration,
-            handlers=[*engine_handlers, *handlers], decollate=False,
+            device=self.dev,
+            max_epochs=1,
+            data_loader=range(iters),
+            epoch_length=iters,
+            iteration_update=self.iteration,
+            handlers=[*engine_handlers, *handlers],
+            decollate=False,
         )
         engine.run()
 

@@ -14,7 +14,14 @@ from monai_singanseg.io.model_config import SINGANSEG_KIND
 from monai_singanseg.networks.singan import resize_to
 
 __all__ = [
-    "MODEL_KIND", "SCHEDULES", "RESUME_KEYS", "VOLUME_DEFAULTS", "SinGANSegSettings", "pyramid_sizes", "real_pyramid", "label_area_loss",
+    "MODEL_KIND",
+    "SCHEDULES",
+    "RESUME_KEYS",
+    "VOLUME_DEFAULTS",
+    "SinGANSegSettings",
+    "pyramid_sizes",
+    "real_pyramid",
+    "label_area_loss",
     "gradient_penalty",
 ]
 
@@ -26,10 +33,29 @@ SCHEDULES = ("fast", "singan")
 VOLUME_DEFAULTS: dict[str, Any] = {"base_features": 16, "iters": 150}
 #: settings that must agree between a checkpoint and a resumed run.
 RESUME_KEYS = (
-    "schedule", "min_size", "scale_factor", "num_stages", "iters", "coarsest_iters", "critic_steps", "generator_steps", "lr",
-    "betas", "lr_decay_at", "gp_weight", "rec_weight", "label_area_weight", "noise_ratio", "base_features", "max_features",
-    "double_every", "num_layers", "concurrent_stages", "lr_scale", "seed",
-)  # fmt: skip
+    "schedule",
+    "min_size",
+    "scale_factor",
+    "num_stages",
+    "iters",
+    "coarsest_iters",
+    "critic_steps",
+    "generator_steps",
+    "lr",
+    "betas",
+    "lr_decay_at",
+    "gp_weight",
+    "rec_weight",
+    "label_area_weight",
+    "noise_ratio",
+    "base_features",
+    "max_features",
+    "double_every",
+    "num_layers",
+    "concurrent_stages",
+    "lr_scale",
+    "seed",
+)
 
 
 @dataclass
@@ -208,5 +234,3 @@ def gradient_penalty(critic: torch.nn.Module, real: torch.Tensor, fake: torch.Te
     score = critic(interp)
     (grads,) = torch.autograd.grad(score.sum(), interp, create_graph=True)
     return ((grads.norm(2, dim=1) - 1.0) ** 2).mean()
-
-

@@ -47,20 +47,20 @@ from monai_singanseg.data import load_case
 from monai_singanseg.device import resolve_device
 from monai_singanseg.engines.pix2pix import Pix2PixSettings
 from monai_singanseg.engines.singan import SinGANSegSettings
-from monai_singanseg.farm import DatasetSettings, RankContext, synthesize_dataset
-from monai_singanseg.metrics.diversity import diversity
-from monai_singanseg.metrics.label_stats import compare_label_statistics
-from monai_singanseg.metrics.memorisation import flag_memorised, memorisation_scores
 from monai_singanseg.evaluation.scoring import SCORE_NAMES, case_scores, regions_for
-from monai_singanseg.evaluation.statistics import Interval, paired_ratio_ci
-from monai_singanseg.evaluation.volumes import CaseSlices, case_slices, score_case
 from monai_singanseg.evaluation.segmentation import (
     SegmentationSettings,
     build_segmentation_network,
     train_segmentation,
 )
-from monai_singanseg.metrics.swd import sliced_wasserstein_distance
+from monai_singanseg.evaluation.statistics import Interval, paired_ratio_ci
+from monai_singanseg.evaluation.volumes import CaseSlices, case_slices, score_case
+from monai_singanseg.farm import DatasetSettings, RankContext, synthesize_dataset
 from monai_singanseg.io.atomic import check_outputs_free
+from monai_singanseg.metrics.diversity import diversity
+from monai_singanseg.metrics.label_stats import compare_label_statistics
+from monai_singanseg.metrics.memorisation import flag_memorised, memorisation_scores
+from monai_singanseg.metrics.swd import sliced_wasserstein_distance
 from monai_singanseg.synthesis import (
     SinGANSegSynthesisOptions,
     default_channel_names,
@@ -187,10 +187,17 @@ class ExperimentSettings:
         """A CPU budget of minutes (a check of the whole pipeline, not figures): 64 px, one seed, k = 1 and 2, one
         SinGAN-Seg model per training case, short generator training, a width-8 BasicUNet for at most 80 steps."""
         base: dict[str, Any] = dict(
-            size=64, seeds=(0,), k_values=(1, 2), singan_slices=1, singan_iters=10, samples_per_model=10, pix2pix_epochs=4,
-            pix2pix_volumes=1, pix2pix_samples=40,
+            size=64,
+            seeds=(0,),
+            k_values=(1, 2),
+            singan_slices=1,
+            singan_iters=10,
+            samples_per_model=10,
+            pix2pix_epochs=4,
+            pix2pix_volumes=1,
+            pix2pix_samples=40,
             segmentation=SegmentationSettings(network="basicunet", features=8, steps=80, val_every=20, patience=2),
-        )  # fmt: skip
+        )
         base.update(overrides)
         return cls(**base)
 
@@ -234,7 +241,8 @@ class SliceSet:
         )
 
     def gan_tensor(self, num_classes: int) -> torch.Tensor:
-        """Image channels + one-hot tumour channels mapped to [-1, 1] ``(N, C + K - 1, S, S)`` (the generators' space)."""
+        """Image channels + one-hot tumour channels mapped to [-1, 1] ``(N, C + K - 1, S, S)`` (the generators'
+        space)."""
         to_gan = ToGANTensor(num_classes)
         return torch.stack([to_gan(img, lab) for img, lab in zip(self.images, self.labels)])
 
@@ -258,8 +266,10 @@ def split_for_validation(cs: CaseSlices, every: int) -> tuple[SliceSet, SliceSet
     positions = range(len(cs.indices))
     val = [p for p in positions if p % every == every // 2]
     train = [p for p in positions if p % every != every // 2]
-    return (SliceSet(cs.images[train], cs.labels[train], cs.names(train)),
-            SliceSet(cs.images[val], cs.labels[val], cs.names(val)))  # fmt: skip
+    return (
+        SliceSet(cs.images[train], cs.labels[train], cs.names(train)),
+        SliceSet(cs.images[val], cs.labels[val], cs.names(val)),
+    )
 
 
 def style_set_name(base: str, method: str) -> str:
@@ -271,9 +281,10 @@ def training_set_names(k_values: Sequence[int], style_methods: Sequence[str] = (
     """Every training set of the experiment, in report order."""
     styled = [style_set_name("singanseg", m) for m in style_methods]
     small = [
-        n for k in k_values
+        n
+        for k in k_values
         for n in (f"real{k}", f"real{k}+singanseg", *(style_set_name(f"real{k}+singanseg", m) for m in style_methods))
-    ]  # fmt: skip
+    ]
     return ["real", "singanseg", *styled, "pix2pix", "synthetic", "real+synthetic"] + small
 
 
@@ -282,12 +293,23 @@ def _slice_number(name: str) -> int:
 
 
 # ----------------------------------------------------------------------------------------- generators
-def _synthesize(items: Sequence[Mapping[str, Any]], folder: Path, dataset: DatasetSettings, device: Any, overwrite: bool) -> dict[str, Any]:
+def _synthesize(
+    items: Sequence[Mapping[str, Any]], folder: Path, dataset: DatasetSettings, device: Any, overwrite: bool
+) -> dict[str, Any]:
     """A synthetic dataset of ``items`` made by the product's ``synthesize`` (one process); every entry must succeed."""
-    manifest = synthesize_dataset(items, folder, dataset, RankContext(run_id=f"evaluation-{folder.name}"), device=str(device),
-                                  overwrite=overwrite, progress=False)  # fmt: skip
+    manifest = synthesize_dataset(
+        items,
+        folder,
+        dataset,
+        RankContext(run_id=f"evaluation-{folder.name}"),
+        device=str(device),
+        overwrite=overwrite,
+        progress=False,
+    )
     if manifest["failed"] or manifest["pending"]:
-        errors = "; ".join(f"{e['id']}: {e.get('error', e['status'])}" for e in manifest["entries"] if e["status"] != "done")
+        errors = "; ".join(
+            f"{e['id']}: {e.get('error', e['status'])}" for e in manifest["entries"] if e["status"] != "done"
+        )
         raise RuntimeError(f"synthesizing {folder} failed: {errors}")
     return manifest
 
@@ -315,36 +337,63 @@ def _evenly(slices: SliceSet, keep: int) -> SliceSet:
 
 def _singanseg_dataset(settings: ExperimentSettings, slices_per_case: int | None) -> DatasetSettings:
     return DatasetSettings(
-        slices_per_case=slices_per_case, samples_per_model=settings.samples_per_model, max_size=settings.size,
-        label_map=settings.label_map, channel_names=settings.channel_names,
+        slices_per_case=slices_per_case,
+        samples_per_model=settings.samples_per_model,
+        max_size=settings.size,
+        label_map=settings.label_map,
+        channel_names=settings.channel_names,
         training=SinGANSegSettings(iters=settings.singan_iters),
         options=SinGANSegSynthesisOptions(start_scale=settings.singan_start_scale),
-    )  # fmt: skip
+    )
 
 
-def _styled(dataset_dir: Path, entry_ids: Sequence[str], method: str, out: Path, settings: ExperimentSettings,
-            device: Any, overwrite: bool) -> list[Path]:  # fmt: skip
+def _styled(
+    dataset_dir: Path,
+    entry_ids: Sequence[str],
+    method: str,
+    out: Path,
+    settings: ExperimentSettings,
+    device: Any,
+    overwrite: bool,
+) -> list[Path]:
     """The SinGAN-Seg samples of ``entry_ids`` again (same models, same seeds), through the style-transfer step."""
     manifest = json.loads((dataset_dir / "manifest.json").read_text(encoding="utf-8"))
-    options = SinGANSegSynthesisOptions(start_scale=settings.singan_start_scale, style=method, style_steps=settings.style_steps,
-                                        style_weights=settings.style_weights)  # fmt: skip
+    options = SinGANSegSynthesisOptions(
+        start_scale=settings.singan_start_scale,
+        style=method,
+        style_steps=settings.style_steps,
+        style_weights=settings.style_weights,
+    )
     folders = []
     for index, entry in enumerate(manifest["entries"]):
         if entry["id"] not in entry_ids:
             continue
         folder = out / entry["id"]
-        pipeline = singanseg_synthesis(dataset_dir / entry["model"], folder, options, device=device, overwrite=overwrite)
-        synthesise(pipeline, pipeline.cases(settings.samples_per_model), folder, seed=index, preview=0, progress=False,
-                   overwrite=overwrite)  # fmt: skip
+        pipeline = singanseg_synthesis(
+            dataset_dir / entry["model"], folder, options, device=device, overwrite=overwrite
+        )
+        synthesise(
+            pipeline,
+            pipeline.cases(settings.samples_per_model),
+            folder,
+            seed=index,
+            preview=0,
+            progress=False,
+            overwrite=overwrite,
+        )
         folders.append(folder)
     return folders
 
 
 # --------------------------------------------------------------------------------------- quality
 def synthetic_quality(
-    synthetic: SliceSet, real_train: SliceSet, num_classes: int, settings: ExperimentSettings, seed: int = 0,
+    synthetic: SliceSet,
+    real_train: SliceSet,
+    num_classes: int,
+    settings: ExperimentSettings,
+    seed: int = 0,
     held_out_max: float | None = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Fidelity, diversity, memorisation and label statistics of a synthetic set against the real training slices.
 
     Memorisation compares every sample with ALL real training slices (image + label channels); samples
@@ -367,9 +416,15 @@ def synthetic_quality(
             "mean": float(nearest.scores.mean()),
             "max": float(nearest.scores.max()),
             "num_flagged": int(flags.sum()),
-            "share_closer_than_held_out": None if held_out_max is None else float((nearest.scores > held_out_max).float().mean()),
+            "share_closer_than_held_out": None
+            if held_out_max is None
+            else float((nearest.scores > held_out_max).float().mean()),
             "flagged": [
-                {"sample": synthetic.names[i], "nearest_real": real_train.names[int(nearest.indices[i])], "score": float(nearest.scores[i])}
+                {
+                    "sample": synthetic.names[i],
+                    "nearest_real": real_train.names[int(nearest.indices[i])],
+                    "score": float(nearest.scores[i]),
+                }
                 for i in torch.nonzero(flags).flatten().tolist()
             ],
         },
@@ -389,7 +444,10 @@ def mean_sd(values: Sequence[float | None]) -> dict[str, float]:
 
 
 def summarise(runs: Sequence[Mapping[str, Mapping[str, float]]]) -> dict[str, dict[str, dict[str, float]]]:
-    """Per region and metric: mean, sample sd and count over runs (:func:`~monai_singanseg.evaluation.scoring.case_scores` results)."""
+    """Per region and metric: mean, sample sd and count over runs
+    (:func:`~monai_singanseg.evaluation.scoring.case_scores`
+    results).
+    """
     if not runs:
         return {}
     return {region: {m: mean_sd([r[region][m] for r in runs]) for m in SCORE_NAMES} for region in runs[0]}
@@ -431,28 +489,45 @@ def run_fold(
     areas = [float((real.labels[i] > 0).sum()) for i in own]
     order = [own[p] for p in spread_order([_slice_number(real.names[i]) for i in own], areas, settings.pool_fraction)]
     timing["load"] = time.perf_counter() - t0
-    log(f"  {len(real)} real training slices ({len(tumour)} with tumour), {len(validation)} validation slices; "
-        f"test case {test.name} ({len(test.indices)} brain slices)")  # fmt: skip
+    log(
+        f"  {len(real)} real training slices ({len(tumour)} with tumour), {len(validation)} validation slices; "
+        f"test case {test.name} ({len(test.indices)} brain slices)"
+    )
 
     t0 = time.perf_counter()
     fold_dir = model_dir / prefix
     log(f"  synthesize: SinGAN-Seg, {settings.singan_slices} model(s) per training case -> {fold_dir / 'singanseg'}")
-    manifest = _synthesize(items, fold_dir / "singanseg", _singanseg_dataset(settings, settings.singan_slices), device, overwrite)
+    manifest = _synthesize(
+        items, fold_dir / "singanseg", _singanseg_dataset(settings, settings.singan_slices), device, overwrite
+    )
     small_slices = [_slice_number(real.names[i]) for i in order[: max(settings.k_values, default=1)]]
     small_item = {**items[0], "slices": small_slices}
     log(f"  synthesize: SinGAN-Seg on the small-data slices {small_slices} of {small_case}")
-    small_manifest = _synthesize([small_item], fold_dir / "small_singanseg", _singanseg_dataset(settings, None), device, overwrite)
+    small_manifest = _synthesize(
+        [small_item], fold_dir / "small_singanseg", _singanseg_dataset(settings, None), device, overwrite
+    )
     timing["singanseg"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    log(f"  synthesize: pix2pix on {len(items)} case(s), {settings.pix2pix_epochs} epochs, {settings.pix2pix_volumes} render(s) per case")
-    p2p = DatasetSettings(generator="pix2pix", per_case=settings.pix2pix_volumes, label_map=settings.label_map,
-                          channel_names=settings.channel_names,
-                          pix2pix=Pix2PixSettings(size=settings.size, epochs=settings.pix2pix_epochs))  # fmt: skip
+    log(
+        f"  synthesize: pix2pix on {len(items)} case(s), {settings.pix2pix_epochs} epochs, {settings.pix2pix_volumes} "
+        "render(s) per case"
+    )
+    p2p = DatasetSettings(
+        generator="pix2pix",
+        per_case=settings.pix2pix_volumes,
+        label_map=settings.label_map,
+        channel_names=settings.channel_names,
+        pix2pix=Pix2PixSettings(size=settings.size, epochs=settings.pix2pix_epochs),
+    )
     _synthesize(items, fold_dir / "pix2pix", p2p, device, overwrite)
     timing["pix2pix"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    synthetic = {"singanseg": _synthetic_slices([fold_dir / "singanseg"], settings),
-                 "pix2pix": _evenly(_synthetic_slices([fold_dir / "pix2pix"], settings, tumour_only=True), settings.pix2pix_samples)}  # fmt: skip
+    synthetic = {
+        "singanseg": _synthetic_slices([fold_dir / "singanseg"], settings),
+        "pix2pix": _evenly(
+            _synthetic_slices([fold_dir / "pix2pix"], settings, tumour_only=True), settings.pix2pix_samples
+        ),
+    }
     synthetic["synthetic"] = SliceSet.concat([synthetic["singanseg"], synthetic["pix2pix"]])
     small_ids = [e["id"] for e in small_manifest["entries"]]  # in slice order; model of slice z: <case>_z<z>
     by_slice = {int(e["slice"]): e for e in small_manifest["entries"]}
@@ -468,9 +543,19 @@ def run_fold(
         t0 = time.perf_counter()
         log(f"  style transfer '{method}' of the SinGAN-Seg samples")
         ids = [e["id"] for e in manifest["entries"]]
-        folders = _styled(fold_dir / "singanseg", ids, method, fold_dir / f"singanseg+style-{method}", settings, device, overwrite)
+        folders = _styled(
+            fold_dir / "singanseg", ids, method, fold_dir / f"singanseg+style-{method}", settings, device, overwrite
+        )
         synthetic[style_set_name("singanseg", method)] = _synthetic_slices(folders, settings)
-        _styled(fold_dir / "small_singanseg", small_ids, method, fold_dir / f"small_singanseg+style-{method}", settings, device, overwrite)
+        _styled(
+            fold_dir / "small_singanseg",
+            small_ids,
+            method,
+            fold_dir / f"small_singanseg+style-{method}",
+            settings,
+            device,
+            overwrite,
+        )
         timing[f"style:{method}"] = time.perf_counter() - t0
     log(f"  {len(synthetic['singanseg'])} SinGAN-Seg and {len(synthetic['pix2pix'])} pix2pix slices; scoring them")
 
@@ -481,12 +566,18 @@ def run_fold(
         real_tumour.gan_tensor(num_classes),
     ).scores
     baseline = float(held_out.max())
-    quality: dict[str, Any] = {name: synthetic_quality(s, real_tumour, num_classes, settings, held_out_max=baseline)
-                               for name, s in synthetic.items()}  # fmt: skip
+    quality: dict[str, Any] = {
+        name: synthetic_quality(s, real_tumour, num_classes, settings, held_out_max=baseline)
+        for name, s in synthetic.items()
+    }
     quality["held_out_real_baseline"] = {"memorisation_mean": float(held_out.mean()), "memorisation_max": baseline}
     timing["quality"] = time.perf_counter() - t0
 
-    sets: dict[str, SliceSet] = {"real": real, **synthetic, "real+synthetic": SliceSet.concat([real, synthetic["synthetic"]])}
+    sets: dict[str, SliceSet] = {
+        "real": real,
+        **synthetic,
+        "real+synthetic": SliceSet.concat([real, synthetic["synthetic"]]),
+    }
     for k in settings.k_values:
         small = real.subset(order[:k])
         sets[f"real{k}"] = small
@@ -502,15 +593,28 @@ def run_fold(
     for name, seed in bar:
         bar.set_postfix_str(f"{name} seed {seed}", refresh=True)
         net, info = train_segmentation(
-            sets[name].images, sets[name].labels, num_classes, settings.segmentation, seed, device, progress, desc=name,
+            sets[name].images,
+            sets[name].labels,
+            num_classes,
+            settings.segmentation,
+            seed,
+            device,
+            progress,
+            desc=name,
             validation=(validation.images, validation.labels),
-        )  # fmt: skip
+        )
         scores = score_case(net, test, label_values)
         entry = runs.setdefault(name, {"num_slices": len(sets[name]), "runs": {}})
-        entry["runs"][str(seed)] = {**scores, "steps": info["steps"], "best_step": info["best_step"],
-                                    "final_loss": info["losses"][-1]}  # fmt: skip
-        log(f"  {name:<22} seed {seed}: WT Dice {scores['WT']['dice']:.3f}, HD95 {scores['WT']['hd95']:.1f} mm "
-            f"(mean of regions {scores['mean']['dice']:.3f}; {info['steps']} steps, best at {info['best_step']})")  # fmt: skip
+        entry["runs"][str(seed)] = {
+            **scores,
+            "steps": info["steps"],
+            "best_step": info["best_step"],
+            "final_loss": info["losses"][-1],
+        }
+        log(
+            f"  {name:<22} seed {seed}: WT Dice {scores['WT']['dice']:.3f}, HD95 {scores['WT']['hd95']:.1f} mm "
+            f"(mean of regions {scores['mean']['dice']:.3f}; {info['steps']} steps, best at {info['best_step']})"
+        )
     for entry in runs.values():
         entry["summary"] = summarise([_region_scores(run) for run in entry["runs"].values()])
     timing["segmentation"] = time.perf_counter() - t0
@@ -521,7 +625,11 @@ def run_fold(
         "num_real_train_tumour": len(tumour),
         "num_validation": len(validation),
         "num_test": len(test.indices),
-        "test_regions_present": {r: not v["empty_reference"] for r, v in case_scores(test.target, test.target, label_values).items() if r != "mean"},
+        "test_regions_present": {
+            r: not v["empty_reference"]
+            for r, v in case_scores(test.target, test.target, label_values).items()
+            if r != "mean"
+        },
         "small_data_slices": [real.names[i] for i in order[: max(settings.k_values, default=0)]],
         "singanseg_slices": [f"{e['case']}:{e['slice']}" for e in manifest["entries"]],
         "generators": {name: str(fold_dir / name) for name in ("singanseg", "small_singanseg", "pix2pix")},
@@ -546,7 +654,11 @@ def _channel_names(case: Mapping[str, Any], item: Mapping[str, Any], settings: E
 
 def summarise_folds(folds: Sequence[Mapping[str, Any]], settings: ExperimentSettings) -> dict[str, Any]:
     """Per training set, :func:`summarise` over every fold's runs (folds from one or several reports)."""
-    names = [n for n in training_set_names(settings.k_values, settings.style_methods) if any(n in fold["runs"] for fold in folds)]
+    names = [
+        n
+        for n in training_set_names(settings.k_values, settings.style_methods)
+        if any(n in fold["runs"] for fold in folds)
+    ]
     return {
         name: summarise(
             [_region_scores(run) for fold in folds for run in fold["runs"].get(name, {}).get("runs", {}).values()]
@@ -555,7 +667,9 @@ def summarise_folds(folds: Sequence[Mapping[str, Any]], settings: ExperimentSett
     }
 
 
-def paired_values(folds: Sequence[Mapping[str, Any]], name: str, region: str = "WT", metric: str = "dice") -> dict[tuple[int, str], float]:
+def paired_values(
+    folds: Sequence[Mapping[str, Any]], name: str, region: str = "WT", metric: str = "dice"
+) -> dict[tuple[int, str], float]:
     """``{(fold, seed): score}`` of one training set: one value per (fold, seed, test case), for paired statistics."""
     out = {}
     for f, fold in enumerate(folds):
@@ -564,7 +678,9 @@ def paired_values(folds: Sequence[Mapping[str, Any]], name: str, region: str = "
     return out
 
 
-def paired_ratio(folds: Sequence[Mapping[str, Any]], numerator: str, denominator: str, region: str = "WT") -> dict[str, Any] | None:
+def paired_ratio(
+    folds: Sequence[Mapping[str, Any]], numerator: str, denominator: str, region: str = "WT"
+) -> dict[str, Any] | None:
     """Bootstrap 95 % interval of ``mean Dice(numerator) / mean Dice(denominator)`` over paired runs (same fold, seed
     and test case); None when fewer than 2 pairs exist."""
     a, b = paired_values(folds, numerator, region), paired_values(folds, denominator, region)
@@ -581,8 +697,12 @@ def _verdict(ci: Mapping[str, Any] | None, target: float) -> str:
     if ci is None:
         return "unresolved (fewer than 2 paired runs)"
     interval = Interval(ci["estimate"], ci["low"], ci["high"], ci["n"])
-    sides = [(target, interval.resolved_against(target))] + ([(1.0, interval.resolved_against(1.0))] if target != 1.0 else [])
-    return "; ".join(f"{side} {value:g}" if side != "unresolved" else f"unresolved against {value:g}" for value, side in sides)
+    sides = [(target, interval.resolved_against(target))] + (
+        [(1.0, interval.resolved_against(1.0))] if target != 1.0 else []
+    )
+    return "; ".join(
+        f"{side} {value:g}" if side != "unresolved" else f"unresolved against {value:g}" for value, side in sides
+    )
 
 
 def headline_ratios(k_values: Sequence[int], style_methods: Sequence[str] = ()) -> dict[str, tuple[str, str, float]]:
@@ -606,9 +726,12 @@ def headline_ratios(k_values: Sequence[int], style_methods: Sequence[str] = ()) 
 
 
 def headline(
-    summary: Mapping[str, Any], k_values: Sequence[int] = (5,), style_methods: Sequence[str] = (), region: str = "WT",
+    summary: Mapping[str, Any],
+    k_values: Sequence[int] = (5,),
+    style_methods: Sequence[str] = (),
+    region: str = "WT",
     folds: Sequence[Mapping[str, Any]] | None = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """The headline: real-only ``region`` Dice and the ratios of :func:`headline_ratios` (mean Dice over folds and
     seeds), each with its paired bootstrap 95 % interval and verdict against its target.
 
@@ -629,16 +752,29 @@ def headline(
         a, b = dice(num), dice(den)
         ci = paired_ratio(folds, num, den, region) if folds is not None else None
         ratios[name] = {
-            "numerator": num, "denominator": den, "dice_numerator": a, "dice_denominator": b,
+            "numerator": num,
+            "denominator": den,
+            "dice_numerator": a,
+            "dice_denominator": b,
             "ratio": a / b if math.isfinite(a) and math.isfinite(b) and b > 0 else math.nan,
-            "target": target, "interval": ci, "verdict": _verdict(ci, target),
-        }  # fmt: skip
-    return {"region": region, "k": min(k_values, default=0), "dice_real": dice("real"), "target_real_dice": 0.75,
-            "ratios": ratios}  # fmt: skip
+            "target": target,
+            "interval": ci,
+            "verdict": _verdict(ci, target),
+        }
+    return {
+        "region": region,
+        "k": min(k_values, default=0),
+        "dice_real": dice("real"),
+        "target_real_dice": 0.75,
+        "ratios": ratios,
+    }
 
 
 def check_cases(
-    items: Sequence[Mapping[str, Any]], label_values: Sequence[int], progress: bool = True, label_map: Mapping[int, int] | None = None
+    items: Sequence[Mapping[str, Any]],
+    label_values: Sequence[int],
+    progress: bool = True,
+    label_map: Mapping[int, int] | None = None,
 ) -> None:
     """Load every case once and check it can take part (a label with tumour, the same channels as the others).
 
@@ -668,8 +804,11 @@ def planned_outputs(out_dir: str | os.PathLike, num_folds: int, settings: Experi
     out = Path(out_dir)
     from monai_singanseg.evaluation.report import report_files
 
-    datasets = [out / "models" / f"fold{f}" / name / "synthesize.json" for f in range(num_folds)
-                for name in ("singanseg", "small_singanseg", "pix2pix")]  # fmt: skip
+    datasets = [
+        out / "models" / f"fold{f}" / name / "synthesize.json"
+        for f in range(num_folds)
+        for name in ("singanseg", "small_singanseg", "pix2pix")
+    ]
     return report_files(out, num_folds) + datasets
 
 
@@ -708,12 +847,16 @@ def run_experiment(
         raise ValueError(f"the downstream experiment needs at least 2 labelled cases (one held out), got {len(items)}")
     device = resolve_device(device)
     seg = settings.segmentation
-    build_segmentation_network(seg.network, 4, len(BRATS_LABEL_VALUES), seg.features)  # e.g. swinunetr without einops: fail now
+    build_segmentation_network(
+        seg.network, 4, len(BRATS_LABEL_VALUES), seg.features
+    )  # e.g. swinunetr without einops: fail now
     for method in settings.style_methods:  # e.g. vgg19 without its weights file: fail now
         StyleTransfer(method=method, weights_path=settings.style_weights, steps=0)
     out = Path(out_dir)
     num_folds = len(items) if settings.max_folds is None else min(settings.max_folds, len(items))
-    check_cases(items, BRATS_LABEL_VALUES, progress, settings.label_map)  # every case, before anything is trained or written
+    check_cases(
+        items, BRATS_LABEL_VALUES, progress, settings.label_map
+    )  # every case, before anything is trained or written
     check_outputs_free(planned_outputs(out, num_folds, settings), overwrite)
     (out / "models").mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -721,7 +864,9 @@ def run_experiment(
     for f, test_item in enumerate(items[:num_folds]):
         train_items = [it for i, it in enumerate(items) if i != f]
         log(f"[fold {f + 1}/{num_folds}] test case {test_item.get('name', test_item['label'])}")
-        fold, slice_sets = run_fold(train_items, test_item, out / "models", f"fold{f}", settings, device, overwrite, progress, log)
+        fold, slice_sets = run_fold(
+            train_items, test_item, out / "models", f"fold{f}", settings, device, overwrite, progress, log
+        )
         folds.append(fold)
         grids.append(slice_sets)
     summary = summarise_folds(folds, settings)
@@ -730,7 +875,9 @@ def run_experiment(
         "settings": settings.to_dict(),
         "device": str(device),
         "torch_threads": torch.get_num_threads(),
-        "channel_names": _channel_names(load_case(items[0], BRATS_LABEL_VALUES, 3, settings.label_map), items[0], settings),
+        "channel_names": _channel_names(
+            load_case(items[0], BRATS_LABEL_VALUES, 3, settings.label_map), items[0], settings
+        ),
         "folds": folds,
         "summary": summary,
         "headline": headline(summary, settings.k_values, settings.style_methods, settings.headline_region, folds),

@@ -86,7 +86,9 @@ def region_metrics(
         ValueError: shapes differ.
     """
     if prediction.shape != target.shape:
-        raise ValueError(f"prediction {tuple(prediction.shape)} and target {tuple(target.shape)} must have the same shape")
+        raise ValueError(
+            f"prediction {tuple(prediction.shape)} and target {tuple(target.shape)} must have the same shape"
+        )
     pred = region_masks(prediction, label_values, regions)
     true = region_masks(target, label_values, regions)
     dice = DiceMetric(include_background=True, reduction="none", ignore_empty=True)(pred, true)
@@ -110,4 +112,6 @@ def region_metrics(
 
 def mean_over_regions(scores: Mapping[str, Mapping[str, float]], regions: Sequence[str]) -> dict[str, float]:
     """Per metric, the mean over ``regions`` of the defined (finite) values; NaN if none is defined."""
-    return {m: _nanmean(torch.tensor([float(scores[r][m]) for r in regions], dtype=torch.float64)) for m in METRIC_NAMES}
+    return {
+        m: _nanmean(torch.tensor([float(scores[r][m]) for r in regions], dtype=torch.float64)) for m in METRIC_NAMES
+    }

@@ -19,7 +19,15 @@ from PIL import Image, ImageDraw
 from monai_singanseg.io.atomic import atomic_path, check_outputs_free
 from monai_singanseg.visualize import LABEL_COLOURS, contact_sheet
 
-__all__ = ["report_files", "bar_chart", "report_markdown", "write_report", "set_title", "interval_text", "headline_text"]
+__all__ = [
+    "report_files",
+    "bar_chart",
+    "report_markdown",
+    "write_report",
+    "set_title",
+    "interval_text",
+    "headline_text",
+]
 
 _SERIES_COLOURS = (*LABEL_COLOURS, (150, 150, 150), (200, 120, 220))
 _SET_TITLES = {
@@ -136,12 +144,14 @@ def bar_chart(
     draw.line([(left, top), (left, base), (width - 10, base)], fill=(0, 0, 0))
     for g, group in enumerate(groups):
         x0 = left + gap // 2 + g * group_w
-        for s, (name, values) in enumerate(series.items()):
+        for s, values in enumerate(series.values()):
             mean, sd = values[g]
             if not math.isfinite(mean):
                 continue
             x = x0 + s * bar_w
-            draw.rectangle([x, y_of(mean), x + bar_w - 3, base], fill=_SERIES_COLOURS[s % len(_SERIES_COLOURS)], outline=(0, 0, 0))
+            draw.rectangle(
+                [x, y_of(mean), x + bar_w - 3, base], fill=_SERIES_COLOURS[s % len(_SERIES_COLOURS)], outline=(0, 0, 0)
+            )
             if math.isfinite(sd) and sd > 0:
                 cx = x + (bar_w - 3) // 2
                 draw.line([(cx, y_of(mean - sd)), (cx, y_of(mean + sd))], fill=(0, 0, 0), width=1)
@@ -158,7 +168,9 @@ def bar_chart(
     return dest
 
 
-def _region_series(summary: Mapping[str, Any], sets: Sequence[str], regions: Sequence[str]) -> dict[str, list[tuple[float, float]]]:
+def _region_series(
+    summary: Mapping[str, Any], sets: Sequence[str], regions: Sequence[str]
+) -> dict[str, list[tuple[float, float]]]:
     out = {}
     for region in regions:
         out["mean of regions" if region == "mean" else region] = [
@@ -177,9 +189,11 @@ def report_markdown(report: Mapping[str, Any]) -> str:
         "# Downstream utility of synthetic data",
         "",
         f"Segmentation network `{seg['network']}` (features {seg['features']}), at most {seg['steps']} steps of batch "
-        f"{seg['batch_size']}, stopped on a validation-Dice plateau (every {settings.get('validation_every', 4)}th brain "
+        f"{seg['batch_size']}, stopped on a validation-Dice plateau (every {settings.get('validation_every', 4)}th "
+        "brain "
         f"slice of each training case held in; patience {seg.get('patience', 0)} x {seg.get('val_every', 0)} steps), "
-        f"{settings['size']}x{settings['size']} slices; seeds {settings['seeds']}; {len(report['folds'])} fold(s) (each "
+        f"{settings['size']}x{settings['size']} slices; seeds {settings['seeds']}; {len(report['folds'])} fold(s) "
+        "(each "
         "case held out once). Every axial slice of the held-out case is predicted and pasted back into its volume; "
         "Dice and HD95 (mm) per BraTS region are scored per case in 3D (BraTS convention: a region absent from both "
         "reference and prediction scores Dice 1 / HD95 0, absent from one only Dice 0 / HD95 373.13 mm). Mean ± sd "
@@ -204,7 +218,11 @@ def report_markdown(report: Mapping[str, Any]) -> str:
         "",
         "## Dice and HD95 per training set",
         "",
-        "| training set | slices | " + " | ".join(f"Dice {r}" for r in regions) + " | " + " | ".join(f"HD95 {r} (mm)" for r in regions[:-1]) + " |",
+        "| training set | slices | "
+        + " | ".join(f"Dice {r}" for r in regions)
+        + " | "
+        + " | ".join(f"HD95 {r} (mm)" for r in regions[:-1])
+        + " |",
         "| --- | --- | " + " | ".join("---" for _ in regions) + " | " + " | ".join("---" for _ in regions[:-1]) + " |",
     ]
     for name, stats in summary.items():
@@ -212,15 +230,28 @@ def report_markdown(report: Mapping[str, Any]) -> str:
         lines.append(
             f"| {set_title(name)} | {'/'.join(map(str, sizes))} | "
             + " | ".join(_fmt(stats[r]["dice"]) for r in regions)
-            + " | " + " | ".join(_fmt(stats[r]["hd95"], 1) for r in regions[:-1]) + " |"
+            + " | "
+            + " | ".join(_fmt(stats[r]["hd95"], 1) for r in regions[:-1])
+            + " |"
         )
-    lines += ["", "## Per case", "", "| fold | test case | training set | seed | steps (best) | " + " | ".join(f"Dice {r}" for r in regions[:-1]) + " |",
-              "| --- | --- | --- | --- | --- | " + " | ".join("---" for _ in regions[:-1]) + " |"]
+    lines += [
+        "",
+        "## Per case",
+        "",
+        "| fold | test case | training set | seed | steps (best) | "
+        + " | ".join(f"Dice {r}" for r in regions[:-1])
+        + " |",
+        "| --- | --- | --- | --- | --- | " + " | ".join("---" for _ in regions[:-1]) + " |",
+    ]
     for f, fold in enumerate(report["folds"]):
         for name, entry in fold["runs"].items():
             for seed, run in entry["runs"].items():
-                lines.append(f"| {f} | {fold['test_case']} | {name} | {seed} | {run.get('steps', '')} ({run.get('best_step', '')}) | "
-                             + " | ".join(f"{run[r]['dice']:.3f}" for r in regions[:-1]) + " |")
+                lines.append(
+                    f"| {f} | {fold['test_case']} | {name} | {seed} | {run.get('steps', '')} "
+                    f"({run.get('best_step', '')}) | "
+                    + " | ".join(f"{run[r]['dice']:.3f}" for r in regions[:-1])
+                    + " |"
+                )
     lines += [
         "",
         "## Synthetic sets (fidelity, diversity, memorisation)",
@@ -229,7 +260,8 @@ def report_markdown(report: Mapping[str, Any]) -> str:
         "Closer than the held-out patient: the share of samples more similar to a training slice than any tumour "
         "slice of the held-out patient is (the baseline row: two different patients).",
         "",
-        "| fold | set | samples | SWD ↓ | diversity (real) | NCC to nearest real slice mean / max | flagged > thr | closer than the held-out patient | tumour area ratio | class-mix TV |",
+        "| fold | set | samples | SWD ↓ | diversity (real) | NCC to nearest real slice mean / max | flagged > thr | "
+        "closer than the held-out patient | tumour area ratio | class-mix TV |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for f, fold in enumerate(report["folds"]):
@@ -237,27 +269,45 @@ def report_markdown(report: Mapping[str, Any]) -> str:
             q = fold["quality"][name]
             m = q["memorisation"]
             lines.append(
-                f"| {f} | {name} | {q['num_samples']} | {q['swd']:.3f} | {q['diversity']:.3f} ({q['real_diversity']:.3f}) | "
+                f"| {f} | {name} | {q['num_samples']} | {q['swd']:.3f} | {q['diversity']:.3f} "
+                f"({q['real_diversity']:.3f}) | "
                 f"{m['mean']:.3f} / {m['max']:.3f} | {m['num_flagged']} (> {m['threshold']}) | {_share(m)} | "
                 f"{q['labels']['tumour_area_ratio']:.2f} | {q['labels']['class_proportion_tv']:.2f} |"
             )
         base = fold["quality"]["held_out_real_baseline"]
-        lines.append(f"| {f} | held-out real slices (baseline) | {fold['num_test']} | | | {base['memorisation_mean']:.3f} / {base['memorisation_max']:.3f} | | | | |")
+        lines.append(
+            f"| {f} | held-out real slices (baseline) | {fold['num_test']} | | | {base['memorisation_mean']:.3f} / "
+            f"{base['memorisation_max']:.3f} | | | | |"
+        )
     lines += ["", "## Folds", ""]
     for f, fold in enumerate(report["folds"]):
-        flagged = [x for name in _quality_sets(fold) if name != "synthetic" for x in fold["quality"][name]["memorisation"]["flagged"]]
-        flagged_text = ", ".join(f"{x['sample']}→{x['nearest_real']} ({x['score']:.3f})" for x in flagged[:10]) or "none"
+        flagged = [
+            x
+            for name in _quality_sets(fold)
+            if name != "synthetic"
+            for x in fold["quality"][name]["memorisation"]["flagged"]
+        ]
+        flagged_text = (
+            ", ".join(f"{x['sample']}→{x['nearest_real']} ({x['score']:.3f})" for x in flagged[:10]) or "none"
+        )
         lines += [
             f"- fold {f}: train {', '.join(fold['train_cases'])} ({fold['num_real_train']} brain slices, "
-            f"{fold.get('num_real_train_tumour', '?')} with tumour; {fold.get('num_validation', 0)} held in for validation), "
+            f"{fold.get('num_real_train_tumour', '?')} with tumour; {fold.get('num_validation', 0)} held in for "
+            "validation), "
             f"test {fold['test_case']} ({fold['num_test']} brain slices; regions present: "
             f"{', '.join(r for r, present in fold['test_regions_present'].items() if present) or 'none'}); "
-            f"SinGAN-Seg trained on {', '.join(fold['singanseg_slices'])}; small-data order {', '.join(fold['small_data_slices'])}; "
+            f"SinGAN-Seg trained on {', '.join(fold['singanseg_slices'])}; small-data order "
+            f"{', '.join(fold['small_data_slices'])}; "
             f"flagged samples: {flagged_text}"
             + (f" (+{len(flagged) - 10} more in report.json)" if len(flagged) > 10 else ""),
             "  - seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in fold["seconds"].items()),
         ]
-    lines += ["", f"Total time {report['seconds']:.0f} s. Plots: `dice_by_training_set.png`, `dice_small_data.png`, `samples_fold*.png`.", ""]
+    lines += [
+        "",
+        f"Total time {report['seconds']:.0f} s. Plots: `dice_by_training_set.png`, `dice_small_data.png`, "
+        "`samples_fold*.png`.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -273,7 +323,11 @@ def _finite_or_null(x: Any) -> Any:
 
 
 def write_report(
-    out_dir: str | os.PathLike, report: Mapping[str, Any], slice_sets: Sequence[Mapping[str, Any]], overwrite: bool = False, rows: int = 4
+    out_dir: str | os.PathLike,
+    report: Mapping[str, Any],
+    slice_sets: Sequence[Mapping[str, Any]],
+    overwrite: bool = False,
+    rows: int = 4,
 ) -> list[Path]:
     """Write ``report.json``, ``report.md``, the two bar charts and one sample grid per fold.
 
@@ -291,7 +345,12 @@ def write_report(
     regions = list(report["regions"]) + ["mean"]
     main = _main_sets(summary)
     if main:
-        bar_chart(files[2], main, _region_series(summary, main, regions), "Dice on held-out real cases (3D) per training set (mean ± sd)")
+        bar_chart(
+            files[2],
+            main,
+            _region_series(summary, main, regions),
+            "Dice on held-out real cases (3D) per training set (mean ± sd)",
+        )
     else:
         bar_chart(files[2], ["(none)"], {"-": [(math.nan, math.nan)]}, "no main training set was run")
     ks = [k for k in report["settings"]["k_values"] if f"real{k}" in summary or f"real{k}+singanseg" in summary]
@@ -301,18 +360,33 @@ def write_report(
         stat = summary.get(name, {}).get("mean", nan)["dice"]
         return stat["mean"], stat["sd"]
 
-    small = {"k real": [mean_dice(f"real{k}") for k in ks], "k real + SinGAN-Seg": [mean_dice(f"real{k}+singanseg") for k in ks]}
+    small = {
+        "k real": [mean_dice(f"real{k}") for k in ks],
+        "k real + SinGAN-Seg": [mean_dice(f"real{k}+singanseg") for k in ks],
+    }
     for method in report["settings"].get("style_methods", []):
         small[f"+ style ({method})"] = [mean_dice(f"real{k}+singanseg+style:{method}") for k in ks]
-    bar_chart(files[3], [f"k = {k}" for k in ks] or ["(none)"], small if ks else {"-": [(math.nan, math.nan)]}, "Small-data regime: mean Dice of the regions (mean ± sd)")
+    bar_chart(
+        files[3],
+        [f"k = {k}" for k in ks] or ["(none)"],
+        small if ks else {"-": [(math.nan, math.nan)]},
+        "Small-data regime: mean Dice of the regions (mean ± sd)",
+    )
     for f, sets in enumerate(slice_sets):
         images, labels, names = [], [], []
-        for kind, s in sets.items():
+        for s in sets.values():
             for i in range(min(rows, len(s))):
                 images.append(s.images[i])
                 labels.append(s.labels[i])
                 names.append(s.names[i])
-        contact_sheet(files[4 + f], images, labels, channel_names=report.get("channel_names") or None, row_names=names, overwrite=overwrite)
+        contact_sheet(
+            files[4 + f],
+            images,
+            labels,
+            channel_names=report.get("channel_names") or None,
+            row_names=names,
+            overwrite=overwrite,
+        )
     with atomic_path(files[1]) as tmp:
         tmp.write_text(report_markdown(report), encoding="utf-8")
     with atomic_path(files[0]) as tmp:

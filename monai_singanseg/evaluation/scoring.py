@@ -118,7 +118,9 @@ def case_scores(
     _check_volume("prediction", prediction)
     _check_volume("target", target)
     if prediction.shape != target.shape:
-        raise ValueError(f"prediction {tuple(prediction.shape)} and target {tuple(target.shape)} must have the same shape")
+        raise ValueError(
+            f"prediction {tuple(prediction.shape)} and target {tuple(target.shape)} must have the same shape"
+        )
     regions = regions_for(label_values) if regions is None else regions
     if not regions:
         raise ValueError(f"no region to score for label_values {list(label_values)}")

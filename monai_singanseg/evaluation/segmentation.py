@@ -22,8 +22,13 @@ from monai_singanseg.device import resolve_device
 from monai_singanseg.rng import forked_rng
 
 __all__ = [
-    "SEGMENTATION_NETWORKS", "SegmentationSettings", "build_segmentation_network", "train_segmentation", "predict",
-    "predict_probabilities", "validation_dice",
+    "SEGMENTATION_NETWORKS",
+    "SegmentationSettings",
+    "build_segmentation_network",
+    "train_segmentation",
+    "predict",
+    "predict_probabilities",
+    "validation_dice",
 ]
 
 SEGMENTATION_NETWORKS = ("unetpp", "basicunet", "unet", "swinunetr")
@@ -89,7 +94,9 @@ def build_segmentation_network(name: str, in_channels: int, out_channels: int, f
     if name == "swinunetr":
         if not optional_import("einops")[1]:
             raise RuntimeError("the swinunetr network needs the 'einops' package (pip install einops)")
-        return SwinUNETR(in_channels=in_channels, out_channels=out_channels, spatial_dims=2, feature_size=max(12, f - f % 12))
+        return SwinUNETR(
+            in_channels=in_channels, out_channels=out_channels, spatial_dims=2, feature_size=max(12, f - f % 12)
+        )
     raise ValueError(f"network must be one of {SEGMENTATION_NETWORKS}, got {name!r}")
 
 
@@ -100,7 +107,9 @@ def _logits(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def _check_pairs(images: torch.Tensor, labels: torch.Tensor, num_classes: int) -> None:
     if images.ndim != 4 or labels.ndim != 4 or labels.shape[1] != 1 or images.shape[0] != labels.shape[0]:
-        raise ValueError(f"expected images (N, C, H, W) and labels (N, 1, H, W), got {tuple(images.shape)} and {tuple(labels.shape)}")
+        raise ValueError(
+            f"expected images (N, C, H, W) and labels (N, 1, H, W), got {tuple(images.shape)} and {tuple(labels.shape)}"
+        )
     if images.shape[0] == 0:
         raise ValueError("the training set is empty")
     if images.shape[2:] != labels.shape[2:]:
@@ -164,10 +173,17 @@ def validation_dice(net: torch.nn.Module, images: torch.Tensor, labels: torch.Te
 
 
 def _fit_segmentation(
-    net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, s: SegmentationSettings, seed: int,
-    dev: torch.device, progress: bool, desc: str, validation: tuple[torch.Tensor, torch.Tensor] | None = None,
+    net: torch.nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    s: SegmentationSettings,
+    seed: int,
+    dev: torch.device,
+    progress: bool,
+    desc: str,
+    validation: tuple[torch.Tensor, torch.Tensor] | None = None,
     num_classes: int = 2,
-) -> tuple[torch.nn.Module, dict[str, Any]]:  # fmt: skip
+) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The training loop of :func:`train_segmentation`."""
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
     opt = torch.optim.Adam(net.parameters(), lr=s.lr)
@@ -204,7 +220,12 @@ def _fit_segmentation(
                 break
     if best[2] is not None:
         net.load_state_dict(best[2])
-    return net.eval(), {"losses": losses, "steps": len(losses), "best_step": best[1] or len(losses), "validation": history}
+    return net.eval(), {
+        "losses": losses,
+        "steps": len(losses),
+        "best_step": best[1] or len(losses),
+        "validation": history,
+    }
 
 
 @torch.no_grad()
@@ -212,7 +233,10 @@ def predict_probabilities(net: torch.nn.Module, images: torch.Tensor, batch_size
     """Class probabilities ``(N, K, H, W)`` (softmax of the logits) for ``images`` ``(N, C, H, W)``, on the CPU."""
     dev = next(net.parameters()).device
     net.eval()
-    out = [torch.softmax(_logits(net, images[i : i + batch_size].float().to(dev)), 1).cpu() for i in range(0, images.shape[0], batch_size)]
+    out = [
+        torch.softmax(_logits(net, images[i : i + batch_size].float().to(dev)), 1).cpu()
+        for i in range(0, images.shape[0], batch_size)
+    ]
     return torch.cat(out)
 
 

@@ -73,9 +73,12 @@ def case_slices(case: Mapping[str, Any], size: int, margin: int = 4) -> CaseSlic
     masks = grid.extract(brain.float(), indices, mode="nearest-exact") > 0.5
     labels = grid.extract(label.as_tensor().float(), indices, mode="nearest-exact").round().long()
     scaler = IntensityToTanhRange()
-    images = torch.stack([
-        scaler(raw[i], mask=masks[i]) if bool(masks[i].any()) else torch.full_like(raw[i], -1.0) for i in range(len(indices))
-    ]).float()  # fmt: skip
+    images = torch.stack(
+        [
+            scaler(raw[i], mask=masks[i]) if bool(masks[i].any()) else torch.full_like(raw[i], -1.0)
+            for i in range(len(indices))
+        ]
+    ).float()
     spacing = tuple(float(s) for s in torch.as_tensor(image.affine)[:3, :3].norm(dim=0).tolist())
     target = label.as_tensor().long()
     return CaseSlices(str(case.get("name", "case")), images, labels, list(indices), grid, target, spacing)

@@ -8,4 +8,12 @@ from monai_singanseg.farm.distributed import RankContext
 from monai_singanseg.farm.plan import WorkEntry, plan_work
 from monai_singanseg.farm.synthesize import DatasetSettings, default_models_per_batch, synthesize_dataset
 
-__all__ = ["WorkDir", "RankContext", "WorkEntry", "plan_work", "DatasetSettings", "synthesize_dataset", "default_models_per_batch"]
+__all__ = [
+    "WorkDir",
+    "RankContext",
+    "WorkEntry",
+    "plan_work",
+    "DatasetSettings",
+    "synthesize_dataset",
+    "default_models_per_batch",
+]

@@ -29,21 +29,41 @@ MODEL_ENTRY = "pix2pix-model"
 POLL_SECONDS = 2.0
 
 
-def _train(plan: list[WorkEntry], settings: Any, path: Path, work: WorkDir, device: str, progress: bool) -> dict[str, Any]:
+def _train(
+    plan: list[WorkEntry], settings: Any, path: Path, work: WorkDir, device: str, progress: bool
+) -> dict[str, Any]:
     usable = [e for e in plan if e.error is None]
     if not usable:
         raise ValueError("no usable case to train the pix2pix model on")
     first = usable[0].image
-    names = settings.channel_names or default_channel_names(len(first) if isinstance(first, (list, tuple)) else 1, 0, False)
+    names = settings.channel_names or default_channel_names(
+        len(first) if isinstance(first, (list, tuple)) else 1, 0, False
+    )
     items = [{"image": e.image, "label": e.label, "name": e.case} for e in usable]
     start = time.time()
-    data = pix2pix_training_slices(items, settings.pix2pix, settings.label_values, names, progress=False,
-                                   label_map=settings.label_map)  # fmt: skip
-    result = train_pix2pix(data, path, settings.pix2pix, device=device, resume=True, progress=progress,
-                           on_epoch=lambda losses: work.heartbeat(MODEL_ENTRY))  # fmt: skip
-    return {"id": MODEL_ENTRY, "status": "done", "model": "models/pix2pix.pt", "cases": [e.case for e in usable],
-            "slices": result["num_slices"], "epochs": result["epochs_done"], "started": start, "finished": time.time(),
-            "train_seconds": round(time.time() - start, 3)}  # fmt: skip
+    data = pix2pix_training_slices(
+        items, settings.pix2pix, settings.label_values, names, progress=False, label_map=settings.label_map
+    )
+    result = train_pix2pix(
+        data,
+        path,
+        settings.pix2pix,
+        device=device,
+        resume=True,
+        progress=progress,
+        on_epoch=lambda losses: work.heartbeat(MODEL_ENTRY),
+    )
+    return {
+        "id": MODEL_ENTRY,
+        "status": "done",
+        "model": "models/pix2pix.pt",
+        "cases": [e.case for e in usable],
+        "slices": result["num_slices"],
+        "epochs": result["epochs_done"],
+        "started": start,
+        "finished": time.time(),
+        "train_seconds": round(time.time() - start, 3),
+    }
 
 
 def dataset_pix2pix_model(
@@ -57,8 +77,12 @@ def dataset_pix2pix_model(
     """
     if model is not None:
         config = load_model_file(model).config
-        return Path(model), {"id": MODEL_ENTRY, "status": "given", "model": str(Path(model).resolve()),
-                             "cases": list(getattr(config, "training_cases", []))}  # fmt: skip
+        return Path(model), {
+            "id": MODEL_ENTRY,
+            "status": "given",
+            "model": str(Path(model).resolve()),
+            "cases": list(getattr(config, "training_cases", [])),
+        }
     path = out / "models" / "pix2pix.pt"
     while (record := work.result(MODEL_ENTRY)) is None:
         if not work.claim(MODEL_ENTRY):
@@ -84,9 +108,20 @@ def render_case(entry: WorkEntry, index: int, out: Path, settings: Any, model: P
     items = [{"image": entry.image, "label": entry.label, "name": name} for name in names]
     written = synthesise(pipeline, items, folder, seed=settings.seed + index, preview=0, progress=False, resume=True)
     quality = render_quality(entry, written["cases"], settings)
-    return {"id": entry.id, "case": entry.case, "slice": None, "status": "done",
-            "model": str(model.relative_to(out) if model.is_relative_to(out) else model), "cases": f"cases/{entry.id}", "samples": len(names), "started": start, "finished": time.time(),
-            "train_seconds": 0.0, "seconds": round(time.time() - start, 3), "quality": quality}  # fmt: skip
+    return {
+        "id": entry.id,
+        "case": entry.case,
+        "slice": None,
+        "status": "done",
+        "model": str(model.relative_to(out) if model.is_relative_to(out) else model),
+        "cases": f"cases/{entry.id}",
+        "samples": len(names),
+        "started": start,
+        "finished": time.time(),
+        "train_seconds": 0.0,
+        "seconds": round(time.time() - start, 3),
+        "quality": quality,
+    }
 
 
 def _axial_slices(case: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,6 +147,9 @@ def render_quality(entry: WorkEntry, rendered: list[dict[str, Any]], settings: A
     quality: dict[str, Any] = {"tumour_kept": kept / max(len(rendered), 1), "quality_samples": len(samples)}
     if samples and references.shape[0]:
         scores = memorisation_scores(torch.stack(samples), references).scores
-        quality.update(memorisation_mean=float(scores.mean()), memorisation_max=float(scores.max()),
-                       memorised=int(flag_memorised(scores, settings.memorisation_threshold).sum()))  # fmt: skip
+        quality.update(
+            memorisation_mean=float(scores.mean()),
+            memorisation_max=float(scores.max()),
+            memorised=int(flag_memorised(scores, settings.memorisation_threshold).sum()),
+        )
     return quality

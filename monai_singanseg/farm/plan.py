@@ -102,8 +102,16 @@ def plan_work(
             chosen = [int(z) for z in item["slices"]]
             unusable = sorted(set(chosen) - set(indices))
             if unusable:
-                entries.append(WorkEntry(f"{name}_failed", name, image, label, None,
-                                         f"{label}: slices {unusable} hold no tumour (or lie outside the volume)"))  # fmt: skip
+                entries.append(
+                    WorkEntry(
+                        f"{name}_failed",
+                        name,
+                        image,
+                        label,
+                        None,
+                        f"{label}: slices {unusable} hold no tumour (or lie outside the volume)",
+                    )
+                )
                 continue
         elif slices_per_case is None:
             chosen = indices

@@ -18,6 +18,7 @@ Layout of the output folder::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -121,9 +122,13 @@ class DatasetSettings:
         if self.generator not in GENERATORS:
             raise ValueError(f"generator must be one of {GENERATORS}, got {self.generator!r}")
         if self.volume and self.generator != "singanseg":
-            raise ValueError(f"volume (one 3D model per case) is a SinGAN-Seg setting, not one of generator={self.generator!r}")
+            raise ValueError(
+                f"volume (one 3D model per case) is a SinGAN-Seg setting, not one of generator={self.generator!r}"
+            )
         if self.box not in VOLUME_BOXES or (self.box != "brain" and not self.volume):
-            raise ValueError(f"box {self.box!r}: one of {VOLUME_BOXES}, and other than 'brain' only with volume (3D models)")
+            raise ValueError(
+                f"box {self.box!r}: one of {VOLUME_BOXES}, and other than 'brain' only with volume (3D models)"
+            )
         if self.max_size is None:
             self.max_size = default_max_size(self.volume)
         if self.per_case < 1:
@@ -191,8 +196,9 @@ def _model_quality(model: Path, real: torch.Tensor, settings: DatasetSettings, s
     sampler = SinGANSegSampler(model, device="cpu")
     num = min(settings.samples_per_model, 16)
     options = settings.options.for_model(sampler.config)
-    x = sampler.sample(num, start_scale=min(options.start_scale, sampler.num_scales - 1), seed=seed,
-                       tumour_shift=options.tumour_shift)
+    x = sampler.sample(
+        num, start_scale=min(options.start_scale, sampler.num_scales - 1), seed=seed, tumour_shift=options.tumour_shift
+    )
     scores = memorisation_scores(x, real[None].float()).scores
     _, labels = sampler.split(x, options.threshold, options.min_component)
     _, real_label = sampler.split(real[None].float())
@@ -208,10 +214,17 @@ def _model_quality(model: Path, real: torch.Tensor, settings: DatasetSettings, s
 def _prepare(entry: WorkEntry, settings: DatasetSettings) -> tuple[torch.Tensor, dict[str, Any]]:
     """The entry's GAN tensor and model metadata (the package's prepare step)."""
     gan, meta = singanseg_training_input(
-        entry.image, entry.label, entry.slice_index if entry.slice_index is not None else "auto", settings.max_size,
-        settings.label_values, settings.channel_names, settings.label_map, name=entry.case, volume=settings.volume,
+        entry.image,
+        entry.label,
+        entry.slice_index if entry.slice_index is not None else "auto",
+        settings.max_size,
+        settings.label_values,
+        settings.channel_names,
+        settings.label_map,
+        name=entry.case,
+        volume=settings.volume,
         box=settings.box,
-    )  # fmt: skip
+    )
     meta["source_name"] = entry.id  # case names of the samples: <entry id>_synNNNN
     return gan, meta
 
@@ -246,9 +259,14 @@ def _train(jobs: list[_Job], settings: DatasetSettings, work: WorkDir, device: s
     trainer = BatchedSinGANSegTrainer(settings.training, device=device, progress=False)
     start = time.time()
     try:
-        trainer.fit_many([j.gan for j in jobs], [j.model for j in jobs], [j.meta for j in jobs],
-                         [settings.training.seed + j.index for j in jobs], resume=True,
-                         on_scale=lambda k: [work.heartbeat(j.entry.id) for j in jobs])  # fmt: skip
+        trainer.fit_many(
+            [j.gan for j in jobs],
+            [j.model for j in jobs],
+            [j.meta for j in jobs],
+            [settings.training.seed + j.index for j in jobs],
+            resume=True,
+            on_scale=lambda k: [work.heartbeat(j.entry.id) for j in jobs],
+        )
     except (ValueError, OSError, RuntimeError) as exc:
         if len(jobs) == 1:
             return {jobs[0].entry.id: str(exc)}
@@ -267,15 +285,32 @@ def _sample(job: _Job, out: Path, settings: DatasetSettings, device: str) -> dic
     entry = job.entry
     folder = out / "cases" / entry.id
     pipeline = singanseg_synthesis(job.model, folder, settings.options, device=device)
-    synthesise(pipeline, pipeline.cases(settings.samples_per_model), folder, seed=settings.seed + job.index, preview=0,
-               progress=False, resume=True)  # fmt: skip
+    synthesise(
+        pipeline,
+        pipeline.cases(settings.samples_per_model),
+        folder,
+        seed=settings.seed + job.index,
+        preview=0,
+        progress=False,
+        resume=True,
+    )
     quality = _model_quality(job.model, job.gan, settings, settings.seed + job.index)
     return {
-        "id": entry.id, "case": entry.case, "slice": entry.slice_index, "status": "done", "model": f"models/{entry.id}.pt",
-        "cases": f"cases/{entry.id}", "samples": settings.samples_per_model, "started": job.started, "finished": time.time(),
-        "train_seconds": round(job.train_seconds, 3), "batch": job.batch, "seconds": round(time.time() - job.started, 3),
-        "quality": quality, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
-    }  # fmt: skip
+        "id": entry.id,
+        "case": entry.case,
+        "slice": entry.slice_index,
+        "status": "done",
+        "model": f"models/{entry.id}.pt",
+        "cases": f"cases/{entry.id}",
+        "samples": settings.samples_per_model,
+        "started": job.started,
+        "finished": time.time(),
+        "train_seconds": round(job.train_seconds, 3),
+        "batch": job.batch,
+        "seconds": round(time.time() - job.started, 3),
+        "quality": quality,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
+    }
 
 
 def _failure(entry: WorkEntry, error: str) -> dict[str, Any]:
@@ -283,7 +318,12 @@ def _failure(entry: WorkEntry, error: str) -> dict[str, Any]:
 
 
 def _work_batch(
-    claimed: list[tuple[int, WorkEntry]], out: Path, settings: DatasetSettings, work: WorkDir, device: str, rank: int,
+    claimed: list[tuple[int, WorkEntry]],
+    out: Path,
+    settings: DatasetSettings,
+    work: WorkDir,
+    device: str,
+    rank: int,
     progress: bool,
 ) -> None:
     """Prepare the claimed entries, train those of one shape and resume point together, sample each; record results."""
@@ -302,7 +342,7 @@ def _work_batch(
             if job.entry.id in errors:
                 _fail(work, job.entry, errors[job.entry.id], rank)
             else:
-                _finish(work, job.entry, lambda: _sample(job, out, settings, device), rank, progress)
+                _finish(work, job.entry, functools.partial(_sample, job, out, settings, device), rank, progress)
 
 
 def _fail(work: WorkDir, entry: WorkEntry, error: str, rank: int) -> None:
@@ -310,7 +350,9 @@ def _fail(work: WorkDir, entry: WorkEntry, error: str, rank: int) -> None:
     work.finish(entry.id, _failure(entry, error), failed=True)
 
 
-def _finish(work: WorkDir, entry: WorkEntry, make_record: Callable[[], dict[str, Any]], rank: int, progress: bool) -> None:
+def _finish(
+    work: WorkDir, entry: WorkEntry, make_record: Callable[[], dict[str, Any]], rank: int, progress: bool
+) -> None:
     """Record the entry's result (or its failure: the run goes on), with a log line."""
     try:
         record = make_record()
@@ -320,13 +362,19 @@ def _finish(work: WorkDir, entry: WorkEntry, make_record: Callable[[], dict[str,
     work.finish(entry.id, record)
     if progress:
         quality = record["quality"]
-        trained = f"trained in {record['train_seconds']:.0f} s (batch of {record['batch']}), " if "batch" in record else ""
+        trained = (
+            f"trained in {record['train_seconds']:.0f} s (batch of {record['batch']}), " if "batch" in record else ""
+        )
         memorised = f", memorisation max {quality['memorisation_max']:.3f}" if "memorisation_max" in quality else ""
-        print(f"[rank {rank}] {entry.id}: {trained}{record['samples']} samples in {record['seconds']:.0f} s{memorised}", flush=True)
+        print(
+            f"[rank {rank}] {entry.id}: {trained}{record['samples']} samples in {record['seconds']:.0f} s{memorised}",
+            flush=True,
+        )
 
 
 def _claim_batch(pending: Iterator[tuple[int, WorkEntry]], work: WorkDir, limit: int) -> list[tuple[int, WorkEntry]]:
-    """Claim up to ``limit`` entries from ``pending`` (entries that cannot be used are recorded as failed on the way)."""
+    """Claim up to ``limit`` entries from ``pending`` (entries that cannot be used are recorded as failed on the
+    way)."""
     claimed = []
     for index, entry in pending:
         if work.result(entry.id) is not None or not work.claim(entry.id):
@@ -400,8 +448,13 @@ def synthesize_dataset(
         record["model_sha256"] = hash_file(model).hexdigest()
     _start_run(out, record, ctx, overwrite)
     pix2pix = settings.generator == "pix2pix"
-    plan = plan_work(items, settings.slices_per_case, settings.label_values, settings.label_map,
-                     whole_cases=pix2pix or settings.volume)  # fmt: skip
+    plan = plan_work(
+        items,
+        settings.slices_per_case,
+        settings.label_values,
+        settings.label_map,
+        whole_cases=pix2pix or settings.volume,
+    )
     work = WorkDir(out, {"rank": ctx.rank, "run": ctx.run_id}, settings.claim_timeout)
     if ctx.rank == 0:
         work.forget_failures()
@@ -410,17 +463,29 @@ def synthesize_dataset(
     if not ctx.shard:  # ranks share one list: no rank claims more than its share of it at once
         batch = min(batch, -(-len(plan) // ctx.world_size))
     pending = iter(_entries_for(plan, ctx))
-    bar = tqdm(total=len(plan), desc="cases" if pix2pix else "models", unit="case" if pix2pix else "model",
-               disable=not progress or ctx.rank != 0)  # fmt: skip
+    bar = tqdm(
+        total=len(plan),
+        desc="cases" if pix2pix else "models",
+        unit="case" if pix2pix else "model",
+        disable=not progress or ctx.rank != 0,
+    )
     bar.update(sum(work.is_finished(e.id) for e in plan))
     generator = None
     try:
         if pix2pix:
-            model_path, generator = dataset_pix2pix_model(out, plan, settings, work, device, model, progress and ctx.rank == 0)
+            model_path, generator = dataset_pix2pix_model(
+                out, plan, settings, work, device, model, progress and ctx.rank == 0
+            )
         while claimed := _claim_batch(pending, work, batch):
             if pix2pix:
                 for index, entry in claimed:
-                    _finish(work, entry, lambda: render_case(entry, index, out, settings, model_path, device), ctx.rank, progress)
+                    _finish(
+                        work,
+                        entry,
+                        functools.partial(render_case, entry, index, out, settings, model_path, device),
+                        ctx.rank,
+                        progress,
+                    )
             else:
                 _work_batch(claimed, out, settings, work, device, ctx.rank, progress)
             bar.update(sum(work.is_finished(e.id) for e in plan) - bar.n)
@@ -443,8 +508,16 @@ def _manifest(plan: list[WorkEntry], records: Mapping[str, Any], settings: Datas
     entries = []
     for e in plan:
         r = records.get(e.id) or {"status": "pending"}
-        entries.append({"id": e.id, "case": e.case, "image": e.image, "label": e.label, "slice": e.slice_index,
-                        **{k: v for k, v in r.items() if k not in ("id", "case", "slice")}})  # fmt: skip
+        entries.append(
+            {
+                "id": e.id,
+                "case": e.case,
+                "image": e.image,
+                "label": e.label,
+                "slice": e.slice_index,
+                **{k: v for k, v in r.items() if k not in ("id", "case", "slice")},
+            }
+        )
     done = [e for e in entries if e["status"] == "done"]
     return {
         "entries": entries,
@@ -473,11 +546,16 @@ def _write_outputs(
             images.append(image)
             labels.append(index)
             names.append(e["id"])
-    datalist = write_datalist(out / "datalist.json", entries, overwrite=True,
-                              extra={"description": settings.description,
-                                     "labels": {str(v): str(v) for v in settings.label_values}})  # fmt: skip
+    datalist = write_datalist(
+        out / "datalist.json",
+        entries,
+        overwrite=True,
+        extra={"description": settings.description, "labels": {str(v): str(v) for v in settings.label_values}},
+    )
     if images:
-        contact_sheet(out / "preview.png", images, labels, rgb=str(entries[0]["image"]).endswith(".png"), row_names=names)
+        contact_sheet(
+            out / "preview.png", images, labels, rgb=str(entries[0]["image"]).endswith(".png"), row_names=names
+        )
     with atomic_path(out / "manifest.json") as tmp:
         tmp.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     with atomic_path(out / "report.md") as tmp:
@@ -491,12 +569,19 @@ def _report(manifest: dict[str, Any], settings: DatasetSettings, num_cases: int)
     span = (max(e["finished"] for e in done) - min(e["started"] for e in done)) if done else 0.0
     flagged = [e for e in done if e["quality"].get("memorised")]
     pix2pix = settings.generator == "pix2pix"
-    unit, per = ("cases", f"{settings.per_case} per case") if pix2pix else ("models", f"{settings.samples_per_model} per model")
-    against = "the source case's tumour slices (largest tumour slice of each render)" if pix2pix else (
-        f"their training {'volume' if settings.volume else 'slice'}")
+    unit, per = (
+        ("cases", f"{settings.per_case} per case") if pix2pix else ("models", f"{settings.samples_per_model} per model")
+    )
+    against = (
+        "the source case's tumour slices (largest tumour slice of each render)"
+        if pix2pix
+        else (f"their training {'volume' if settings.volume else 'slice'}")
+    )
     lines = [
-        "# Synthetic dataset report", "",
-        f"- generator: {settings.generator}" + (f", one model: {manifest['model']['model']}" if "model" in manifest else "")
+        "# Synthetic dataset report",
+        "",
+        f"- generator: {settings.generator}"
+        + (f", one model: {manifest['model']['model']}" if "model" in manifest else "")
         + (" (3D: one model per volume)" if settings.volume else ""),
         f"- {unit}: {len(done)} done, {len(manifest['failed'])} failed, {len(manifest['pending'])} pending "
         f"(of {len(manifest['entries'])} work entries)",
@@ -505,14 +590,23 @@ def _report(manifest: dict[str, Any], settings: DatasetSettings, num_cases: int)
         + (f", {3600 * len(done) / span:.1f} {unit}/hour" if span > 0 else ""),
         f"- memorisation (nearest-neighbour correlation of samples with {against}, flag > "
         f"{settings.memorisation_threshold}): {len(flagged)} {unit} with flagged samples",
-        "", f"| {unit[:-1]} | case | slice | seconds | memorisation mean / max | flagged | tumour kept |",
+        "",
+        f"| {unit[:-1]} | case | slice | seconds | memorisation mean / max | flagged | tumour kept |",
         "| --- | --- | --- | --- | --- | --- | --- |",
-    ]  # fmt: skip
+    ]
     for e in done:
         q = e["quality"]
-        memorisation = (f"{q['memorisation_mean']:.3f} / {q['memorisation_max']:.3f} | {q['memorised']}/{q['quality_samples']}"
-                        if "memorisation_max" in q else "n/a | n/a")  # fmt: skip
-        lines.append(f"| {e['id']} | {e['case']} | {'-' if e['slice'] is None else e['slice']} | {e['seconds']:.0f} | {memorisation} | {q['tumour_kept']:.2f} |")
+        memorisation = (
+            f"{q['memorisation_mean']:.3f} / {q['memorisation_max']:.3f} | {q['memorised']}/{q['quality_samples']}"
+            if "memorisation_max" in q
+            else "n/a | n/a"
+        )
+        lines.append(
+            f"| {e['id']} | {e['case']} | {'-' if e['slice'] is None else e['slice']} | {e['seconds']:.0f} | "
+            f"{memorisation} | {q['tumour_kept']:.2f} |"
+        )
     if manifest["failed"]:
-        lines += ["", "## Failed", ""] + [f"- {e['id']}: {e.get('error')}" for e in manifest["entries"] if e["status"] == "failed"]
+        lines += ["", "## Failed", ""] + [
+            f"- {e['id']}: {e.get('error')}" for e in manifest["entries"] if e["status"] == "failed"
+        ]
     return "\n".join(lines) + "\n"

@@ -6,6 +6,11 @@ from monai_singanseg.inferers.pix2pix import Pix2PixRender, Pix2PixRenderd, gene
 from monai_singanseg.inferers.singanseg import SinGANSegSample, SinGANSegSampled, SinGANSegSampler
 
 __all__ = [
-    "Pix2PixRender", "Pix2PixRenderd", "generator_from_config", "load_pix2pix",
-    "SinGANSegSample", "SinGANSegSampled", "SinGANSegSampler",
+    "Pix2PixRender",
+    "Pix2PixRenderd",
+    "generator_from_config",
+    "load_pix2pix",
+    "SinGANSegSample",
+    "SinGANSegSampled",
+    "SinGANSegSampler",
 ]

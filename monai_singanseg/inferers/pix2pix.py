@@ -85,7 +85,11 @@ class Pix2PixRender(Transform):
     """
 
     def __init__(
-        self, model: str | os.PathLike | ModelFile, device: str | torch.device = "cpu", batch_size: int = 16, dropout: bool = False,
+        self,
+        model: str | os.PathLike | ModelFile,
+        device: str | torch.device = "cpu",
+        batch_size: int = 16,
+        dropout: bool = False,
         inferer: Inferer | None = None,
     ) -> None:
         self.device = resolve_device(device)
@@ -113,7 +117,8 @@ class Pix2PixRender(Transform):
         cond = convert_to_tensor(condition, track_meta=False).float()
         if cond.shape[0] != len(self.config.condition.channels):
             raise ConditionError(
-                f"condition has {cond.shape[0]} channels but the model was trained with {self.config.condition.channels}"
+                f"condition has {cond.shape[0]} channels but the model was trained with "
+                f"{self.config.condition.channels}"
             )
         grid = AxialSliceGrid(cond[:1], affine, self.size, self.margin)
         out = torch.full((len(self.modalities), *cond.shape[1:]), -1.0)
@@ -150,13 +155,17 @@ class Pix2PixRender(Transform):
             check_same_grid(label, tissue, "tissue map")
         # work inside the bounding box of brain and label only (every non-zero label voxel lies in it)
         nonzero = torch.nonzero((brain | (lab != 0))[0])
-        box = (slice(None),) + tuple(slice(int(a), int(b) + 1) for a, b in zip(nonzero.min(0).values, nonzero.max(0).values))
+        box = (slice(None),) + tuple(
+            slice(int(a), int(b) + 1) for a, b in zip(nonzero.min(0).values, nonzero.max(0).values)
+        )
         index = LabelToIndex(self.label_values)(lab[box])
         cropped_tissue = None if tissue is None else convert_to_tensor(tissue, track_meta=False)[box]
         condition = BuildCondition(len(self.label_values), self.tissue_classes)(index, brain[box], cropped_tissue)
         affine = label.affine if isinstance(label, MetaTensor) else torch.eye(4, dtype=torch.float64)
         rendered = self.render_condition(condition, affine)
-        image = convert_to_tensor(IntensityFromTanhRange(self.stats)(rendered, mask=condition[:1] > 0.5), track_meta=False)
+        image = convert_to_tensor(
+            IntensityFromTanhRange(self.stats)(rendered, mask=condition[:1] > 0.5), track_meta=False
+        )
         background = torch.tensor(self.stats.background, dtype=torch.float64).view(-1, 1, 1, 1)
         out = background.expand(len(self.modalities), *lab.shape[1:]).to(image.dtype).clone()
         out[box] = image
@@ -190,7 +199,9 @@ class Pix2PixRenderd(MapTransform):
     ) -> None:
         super().__init__([label_key, brain_key])
         self.label_key, self.brain_key, self.output_key, self.tissue_key = label_key, brain_key, output_key, tissue_key
-        self.renderer = model if isinstance(model, Pix2PixRender) else Pix2PixRender(model, device=device, batch_size=batch_size)
+        self.renderer = (
+            model if isinstance(model, Pix2PixRender) else Pix2PixRender(model, device=device, batch_size=batch_size)
+        )
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)

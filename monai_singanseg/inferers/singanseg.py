@@ -76,9 +76,13 @@ class SinGANSegSampler:
             self.pyramid.load_state_dict(self.model.state["generator"])
             self.rec_noise = self.model.tensors["reconstruction_noise"].float().to(self.device)
         except (KeyError, RuntimeError) as exc:
-            raise ModelFileError(f"{self.model.path}: the generator weights do not fit the model's config: {exc}") from None
+            raise ModelFileError(
+                f"{self.model.path}: the generator weights do not fit the model's config: {exc}"
+            ) from None
         if tuple(self.rec_noise.shape) != (1, cfg.channels, *self.sizes[0]):
-            raise ModelFileError(f"{self.model.path}: reconstruction noise of shape {tuple(self.rec_noise.shape)} does not fit")
+            raise ModelFileError(
+                f"{self.model.path}: reconstruction noise of shape {tuple(self.rec_noise.shape)} does not fit"
+            )
         self.pyramid.to(self.device).eval().requires_grad_(False)
         if not all(torch.isfinite(p).all() for p in self.pyramid.parameters()):
             raise ModelFileError(f"{self.model.path}: the generator weights hold NaN or infinite values")
@@ -119,7 +123,9 @@ class SinGANSegSampler:
     @torch.inference_mode()
     def reconstruction(self, last_scale: int | None = None) -> torch.Tensor:
         """The reconstruction of the training tensor (fixed noise) at ``last_scale`` ``(1, C, *spatial)``."""
-        noise = [self.rec_noise] + [torch.zeros((1, self.rec_noise.shape[1], *s), device=self.device) for s in self.sizes[1:]]
+        noise = [self.rec_noise] + [
+            torch.zeros((1, self.rec_noise.shape[1], *s), device=self.device) for s in self.sizes[1:]
+        ]
         return self.inferer(noise, self.pyramid, self.amplitudes, self.sizes, last_scale=last_scale)
 
     def reference_image(self) -> torch.Tensor:
@@ -180,7 +186,15 @@ class SinGANSegSampler:
                 torch.cat([p[k] for p in per_sample]).to(self.device) for k in range(len(sizes) - start_scale)
             ]
             start = None if base is None else base.expand(count, *base.shape[1:])
-            x = self.inferer(noise, self.pyramid, self.amplitudes, sizes, start=start, first_scale=start_scale, last_scale=start_scale)
+            x = self.inferer(
+                noise,
+                self.pyramid,
+                self.amplitudes,
+                sizes,
+                start=start,
+                first_scale=start_scale,
+                last_scale=start_scale,
+            )
             if displace is not None:
                 x = torch.stack([displace.set_random_state(s)(item) for s, item in zip(layout_seeds, x)])
             if start_scale + 1 < len(sizes):
@@ -199,7 +213,9 @@ class SinGANSegSampler:
         """Draw ``num`` GAN tensors ``(num, C, *spatial)`` in [-1, 1] (arguments as :meth:`iter_samples`)."""
         return torch.cat(list(self.iter_samples(num, start_scale, size, batch_size, seed, tumour_shift)))
 
-    def split(self, x: torch.Tensor, threshold: float = 0.5, min_component: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    def split(
+        self, x: torch.Tensor, threshold: float = 0.5, min_component: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """GAN tensors -> image channels in [-1, 1] ``(N, Ci, *sp)`` and class-index labels ``(N, 1, *sp)``.
 
         Args:
@@ -291,7 +307,9 @@ class SinGANSegSample(Randomizable, Transform):
         """Return a new synthetic ``(image, label)`` pair (``data`` is ignored)."""
         if randomize:
             self.randomize()
-        x = self.sampler.sample(1, start_scale=self.start_scale, size=self.size, seed=self._seed, tumour_shift=self.tumour_shift)
+        x = self.sampler.sample(
+            1, start_scale=self.start_scale, size=self.size, seed=self._seed, tumour_shift=self.tumour_shift
+        )
         image, label = self.split(x[0])
         image, label = image.cpu(), label.cpu()
         if self.source_units or self.label_values:
@@ -313,7 +331,9 @@ class SinGANSegSampled(Randomizable, MapTransform):
         kwargs: the other arguments of :class:`SinGANSegSample`.
     """
 
-    def __init__(self, keys: KeysCollection, model: str | os.PathLike | ModelFile | SinGANSegSampler, **kwargs: Any) -> None:
+    def __init__(
+        self, keys: KeysCollection, model: str | os.PathLike | ModelFile | SinGANSegSampler, **kwargs: Any
+    ) -> None:
         super().__init__(keys, allow_missing_keys=True)
         if len(self.keys) != 2:
             raise ValueError(f"keys must be (image_key, label_key), got {self.keys}")

@@ -11,7 +11,15 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["hash_file", "atomic_path", "atomic_paths", "check_outputs_free", "check_output_folder", "remove_stale_temps", "OutputExistsError"]
+__all__ = [
+    "hash_file",
+    "atomic_path",
+    "atomic_paths",
+    "check_outputs_free",
+    "check_output_folder",
+    "remove_stale_temps",
+    "OutputExistsError",
+]
 
 
 class OutputExistsError(FileExistsError):

@@ -106,9 +106,10 @@ class ModelConfig:
             raise ModelConfigError(f"{cls.KIND} model config version {version!r} is not supported (1..{cls.VERSION})")
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         required = [
-            f.name for f in dataclasses.fields(cls)
+            f.name
+            for f in dataclasses.fields(cls)
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
-        ]  # fmt: skip
+        ]
         missing = [n for n in required if n not in d]
         if missing:
             raise ModelConfigError(f"{cls.KIND} model config lacks {', '.join(missing)} (not a complete model file)")
@@ -201,7 +202,9 @@ class SinGANSegModelConfig(ModelConfig):
     source_name: str = "singanseg"
     source_files: list[str] = field(default_factory=list)
     source_slice_index: int | None = None
-    source_affine: list[list[float]] = field(default_factory=lambda: [[float(i == j) for j in range(4)] for i in range(4)])
+    source_affine: list[list[float]] = field(
+        default_factory=lambda: [[float(i == j) for j in range(4)] for i in range(4)]
+    )
     source_size: list[int] = field(default_factory=list)
     source_grid_shape: list[int] | None = None
     source_grid_affine: list[list[float]] | None = None
@@ -229,7 +232,9 @@ class SinGANSegModelConfig(ModelConfig):
             raise _fail(k, "scale_sizes", self.scale_sizes, f"a list of {self.spatial_dims}-entry sizes")
         self.features = _ints(k, "features", self.features, 1)
         self.num_layers = _int(k, "num_layers", self.num_layers, 1)
-        self.noise_amplitudes = [_float(k, "noise_amplitudes", a) for a in _list(k, "noise_amplitudes", self.noise_amplitudes)]
+        self.noise_amplitudes = [
+            _float(k, "noise_amplitudes", a) for a in _list(k, "noise_amplitudes", self.noise_amplitudes)
+        ]
         self.finished_scales = _int(k, "finished_scales", self.finished_scales, 0)
         self.num_scales = _int(k, "num_scales", self.num_scales, 0)
         if not self.finished_scales <= min(self.num_scales, len(self.scale_sizes), len(self.features)):
@@ -238,7 +243,9 @@ class SinGANSegModelConfig(ModelConfig):
             raise _fail(k, "noise_amplitudes", self.noise_amplitudes, "one amplitude per trained scale")
         self.label_values = _ints(k, "label_values", self.label_values, 0)
         if len(self.label_values) < 2 or self.num_image_channels + len(self.label_values) - 1 != self.channels:
-            raise _fail(k, "label_values", self.label_values, f"background + {self.channels - self.num_image_channels} classes")
+            raise _fail(
+                k, "label_values", self.label_values, f"background + {self.channels - self.num_image_channels} classes"
+            )
         self.image_channels = _names(k, "image_channels", self.image_channels)
         if len(self.image_channels) != self.num_image_channels:
             raise _fail(k, "image_channels", self.image_channels, f"{self.num_image_channels} names")
@@ -347,7 +354,9 @@ class Pix2PixModelConfig(ModelConfig):
         if not self.condition.tissue_classes:
             return None
         if self.condition.tissue_modality not in self.modalities:
-            raise _fail(self.KIND, "condition.tissue_modality", self.condition.tissue_modality, f"one of {self.modalities}")
+            raise _fail(
+                self.KIND, "condition.tissue_modality", self.condition.tissue_modality, f"one of {self.modalities}"
+            )
         return self.modalities.index(str(self.condition.tissue_modality))
 
     def validate(self) -> None:

@@ -25,8 +25,8 @@ import json
 import os
 import pickle
 import zipfile
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -144,12 +144,16 @@ def load_model_file(
     try:
         payload = torch.load(p, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise ModelFileError(f"{p}: not a readable monai-singanseg model file (truncated or not a torch file): {exc}") from exc
+        raise ModelFileError(
+            f"{p}: not a readable monai-singanseg model file (truncated or not a torch file): {exc}"
+        ) from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
         raise ModelFileError(f"{p}: not a monai-singanseg model file (no '{FORMAT_NAME}' header)")
     version = payload.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ModelFileError(f"{p}: model format version {version} is newer than this package supports ({FORMAT_VERSION})")
+        raise ModelFileError(
+            f"{p}: model format version {version} is newer than this package supports ({FORMAT_VERSION})"
+        )
     kind = payload.get("kind")
     if expected_kind is not None and kind != expected_kind:
         raise ModelFileError(f"{p}: this is a '{kind}' model, expected a '{expected_kind}' model")

@@ -92,7 +92,9 @@ def _nifti_image(array: Any, affine: Any, dtype: str | np.dtype, multichannel: b
     return nii
 
 
-def brats_case_paths(out_dir: str | os.PathLike, name: str, modalities: Sequence[str] = BRATS_MODALITIES) -> dict[str, Any]:
+def brats_case_paths(
+    out_dir: str | os.PathLike, name: str, modalities: Sequence[str] = BRATS_MODALITIES
+) -> dict[str, Any]:
     """The files :func:`write_brats_case` writes: ``<name>_<modality>.nii.gz`` and ``<name>_seg.nii.gz``.
 
     Raises:
@@ -172,7 +174,9 @@ def image_mask_png_paths(out_dir: str | os.PathLike, name: str) -> tuple[Path, P
     """
     folder = Path(out_dir)
     check_name(name, "case name")
-    return inside(folder, folder / "images" / f"{name}.png", "case file"), inside(folder, folder / "masks" / f"{name}.png", "case file")
+    return inside(folder, folder / "images" / f"{name}.png", "case file"), inside(
+        folder, folder / "masks" / f"{name}.png", "case file"
+    )
 
 
 def write_image_mask_png(

@@ -21,7 +21,9 @@ from monai_singanseg.transforms.slices import ExtractTumourSlicesd, SlicesToVolu
 __all__ = ["training_slice", "slice_sample_to_volume"]
 
 
-def training_slice(case: Mapping[str, Any], slice_index: int, max_size: int) -> tuple[dict[str, Any], SquareForegroundCropd]:
+def training_slice(
+    case: Mapping[str, Any], slice_index: int, max_size: int
+) -> tuple[dict[str, Any], SquareForegroundCropd]:
     """Slice ``slice_index`` of a loaded case, cropped and resized exactly as SinGAN-Seg training prepares it.
 
     Args:
@@ -40,7 +42,8 @@ def training_slice(case: Mapping[str, Any], slice_index: int, max_size: int) -> 
 def _with_trace(reference: MetaTensor, data: torch.Tensor) -> MetaTensor:
     """``data`` as a MetaTensor with the metadata and transform trace of ``reference`` (same shape)."""
     return MetaTensor(
-        torch.as_tensor(data), meta=copy.deepcopy(dict(reference.meta)),
+        torch.as_tensor(data),
+        meta=copy.deepcopy(dict(reference.meta)),
         applied_operations=copy.deepcopy(reference.applied_operations),
     )
 
@@ -77,7 +80,9 @@ def slice_sample_to_volume(
     if source_affine is not None:
         stored = torch.as_tensor(source_affine, dtype=torch.float64)
         if not torch.allclose(stored, reference["image"].affine.double(), atol=1e-3):
-            raise ValueError("the model's training-slice geometry does not match this image (trained on another image?)")
+            raise ValueError(
+                "the model's training-slice geometry does not match this image (trained on another image?)"
+            )
     restored = crop.inverse(
         {"image": _with_trace(reference["image"], image), "label": _with_trace(reference["label"], label)}
     )

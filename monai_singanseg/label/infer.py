@@ -55,7 +55,8 @@ PARAM_RANGES: dict[str, tuple[float, float]] = {
 
 
 def _number(value: Any, integer: bool) -> float | int | None:
-    """``value`` as an int (``integer``) or a finite float, from a JSON number or its decimal text; None if it is not."""
+    """``value`` as an int (``integer``) or a finite float, from a JSON number or its decimal text; None if it is
+    not."""
     if isinstance(value, bool):
         return None
     if isinstance(value, str):
@@ -108,8 +109,11 @@ class SyntheticInferTask(InferTask):
         self, name: str, options: LabelAppOptions, datastore: Datastore, description: str, config: dict[str, Any]
     ) -> None:
         super().__init__(
-            type=InferType.SEGMENTATION, labels=label_names(options.label_values), dimension=3,
-            description=description, config={"seed": -1, **config},
+            type=InferType.SEGMENTATION,
+            labels=label_names(options.label_values),
+            dimension=3,
+            description=description,
+            config={"seed": -1, **config},
         )
         self.name = name
         self.options = options
@@ -152,7 +156,8 @@ class SyntheticInferTask(InferTask):
             new_id = f"{image_id}_{self.name}_{seed}"
             if self._taken(new_id):
                 raise LabelRequestError(
-                    409, f"image {new_id!r} already exists in the datastore (seed {seed} was used); "
+                    409,
+                    f"image {new_id!r} already exists in the datastore (seed {seed} was used); "
                     "pass another seed, or seed -1 for the next free one",
                 )
             return new_id, seed
@@ -160,25 +165,31 @@ class SyntheticInferTask(InferTask):
             new_id = f"{image_id}_{self.name}_{s}"
             if not self._taken(new_id):
                 return new_id, s
-        raise LabelRequestError(409, f"all seeds 0..{_MAX_AUTO_SEEDS - 1} of {image_id!r} are taken; pass a larger seed")
+        raise LabelRequestError(
+            409, f"all seeds 0..{_MAX_AUTO_SEEDS - 1} of {image_id!r} are taken; pass a larger seed"
+        )
 
     def _taken(self, image_id: str) -> bool:
         if self.datastore.get_image_uri(image_id):
             return True
         root = getattr(self.datastore, "_datastore_path", None)  # files not (yet) registered by a local datastore
         return bool(root) and any(
-            p.exists() for p in (Path(root) / f"{image_id}.nii.gz", Path(root) / "labels" / "final" / f"{image_id}.nii.gz")
+            p.exists()
+            for p in (Path(root) / f"{image_id}.nii.gz", Path(root) / "labels" / "final" / f"{image_id}.nii.gz")
         )
 
     def __call__(self, request: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         start = time.perf_counter()
         image_id = request.get("image_id")
         if not image_id:
-            raise LabelRequestError(422, f"{self.name} works on datastore images that have a final label; give ?image=<id>")
+            raise LabelRequestError(
+                422, f"{self.name} works on datastore images that have a final label; give ?image=<id>"
+            )
         label_path = self.datastore.get_label_uri(image_id, DefaultLabelTag.FINAL)
         if not label_path or not os.path.exists(label_path):
             raise LabelRequestError(
-                422, f"image {image_id!r} has no final label (labels/final/{image_id}.nii.gz); label it and save it "
+                422,
+                f"image {image_id!r} has no final label (labels/final/{image_id}.nii.gz); label it and save it "
                 "as final first",
             )
         new_id, seed = self.new_image_id(image_id, self.param(request, "seed"))
@@ -209,8 +220,13 @@ class SyntheticInferTask(InferTask):
             shutil.copyfile(label_file, response)
         values = sorted(int(v) for v in set(volume.label.ravel().tolist()))
         return {
-            "result_file": response, "synthetic_image": new_id, "source_image": image_id, "seed": seed,
-            "label_values": values, "slice_index": volume.slice_index, **extra,
+            "result_file": response,
+            "synthetic_image": new_id,
+            "source_image": image_id,
+            "seed": seed,
+            "label_values": values,
+            "slice_index": volume.slice_index,
+            **extra,
         }
 
 
@@ -231,11 +247,19 @@ class SinGANSegInferTask(SyntheticInferTask):
 
     def __init__(self, options: LabelAppOptions, datastore: Datastore) -> None:
         super().__init__(
-            "singanseg", options, datastore,
+            "singanseg",
+            options,
+            datastore,
             "SinGAN-Seg: a synthetic image/label pair (one tumour slice) from this image's own model, added to the "
             "datastore as a new image",
-            {"start_scale": 0, "threshold": 0.5, "min_component": 0, "style": "none", "style_steps": 100,
-             "tumour_shift": SinGANSegSynthesisOptions.tumour_shift},
+            {
+                "start_scale": 0,
+                "threshold": 0.5,
+                "min_component": 0,
+                "style": "none",
+                "style_steps": 100,
+                "tumour_shift": SinGANSegSynthesisOptions.tumour_shift,
+            },
         )
         self.cache = SinGANSegModelCache(options)
 
@@ -249,7 +273,13 @@ class SinGANSegInferTask(SyntheticInferTask):
         options = {name: self.param(request, name) for name in names}
         model, trained = self.cache.ensure(image_id, image_path, label_path)  # every parameter is checked first
         volume = singanseg_volume(
-            model, image_path, label_path, self.options.label_values, seed, device=self.options.device, style=style,
+            model,
+            image_path,
+            label_path,
+            self.options.label_values,
+            seed,
+            device=self.options.device,
+            style=style,
             **options,
         )
         return volume, {"singanseg_model": str(model), "model_trained_now": trained, "style": style}
@@ -268,7 +298,9 @@ class Pix2PixInferTask(SyntheticInferTask):
 
     def __init__(self, options: LabelAppOptions, datastore: Datastore) -> None:
         super().__init__(
-            "pix2pix", options, datastore,
+            "pix2pix",
+            options,
+            datastore,
             "pix2pix: a synthetic 4-modality volume rendered for a deformed copy of this image's label, added to "
             "the datastore as a new image",
             {"deform": 1},
@@ -281,7 +313,11 @@ class Pix2PixInferTask(SyntheticInferTask):
         self, image_id: str, image_path: str, label_path: str, seed: int, request: Mapping[str, Any]
     ) -> tuple[SyntheticVolume, dict[str, Any]]:
         volume = pix2pix_volume(
-            self.options.pix2pix_model, image_path, label_path, seed, deform=bool(self.param(request, "deform")),
+            self.options.pix2pix_model,
+            image_path,
+            label_path,
+            seed,
+            deform=bool(self.param(request, "deform")),
             device=resolve_device(self.options.device),
         )
         return volume, {"pix2pix_model": str(self.options.pix2pix_model)}

@@ -47,8 +47,12 @@ class SinGANSegModelCache:
         for path in (image_path, label_path):
             hash_file(path, digest)
         o = self.options
-        settings = {"training": o.settings.to_dict(), "max_size": o.max_size, "label_values": list(o.label_values),
-                    "volume": o.volume}
+        settings = {
+            "training": o.settings.to_dict(),
+            "max_size": o.max_size,
+            "label_values": list(o.label_values),
+            "volume": o.volume,
+        }
         digest.update(json.dumps(settings, sort_keys=True).encode("utf-8"))
         return digest.hexdigest()[:16]
 
@@ -84,15 +88,19 @@ class SinGANSegModelCache:
             if self.is_complete(path):
                 return path, False
             o = self.options
-            gan, metadata = singanseg_training_input(str(image_path), str(label_path), "auto", o.max_size, o.label_values,
-                                                     volume=o.volume)  # fmt: skip
+            gan, metadata = singanseg_training_input(
+                str(image_path), str(label_path), "auto", o.max_size, o.label_values, volume=o.volume
+            )
             if metadata["num_image_channels"] == len(BRATS_MODALITIES):
                 metadata["image_channels"] = list(BRATS_MODALITIES)  # the datastore's 4D order
             metadata["source_name"] = safe_name(image_id)
             logger.info(
-                "training SinGAN-Seg for image %s: %s, %s, %d channels -> %s", image_id,
+                "training SinGAN-Seg for image %s: %s, %s, %d channels -> %s",
+                image_id,
                 "whole brain (3D)" if o.volume else f"slice {metadata['source_slice_index']}",
-                "x".join(map(str, gan.shape[1:])), gan.shape[0], path,
+                "x".join(map(str, gan.shape[1:])),
+                gan.shape[0],
+                path,
             )
             SinGANSegTrainer(o.settings, device=o.device, progress=False).fit(gan, path, metadata, resume=True)
             for old in path.parent.glob("*.pt"):

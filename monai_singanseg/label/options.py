@@ -36,14 +36,26 @@ CONF_KEYS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
     "singanseg_min_size": (_int, "min_size", "short side of the coarsest scale (default 16)"),
     "singanseg_schedule": (str, "schedule", "fast (default) or singan"),
     "singanseg_seed": (_int, "seed", "training seed (default 0)"),
-    "singanseg_max_size": (_int, None, f"side of the square training slice (default {SLICE_MAX_SIZE}; with singanseg_volume: "
-                                       f"long side of the brain box, default {VOLUME_MAX_SIZE})"),
-    "singanseg_volume": (str2bool, None, "true: one 3D model per image (its whole brain), each sample a whole synthetic "
-                                      "volume in the image's grid; false (default): one model of its tumour slice"),
+    "singanseg_max_size": (
+        _int,
+        None,
+        f"side of the square training slice (default {SLICE_MAX_SIZE}; with singanseg_volume: "
+        f"long side of the brain box, default {VOLUME_MAX_SIZE})",
+    ),
+    "singanseg_volume": (
+        str2bool,
+        None,
+        "true: one 3D model per image (its whole brain), each sample a whole synthetic "
+        "volume in the image's grid; false (default): one model of its tumour slice",
+    ),
     "singanseg_device": (str, None, "cpu, cuda, cuda:N or auto (default)"),
     "singanseg_model_dir": (str, None, "model cache folder (default: <datastore>/singanseg_models)"),
     "label_values": (_values, None, "label values of the datastore's labels (default 0,1,2,4)"),
-    "pix2pix_model": (str, None, "pix2pix model file (default: the shipped bundles/pix2pix/models/pix2pix.pt; 'none': off)"),
+    "pix2pix_model": (
+        str,
+        None,
+        "pix2pix model file (default: the shipped bundles/pix2pix/models/pix2pix.pt; 'none': off)",
+    ),
 }
 _PREFIXES = ("singanseg_", "pix2pix_", "label_values")
 
@@ -76,9 +88,13 @@ class LabelAppOptions:
     def summary(self) -> dict[str, Any]:
         """JSON-able form (shown in the app's info)."""
         return {
-            "training": self.settings.to_dict(), "max_size": self.max_size, "device": self.device,
-            "model_dir": str(self.model_dir), "label_values": list(self.label_values),
-            "pix2pix_model": str(self.pix2pix_model) if self.pix2pix_model else None, "volume": self.volume,
+            "training": self.settings.to_dict(),
+            "max_size": self.max_size,
+            "device": self.device,
+            "model_dir": str(self.model_dir),
+            "label_values": list(self.label_values),
+            "pix2pix_model": str(self.pix2pix_model) if self.pix2pix_model else None,
+            "volume": self.volume,
         }
 
 
@@ -120,8 +136,13 @@ def app_options(conf: Mapping[str, Any] | None, studies: str, app_dir: str) -> L
     if max_size < settings.min_size:
         raise ValueError(f"--conf singanseg_max_size {max_size} is below the coarsest scale's size {settings.min_size}")
     return LabelAppOptions(
-        settings, max_size, parsed.get("singanseg_device", "auto"), model_dir, label_values,
-        _pix2pix_model(parsed.get("pix2pix_model")), volume,
+        settings,
+        max_size,
+        parsed.get("singanseg_device", "auto"),
+        model_dir,
+        label_values,
+        _pix2pix_model(parsed.get("pix2pix_model")),
+        volume,
     )
 
 

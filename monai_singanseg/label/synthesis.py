@@ -80,8 +80,13 @@ def singanseg_volume(
     cfg = sampler.config
     volume = cfg.spatial_dims == 3
     options = SinGANSegSynthesisOptions(
-        start_scale=start_scale, threshold=threshold, min_component=min_component, style=style, style_steps=style_steps,
-        tumour_shift=tumour_shift, paste=volume,
+        start_scale=start_scale,
+        threshold=threshold,
+        min_component=min_component,
+        style=style,
+        style_steps=style_steps,
+        tumour_shift=tumour_shift,
+        paste=volume,
     )
     pipeline = singanseg_synthesis(sampler, None, options, device=sampler.device)
     pipeline.set_random_state(seed)
@@ -93,20 +98,31 @@ def singanseg_volume(
         if list(grid.shape[1:]) != list(cfg.source_grid_shape) or not np.allclose(
             grid.affine.numpy(), np.asarray(cfg.source_grid_affine), atol=1e-3
         ):
-            raise ValueError(f"{model}: this 3D model was trained on another volume (grid {cfg.source_grid_shape}), not "
-                             f"on {image_path} (grid {list(grid.shape[1:])})")  # fmt: skip
-        return SyntheticVolume(image=np.asarray(sample["image"]), label=np.asarray(sample["label"]),
-                               affine=grid.affine.numpy(), image_dtype=image_dtype)  # fmt: skip
+            raise ValueError(
+                f"{model}: this 3D model was trained on another volume (grid {cfg.source_grid_shape}), not "
+                f"on {image_path} (grid {list(grid.shape[1:])})"
+            )
+        return SyntheticVolume(
+            image=np.asarray(sample["image"]),
+            label=np.asarray(sample["label"]),
+            affine=grid.affine.numpy(),
+            image_dtype=image_dtype,
+        )
     slice_index = cfg.source_slice_index
     if slice_index is None:
         raise ValueError(f"{model}: a model of a 2D picture has no slice to place in a volume")
     vol_image, vol_label = slice_sample_to_volume(
         torch.as_tensor(np.asarray(sample["image"]), dtype=torch.float32),
-        torch.as_tensor(np.asarray(sample["label"]), dtype=torch.float32), case, slice_index,
+        torch.as_tensor(np.asarray(sample["label"]), dtype=torch.float32),
+        case,
+        slice_index,
         sampler.config.source_affine,
     )
     return SyntheticVolume(
-        image=vol_image.numpy(), label=vol_label.numpy(), affine=case["image"].affine.numpy(), image_dtype=image_dtype,
+        image=vol_image.numpy(),
+        label=vol_label.numpy(),
+        affine=case["image"].affine.numpy(),
+        image_dtype=image_dtype,
         slice_index=slice_index,
     )
 
@@ -149,6 +165,8 @@ def pix2pix_volume(
     source = data["image"]
     out = pipeline(data)
     return SyntheticVolume(
-        image=np.asarray(out["image"]), label=np.asarray(out["label"]), affine=source.affine.numpy(),
+        image=np.asarray(out["image"]),
+        label=np.asarray(out["label"]),
+        affine=source.affine.numpy(),
         image_dtype=str(renderer.stats.dtype),
     )

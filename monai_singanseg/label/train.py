@@ -71,5 +71,7 @@ class SinGANSegTrainTask(TrainTask):
         counts = {s: sum(v["status"] == s for v in results.values()) for s in ("trained", "up to date", "failed")}
         logger.info("SinGAN-Seg: %s", ", ".join(f"{v} {k}" for k, v in counts.items()))
         if failed:
-            raise RuntimeError(f"SinGAN-Seg training failed for {len(failed)} image(s): {', '.join(failed)} (see the log)")
+            raise RuntimeError(
+                f"SinGAN-Seg training failed for {len(failed)} image(s): {', '.join(failed)} (see the log)"
+            )
         return {"images": results, **counts}

@@ -26,8 +26,23 @@ from monai_singanseg.metrics.tumour import (
 )
 
 __all__ = [
-    "sliced_wasserstein_distance", "sliced_wasserstein_distance_per_level", "laplacian_pyramid", "diversity",
-    "pairwise_ssim", "memorisation_scores", "flag_memorised", "NearestReference", "label_statistics",
-    "compare_label_statistics", "periodic_power", "neighbour_slice_ssim", "sliced_wasserstein_distance_3d",
-    "orthogonal_slices", "outer_ring", "tumour_size_ratio", "tumour_kept", "tumour_components", "core_background_contact",
+    "sliced_wasserstein_distance",
+    "sliced_wasserstein_distance_per_level",
+    "laplacian_pyramid",
+    "diversity",
+    "pairwise_ssim",
+    "memorisation_scores",
+    "flag_memorised",
+    "NearestReference",
+    "label_statistics",
+    "compare_label_statistics",
+    "periodic_power",
+    "neighbour_slice_ssim",
+    "sliced_wasserstein_distance_3d",
+    "orthogonal_slices",
+    "outer_ring",
+    "tumour_size_ratio",
+    "tumour_kept",
+    "tumour_components",
+    "core_background_contact",
 ]

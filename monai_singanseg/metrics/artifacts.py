@@ -61,7 +61,9 @@ def neighbour_slice_ssim(volume: torch.Tensor, mask: torch.Tensor, axis: int, da
         ValueError: shapes that do not match, or fewer than two consecutive slices holding mask.
     """
     if volume.ndim != 4 or tuple(mask.shape) != tuple(volume.shape[1:]):
-        raise ValueError(f"expected a (C, X, Y, Z) volume and an (X, Y, Z) mask, got {tuple(volume.shape)} and {tuple(mask.shape)}")
+        raise ValueError(
+            f"expected a (C, X, Y, Z) volume and an (X, Y, Z) mask, got {tuple(volume.shape)} and {tuple(mask.shape)}"
+        )
     planes = volume.float().movedim(1 + axis, 0)  # (S, C, A, B)
     inside = mask.bool().movedim(axis, 0)
     held = inside.flatten(1).any(1)
@@ -72,9 +74,13 @@ def neighbour_slice_ssim(volume: torch.Tensor, mask: torch.Tensor, axis: int, da
     scores = []
     for c in range(planes.shape[1]):
         ssim_map, _ = compute_ssim_and_cs(
-            planes[first, c : c + 1], planes[second, c : c + 1], spatial_dims=2, kernel_size=(7, 7),
-            kernel_sigma=(1.5, 1.5), data_range=data_range,
-        )  # fmt: skip
+            planes[first, c : c + 1],
+            planes[second, c : c + 1],
+            spatial_dims=2,
+            kernel_size=(7, 7),
+            kernel_sigma=(1.5, 1.5),
+            data_range=data_range,
+        )
         centres = (inside[first] | inside[second])[:, None, 3:-3, 3:-3]  # valid convolution: window centres
         scores.append(ssim_map[centres].mean())
     return float(torch.stack(scores).mean())

@@ -25,9 +25,7 @@ def _check_labels(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     return labels
 
 
-def label_statistics(
-    labels: torch.Tensor, num_classes: int, class_names: Sequence[str] | None = None
-) -> dict:
+def label_statistics(labels: torch.Tensor, num_classes: int, class_names: Sequence[str] | None = None) -> dict:
     """Tumour area, per-class proportions and fraction of empty maps of a set of label maps.
 
     Args:

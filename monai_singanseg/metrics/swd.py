@@ -19,8 +19,11 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "sliced_wasserstein_distance", "sliced_wasserstein_distance_per_level", "sliced_wasserstein_distance_3d",
-    "orthogonal_slices", "laplacian_pyramid",
+    "sliced_wasserstein_distance",
+    "sliced_wasserstein_distance_per_level",
+    "sliced_wasserstein_distance_3d",
+    "orthogonal_slices",
+    "laplacian_pyramid",
 ]
 
 #: 5-tap binomial filter of cv2.pyrDown / ProGAN's metric, normalised to sum 1.

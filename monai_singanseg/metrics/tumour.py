@@ -22,8 +22,10 @@ _MAX_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
 def _check_labels(name: str, labels: torch.Tensor) -> torch.Tensor:
     if not isinstance(labels, torch.Tensor) or labels.ndim not in (3, 4, 5) or labels.shape[1] != 1 or not len(labels):
         shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
-        raise ValueError(f"{name} must be a non-empty tensor of class indices (N, 1, *spatial) with 1-3 spatial "
-                         f"dimensions, got {shape}")  # fmt: skip
+        raise ValueError(
+            f"{name} must be a non-empty tensor of class indices (N, 1, *spatial) with 1-3 spatial "
+            f"dimensions, got {shape}"
+        )
     return labels
 
 

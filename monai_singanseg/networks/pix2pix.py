@@ -29,7 +29,12 @@ from monai.networks.nets import PatchDiscriminator
 from torch import nn
 
 __all__ = [
-    "Pix2PixGenerator", "Pix2PixCritic", "init_pix2pix_weights", "num_unet_levels", "max_critic_scales", "UPSAMPLE_MODES",
+    "Pix2PixGenerator",
+    "Pix2PixCritic",
+    "init_pix2pix_weights",
+    "num_unet_levels",
+    "max_critic_scales",
+    "UPSAMPLE_MODES",
 ]
 
 _LEAKY = ("leakyrelu", {"negative_slope": 0.2})
@@ -63,15 +68,32 @@ def _up_block(
     dropout: float = 0.0,
 ) -> nn.Module:
     """x2 upsampling + convolution: resize then 3x3 convolution, or a 4x4 stride-2 transposed convolution."""
-    kwargs: dict = {"conv_only": True} if conv_only else {"act": "relu", "norm": norm, "dropout": dropout if dropout > 0 else None}
+    kwargs: dict = (
+        {"conv_only": True} if conv_only else {"act": "relu", "norm": norm, "dropout": dropout if dropout > 0 else None}
+    )
     if upsample == "transposed":
         return Convolution(
-            spatial_dims, in_channels, out_channels, strides=2, kernel_size=4, padding=1, output_padding=0,
-            is_transposed=True, bias=True, **kwargs,
-        )  # fmt: skip
+            spatial_dims,
+            in_channels,
+            out_channels,
+            strides=2,
+            kernel_size=4,
+            padding=1,
+            output_padding=0,
+            is_transposed=True,
+            bias=True,
+            **kwargs,
+        )
     conv = Convolution(spatial_dims, in_channels, out_channels, kernel_size=3, padding=1, bias=True, **kwargs)
-    return UpSample(spatial_dims, scale_factor=2, mode="nontrainable", interp_mode="nearest", pre_conv=None, post_conv=conv,
-                    align_corners=None)
+    return UpSample(
+        spatial_dims,
+        scale_factor=2,
+        mode="nontrainable",
+        interp_mode="nearest",
+        pre_conv=None,
+        post_conv=conv,
+        align_corners=None,
+    )
 
 
 def num_unet_levels(size: int) -> int:
@@ -175,7 +197,13 @@ class Pix2PixGenerator(nn.Module):
                 upsample=upsample,
             )
         self.model = _UNetLevel(
-            spatial_dims, channels, widths[0], block, in_channels=in_channels, out_channels=out_channels, outermost=True,
+            spatial_dims,
+            channels,
+            widths[0],
+            block,
+            in_channels=in_channels,
+            out_channels=out_channels,
+            outermost=True,
             upsample=upsample,
         )
         init_pix2pix_weights(self)
@@ -184,7 +212,9 @@ class Pix2PixGenerator(nn.Module):
         """Condition ``(B, in_channels, size, size)`` -> image ``(B, out_channels, size, size)`` in [-1, 1]."""
         for side in condition.shape[2:]:  # written so that torch.jit.script accepts it
             if side != self.size:
-                raise ValueError("generator works at " + str(self.size) + "x" + str(self.size) + ", got another input size")
+                raise ValueError(
+                    "generator works at " + str(self.size) + "x" + str(self.size) + ", got another input size"
+                )
         return self.model(condition)
 
 
@@ -224,7 +254,8 @@ class Pix2PixCritic(nn.Module):
         if size is not None and scales > max_critic_scales(size, num_layers):
             smallest = 2 ** (num_layers + 2)
             raise ValueError(
-                f"critic scales {scales} need a working size of at least {smallest * 2 ** (scales - 1)} (each critic halves "
+                f"critic scales {scales} need a working size of at least {smallest * 2 ** (scales - 1)} (each critic "
+                "halves "
                 f"the pair, the coarsest needs {smallest} pixels), got {size}: use fewer critic scales"
             )
         self.critics = nn.ModuleList(

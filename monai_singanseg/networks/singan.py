@@ -35,7 +35,10 @@ def _two_volume_input(module: nn.Module, args: tuple) -> tuple | None:
     """Forward pre-hook of a ``Conv3d``: one CPU float32 volume below the limit runs as a batch of two views of it."""
     x = args[0]
     module._one_of_two = (  # type: ignore[assignment]
-        x.ndim == 5 and x.shape[0] == 1 and x.device.type == "cpu" and x.dtype == torch.float32
+        x.ndim == 5
+        and x.shape[0] == 1
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32
         and x.shape[1] * x.shape[2] * x.shape[3] <= _NATIVE_CONV3D_LIMIT
     )
     return (x.expand(2, *x.shape[1:]), *args[1:]) if module._one_of_two else None
@@ -268,7 +271,8 @@ class SinGANSampleNetwork(SinGANPyramid):
     ) -> None:
         if not len(features) == len(sizes) == len(amplitudes) > 0:
             raise ValueError(
-                f"features, sizes and amplitudes need one entry per scale, got {len(features)}, {len(sizes)} and {len(amplitudes)}"
+                f"features, sizes and amplitudes need one entry per scale, got {len(features)}, {len(sizes)} and "
+                f"{len(amplitudes)}"
             )
         super().__init__(spatial_dims, channels, features, num_layers)
         self.sizes = [[int(s) for s in size] for size in sizes]
@@ -282,5 +286,7 @@ class SinGANSampleNetwork(SinGANPyramid):
         Returns:
             The samples ``(N, channels, *sizes[-1])`` (image channels then label channels, about [-1, 1]).
         """
-        noise = [z] + [torch.randn((z.shape[0], self.channels, *s), dtype=z.dtype, device=z.device) for s in self.sizes[1:]]
+        noise = [z] + [
+            torch.randn((z.shape[0], self.channels, *s), dtype=z.dtype, device=z.device) for s in self.sizes[1:]
+        ]
         return super().forward(noise, self.amplitudes, self.sizes)

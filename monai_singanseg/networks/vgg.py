@@ -37,7 +37,7 @@ VGG19_WEIGHTS_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 
 #: how to make the weights file on a machine with internet (shown in error messages).
 _HOW_TO_GET_WEIGHTS = (
-    "make it on a machine with internet and torchvision: python -c \"import torch, torchvision; "
+    'make it on a machine with internet and torchvision: python -c "import torch, torchvision; '
     "torch.save(torchvision.models.vgg19(weights='IMAGENET1K_V1').features.state_dict(), 'vgg19_features.pt')\" "
     f"(or download torchvision's full model file {VGG19_WEIGHTS_URL}, which loads as it is)"
 )
@@ -61,7 +61,13 @@ VGG19_LAYERS: dict[str, int] = _layer_names()
 
 #: style layers and weights of the SinGAN-Seg reference (singan_seg_polyp/style_transfer.py), see
 #: :class:`VGG19StyleExtractor` for why these are the ReLU outputs.
-VGG19_STYLE_LAYERS: dict[str, float] = {"relu1_1": 0.75, "relu2_1": 0.5, "relu3_1": 0.25, "relu4_1": 0.25, "relu5_1": 0.25}
+VGG19_STYLE_LAYERS: dict[str, float] = {
+    "relu1_1": 0.75,
+    "relu2_1": 0.5,
+    "relu3_1": 0.25,
+    "relu4_1": 0.25,
+    "relu5_1": 0.25,
+}
 VGG19_CONTENT_LAYER = "relu5_1"
 
 
@@ -175,7 +181,9 @@ def load_vgg19_features(path: str | os.PathLike, map_location: str | torch.devic
     except Exception as e:  # unpickling errors come in many types
         raise ValueError(f"{path}: not a PyTorch state dict file ({type(e).__name__}: {e})") from e
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path}: expected a state dict (name -> tensor) of VGG-19 weights, got {type(state).__name__}")
+        raise ValueError(
+            f"{path}: expected a state dict (name -> tensor) of VGG-19 weights, got {type(state).__name__}"
+        )
     if any(str(k).startswith("features.") for k in state):
         state = {str(k)[len("features.") :]: v for k, v in state.items() if str(k).startswith("features.")}
     with torch.device("meta"):

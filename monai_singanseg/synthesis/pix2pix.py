@@ -18,7 +18,12 @@ from monai_singanseg.data import LoadCased
 from monai_singanseg.inferers.pix2pix import Pix2PixRender, Pix2PixRenderd
 from monai_singanseg.io.modelfile import ModelFile
 from monai_singanseg.synthesis.runner import SynthesisPipeline
-from monai_singanseg.transforms.condition import BuildConditiond, ConditionInputsd, RandDeformConditiond, SplitConditiond
+from monai_singanseg.transforms.condition import (
+    BuildConditiond,
+    ConditionInputsd,
+    RandDeformConditiond,
+    SplitConditiond,
+)
 from monai_singanseg.transforms.io import SaveBratsCased
 from monai_singanseg.transforms.labels import IndexToLabeld
 
@@ -26,7 +31,8 @@ __all__ = ["pix2pix_deform_steps", "pix2pix_synthesis"]
 
 
 def pix2pix_deform_steps(num_label_classes: int, tissue_classes: int = 0, spatial_dims: int = 3) -> list[MapTransform]:
-    """The steps that turn ``"label"`` (class indices), ``"brain_mask"`` (and ``"tissue"``) into a randomly deformed set.
+    """The steps that turn ``"label"`` (class indices), ``"brain_mask"`` (and ``"tissue"``) into a randomly deformed
+    set.
 
     Condition (``BuildConditiond``) -> elastic + affine deformation (``RandDeformConditiond``) -> back to
     label, brain mask and tissue map (``SplitConditiond``).
@@ -37,7 +43,9 @@ def pix2pix_deform_steps(num_label_classes: int, tissue_classes: int = 0, spatia
         spatial_dims: 2 for slices, 3 for volumes.
     """
     return [
-        BuildConditiond("label", "brain_mask", "condition", num_label_classes=num_label_classes, tissue_classes=tissue_classes),
+        BuildConditiond(
+            "label", "brain_mask", "condition", num_label_classes=num_label_classes, tissue_classes=tissue_classes
+        ),
         RandDeformConditiond("condition", spatial_dims=spatial_dims),
         SplitConditiond("condition", num_label_classes=num_label_classes, tissue_classes=tissue_classes),
     ]
@@ -80,9 +88,14 @@ def pix2pix_synthesis(
         steps += pix2pix_deform_steps(len(values), tissue)
     steps += [IndexToLabeld("label", values), Pix2PixRenderd(renderer, "label", "brain_mask", "image", "tissue")]
     if output_dir is not None:
-        steps.append(SaveBratsCased(("image", "label"), output_dir, modalities=renderer.modalities, overwrite=overwrite))
+        steps.append(
+            SaveBratsCased(("image", "label"), output_dir, modalities=renderer.modalities, overwrite=overwrite)
+        )
     return SynthesisPipeline(
-        steps, label_values=values, modalities=renderer.modalities,
-        description="pix2pix renders of deformed label maps" if deform else "pix2pix renders", case_prefix="pix2pix",
+        steps,
+        label_values=values,
+        modalities=renderer.modalities,
+        description="pix2pix renders of deformed label maps" if deform else "pix2pix renders",
+        case_prefix="pix2pix",
         signature={"generator": "pix2pix", "model_sha256": renderer.model.sha256(), "deform": deform},
     )

@@ -110,13 +110,12 @@ def singanseg_prepare(
     if volume:
         tumour = box == "tumour"
         select: list[Any] = [
-            IsotropicForegroundCropd(source_key="label" if tumour else "image", max_size=max_size,
-                                     margin=TUMOUR_BOX_MARGIN if tumour else 2)
-        ]  # fmt: skip
-    elif rgb:
-        select = [
-            Resized(("image", "label"), spatial_size=max_size, size_mode="longest", mode=("area", "nearest"))
+            IsotropicForegroundCropd(
+                source_key="label" if tumour else "image", max_size=max_size, margin=TUMOUR_BOX_MARGIN if tumour else 2
+            )
         ]
+    elif rgb:
+        select = [Resized(("image", "label"), spatial_size=max_size, size_mode="longest", mode=("area", "nearest"))]
     else:
         select = [
             ExtractTumourSlicesd(num_slices=1, slice_indices=None if slice_index is None else [int(slice_index)]),
@@ -201,9 +200,17 @@ def singanseg_training_input(
     if "label" not in d:
         raise ValueError(f"{label}: no label loaded")
     if volume and min(d["label"].shape[1:]) < 2:
-        raise ValueError(f"{label}: a 3D model (--volume) needs a volume, got spatial shape {tuple(d['label'].shape[1:])}")
-    source_grid = {"source_grid_shape": [int(s) for s in d["label"].shape[1:]],
-                   "source_grid_affine": torch.as_tensor(d["label"].affine, dtype=torch.float64).tolist()} if volume else {}
+        raise ValueError(
+            f"{label}: a 3D model (--volume) needs a volume, got spatial shape {tuple(d['label'].shape[1:])}"
+        )
+    source_grid = (
+        {
+            "source_grid_shape": [int(s) for s in d["label"].shape[1:]],
+            "source_grid_affine": torch.as_tensor(d["label"].affine, dtype=torch.float64).tolist(),
+        }
+        if volume
+        else {}
+    )
     if index is not None:
         axis = axial_axis(d["image"].affine)
         count = int(d["image"].shape[1 + axis])
@@ -212,8 +219,12 @@ def singanseg_training_input(
     if not rgb and not volume:
         d = run_pipeline(prepare, d, start=1, end=2)[0]  # the chosen slice
     if not bool((d["label"] > 0).any()):
-        where = "the mask has no foreground (no polyp/tumour) to learn" if rgb else "the volume has no tumour" if volume else (
-            f"slice {slice_index} has no tumour; pick another --slice or use --slice auto"
+        where = (
+            "the mask has no foreground (no polyp/tumour) to learn"
+            if rgb
+            else "the volume has no tumour"
+            if volume
+            else (f"slice {slice_index} has no tumour; pick another --slice or use --slice auto")
         )
         raise ValueError(f"{label}: {where}")
     d = run_pipeline(prepare, d, start=2 if not rgb and not volume else 1)
@@ -281,11 +292,18 @@ class SinGANSegTrainingSet(torch.utils.data.Dataset):
                 raise ValueError(f"datalist entry {i} needs 'image' and 'label' keys, got {entry!r}")
         self.items = [
             singanseg_training_input(
-                e["image"], e["label"], slice_index, max_size, label_values, label_map=label_map, name=e.get("name"),
-                volume=volume, box=box,
+                e["image"],
+                e["label"],
+                slice_index,
+                max_size,
+                label_values,
+                label_map=label_map,
+                name=e.get("name"),
+                volume=volume,
+                box=box,
             )
             for e in self.data
-        ]  # fmt: skip
+        ]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -301,7 +319,9 @@ def pix2pix_case_slices(
     image, label = case["image"], case["label"]
     name = case.get("name", "case")
     if image.shape[0] != len(modalities):
-        raise ValueError(f"{name}: image has {image.shape[0]} channels, expected {len(modalities)} ({', '.join(modalities)})")
+        raise ValueError(
+            f"{name}: image has {image.shape[0]} channels, expected {len(modalities)} ({', '.join(modalities)})"
+        )
     brain = foreground_mask(image.as_tensor()) | (label.as_tensor() > 0)
     scaler = IntensityToTanhRange()
     normalised = scaler(image.as_tensor(), mask=brain)
@@ -310,9 +330,13 @@ def pix2pix_case_slices(
     tissue = None
     if settings.tissue_classes:
         if settings.tissue_modality not in modalities:
-            raise ValueError(f"tissue_modality {settings.tissue_modality!r} is not one of the modalities {list(modalities)}")
+            raise ValueError(
+                f"tissue_modality {settings.tissue_modality!r} is not one of the modalities {list(modalities)}"
+            )
         channel = list(modalities).index(settings.tissue_modality)
-        tissue = TissueClasses(settings.tissue_classes)(image[channel : channel + 1].as_tensor(), brain, label.as_tensor() > 0)
+        tissue = TissueClasses(settings.tissue_classes)(
+            image[channel : channel + 1].as_tensor(), brain, label.as_tensor() > 0
+        )
     num_classes = len(case.get("label_values", BRATS_LABEL_VALUES))
     condition = BuildCondition(num_classes, settings.tissue_classes)(label.as_tensor(), brain, tissue)
     grid = AxialSliceGrid(brain, image.affine, settings.size, settings.margin)
@@ -358,13 +382,20 @@ def pix2pix_training_slices(
         names.append(case["name"])
         dtypes.append(st.dtype)
     return Pix2PixSlices(
-        torch.cat(conds), torch.cat(imgs), stats, names, dtypes[0] if len(set(dtypes)) == 1 else "float32",
-        tuple(int(v) for v in label_values), tuple(modalities), settings,
+        torch.cat(conds),
+        torch.cat(imgs),
+        stats,
+        names,
+        dtypes[0] if len(set(dtypes)) == 1 else "float32",
+        tuple(int(v) for v in label_values),
+        tuple(modalities),
+        settings,
     )
 
 
 class Pix2PixTrainingSet(PairedSlices):
-    """A datalist's pix2pix training pairs as a dataset of ``{"condition", "image"}`` slices (bundles' ``train#dataset``).
+    """A datalist's pix2pix training pairs as a dataset of ``{"condition", "image"}`` slices (bundles'
+    ``train#dataset``).
 
     Args:
         data: datalist entries ``{"image": [one path per sequence], "label": path}`` (kept as ``self.data``).
@@ -375,7 +406,8 @@ class Pix2PixTrainingSet(PairedSlices):
         progress: show a progress bar while loading.
 
     Attributes:
-        slices: the prepared :class:`Pix2PixSlices` (what :func:`~monai_singanseg.engines.pix2pix.pix2pix_trainer` takes).
+        slices: the prepared :class:`Pix2PixSlices` (what :func:`~monai_singanseg.engines.pix2pix.pix2pix_trainer`
+        takes).
     """
 
     def __init__(

@@ -115,7 +115,9 @@ def orthogonal_planes(image: torch.Tensor, index: torch.Tensor, gap: int = 2) ->
     return side_by_side([p for p, _ in planes]), side_by_side([lab for _, lab in planes])
 
 
-def preview_plane(image: Any, index: Any, rgb: bool = False, orthogonal: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def preview_plane(
+    image: Any, index: Any, rgb: bool = False, orthogonal: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The plane with most tumour of a 3D case (or the 2D case itself), each channel scaled to [-1, 1].
 
     Args:
@@ -167,7 +169,8 @@ def synthesise(
 
     Args:
         pipeline: a synthesis builder's pipeline with a writer
-            (:func:`~monai_singanseg.synthesis.singanseg_synthesis`, :func:`~monai_singanseg.synthesis.pix2pix_synthesis`).
+            (:func:`~monai_singanseg.synthesis.singanseg_synthesis`,
+            :func:`~monai_singanseg.synthesis.pix2pix_synthesis`).
         items: one dict per synthetic case; each must hold a distinct ``"name"``.
         output_dir: destination folder (the writer's).
         seed: seeds every randomisable transform of the pipeline (None: not deterministic; cannot resume).
@@ -213,7 +216,12 @@ def synthesise(
     if not (resume and record_path.is_file()):
         targets += [p for paths in case_paths.values() for p in paths]
         check_outputs_free(targets, overwrite)
-    for path in [out / "datalist.json", record_path, out / "preview.png", *(p for ps in case_paths.values() for p in ps)]:
+    for path in [
+        out / "datalist.json",
+        record_path,
+        out / "preview.png",
+        *(p for ps in case_paths.values() for p in ps),
+    ]:
         remove_stale_temps(path)  # what a killed earlier run left half-written
     writer.overwrite = writer.overwrite or overwrite or bool(done) or (resume and record_path.is_file())
     with atomic_path(record_path) as tmp:
@@ -240,6 +248,15 @@ def synthesise(
     datalist = write_datalist(out / "datalist.json", entries, overwrite=True, extra=fields)
     sheet = None
     if images:
-        sheet = str(contact_sheet(out / "preview.png", images, labels, channel_names=list(pipeline.modalities),
-                                  rgb=pipeline.rgb, row_names=names[: len(images)], overwrite=True))
+        sheet = str(
+            contact_sheet(
+                out / "preview.png",
+                images,
+                labels,
+                channel_names=list(pipeline.modalities),
+                rgb=pipeline.rgb,
+                row_names=names[: len(images)],
+                overwrite=True,
+            )
+        )
     return {"datalist": str(datalist), "preview": sheet, "cases": entries, "resumed": len(done)}

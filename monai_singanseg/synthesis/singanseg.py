@@ -65,7 +65,9 @@ class SinGANSegSynthesisOptions:
 
     def __post_init__(self) -> None:
         if self.tumour_shift is not None and not 0.0 <= float(self.tumour_shift) <= 1.0:
-            raise ValueError(f"tumour_shift must lie in [0, 1] (a fraction of the side) or be None, got {self.tumour_shift}")
+            raise ValueError(
+                f"tumour_shift must lie in [0, 1] (a fraction of the side) or be None, got {self.tumour_shift}"
+            )
         if self.style not in ("none", *STYLE_METHODS):
             raise ValueError(f"style must be one of {', '.join(('none', *STYLE_METHODS))}, got {self.style!r}")
         if self.style.endswith("vgg19") and not self.style_weights:
@@ -76,17 +78,24 @@ class SinGANSegSynthesisOptions:
         if not 0.0 <= float(self.threshold) < 1.0:
             raise ValueError(f"threshold must lie in [0, 1), got {self.threshold}")
         if self.min_component < 0 or self.style_steps < 0:
-            raise ValueError(f"min_component and style_steps must be >= 0, got {self.min_component}, {self.style_steps}")
+            raise ValueError(
+                f"min_component and style_steps must be >= 0, got {self.min_component}, {self.style_steps}"
+            )
 
     def for_model(self, config: SinGANSegModelConfig) -> SinGANSegSynthesisOptions:
-        """These options as a model of ``config`` can use them: a 3D model drops ``tumour_shift`` (with a log line), a 2D model keeps everything."""
+        """These options as a model of ``config`` can use them: a 3D model drops ``tumour_shift`` (with a log line), a
+        2D
+        model keeps everything.
+        """
         if config.spatial_dims == 3 and self.tumour_shift is not None:
             logger.info("tumour_shift works on 2D models; the samples of this 3D model keep the layout it learnt")
             return dataclasses.replace(self, tumour_shift=None)
         return self
 
 
-def singanseg_case_writer(sampler: SinGANSegSampler, output_dir: str | os.PathLike, overwrite: bool = False) -> SaveCased:
+def singanseg_case_writer(
+    sampler: SinGANSegSampler, output_dir: str | os.PathLike, overwrite: bool = False
+) -> SaveCased:
     """The writer that fits the model's input: PNG image + mask for RGB models, else BraTS-named NIfTI."""
     if sampler.config.rgb:
         return SaveImageMaskPngd(("image", "label"), output_dir, overwrite=overwrite)
@@ -100,8 +109,14 @@ def singanseg_style(
     reconstruction of its training slice (a model file holds no patient image)."""
     if options.style == "none":
         return None
-    return StyleTransferd("image", style=sampler.reference_image(), method=options.style, steps=options.style_steps,
-                          weights_path=options.style_weights, device=device)
+    return StyleTransferd(
+        "image",
+        style=sampler.reference_image(),
+        method=options.style,
+        steps=options.style_steps,
+        weights_path=options.style_weights,
+        device=device,
+    )
 
 
 def singanseg_synthesis(
@@ -139,9 +154,16 @@ def singanseg_synthesis(
             "--volume, have one)"
         )
     steps: list = [
-        SinGANSegSampled(("image", "label"), sampler, start_scale=options.start_scale, size=options.size,
-                         threshold=options.threshold, min_component=options.min_component, tumour_shift=options.tumour_shift)
-    ]  # fmt: skip
+        SinGANSegSampled(
+            ("image", "label"),
+            sampler,
+            start_scale=options.start_scale,
+            size=options.size,
+            threshold=options.threshold,
+            min_component=options.min_component,
+            tumour_shift=options.tumour_shift,
+        )
+    ]
     style = singanseg_style(sampler, options, sampler.device)
     if style is not None:
         steps.append(style)
@@ -155,10 +177,18 @@ def singanseg_synthesis(
         raise ValueError("cases are written (and pasted) in source units: output_dir and paste need finish=True")
     channels = list(cfg.image_channels)
     return SynthesisPipeline(
-        steps, label_values=sampler.label_values, modalities=channels, rgb=cfg.rgb,
-        description=f"SinGAN-Seg synthetic samples of {cfg.source_name}", case_prefix=cfg.source_name,
+        steps,
+        label_values=sampler.label_values,
+        modalities=channels,
+        rgb=cfg.rgb,
+        description=f"SinGAN-Seg synthetic samples of {cfg.source_name}",
+        case_prefix=cfg.source_name,
         extra={"labels": {str(v): str(v) for v in sampler.label_values}, "modality": dict(enumerate(channels))},
-        signature={"generator": "singanseg", "model_sha256": sampler.model.sha256(), "options": dataclasses.asdict(options),
-                   "finish": finish},
+        signature={
+            "generator": "singanseg",
+            "model_sha256": sampler.model.sha256(),
+            "options": dataclasses.asdict(options),
+            "finish": finish,
+        },
         orthogonal_preview=cfg.spatial_dims == 3,
     )

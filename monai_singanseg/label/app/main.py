@@ -2,7 +2,8 @@
 
 Models (``GET /info/``): ``singanseg`` synthesises a new labelled image from a labelled datastore image with the
 image's own SinGAN-Seg model (trained on first use and cached); ``pix2pix`` (when its model file is found) renders
-a whole synthetic 4-modality volume for a deformed copy of the image's label. Trainers: ``singanseg`` trains those models for
+a whole synthetic 4-modality volume for a deformed copy of the image's label. Trainers: ``singanseg`` trains those
+models for
 all labelled images. Settings: ``--conf KEY VALUE`` (see ``monai_singanseg.label.options.CONF_KEYS``).
 
 Bad infer requests are client errors: MONAI Label 0.8.5 answers 500 for an unknown model, a request without image
@@ -21,7 +22,8 @@ import inspect
 import json
 import logging
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import HTTPException
 from monailabel.interfaces.app import MONAILabelApp
@@ -49,7 +51,9 @@ def _unknown_model(model: Any, models: Any) -> HTTPException:
     )
 
 
-def check_infer_request(models: Any, model: Any, image: Any, params: Any, has_file: bool = False, session_id: Any = "") -> None:
+def check_infer_request(
+    models: Any, model: Any, image: Any, params: Any, has_file: bool = False, session_id: Any = ""
+) -> None:
     """Refuse an infer request MONAI Label would answer with 500: unknown model, no image, ``params`` not a JSON object.
 
     Raises:
@@ -109,8 +113,12 @@ def guard_infer_endpoint() -> bool:
         values = signature.bind_partial(*args, **kwargs).arguments
         models = getattr(app_instance(), "_infers", {}) or {}
         check_infer_request(
-            models, values.get("model"), values.get("image", ""), values.get("params", "{}"),
-            has_file=bool(values.get("file")), session_id=values.get("session_id", ""),
+            models,
+            values.get("model"),
+            values.get("image", ""),
+            values.get("params", "{}"),
+            has_file=bool(values.get("file")),
+            session_id=values.get("session_id", ""),
         )
         return original(*args, **kwargs)
 
@@ -173,9 +181,13 @@ class SinGANSegLabelApp(MONAILabelApp):
         self.options = app_options(conf, studies, app_dir)
         logger.info("monai-singanseg app settings: %s", self.options.summary())
         super().__init__(
-            app_dir=app_dir, studies=studies, conf=conf, name="monai-singanseg",
+            app_dir=app_dir,
+            studies=studies,
+            conf=conf,
+            name="monai-singanseg",
             description="Synthetic labelled images from labelled datastore images (SinGAN-Seg, pix2pix)",
-            version=__version__, labels=label_names(self.options.label_values),
+            version=__version__,
+            labels=label_names(self.options.label_values),
         )
 
     def init_infers(self) -> dict[str, InferTask]:

@@ -61,7 +61,11 @@ class ConditionError(ValueError):
 
 def condition_channel_names(label_values: Sequence[int] = BRATS_LABEL_VALUES, tissue_classes: int = 0) -> list[str]:
     """Names of the condition channels, in order: ``brain``, ``tumour_<value>``..., ``tissue_<i>``..."""
-    return ["brain"] + [f"tumour_{int(v)}" for v in label_values[1:]] + [f"tissue_{i}" for i in range(1, tissue_classes + 1)]
+    return (
+        ["brain"]
+        + [f"tumour_{int(v)}" for v in label_values[1:]]
+        + [f"tissue_{i}" for i in range(1, tissue_classes + 1)]
+    )
 
 
 def _wrap(out: torch.Tensor, like: NdarrayOrTensor) -> NdarrayOrTensor:
@@ -89,7 +93,9 @@ def draw_do_transform(transform: RandomizableTransform) -> None:
 def check_same_grid(label: NdarrayOrTensor, other: NdarrayOrTensor, what: str) -> None:
     """Raise :class:`ConditionError` if ``other`` is not on the grid of ``label`` (shape, and affine if known)."""
     if tuple(label.shape[1:]) != tuple(other.shape[1:]):
-        raise ConditionError(f"{what} has spatial shape {tuple(other.shape[1:])} but the label has {tuple(label.shape[1:])}")
+        raise ConditionError(
+            f"{what} has spatial shape {tuple(other.shape[1:])} but the label has {tuple(label.shape[1:])}"
+        )
     if isinstance(label, MetaTensor) and isinstance(other, MetaTensor):
         if not torch.allclose(label.affine.double(), other.affine.double(), atol=1e-3):
             raise ConditionError(f"{what} affine differs from the label's affine; they are not on the same grid")
@@ -133,7 +139,9 @@ class TissueClasses(Transform):
         centres = np.quantile(values, (np.arange(self.num_classes) + 0.5) / self.num_classes)
         for _ in range(self.iterations):
             assign = np.argmin(np.abs(values[:, None] - centres[None]), axis=1)
-            new = np.array([values[assign == k].mean() if (assign == k).any() else centres[k] for k in range(self.num_classes)])
+            new = np.array(
+                [values[assign == k].mean() if (assign == k).any() else centres[k] for k in range(self.num_classes)]
+            )
             if np.allclose(new, centres):
                 break
             centres = new
@@ -181,13 +189,17 @@ class BuildCondition(Transform):
         channels = [brain.float(), IndexToOneHot(self.num_label_classes)(lab).float()]
         if self.tissue_classes:
             if tissue is None:
-                raise ConditionError(f"this condition uses {self.tissue_classes} tissue classes but no tissue map was given")
+                raise ConditionError(
+                    f"this condition uses {self.tissue_classes} tissue classes but no tissue map was given"
+                )
             check_same_grid(label, tissue, "tissue map")
             tis = convert_to_tensor(tissue, track_meta=False, device=lab.device).to(torch.int64)
             tis = torch.where(brain & (lab == 0), tis, torch.zeros_like(tis))
             channels.append(IndexToOneHot(self.tissue_classes + 1)(tis.clamp(0, self.tissue_classes)).float())
         elif tissue is not None:
-            raise ConditionError("a tissue map was given but this condition has no tissue channels (model trained without them)")
+            raise ConditionError(
+                "a tissue map was given but this condition has no tissue channels (model trained without them)"
+            )
         return _wrap(torch.cat(channels, dim=0), label)
 
 
@@ -220,7 +232,9 @@ class SplitCondition(Transform):
         if self.tissue_classes:
             tis = c[self.num_label_classes :]
             tscore, targ = tis.max(dim=0, keepdim=True)
-            tissue = _wrap(torch.where((tscore > 0.5) & brain, targ + 1, torch.zeros_like(targ)).to(torch.int64), condition)
+            tissue = _wrap(
+                torch.where((tscore > 0.5) & brain, targ + 1, torch.zeros_like(targ)).to(torch.int64), condition
+            )
         return _wrap(label, condition), _wrap(brain.to(torch.uint8), condition), tissue
 
 
@@ -290,7 +304,9 @@ class RandDeformCondition(RandomizableTransform):
         if spatial_dims == 2:
             self.elastic = Rand2DElastic(spacing=spacing, magnitude_range=magnitude_range or (2.0, 5.0), **common)
         elif elastic == "gaussian":
-            self.elastic = Rand3DElastic(sigma_range=sigma_range, magnitude_range=magnitude_range or (50.0, 120.0), **common)
+            self.elastic = Rand3DElastic(
+                sigma_range=sigma_range, magnitude_range=magnitude_range or (50.0, 120.0), **common
+            )
         else:
             self.deform_grid = RandDeformGrid(spacing=self.spacing, magnitude_range=magnitude_range or (2.0, 5.0))
             self.affine_grid = RandAffineGrid(**affine)
@@ -298,7 +314,9 @@ class RandDeformCondition(RandomizableTransform):
         self._grid: torch.Tensor | None = None
         self._grid_size: tuple[int, ...] | None = None
 
-    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> RandDeformCondition:
+    def set_random_state(
+        self, seed: int | None = None, state: np.random.RandomState | None = None
+    ) -> RandDeformCondition:
         """Seed this transform (``seed``) and its MONAI parts (``seed``, ``seed + 1``), or share ``state``."""
         super().set_random_state(seed, state)
         parts = [self.elastic] if self.elastic is not None else [self.deform_grid, self.affine_grid]
@@ -334,7 +352,10 @@ class RandDeformCondition(RandomizableTransform):
             self.deform_grid.device = self.affine_grid.device = device
             grid = self.affine_grid(grid=self.deform_grid(spatial_size=size))
             grid = F.interpolate(
-                grid[None], scale_factor=list(self.spacing), mode="trilinear", align_corners=False,
+                grid[None],
+                scale_factor=list(self.spacing),
+                mode="trilinear",
+                align_corners=False,
                 recompute_scale_factor=True,
             )
             grid = CenterSpatialCrop(roi_size=size)(grid[0])
@@ -383,17 +404,22 @@ class RandDeformCondition(RandomizableTransform):
         """
         c = convert_to_tensor(condition, track_meta=False).float()
         if c.ndim != self.spatial_dims + 1:
-            raise ConditionError(f"expected a ({self.spatial_dims}+1)-dimensional condition, got shape {tuple(c.shape)}")
+            raise ConditionError(
+                f"expected a ({self.spatial_dims}+1)-dimensional condition, got shape {tuple(c.shape)}"
+            )
         if randomize:
             self.randomize(c.shape[1:], device=c.device)
         if not self._do_transform:
             return condition
         if self._grid is None or self._grid_size != tuple(c.shape[1:]):
             raise RuntimeError(
-                f"no deformation drawn for spatial size {tuple(c.shape[1:])}: call randomize() first or use randomize=True"
+                f"no deformation drawn for spatial size {tuple(c.shape[1:])}: call randomize() first or use "
+                "randomize=True"
             )
         if self.elastic is not None:
-            deformed = self.elastic.resampler(c, self._grid, mode=self.elastic.mode, padding_mode=self.elastic.padding_mode)
+            deformed = self.elastic.resampler(
+                c, self._grid, mode=self.elastic.mode, padding_mode=self.elastic.padding_mode
+            )
         else:
             deformed = self.resampler(c, self._grid)
         out = convert_to_tensor(deformed, track_meta=False).float().round()
@@ -424,7 +450,9 @@ class TumourTransplant(RandomizableTransform):
     # the search runs in numpy/scipy; torch inputs (any device) are converted and the result moved back
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
 
-    def __init__(self, margin: int = 3, max_tries: int = 500, keep_recipient_tumour: bool = False, prob: float = 1.0) -> None:
+    def __init__(
+        self, margin: int = 3, max_tries: int = 500, keep_recipient_tumour: bool = False, prob: float = 1.0
+    ) -> None:
         RandomizableTransform.__init__(self, prob)
         self.margin = margin
         self.max_tries = max_tries

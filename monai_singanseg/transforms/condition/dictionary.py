@@ -100,7 +100,9 @@ class _SeedsItsTransform(RandomizableTransform):
 
     transform: RandomizableTransform
 
-    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> _SeedsItsTransform:
+    def set_random_state(
+        self, seed: int | None = None, state: np.random.RandomState | None = None
+    ) -> _SeedsItsTransform:
         """Seed this transform and the array transform it wraps."""
         super().set_random_state(seed, state)
         self.transform.set_random_state(seed, state)
@@ -126,7 +128,9 @@ class RandDeformConditiond(_SeedsItsTransform, MapTransform):
 
     backend = RandDeformCondition.backend
 
-    def __init__(self, keys: KeysCollection = "condition", prob: float = 1.0, allow_missing_keys: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, keys: KeysCollection = "condition", prob: float = 1.0, allow_missing_keys: bool = False, **kwargs: Any
+    ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, prob)
         self.transform = RandDeformCondition(**kwargs)
@@ -185,7 +189,8 @@ class TumourTransplantd(_SeedsItsTransform, MapTransform):
 
 
 class SplitConditiond(MapTransform):
-    """Dictionary :class:`SplitCondition`: ``d[condition_key]`` -> ``d[label_key]``, ``d[brain_key]`` (and ``d[tissue_key]``).
+    """Dictionary :class:`SplitCondition`: ``d[condition_key]`` -> ``d[label_key]``, ``d[brain_key]`` (and
+    ``d[tissue_key]``).
 
     Args:
         condition_key: the condition.
@@ -208,7 +213,12 @@ class SplitConditiond(MapTransform):
         tissue_classes: int = 0,
     ) -> None:
         super().__init__([condition_key])
-        self.condition_key, self.label_key, self.brain_key, self.tissue_key = condition_key, label_key, brain_key, tissue_key
+        self.condition_key, self.label_key, self.brain_key, self.tissue_key = (
+            condition_key,
+            label_key,
+            brain_key,
+            tissue_key,
+        )
         self.transform = SplitCondition(num_label_classes, tissue_classes)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:

@@ -61,13 +61,17 @@ class ConditionInputsd(MapTransform):
             check_same_grid(label, d[self.image_key], "image")
             brain = ForegroundMask()(d[self.image_key])
         else:
-            raise ConditionError(f"no brain mask: the case needs '{self.brain_key}' or an '{self.image_key}' to take it from")
+            raise ConditionError(
+                f"no brain mask: the case needs '{self.brain_key}' or an '{self.image_key}' to take it from"
+            )
         brain_t = convert_to_tensor(brain, track_meta=False) != 0
         if not brain_t.any():
             raise ConditionError("the brain mask is empty (no non-zero voxel)")
         d[self.brain_key] = brain
         if self.tissue is not None:
-            d[self.tissue_key] = self.tissue(self._tissue_source(d), brain_t, convert_to_tensor(label, track_meta=False) > 0)
+            d[self.tissue_key] = self.tissue(
+                self._tissue_source(d), brain_t, convert_to_tensor(label, track_meta=False) > 0
+            )
         return d
 
     def _tissue_source(self, d: Mapping[Hashable, Any]) -> torch.Tensor:
@@ -79,7 +83,8 @@ class ConditionInputsd(MapTransform):
         image = d.get(self.image_key)
         if image is None or self.tissue_channel is None or self.tissue_channel >= image.shape[0]:
             raise ConditionError(
-                f"this model's condition holds tissue classes: the case needs '{self.tissue_image_key}' (one volume) or "
+                f"this model's condition holds tissue classes: the case needs '{self.tissue_image_key}' (one volume) "
+                "or "
                 f"an '{self.image_key}' with channel {self.tissue_channel}"
             )
         return convert_to_tensor(image, track_meta=False)[self.tissue_channel : self.tissue_channel + 1]

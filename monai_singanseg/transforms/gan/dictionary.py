@@ -26,7 +26,9 @@ class ToGANTensord(MapTransform):
 
     backend = ToGANTensor.backend
 
-    def __init__(self, image_key: str = "image", label_key: str = "label", output_key: str = "gan", num_classes: int = 4) -> None:
+    def __init__(
+        self, image_key: str = "image", label_key: str = "label", output_key: str = "gan", num_classes: int = 4
+    ) -> None:
         super().__init__([image_key, label_key])
         self.image_key, self.label_key, self.output_key = image_key, label_key, output_key
         self.transform = ToGANTensor(num_classes)
@@ -72,7 +74,9 @@ class RandTumourDisplacementd(RandomizableTransform, MapTransform):
 
     backend = RandTumourDisplacement.backend
 
-    def __init__(self, keys: KeysCollection, prob: float = 1.0, allow_missing_keys: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, keys: KeysCollection, prob: float = 1.0, allow_missing_keys: bool = False, **kwargs: Any
+    ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, prob)
         self.transform = RandTumourDisplacement(prob=prob, **kwargs)

@@ -148,7 +148,8 @@ class RandTumourDisplacement(RandomizableTransform):
         x = convert_to_tensor(img, track_meta=False).float()
         if x.ndim != 3 or x.shape[0] <= self.num_image_channels:
             raise ValueError(
-                f"expected a (C, H, W) GAN tensor with more than {self.num_image_channels} channels, got shape {tuple(x.shape)}"
+                f"expected a (C, H, W) GAN tensor with more than {self.num_image_channels} channels, got shape "
+                f"{tuple(x.shape)}"
             )
         if randomize:
             self.randomize()

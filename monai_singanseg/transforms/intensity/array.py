@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -13,7 +12,16 @@ from monai.data import MetaTensor
 from monai.transforms import Transform
 from monai.utils import TransformBackends, convert_to_numpy, convert_to_tensor, get_equivalent_dtype
 
-__all__ = ["ForegroundMask", "IntensityStats", "IntensityToTanhRange", "IntensityFromTanhRange", "foreground_mask", "background_values", "INTENSITY_STATS_KEY", "SOURCE_DTYPE_KEY"]
+__all__ = [
+    "ForegroundMask",
+    "IntensityStats",
+    "IntensityToTanhRange",
+    "IntensityFromTanhRange",
+    "foreground_mask",
+    "background_values",
+    "INTENSITY_STATS_KEY",
+    "SOURCE_DTYPE_KEY",
+]
 
 #: metadata key under which :class:`IntensityToTanhRange` stores the statistics of a MetaTensor.
 INTENSITY_STATS_KEY = "intensity_stats"
@@ -99,7 +107,8 @@ def foreground_mask(img: NdarrayOrTensor, background: Sequence[float] | None = N
 
 
 def _like(out: torch.Tensor, like: NdarrayOrTensor, keep_trace: bool = True) -> NdarrayOrTensor:
-    """``out`` in the container type of ``like``: numpy for numpy, a MetaTensor with ``like``'s metadata, else the tensor."""
+    """``out`` in the container type of ``like``: numpy for numpy, a MetaTensor with ``like``'s metadata, else the
+    tensor."""
     if isinstance(like, MetaTensor):
         ops = list(like.applied_operations) if keep_trace else None
         return MetaTensor(out, meta=dict(like.meta), applied_operations=ops)
@@ -178,7 +187,11 @@ class IntensityToTanhRange(Transform):
             raise ValueError("image holds NaN or infinite values")
         background = background_values(t) if self.use_foreground else None
         if self.use_foreground:
-            fg = foreground_mask(t, background) if mask is None else convert_to_tensor(mask, track_meta=False, device=t.device).bool()
+            fg = (
+                foreground_mask(t, background)
+                if mask is None
+                else convert_to_tensor(mask, track_meta=False, device=t.device).bool()
+            )
         else:
             fg = torch.ones_like(t[:1], dtype=torch.bool)
         if not fg.any():
@@ -273,4 +286,3 @@ def _cast(out: torch.Tensor, np_dtype: np.dtype) -> torch.Tensor:
     except (KeyError, TypeError, ValueError):
         pass
     return torch.from_numpy(convert_to_numpy(out).astype(np_dtype)).to(out.device)
-

@@ -142,7 +142,9 @@ class ForegroundMaskd(MapTransform):
 
     backend = ForegroundMask.backend
 
-    def __init__(self, keys: KeysCollection = "image", output_key: str = "brain_mask", allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self, keys: KeysCollection = "image", output_key: str = "brain_mask", allow_missing_keys: bool = False
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.output_key = output_key
         self.transform = ForegroundMask()

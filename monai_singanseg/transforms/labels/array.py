@@ -37,7 +37,9 @@ def _listing(values: list[int], most: int = 12) -> str:
     """``values`` for a message: all of them, or the first ``most`` and how many in all (an image given as a label)."""
     if len(values) <= most:
         return str(values)
-    return f"[{', '.join(map(str, values[:most]))}, ...] ({len(values)} distinct values: is this an image, not a label?)"
+    return (
+        f"[{', '.join(map(str, values[:most]))}, ...] ({len(values)} distinct values: is this an image, not a label?)"
+    )
 
 
 class LabelValueError(ValueError):
@@ -82,7 +84,9 @@ class LabelToIndex(InvertibleTransform):
         present = torch.unique(rounded).tolist()
         unknown = sorted(set(present) - set(self.label_values))
         if unknown:
-            raise LabelValueError(f"label holds values {_listing(unknown)} outside the expected set {list(self.label_values)}")
+            raise LabelValueError(
+                f"label holds values {_listing(unknown)} outside the expected set {list(self.label_values)}"
+            )
         out = torch.zeros_like(rounded, dtype=self.dtype)
         for idx, value in enumerate(self.label_values):
             out[rounded == value] = idx
@@ -207,6 +211,7 @@ def check_label_values(label: NdarrayOrTensor, label_values: Sequence[int], name
     unknown = sorted(set(present) - set(int(v) for v in label_values))
     if unknown:
         where = f"{name}: " if name else ""
-        raise LabelValueError(f"{where}label holds values {_listing(unknown)} outside the expected set {list(label_values)}")
+        raise LabelValueError(
+            f"{where}label holds values {_listing(unknown)} outside the expected set {list(label_values)}"
+        )
     return present
-

@@ -73,7 +73,8 @@ def rank_tumour_slices(
     chosen = [k for k in order if int(area[k]) >= max(1, min_area)]
     if not chosen:
         raise TumourSliceError(
-            f"label has no slice with at least {max(1, min_area)} tumour voxels (largest: {int(area.max()) if len(area) else 0})"
+            f"label has no slice with at least {max(1, min_area)} tumour voxels (largest: "
+            f"{int(area.max()) if len(area) else 0})"
         )
     return chosen[:num_slices] if num_slices else chosen
 
@@ -193,7 +194,9 @@ class SlicesToVolume(Transform):
                 raise ValueError(f"slice index {index} is outside the volume along axis {axis}")
             in_plane = [self.spatial_shape[a] for a in range(3) if a != axis]
             if list(s.shape[1:]) != in_plane:
-                raise ValueError(f"slice shape {tuple(s.shape[1:])} does not match the volume's in-plane shape {in_plane}")
+                raise ValueError(
+                    f"slice shape {tuple(s.shape[1:])} does not match the volume's in-plane shape {in_plane}"
+                )
             vol.select(axis + 1, index).copy_(s.as_tensor().to(device=vol.device, dtype=dtype))
         return MetaTensor(vol, affine=self.affine.clone())
 

@@ -65,7 +65,11 @@ class ExtractTumourSlicesd(MapTransform):
         """One dict per selected slice, the slices with most tumour first."""
         d = dict(data)
         label = d[self.label_key]
-        axis = self.axis if self.axis is not None else axial_axis(label.affine if isinstance(label, MetaTensor) else torch.eye(4))
+        axis = (
+            self.axis
+            if self.axis is not None
+            else axial_axis(label.affine if isinstance(label, MetaTensor) else torch.eye(4))
+        )
         if self.slice_indices is not None:
             indices = self.slice_indices
         else:
@@ -120,15 +124,23 @@ class SquareForegroundCropd(MapTransform, InvertibleTransform):
         modes = ["nearest-exact" if k in label_keys else "bilinear" for k in self.keys]
         steps: list[Any] = [
             CropForegroundd(
-                self.keys, source_key=source_key, select_fn=_nonzero, margin=margin, allow_smaller=True,
+                self.keys,
+                source_key=source_key,
+                select_fn=_nonzero,
+                margin=margin,
+                allow_smaller=True,
                 allow_missing_keys=True,
             )
         ]
         if spatial_size is not None:
             steps.append(
                 Resized(
-                    self.keys, spatial_size=spatial_size, size_mode="longest", mode=modes,
-                    anti_aliasing=[m == "bilinear" for m in modes], allow_missing_keys=True,
+                    self.keys,
+                    spatial_size=spatial_size,
+                    size_mode="longest",
+                    mode=modes,
+                    anti_aliasing=[m == "bilinear" for m in modes],
+                    allow_missing_keys=True,
                 )
             )
             steps.append(SpatialPadd(self.keys, spatial_size=(spatial_size, spatial_size), allow_missing_keys=True))
@@ -155,7 +167,8 @@ class SquareForegroundCropd(MapTransform, InvertibleTransform):
 
 
 class IsotropicForegroundCropd(MapTransform, InvertibleTransform):
-    """Crop volumes to the foreground's bounding box and resample them to isotropic voxels, ``max_size`` on the long side.
+    """Crop volumes to the foreground's bounding box and resample them to isotropic voxels, ``max_size`` on the long
+    side.
 
     The working grid of a 3D SinGAN-Seg model: the whole brain (the tumour with all the anatomy around it) at one
     voxel size in every direction, so a model sees the same millimetres along each axis whatever the scan's
@@ -194,13 +207,20 @@ class IsotropicForegroundCropd(MapTransform, InvertibleTransform):
         self.max_size = int(max_size)
         self.modes = ["nearest-exact" if k in label_keys else "trilinear" for k in self.keys]
         self.crop = CropForegroundd(
-            self.keys, source_key=source_key, select_fn=_nonzero, margin=margin, allow_smaller=True, allow_missing_keys=True
+            self.keys,
+            source_key=source_key,
+            select_fn=_nonzero,
+            margin=margin,
+            allow_smaller=True,
+            allow_missing_keys=True,
         )
         self.resize: Resized | None = None  # the last call's (its size depends on the case); inverse needs it
 
     def working_size(self, shape: Sequence[int], affine: Any) -> list[int]:
         """The isotropic grid size of a box of ``shape`` voxels with ``affine``: ``max_size`` on its long side."""
-        extent = [n * float(s) for n, s in zip(shape, affine_to_spacing(torch.as_tensor(affine, dtype=torch.float64), r=3))]
+        extent = [
+            n * float(s) for n, s in zip(shape, affine_to_spacing(torch.as_tensor(affine, dtype=torch.float64), r=3))
+        ]
         voxel = max(extent) / self.max_size
         return [max(1, round(e / voxel)) for e in extent]
 
@@ -220,8 +240,11 @@ class IsotropicForegroundCropd(MapTransform, InvertibleTransform):
         cropped = d[self.source_key]
         affine = cropped.affine if isinstance(cropped, MetaTensor) else torch.eye(4)
         self.resize = Resized(
-            self.keys, spatial_size=self.working_size(cropped.shape[1:], affine), mode=self.modes,
-            anti_aliasing=[m == "trilinear" for m in self.modes], allow_missing_keys=True,
+            self.keys,
+            spatial_size=self.working_size(cropped.shape[1:], affine),
+            mode=self.modes,
+            anti_aliasing=[m == "trilinear" for m in self.modes],
+            allow_missing_keys=True,
         )
         return self.resize(d)
 

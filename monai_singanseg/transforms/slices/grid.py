@@ -54,7 +54,9 @@ class AxialSliceGrid:
         """``(C, *sp)`` -> ``(N, C, A, B)`` axial slices."""
         return volume.movedim(1 + self.axis, 0)[list(indices)]
 
-    def extract(self, volume: NdarrayOrTensor, indices: Sequence[int], mode: str = "area", pad_value: float = 0.0) -> torch.Tensor:
+    def extract(
+        self, volume: NdarrayOrTensor, indices: Sequence[int], mode: str = "area", pad_value: float = 0.0
+    ) -> torch.Tensor:
         """Slices ``indices`` of ``volume`` ``(C, *sp)`` as ``(N, C, size, size)`` float.
 
         Args:
@@ -73,7 +75,9 @@ class AxialSliceGrid:
         kwargs = {"align_corners": False} if mode == "bilinear" else {}
         return F.interpolate(box, size=(self.size, self.size), mode=mode, **kwargs)
 
-    def extract_with_context(self, volume: NdarrayOrTensor, indices: Sequence[int], context: int = 0, mode: str = "nearest-exact") -> torch.Tensor:
+    def extract_with_context(
+        self, volume: NdarrayOrTensor, indices: Sequence[int], context: int = 0, mode: str = "nearest-exact"
+    ) -> torch.Tensor:
         """Slices ``indices`` with ``context`` neighbours on each side, stacked along channels (2.5D input).
 
         Returns ``(N, C * (2 context + 1), size, size)``: the channels of slice ``z - context`` first, then

@@ -137,7 +137,9 @@ def make_style_extractor(
         return RandomFeatures(spatial_dims, seed=seed)
     if name == "vgg19":
         if weights_path is None:
-            raise ValueError("style method 'vgg19' needs weights_path= (a local VGG-19 weights file; nothing is downloaded)")
+            raise ValueError(
+                "style method 'vgg19' needs weights_path= (a local VGG-19 weights file; nothing is downloaded)"
+            )
         if spatial_dims != 2:
             raise ValueError(f"VGG-19 works on 2D images only, got spatial_dims={spatial_dims}")
         return VGG19StyleExtractor(load_vgg19_features(weights_path))
