@@ -37,8 +37,7 @@ from pathlib import Path
 
 import torch
 
-from monai_singanseg.engines.singan import SinGANSegSettings, SinGANSegTrainer
-from monai_singanseg.engines.singan_schedule import real_pyramid
+from monai_singanseg.engines.singanseg import SinGANSegSettings, SinGANSegTrainer, real_pyramid
 from monai_singanseg.inferers import SinGANSegSampler
 from monai_singanseg.metrics import (
     core_background_contact,
@@ -49,7 +48,7 @@ from monai_singanseg.metrics import (
     tumour_kept,
     tumour_size_ratio,
 )
-from monai_singanseg.synthesis.prepare import VOLUME_BOXES, VOLUME_MAX_SIZE, singanseg_training_input
+from monai_singanseg.synthesis import VOLUME_BOXES, VOLUME_MAX_SIZE, singanseg_training_input
 from monai_singanseg.synthesis.runner import preview_plane
 from monai_singanseg.visualize import contact_sheet
 

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import torch
 
-from monai_singanseg.engines.singan import SinGANSegSettings, SinGANSegTrainer
-from monai_singanseg.engines.singan_schedule import real_pyramid
+from monai_singanseg.engines.singanseg import SinGANSegSettings, SinGANSegTrainer, real_pyramid
 from monai_singanseg.inferers import SinGANSegSampler
 from monai_singanseg.synthesis import singanseg_training_input
 

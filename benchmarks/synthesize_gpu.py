@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from monai_singanseg.data import demo_root
-from monai_singanseg.engines.singan import BatchedSinGANSegTrainer, SinGANSegSettings
+from monai_singanseg.engines.singanseg import BatchedSinGANSegTrainer, SinGANSegSettings
 from monai_singanseg.farm import plan_work
 from monai_singanseg.inferers import SinGANSegSampler
 from monai_singanseg.synthesis import singanseg_training_input

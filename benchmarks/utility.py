@@ -17,9 +17,9 @@ The CPU headline budget (the defaults below) runs the folds as ``--jobs`` proces
 each) and merges their reports; on a GPU, raise ``--size``, ``--features``, ``--steps`` and the generator budgets.
 
     python benchmarks/utility.py --out utility_report                  # 6 folds, 2 processes
-    python benchmarks/utility.py --out u --folds 0 1 --seeds 0 1 2     # some folds only
+    python benchmarks/utility.py --out u --held-out 0 1 --seeds 0 1 2     # some folds only
     python benchmarks/utility.py --merge u/fold0 u/fold1 ...          # headline of fold reports
-    python benchmarks/utility.py --out u --folds 0 1 --sets real singanseg real1 real1+singanseg   # some sets only
+    python benchmarks/utility.py --out u --held-out 0 1 --sets real singanseg real1 real1+singanseg   # some sets only
 """
 
 from __future__ import annotations
@@ -157,7 +157,9 @@ def merge(dirs: list[Path]) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="utility_report")
-    parser.add_argument("--folds", type=int, nargs="+", default=None, help="held-out case indices (default: all six)")
+    parser.add_argument(
+        "--held-out", type=int, nargs="+", default=None, help="indices of the held-out cases to run (default: all six)"
+    )
     parser.add_argument("--jobs", type=int, default=2, help="folds run side by side (default 2: one per core)")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -182,7 +184,7 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = datalist(out)
-    folds = args.folds if args.folds is not None else list(range(6))
+    folds = args.held_out if args.held_out is not None else list(range(6))
     env = dict(os.environ, OMP_NUM_THREADS="1")
     start = time.perf_counter()
     pending, running, failed = list(folds), {}, []

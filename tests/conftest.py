@@ -47,6 +47,17 @@ def brats_item(brats_case_dir: Path) -> dict:
     }
 
 
+@pytest.fixture(scope="module")
+def demo():
+    """The embedded demo case, loaded, with its brain mask (``"brain"``, uint8)."""
+    from monai_singanseg.data import demo_case, load_case
+    from monai_singanseg.transforms.intensity import foreground_mask
+
+    case = load_case(demo_case())
+    case["brain"] = foreground_mask(case["image"].as_tensor()).to(torch.uint8)
+    return case
+
+
 @pytest.fixture(scope="session", autouse=True)
 def one_thread():
     """The tests' tiny convolutions run fastest (and stay fast on a busy 2-core CI machine) on one thread."""
@@ -54,3 +65,11 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that use a real MONAI Label server (the ``server`` fixtures) are marked ``server`` and ``slow``."""
+    for item in items:
+        if "server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.server)
+            item.add_marker(pytest.mark.slow)

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from monai_singanseg.engines.singan import BatchedSinGANSegTrainer, SinGANSegSettings, SinGANSegTrainer
+from monai_singanseg.engines.singanseg import BatchedSinGANSegTrainer, SinGANSegSettings, SinGANSegTrainer
 from monai_singanseg.inferers import SinGANSegSampler
 from monai_singanseg.io.modelfile import load_model_file
 from monai_singanseg.synthesis import singanseg_training_input

@@ -14,7 +14,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from conftest import free_port
+from helpers import cli, run_command, torchrun_command
 from monai.bundle import ConfigParser
 from monai.data import load_decathlon_datalist
 
@@ -27,22 +27,15 @@ BUNDLES = ["singanseg", "pix2pix"]
 
 
 def bundle(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    return subprocess.run(
-        [sys.executable, "-m", "monai.bundle", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=timeout,
-        env=env,
-    )
+    """``python -m monai.bundle ARGS`` in the repository."""
+    return cli(*args, timeout=timeout, module="monai.bundle")
 
 
 def config(name: str, which: str) -> str:
     return f"bundles/{name}/configs/{which}.json"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", BUNDLES)
 def test_metadata_verifies_offline_against_the_shipped_schema(name, tmp_path):
     res = bundle("verify_metadata", "--meta_file", config(name, "metadata"), "--filepath", str(SCHEMA))
@@ -52,6 +45,33 @@ def test_metadata_verifies_offline_against_the_shipped_schema(name, tmp_path):
     (tmp_path / "metadata.json").write_text(json.dumps(broken), encoding="utf-8")
     res = bundle("verify_metadata", "--meta_file", str(tmp_path / "metadata.json"), "--filepath", str(SCHEMA))
     assert res.returncode != 0 and "task" in res.stdout + res.stderr
+
+
+#: a bundle's training settings: the config key of its settings object, the model config field recording them.
+SETTINGS_KEYS = {"singanseg": ("settings", "training"), "pix2pix": ("train_settings", "settings")}
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_the_shipped_model_is_what_the_bundles_own_training_config_makes(name):
+    """The metadata names the training command, and the shipped model file records the very settings and data that
+    the bundle's train.json resolves to (so the command reproduces it)."""
+    from monai.bundle import ConfigParser
+
+    meta = json.loads((REPO / config(name, "metadata")).read_text(encoding="utf-8"))
+    command = meta["model_training"]["command"]
+    assert f"--config_file {config(name, 'train')}" in command and "monai.bundle run training" in command
+    parser = ConfigParser()
+    parser.read_config(str(REPO / config(name, "train")))
+    parser["bundle_root"] = str(REPO / "bundles" / name)
+    key, field = SETTINGS_KEYS[name]
+    settings = parser.get_parsed_content(key)
+    shipped = load_model_file(REPO / "bundles" / name / "models" / f"{name}.pt").config
+    assert getattr(shipped, field) == settings.to_dict()
+    if name == "singanseg":
+        case = parser.get_parsed_content("datalist")[parser.get_parsed_content("case_index")]
+        assert shipped.source_name == case["name"]
+    else:
+        assert shipped.training_cases == [c["name"] for c in parser.get_parsed_content("train_datalist")]
 
 
 def test_pix2pix_network_matches_its_metadata():
@@ -130,6 +150,7 @@ def test_pix2pix_training_validates_and_writes_all_three_model_files(tmp_path):
     _check_flat_state_dict("pix2pix", tmp_path, shipped)
 
 
+@pytest.mark.slow
 def test_pix2pix_bundle_training_killed_and_resumed_equals_an_uninterrupted_run(tmp_path):
     """SIGKILL a bundle run after its second checkpoint, resume it with --resume True: same weights as one run."""
     args = [
@@ -190,17 +211,11 @@ def test_pix2pix_bundle_training_killed_and_resumed_equals_an_uninterrupted_run(
     assert len(losses[0]) == 12 and losses[0] == losses[1]
 
 
+@pytest.mark.slow
+@pytest.mark.torchrun
 def test_pix2pix_multi_gpu_config_trains_data_parallel_under_torchrun(tmp_path):
     """The zoo's pattern on CPU: torchrun, 2 processes (gloo), DDP, a DistributedSampler; rank 0 writes the model."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        str(free_port()),
-        "-m",
+    cmd = torchrun_command(
         "monai.bundle",
         "run",
         "--config_file",
@@ -211,9 +226,8 @@ def test_pix2pix_multi_gpu_config_trains_data_parallel_under_torchrun(tmp_path):
         "1",
         *TINY_PIX2PIX,
         *_pix2pix_outputs(tmp_path),
-    ]
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, encoding="utf-8", timeout=600, env=env)
+    )
+    res = run_command(cmd)
     assert res.returncode == 0, res.stderr[-3000:]
     log = res.stdout + res.stderr
     # both ranks validated their share; only rank 0 printed statistics
@@ -276,6 +290,7 @@ def test_configs_have_the_keys_the_model_zoo_requires(name, which):
         assert handler["interval"] == "@val_interval"
 
 
+@pytest.mark.slow
 def test_pix2pix_inference_renders_volumes_with_the_source_geometry(tmp_path):
     out = tmp_path / "p2p"
     res = bundle("run", "--config_file", config("pix2pix", "inference"), "--output_dir", str(out), "--num_samples", "2")
@@ -318,6 +333,7 @@ def test_pix2pix_ckpt_export_scripts_the_shipped_generator(tmp_path):
         assert torch.allclose(scripted(x), generator(x), atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", BUNDLES)
 def test_a_missing_dataset_folder_is_a_clear_error(name, tmp_path):
     missing = tmp_path / "no_such_folder"
@@ -366,6 +382,24 @@ TINY_SINGANSEG = [
 ]
 
 
+def _sample_trained_model(folder: Path, num: int) -> Path:
+    """``inference.json`` on the model a test trained into ``folder``: ``num`` samples in ``folder/samples``."""
+    out = folder / "samples"
+    res = bundle(
+        "run",
+        "--config_file",
+        config("singanseg", "inference"),
+        "--model_file",
+        str(folder / "singanseg.pt"),
+        "--output_dir",
+        str(out),
+        "--num_samples",
+        str(num),
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    return out
+
+
 def _singanseg_outputs(folder: Path) -> list[str]:
     return [
         "--checkpoint_file",
@@ -377,6 +411,7 @@ def _singanseg_outputs(folder: Path) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_singanseg_training_max_epochs_override_writes_all_three_model_files(tmp_path):
     """``--train#trainer#max_epochs`` (the zoo's knob) sets the iterations of every scale; finalize writes the files."""
     res = bundle(
@@ -403,22 +438,11 @@ def test_singanseg_training_max_epochs_override_writes_all_three_model_files(tmp
     checkpoint = load_model_file(tmp_path / "checkpoint.pt", expected_kind="singanseg")
     assert {"generator", "critic"} <= set(checkpoint.state)
     _check_flat_state_dict("singanseg", tmp_path, shipped)
-    out = tmp_path / "samples"
-    res = bundle(
-        "run",
-        "--config_file",
-        config("singanseg", "inference"),
-        "--model_file",
-        str(tmp_path / "singanseg.pt"),
-        "--output_dir",
-        str(out),
-        "--num_samples",
-        "3",
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
+    out = _sample_trained_model(tmp_path, 3)
     assert len(_check_synthetic_cases(out, None)) == 3
 
 
+@pytest.mark.slow
 def test_singanseg_bundle_trains_and_samples_a_3d_model_with_volume_true(shared_data, tmp_path):
     res = bundle(
         "run",
@@ -451,19 +475,7 @@ def test_singanseg_bundle_trains_and_samples_a_3d_model_with_volume_true(shared_
     shipped = load_model_file(tmp_path / "singanseg.pt", expected_kind="singanseg")
     assert shipped.config.spatial_dims == 3 and shipped.config.source_grid_shape == [240, 240, 155]
     _check_flat_state_dict("singanseg", tmp_path, shipped)  # network_def is the 3D pyramid
-    out = tmp_path / "samples"
-    res = bundle(
-        "run",
-        "--config_file",
-        config("singanseg", "inference"),
-        "--model_file",
-        str(tmp_path / "singanseg.pt"),
-        "--output_dir",
-        str(out),
-        "--num_samples",
-        "1",
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
+    out = _sample_trained_model(tmp_path, 1)
     (entry,) = _check_synthetic_cases(out, None)
     assert nib.load(entry["label"]).shape == tuple(shipped.config.scale_sizes[-1])
 
@@ -471,7 +483,7 @@ def test_singanseg_bundle_trains_and_samples_a_3d_model_with_volume_true(shared_
 @pytest.mark.parametrize("volume", [False, True])
 def test_singanseg_configs_take_the_3d_cpu_defaults_with_volume_true(volume):
     """``volume`` alone switches train.json and synthesize.json to the command line's ``--volume`` defaults."""
-    from monai_singanseg.engines.singan_schedule import VOLUME_DEFAULTS
+    from monai_singanseg.engines.singanseg import VOLUME_DEFAULTS
     from monai_singanseg.synthesis import default_max_size
 
     expected = VOLUME_DEFAULTS if volume else {"base_features": 32, "iters": 200}
@@ -555,6 +567,7 @@ def test_singanseg_inference_with_the_shipped_model_keeps_the_source_slice_geome
     assert len(entries) == 4 and nib.load(entries[0]["label"]).shape[2] == 1  # one-slice volumes
 
 
+@pytest.mark.slow
 def test_singanseg_inference_style_option_changes_the_images_never_the_labels(tmp_path):
     runs = {}
     for style in ("none", "histogram"):

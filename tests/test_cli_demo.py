@@ -1,26 +1,21 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import nibabel as nib
 import numpy as np
+import pytest
+from helpers import cli
 from PIL import Image
 
 from monai_singanseg.data import demo_case
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "monai_singanseg", *args], capture_output=True, text=True, encoding="utf-8", timeout=300
-    )
-
-
+@pytest.mark.slow
 def test_demo_writes_preview_slices_and_datalist_and_refuses_to_overwrite(tmp_path):
     out = tmp_path / "demo"
     small = ["--num-slices", "2", "--singanseg-samples", "2", "--pix2pix-samples", "1"]
-    res = _run("demo", "--out", str(out), *small)
+    res = cli("demo", "--out", str(out), *small)
     assert res.returncode == 0, res.stderr
     for name, count in (("singanseg", 2), ("pix2pix", 1)):
         cases = json.loads((out / name / "datalist.json").read_text(encoding="utf-8"))["training"]
@@ -42,7 +37,7 @@ def test_demo_writes_preview_slices_and_datalist_and_refuses_to_overwrite(tmp_pa
         seg = np.asarray(nib.load(str(out / entry["label"])).dataobj)
         assert set(np.unique(seg)) <= {0, 1, 2, 4}
     before = (out / "tumour_slices_preview.png").stat().st_mtime_ns
-    again = _run("demo", "--out", str(out), *small)
+    again = cli("demo", "--out", str(out), *small)
     assert again.returncode == 1 and "already exists" in again.stderr and "--overwrite" in again.stderr
     assert (out / "tumour_slices_preview.png").stat().st_mtime_ns == before
-    assert _run("demo", "--out", str(out), "--num-slices", "2", "--data-only", "--overwrite").returncode == 0
+    assert cli("demo", "--out", str(out), "--num-slices", "2", "--data-only", "--overwrite").returncode == 0

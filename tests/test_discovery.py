@@ -68,3 +68,20 @@ def test_embedded_demo_data_loads():
     assert case["image"].shape == (4, 149, 175, 20) and case["image"].meta["source_dtype"] == "int16"
     assert set(case["label"].unique().tolist()) == {0, 1, 2, 3}
     assert len(demo_kvasir()) == 5
+
+
+def test_one_case_name_for_every_entry_point(shared_data):
+    # a BRATS-2013 datalist without names: the label file is OTMultiClass in every case, so the folder names the case,
+    # and the dataset farm (file names) and the data path (logs, reports) agree
+    from monai_singanseg.data import case_name, load_case
+    from monai_singanseg.farm.plan import plan_work
+
+    case_dir = next(p for p in sorted((shared_data / "brats2013").iterdir()) if p.is_dir())
+    images = [str(case_dir / f"{m}_subtrMeanDivStd.nii.gz") for m in ("Flair", "T1c")]
+    item = {"image": images, "label": str(case_dir / "OTMultiClass.nii.gz")}
+    assert case_name(item) == case_dir.name
+    assert case_name({"label": "x/BraTS_001_seg.nii.gz"}) == "BraTS_001"
+    assert case_name({"name": "given", "label": "x/seg.nii.gz"}) == "given"
+    assert case_name({"label": "pat7/seg.nii.gz"}) == "pat7"
+    (entry,) = plan_work([item], slices_per_case=1, label_map={3: 1})
+    assert entry.case == case_dir.name == load_case(item, label_map={3: 1})["name"]

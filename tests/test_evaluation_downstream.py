@@ -94,6 +94,7 @@ def test_memorisation_flags_a_copy_of_a_training_slice_only(shared_data):
     assert between["share_closer_than_held_out"] == pytest.approx(0.5)
 
 
+@pytest.mark.slow
 def test_evaluate_cli_tiny_real_run_writes_a_complete_report(shared_data, tmp_path):
     """Two BRATS-2013 cases from a datalist with non-BraTS file names, two sequences and label 3 mapped to 1; the
     held-out case is predicted slice by slice, pasted back and scored in 3D."""
@@ -238,6 +239,7 @@ def test_evaluate_cli_tiny_real_run_writes_a_complete_report(shared_data, tmp_pa
     assert (out / "report.json").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_evaluate_quick_on_the_four_sequence_cases(shared_data, tmp_path):
     """`evaluate --quick` (the CPU smoke budget), one fold of the two BraTS-named four-sequence TCGA cases: every
     training set runs, the report holds every headline ratio with its verdict."""

@@ -256,6 +256,7 @@ def test_periodic_power_finds_a_stride_2_grid_added_to_a_real_slice(brats):
         periodic_power(slices[0])
 
 
+@pytest.mark.slow
 def test_neighbour_slice_ssim_of_a_real_volume_drops_when_its_slices_are_shuffled():
     mr, index = _load_brats_case("TCGA-FG-6692")  # (4, X, Y, Z) in [-1, 1]
     volume = (mr + 1) / 2

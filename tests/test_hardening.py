@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import cli, run_cli
 
 from monai_singanseg.data import demo_case
 from monai_singanseg.engines.pix2pix import Pix2PixSettings, train_pix2pix
-from monai_singanseg.engines.singan import SinGANSegSettings, SinGANSegTrainer
+from monai_singanseg.engines.singanseg import SinGANSegSettings, SinGANSegTrainer
 from monai_singanseg.io import ModelFileError, load_model_file
 from monai_singanseg.io.atomic import atomic_path
 from monai_singanseg.synthesis import pix2pix_training_slices, singanseg_training_input
@@ -26,19 +27,6 @@ REPO = Path(__file__).resolve().parents[1]
 SINGANSEG_MODEL = REPO / "bundles" / "singanseg" / "models" / "singanseg.pt"
 PIX2PIX_MODEL = REPO / "bundles" / "pix2pix" / "models" / "pix2pix.pt"
 TINY = SinGANSegSettings(min_size=12, iters=2, num_stages=2, critic_steps=1, generator_steps=1, base_features=4)
-
-
-def cli(*args: str, cwd: Path = REPO, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.run(
-        [sys.executable, "-m", "monai_singanseg", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=timeout,
-        env=env,
-    )
 
 
 def refused(res: subprocess.CompletedProcess, *words: str) -> None:
@@ -67,6 +55,7 @@ def crafted(tmp_path: Path, name: str, **config_changes) -> Path:
 
 
 # ------------------------------------------------------------------ 1. strings that become paths
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "change",
     [{"source_name": "../../evil"}, {"source_name": "/tmp/abs"}, {"image_channels": ["../x", "t1", "t1ce", "t2"]}],
@@ -86,6 +75,7 @@ def test_model_file_names_with_traversal_are_refused_and_nothing_is_written(tmp_
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["../../X", "/tmp/abs", "a/b", ".."])
 def test_render_name_outside_the_output_folder_is_refused(tmp_path, name):
     res = cli(
@@ -126,6 +116,7 @@ def test_resume_with_other_data_is_refused(brats_item, shared_data, tmp_path):
 
 
 # ------------------------------------------------------------------ 4. interrupted generation
+@pytest.mark.slow
 def test_killed_render_resumes_to_the_uninterrupted_result(tmp_path):
     args = ["render", "--model", str(PIX2PIX_MODEL), "--label", demo_case()["label"], "--deform", "6", "--seed", "2"]
     assert cli(*args, "--out", str(tmp_path / "full")).returncode == 0
@@ -153,6 +144,7 @@ def test_killed_render_resumes_to_the_uninterrupted_result(tmp_path):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
 
 
+@pytest.mark.slow
 def test_resume_completes_partial_cases_removes_stale_temps_and_refuses_another_run(tmp_path):
     args = ["generate", "--model", str(SINGANSEG_MODEL), "--num", "5", "--seed", "3"]
     assert cli(*args, "--out", str(tmp_path / "full")).returncode == 0
@@ -230,8 +222,8 @@ def test_bad_options_and_model_files_give_messages_not_tracebacks(tmp_path, brat
         ),
         (["evaluate", "--data", str(Path(lab).parent.parent), "--out", out, "--folds", "0"], ["--folds"]),
     ]
-    for args, words in cases:
-        refused(cli(*args), *words)
+    for args, words in cases:  # in this process: the messages are the point, not the process
+        refused(run_cli(*args), *words)
     assert not (tmp_path / "out").exists() and not (tmp_path / "p.pt").exists()
 
 

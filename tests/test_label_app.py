@@ -62,6 +62,7 @@ def server(tmp_path_factory) -> Server:
         yield Server(url, studies, log)
 
 
+@pytest.mark.slow
 def test_info_lists_the_synthesis_model_and_trainer(server):
     info = requests.get(f"{server.url}/info/", timeout=30).json()
     assert info["name"] == "monai-singanseg"
@@ -230,6 +231,7 @@ def test_huge_or_coerced_parameters_are_refused_at_once_and_the_server_stays_up(
     )
 
 
+@pytest.mark.slow
 def test_train_task_trains_every_labelled_image_and_reports_progress(server):
     r = requests.post(f"{server.url}/train/singanseg", json={}, timeout=60)
     assert r.status_code == 200, r.text

@@ -2,50 +2,39 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
+from helpers import cli, run_cli
 from monai.data import load_decathlon_datalist
 from PIL import Image
 
 from monai_singanseg.data import demo_case
 
+#: the pix2pix model the bundle ships.
+SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "bundles" / "pix2pix" / "models" / "pix2pix.pt"
 DEMO_DIR = Path(demo_case()["label"]).parent
 DEMO_LABEL = Path(demo_case()["label"])
-
-
-def _run(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "monai_singanseg", *args],
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=300,
-        env=env,
-    )
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("cli") / "p2p.pt"
     tiny = ["--size", "32", "--epochs", "1", "--generator-channels", "8", "--critic-channels", "8", "--quiet"]
-    res = _run("train-pix2pix", "--data", str(DEMO_DIR), "--out", str(out), *tiny)
+    res = cli("train-pix2pix", "--data", str(DEMO_DIR), "--out", str(out), *tiny)
     assert res.returncode == 0, res.stderr
     assert "wrote" in res.stdout and out.is_file()
-    again = _run("train-pix2pix", "--data", str(DEMO_DIR), "--out", str(out), *tiny)
+    again = cli("train-pix2pix", "--data", str(DEMO_DIR), "--out", str(out), *tiny)
     assert again.returncode == 1 and "already exists" in again.stderr
     return out
 
 
+@pytest.mark.slow
 def test_render_writes_brats_case_datalist_and_preview(model, tmp_path):
     out = tmp_path / "render"
-    res = _run(
+    res = cli(
         "render", "--model", str(model), "--label", str(DEMO_LABEL), "--out", str(out), "--deform", "1", "--seed", "3"
     )
     assert res.returncode == 0, res.stderr
@@ -66,7 +55,7 @@ def test_render_writes_brats_case_datalist_and_preview(model, tmp_path):
     # same seed -> same files
     out2 = tmp_path / "render2"
     assert (
-        _run(
+        cli(
             "render",
             "--model",
             str(model),
@@ -86,12 +75,13 @@ def test_render_writes_brats_case_datalist_and_preview(model, tmp_path):
         assert np.array_equal(np.asarray(nib.load(str(f1)).dataobj), np.asarray(nib.load(str(f2)).dataobj))
     # never overwrite without --overwrite, and nothing is touched
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    again = _run("render", "--model", str(model), "--label", str(DEMO_LABEL), "--out", str(out), "--deform", "1")
+    again = cli("render", "--model", str(model), "--label", str(DEMO_LABEL), "--out", str(out), "--deform", "1")
     assert again.returncode == 1 and "already exists" in again.stderr
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
 
 
-def test_render_bad_inputs_write_nothing(model, tmp_path):
+def test_render_bad_inputs_write_nothing(tmp_path):
+    model = SHIPPED_MODEL  # a valid model file: the inputs are what is refused
     src = nib.load(str(DEMO_LABEL))
     arr = np.asarray(src.dataobj)
     bad_values = tmp_path / "bad_seg.nii.gz"
@@ -110,13 +100,13 @@ def test_render_bad_inputs_write_nothing(model, tmp_path):
     ]
     for i, (args, message) in enumerate(cases):
         out = tmp_path / f"out{i}"
-        res = _run("render", "--model", str(model), "--out", str(out), *args)
+        res = run_cli("render", "--model", str(model), "--out", str(out), *args)
         assert res.returncode == 1 and message in res.stderr, res.stderr
         assert not out.exists() or not any(out.iterdir())
     # a label with no images beside it and no --brain-mask: a clear error naming the option
     lonely = tmp_path / "lonely" / "case_seg.nii.gz"
     lonely.parent.mkdir()
     lonely.write_bytes(DEMO_LABEL.read_bytes())
-    res = _run("render", "--model", str(model), "--label", str(lonely), "--out", str(tmp_path / "o"))
+    res = run_cli("render", "--model", str(model), "--label", str(lonely), "--out", str(tmp_path / "o"))
     assert res.returncode == 1 and "--brain-mask" in res.stderr
     assert not (tmp_path / "o").exists()

@@ -7,7 +7,6 @@ import torch
 from monai.data import MetaTensor
 from torch import nn
 
-from monai_singanseg.data import demo_case, load_case
 from monai_singanseg.metrics import periodic_power
 from monai_singanseg.networks import Pix2PixCritic, Pix2PixGenerator, num_unet_levels
 from monai_singanseg.networks.pix2pix import UPSAMPLE_MODES
@@ -23,14 +22,6 @@ from monai_singanseg.transforms.condition import (
     TumourTransplantd,
     condition_channel_names,
 )
-from monai_singanseg.transforms.intensity import foreground_mask
-
-
-@pytest.fixture(scope="module")
-def demo():
-    case = load_case(demo_case())
-    case["brain"] = foreground_mask(case["image"].as_tensor()).to(torch.uint8)
-    return case
 
 
 @pytest.mark.parametrize("size, levels", [(32, 5), (64, 6), (128, 7), (256, 8)])

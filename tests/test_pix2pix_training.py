@@ -12,13 +12,14 @@ from monai.metrics import SSIMMetric
 
 from monai_singanseg.data import brats_datalist, demo_case, load_image
 from monai_singanseg.engines.pix2pix import (
+    PairsToDevice,
     Pix2PixSettings,
     pix2pix_networks,
     pix2pix_trainer,
     resume_settings,
     train_pix2pix,
+    validation_loader,
 )
-from monai_singanseg.engines.pix2pix_trainer import PairsToDevice, validation_loader
 from monai_singanseg.inferers import Pix2PixRender, Pix2PixRenderd
 from monai_singanseg.io import ModelFileError, OutputExistsError, load_model_file
 from monai_singanseg.networks import Pix2PixCritic

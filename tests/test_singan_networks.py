@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from monai_singanseg.engines.singan import (
+from monai_singanseg.engines.singanseg import (
     SinGANSegSettings,
+    StackedModules,
     gradient_penalty,
     label_area_loss,
     pyramid_sizes,
@@ -113,14 +114,37 @@ def test_gan_tensor_bad_input():
         ToGANTensor(4)(bad, torch.zeros(1, 32, 32, dtype=torch.int64))
 
 
-def test_resize_antialiased_shrink_and_gradient_penalty():
+def test_resize_antialiased_shrink():
     x = torch.zeros(1, 1, 64, 64)
     x[..., ::2, :] = 1.0  # stripes alias without anti-aliasing
     small = resize_to(x, [16, 16])
     assert small.std() < 0.05 and small.mean() == pytest.approx(0.5, abs=0.05)
+
+
+def test_gradient_penalty_is_wgan_gp_per_location_and_per_model():
+    # a linear critic per location: its gradient is the weight vector, so the penalty is (||w|| - 1)^2 exactly
+    w = torch.tensor([3.0, 4.0]).view(1, 1, 2, 1, 1)  # ||w|| = 5
+    scale = torch.tensor([1.0, 2.0]).view(2, 1, 1, 1, 1)  # model 1's critic is twice model 0's: ||w|| = 10
+
+    def critic(x):
+        return (x * w * scale).sum(2, keepdim=True)
+
+    real, fake = torch.rand(2, 3, 2, 4, 4), torch.rand(2, 3, 2, 4, 4)
+    alpha = torch.rand(2, 3, 1, 1, 1)
+    gp = gradient_penalty(critic, real, fake, alpha)
+    assert gp.shape == (2,)
+    assert torch.allclose(gp, torch.tensor([16.0, 81.0]))
+
+
+def test_gradient_penalty_reaches_the_critic_parameters():
     critic = SinGANCritic(2, 3, features=4)
-    gp = gradient_penalty(critic, torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8))
-    assert gp.item() >= 0 and gp.requires_grad
+    stacked = StackedModules([critic], trainable=True)
+    gp = gradient_penalty(stacked, torch.rand(1, 1, 3, 8, 8), torch.rand(1, 1, 3, 8, 8), torch.rand(1, 1, 1, 1, 1))
+    assert gp.shape == (1,) and gp.item() >= 0
+    gp.sum().backward()
+    # every convolution's weights shape the input gradient (biases do not, so they get none)
+    kernels = [p for p in critic.parameters() if p.ndim >= 3]
+    assert kernels and all(p.grad is not None and p.grad.abs().sum() > 0 for p in kernels)
 
 
 def test_label_area_loss_counts_thresholded_tumour_only():

@@ -12,8 +12,7 @@ from ignite.engine import Events
 from monai.data import MetaTensor
 from monai.engines import Trainer
 
-from monai_singanseg.engines.singan import SinGANSegSettings, SinGANSegTrainer
-from monai_singanseg.engines.singan_workflow import SinGANSegWorkflow, with_iterations
+from monai_singanseg.engines.singanseg import SinGANSegSettings, SinGANSegTrainer, SinGANSegWorkflow, with_iterations
 from monai_singanseg.inferers import SinGANSegSample, SinGANSegSampled, SinGANSegSampler
 from monai_singanseg.io.atomic import OutputExistsError
 from monai_singanseg.io.modelfile import ModelFileError, load_model_file
@@ -71,6 +70,29 @@ def test_training_is_deterministic_and_refuses_to_overwrite(real_slice, tiny_mod
     with pytest.raises(OutputExistsError):
         SinGANSegTrainer(SinGANSegSettings(**TINY), progress=False).fit(gan, again, meta)
     assert again.read_bytes() == before
+
+
+def test_training_penalises_with_the_one_gradient_penalty(real_slice, tiny_model, tmp_path, monkeypatch):
+    # every critic step of training goes through losses.gradient_penalty (the function the network tests check):
+    # counted here, with weights bit-identical to the unpatched run
+    from monai_singanseg.engines.singanseg import losses
+
+    calls = []
+    original = losses.gradient_penalty
+
+    def counting(*args):
+        calls.append(tuple(args[1].shape))
+        return original(*args)
+
+    monkeypatch.setattr(losses, "gradient_penalty", counting)
+    settings = SinGANSegSettings(**TINY)
+    gan, meta = real_slice
+    out = SinGANSegTrainer(settings, device="cpu", progress=False).fit(gan, tmp_path / "m.pt", meta)
+    num_scales = load_model_file(out).config.num_scales
+    assert len(calls) == settings.critic_steps * (settings.coarsest_iters + (num_scales - 1) * settings.iters)
+    assert {c[:3] for c in calls} == {(1, 1, 7)}  # (models, samples, channels)
+    trained, reference = load_model_file(out).state["generator"], load_model_file(tiny_model).state["generator"]
+    assert all(torch.equal(trained[k], reference[k]) for k in reference)
 
 
 def test_with_iterations_sets_every_scale_and_keeps_the_coarsest_ratio():

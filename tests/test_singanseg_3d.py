@@ -8,10 +8,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from helpers import assert_same_model, cli, kill_after_first_scale
+from helpers import train_args as train_command
 from monai.data import MetaTensor
 from monai.data.utils import affine_to_spacing
-from singanseg_cli import assert_same_model, cli, kill_after_first_scale
-from singanseg_cli import train_args as train_command
 
 from monai_singanseg.io.model_config import ModelConfigError, SinGANSegModelConfig
 from monai_singanseg.io.modelfile import load_model_file
@@ -61,6 +61,7 @@ def _box_corners(path: str, margin: int = 2) -> np.ndarray:
     return np.stack([(img.affine @ np.r_[c, 1.0])[:3] for c in (lo, hi)])
 
 
+@pytest.mark.slow
 def test_3d_model_learns_the_whole_brain_at_isotropic_voxels(model3d, brats_item):
     cfg = load_model_file(model3d, expected_kind="singanseg").config
     assert cfg.complete and cfg.spatial_dims == 3 and cfg.source_slice_index is None
@@ -92,6 +93,7 @@ def test_generated_volumes_keep_the_world_geometry_of_the_brain_box(model3d, bra
     assert (out / "preview.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_a_tumour_box_model_works_on_the_tumour_and_its_margin(model3d, brats_item, tmp_path):
     model = tmp_path / "tumour_box.pt"
     res = cli(*train_args(brats_item, model), "--box", "tumour")
@@ -127,6 +129,7 @@ def test_paste_writes_samples_into_the_whole_source_grid(model3d, brats_item, tm
     assert (inside.min(0) >= box.min(0) - reach).all() and (inside.max(0) <= box.max(0) + reach).all()
 
 
+@pytest.mark.slow
 def test_a_killed_3d_training_resumes_to_the_uninterrupted_model(model3d, brats_item, tmp_path):
     out = tmp_path / "resumed.pt"
     kill_after_first_scale(train_args(brats_item, out), out)
@@ -135,6 +138,7 @@ def test_a_killed_3d_training_resumes_to_the_uninterrupted_model(model3d, brats_
     assert_same_model(model3d, out)
 
 
+@pytest.mark.slow
 def test_volume_training_refuses_a_2d_picture_and_a_slice_index(brats_item, shared_data, tmp_path):
     picture = sorted((shared_data / "kvasir_seg" / "images").glob("*.jpg"))[0]
     mask = shared_data / "kvasir_seg" / "masks" / picture.name

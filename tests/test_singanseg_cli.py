@@ -8,13 +8,15 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from helpers import assert_same_model, cli, kill_after_first_scale, run_cli
+from helpers import train_args as train_command
 from monai.data import load_decathlon_datalist
-from singanseg_cli import assert_same_model, cli, kill_after_first_scale
-from singanseg_cli import train_args as train_command
 
 from monai_singanseg.data import load_image
 from monai_singanseg.io.modelfile import load_model_file
 
+#: the SinGAN-Seg model the bundle ships (a valid model file without training one).
+SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "bundles" / "singanseg" / "models" / "singanseg.pt"
 TINY = ["--max-size", "32", "--min-size", "12", "--stages", "3", "--iters", "12", "--threads", "1", "--quiet"]
 
 
@@ -38,6 +40,7 @@ def generated(model, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_generate_writes_brats_cases_datalist_and_sheet(generated, model):
     items = load_decathlon_datalist(str(generated / "datalist.json"), data_list_key="training")
     assert len(items) == 4
@@ -71,6 +74,7 @@ def test_same_seed_gives_identical_files(generated, model, tmp_path):
         assert np.array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_generate_with_style_changes_images_not_labels(generated, model, tmp_path):
     out = tmp_path / "styled"
     res = cli(
@@ -112,12 +116,14 @@ def test_generate_with_style_changes_images_not_labels(generated, model, tmp_pat
     assert changed >= 6  # the look of (nearly) every image channel moved
 
 
+@pytest.mark.slow
 def test_generate_vgg_style_without_weights_is_refused_before_writing(model, tmp_path):
     res = cli("generate", "--model", str(model), "--num", "1", "--out", str(tmp_path / "g"), "--style", "vgg19")
     assert res.returncode == 1 and "VGG-19" in res.stderr and "--style-weights" in res.stderr
     assert not (tmp_path / "g").exists()
 
 
+@pytest.mark.slow
 def test_never_overwrites_without_flag(generated, model, brats_item):
     before = {p: p.stat().st_mtime_ns for p in generated.iterdir()}
     res = cli("generate", "--model", str(model), "--num", "4", "--out", str(generated))
@@ -127,6 +133,7 @@ def test_never_overwrites_without_flag(generated, model, brats_item):
     assert res.returncode == 1 and "already exists" in res.stderr
 
 
+@pytest.mark.slow
 def test_resume_after_killed_run_gives_the_same_complete_model(brats_item, model, tmp_path):
     out = tmp_path / "resumed.pt"
     kill_after_first_scale(train_args(brats_item, out), out)
@@ -137,6 +144,7 @@ def test_resume_after_killed_run_gives_the_same_complete_model(brats_item, model
     assert_same_model(model, out)
 
 
+@pytest.mark.slow
 def test_2d_rgb_image_and_mask(shared_data, tmp_path):
     image = sorted((shared_data / "kvasir_seg" / "images").glob("*.jpg"))[0]
     mask = shared_data / "kvasir_seg" / "masks" / image.name
@@ -170,7 +178,7 @@ def _write_like(ref: Path, data: np.ndarray, path: Path) -> str:
     return str(path)
 
 
-def test_bad_inputs_fail_clearly_without_output(brats_item, tmp_path, model):
+def test_bad_inputs_fail_clearly_without_output(brats_item, tmp_path):
     flair, seg = Path(brats_item["image"][0]), Path(brats_item["label"])
     seg_data = np.asarray(nib.load(seg).dataobj)
     nan_flair = np.asarray(nib.load(flair).dataobj).astype(np.float32)
@@ -187,11 +195,11 @@ def test_bad_inputs_fail_clearly_without_output(brats_item, tmp_path, model):
     }
     for expected, (images, label, extra) in cases.items():
         out = tmp_path / "m.pt"
-        res = cli("train-singanseg", "--image", *images, "--label", label, "--out", str(out), *TINY, *extra)
+        res = run_cli("train-singanseg", "--image", *images, "--label", label, "--out", str(out), *TINY, *extra)
         assert res.returncode == 1, (expected, res.stderr)
         assert expected in res.stderr and "Traceback" not in res.stderr, res.stderr
         assert not out.exists()
     truncated = tmp_path / "truncated.pt"
-    truncated.write_bytes(model.read_bytes()[:1000])
-    res = cli("generate", "--model", str(truncated), "--num", "1", "--out", str(tmp_path / "g"))
+    truncated.write_bytes(SHIPPED_MODEL.read_bytes()[:1000])
+    res = run_cli("generate", "--model", str(truncated), "--num", "1", "--out", str(tmp_path / "g"))
     assert res.returncode == 1 and "truncated" in res.stderr and not (tmp_path / "g").exists()

@@ -4,25 +4,24 @@ model, options and seed give byte-identical cases; and library code leaves the c
 from __future__ import annotations
 
 import gzip
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
+from helpers import cli
 
 from monai_singanseg.data import demo_case
 from monai_singanseg.engines.pix2pix import Pix2PixSettings, train_pix2pix
-from monai_singanseg.engines.singan import SinGANSegSettings, SinGANSegTrainer
+from monai_singanseg.engines.singanseg import SinGANSegSettings, SinGANSegTrainer
 from monai_singanseg.inferers import SinGANSegSampler
 from monai_singanseg.synthesis import (
-    SinGANSegSynthesisOptions,
+    SinGANSegSynthesisSettings,
     pix2pix_synthesis,
     pix2pix_training_slices,
     singanseg_synthesis,
     singanseg_training_input,
-    synthesise,
+    synthesize,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,10 +30,8 @@ PIX2PIX_MODEL = REPO / "bundles" / "pix2pix" / "models" / "pix2pix.pt"
 
 
 def run(args: list[str], cwd: Path) -> None:
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    res = subprocess.run(
-        [sys.executable, *args], cwd=cwd, capture_output=True, text=True, encoding="utf-8", timeout=600, env=env
-    )
+    """``python -m MODULE ...`` (``args`` = ``["-m", MODULE, ...]``) in ``cwd``, which must succeed."""
+    res = cli(*args[2:], cwd=cwd, module=args[1])
     assert res.returncode == 0, res.stderr[-3000:]
 
 
@@ -48,6 +45,7 @@ def contents(folder: Path) -> dict[str, bytes]:
     return out
 
 
+@pytest.mark.slow
 def test_singanseg_cli_bundle_and_api_write_identical_cases(tmp_path):
     options = ["--num", "3", "--seed", "5", "--start-scale", "0", "--threshold", "0.5", "--min-component", "10"]
     run(
@@ -83,8 +81,8 @@ def test_singanseg_cli_bundle_and_api_write_identical_cases(tmp_path):
         ],
         elsewhere,
     )
-    pipeline = singanseg_synthesis(SINGANSEG_MODEL, tmp_path / "api", SinGANSegSynthesisOptions(start_scale=0))
-    synthesise(pipeline, pipeline.cases(3), tmp_path / "api", seed=5, progress=False)
+    pipeline = singanseg_synthesis(SINGANSEG_MODEL, tmp_path / "api", SinGANSegSynthesisSettings(start_scale=0))
+    synthesize(pipeline, pipeline.cases(3), tmp_path / "api", seed=5, progress=False)
     cli, bundle, api = contents(tmp_path / "cli"), contents(tmp_path / "bundle"), contents(tmp_path / "api")
     assert len([n for n in cli if n.endswith("_seg.nii.gz")]) == 3 and "preview.png" in cli and "datalist.json" in cli
     assert cli.keys() == bundle.keys() == api.keys()
@@ -92,11 +90,12 @@ def test_singanseg_cli_bundle_and_api_write_identical_cases(tmp_path):
         assert cli[name] == bundle[name] == api[name], name
     # another seed gives other cases (the comparison above could not pass by accident)
     other = singanseg_synthesis(SINGANSEG_MODEL, tmp_path / "api2")
-    synthesise(other, other.cases(1), tmp_path / "api2", seed=6, progress=False)
+    synthesize(other, other.cases(1), tmp_path / "api2", seed=6, progress=False)
     first = next(n for n in cli if n.endswith("_seg.nii.gz"))
     assert contents(tmp_path / "api2")[first] != cli[first]
 
 
+@pytest.mark.slow
 def test_pix2pix_cli_bundle_and_api_render_identical_volumes(tmp_path):
     item = demo_case()
     run(
@@ -138,7 +137,7 @@ def test_pix2pix_cli_bundle_and_api_render_identical_volumes(tmp_path):
         elsewhere,
     )
     pipeline = pix2pix_synthesis(PIX2PIX_MODEL, tmp_path / "api", deform=True, load=True)
-    synthesise(pipeline, [dict(item, name=f"case{i}") for i in range(2)], tmp_path / "api", seed=3, progress=False)
+    synthesize(pipeline, [dict(item, name=f"case{i}") for i in range(2)], tmp_path / "api", seed=3, progress=False)
     cli, bundle, api = contents(tmp_path / "cli"), contents(tmp_path / "bundle"), contents(tmp_path / "api")
     for i in range(2):  # the case names differ by entry point; the volumes may not
         for suffix in ("flair", "t1", "t1ce", "t2", "seg"):

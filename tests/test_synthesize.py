@@ -14,7 +14,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import free_port
+from helpers import run_command, subprocess_env, torchrun_command
 from monai.data import load_decathlon_datalist
 
 from monai_singanseg.io import load_model_file
@@ -59,24 +59,12 @@ def real(shared_data, tmp_path_factory) -> Path:
     return path
 
 
-def _env() -> dict[str, str]:
-    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+#: ``python -m monai_singanseg synthesize`` as a command.
+SYNTHESIZE = [sys.executable, "-m", "monai_singanseg", "synthesize"]
 
 
 def torchrun(*args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        str(free_port()),
-        "-m",
-        "monai_singanseg",
-        "synthesize",
-        *args,
-    ]
+    return torchrun_command("monai_singanseg", "synthesize", *args)
 
 
 def _children(pid: int) -> list[int]:
@@ -105,12 +93,14 @@ def _check_dataset(out: Path, manifest: dict) -> None:
     assert (out / "preview.png").is_file() and (out / "report.md").is_file()
 
 
+@pytest.mark.slow
+@pytest.mark.torchrun
 def test_torchrun_two_ranks_killed_and_resumed(real, tmp_path):
     out = tmp_path / "syn"
     cmd = torchrun("--data", str(real), "--out", str(out), "--iters", "20", *TINY)
     proc = subprocess.Popen(
         cmd,
-        env=_env(),
+        env=subprocess_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -132,9 +122,7 @@ def test_torchrun_two_ranks_killed_and_resumed(real, tmp_path):
     assert 1 <= len(first) < 4 and not (out / "datalist.json").exists()  # no half dataset published
     # (the surviving rank may finish a model between the kill and torchrun stopping it: those count as done too)
     resumed_at = time.time()
-    res = subprocess.run(
-        cmd, env=_env(), capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=600
-    )
+    res = run_command(cmd, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["done"] == 4 and not manifest["failed"] and not manifest["pending"]
@@ -148,12 +136,11 @@ def test_torchrun_two_ranks_killed_and_resumed(real, tmp_path):
     _check_dataset(out, manifest)
     # the same command again: nothing to do, same dataset
     before = (out / "datalist.json").read_bytes()
-    again = subprocess.run(
-        cmd, env=_env(), capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300
-    )
+    again = run_command(cmd, timeout=300)
     assert again.returncode == 0 and (out / "datalist.json").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_slurm_shards_bad_cases_and_another_run(real, tmp_path):
     items = json.loads(real.read_text())["training"]
     empty = tmp_path / "empty_seg.nii.gz"
@@ -164,10 +151,7 @@ def test_slurm_shards_bad_cases_and_another_run(real, tmp_path):
     data.write_text(json.dumps({"training": [items[0], bad, items[2]]}), encoding="utf-8")
     out = tmp_path / "syn"
     base = [
-        sys.executable,
-        "-m",
-        "monai_singanseg",
-        "synthesize",
+        *SYNTHESIZE,
         "--data",
         str(data),
         "--out",
@@ -176,26 +160,10 @@ def test_slurm_shards_bad_cases_and_another_run(real, tmp_path):
         "2",
         *TINY,
     ]
-    first = subprocess.run(
-        [*base, "--shard", "0/2"],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-        timeout=300,
-    )
+    first = run_command([*base, "--shard", "0/2"], timeout=300)
     assert first.returncode == 0, first.stderr[-2000:]  # task 0's share (cases 0 and 2) is fine ...
     assert not (out / "datalist.json").exists()  # ... but the dataset is not complete: nothing is published yet
-    last = subprocess.run(
-        [*base, "--shard", "1/2"],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-        timeout=300,
-    )
+    last = run_command([*base, "--shard", "1/2"], timeout=300)
     assert last.returncode == 1, last.stderr[-2000:]  # the bad case fails the run, naming it ...
     assert "NO-TUMOUR_failed" in last.stderr and "Traceback" not in last.stderr
     manifest = json.loads((out / "manifest.json").read_text())  # ... the others are written, once
@@ -203,26 +171,19 @@ def test_slurm_shards_bad_cases_and_another_run(real, tmp_path):
     failed = next(e for e in manifest["entries"] if e["status"] == "failed")
     assert "no tumour" in failed["error"]
     assert len(load_decathlon_datalist(str(out / "datalist.json"), data_list_key="training")) == 4
-    other = subprocess.run(
-        [*base, "--seed", "1"],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-        timeout=300,
-    )
+    other = run_command([*base, "--seed", "1"], timeout=300)
     assert other.returncode == 1 and "holds another dataset synthesis" in other.stderr  # other settings: refused
     assert json.loads((out / "manifest.json").read_text()) == manifest  # and nothing changed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("volume", [False, True])
 def test_bundle_config_runs_the_same_dataset_synthesis(shared_data, tmp_path, volume):
     repo = Path(__file__).resolve().parents[1]
     out = tmp_path / "bundle_syn"
     # the demo case is a slab of a few slices; a 3D model learns whole real cases (the two TCGA ones)
     data = ["--dataset_dir", str(shared_data / "brats_tcga")] if volume else []
-    res = subprocess.run(
+    res = run_command(
         [
             sys.executable,
             "-m",
@@ -249,11 +210,6 @@ def test_bundle_config_runs_the_same_dataset_synthesis(shared_data, tmp_path, vo
             "2",
         ],
         cwd=tmp_path,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
         timeout=300,
     )
     assert res.returncode == 0, res.stderr[-3000:]
@@ -267,7 +223,7 @@ def test_bundle_config_runs_the_same_dataset_synthesis(shared_data, tmp_path, vo
 
 
 def _tiny_settings(**kw):
-    from monai_singanseg.engines.singan import SinGANSegSettings
+    from monai_singanseg.engines.singanseg import SinGANSegSettings
     from monai_singanseg.farm import DatasetSettings
 
     training = SinGANSegSettings(min_size=12, num_stages=2, iters=4)
@@ -278,6 +234,7 @@ class _Killed(BaseException):
     """Stands in for a kill: not an error the run records, it ends the process's work."""
 
 
+@pytest.mark.slow
 def test_batched_farm_groups_by_shape_and_resumes_a_killed_batch(real, tmp_path, monkeypatch):
     """Models of one slice shape train as one batch (fit_many); a batch killed after its first scale resumes from
     its checkpoints and ends with the models an uninterrupted batched run makes."""
@@ -340,6 +297,8 @@ def test_disk_full_while_writing_cases_leaves_nothing_half_written(real, tmp_pat
     assert len(load_decathlon_datalist(str(out / "datalist.json"), data_list_key="training")) == 3
 
 
+@pytest.mark.slow
+@pytest.mark.torchrun
 def test_pix2pix_dataset_under_torchrun_then_with_a_given_model(real, tmp_path):
     """``--generator pix2pix``: one rank trains the one model while the other waits, both render their cases'
     deformed label volumes; the same outputs as SinGAN-Seg's (datalist, manifest, report, preview); a given
@@ -366,15 +325,7 @@ def test_pix2pix_dataset_under_torchrun_then_with_a_given_model(real, tmp_path):
         "2",
         "--quiet",
     ]
-    res = subprocess.run(
-        torchrun("--out", str(out), *opts),
-        env=_env(),
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-        timeout=600,
-    )
+    res = run_command(torchrun("--out", str(out), *opts), timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["done"] == 2 and manifest["samples"] == 4 and manifest["model"]["status"] == "done"
@@ -397,48 +348,29 @@ def test_pix2pix_dataset_under_torchrun_then_with_a_given_model(real, tmp_path):
     report = (out / "report.md").read_text()
     assert "generator: pix2pix" in report and (out / "preview.png").is_file()
     before = (out / "datalist.json").read_bytes()
-    again = subprocess.run(
-        [sys.executable, "-m", "monai_singanseg", "synthesize", "--out", str(out), *opts],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-        timeout=300,
-    )
+    again = run_command([*SYNTHESIZE, "--out", str(out), *opts], timeout=300)
     assert again.returncode == 0 and (out / "datalist.json").read_bytes() == before  # a finished run: nothing redone
 
     given = tmp_path / "given"
     opts[opts.index("--per-case") + 1] = "1"
-    res = subprocess.run(
+    res = run_command(
         [
-            sys.executable,
-            "-m",
-            "monai_singanseg",
-            "synthesize",
+            *SYNTHESIZE,
             "--out",
             str(given),
             *opts,
             "--model",
             str(out / "models" / "pix2pix.pt"),
         ],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
         timeout=300,
     )
     assert res.returncode == 0, res.stderr[-3000:]
     manifest = json.loads((given / "manifest.json").read_text())
     assert manifest["done"] == 2 and manifest["samples"] == 2 and manifest["model"]["status"] == "given"
     assert not list((given / "models").glob("*.pt"))  # nothing trained
-    wrong = subprocess.run(
+    wrong = run_command(
         [
-            sys.executable,
-            "-m",
-            "monai_singanseg",
-            "synthesize",
+            *SYNTHESIZE,
             "--data",
             str(data),
             "--out",
@@ -446,11 +378,6 @@ def test_pix2pix_dataset_under_torchrun_then_with_a_given_model(real, tmp_path):
             "--model",
             str(out / "models" / "pix2pix.pt"),
         ],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
         timeout=120,
     )
     assert wrong.returncode != 0 and "--generator pix2pix" in wrong.stderr and "Traceback" not in wrong.stderr
@@ -471,6 +398,7 @@ def test_a_datalist_entry_may_name_its_slices(real):
     assert len(bad) == 1 and bad[0].error is not None and "slices [5] hold no tumour" in bad[0].error
 
 
+@pytest.mark.slow
 def test_volume_dataset_one_3d_model_per_case(real, shared_data, tmp_path):
     """``--volume``: one 3D model per case, its samples whole volumes in the world geometry of the case's brain box;
     ``--volume`` refuses pix2pix and 2D pictures before doing any work."""
@@ -478,16 +406,8 @@ def test_volume_dataset_one_3d_model_per_case(real, shared_data, tmp_path):
     data = tmp_path / "one.json"
     data.write_text(json.dumps({"training": items}), encoding="utf-8")
     out = tmp_path / "syn3d"
-    base = [sys.executable, "-m", "monai_singanseg", "synthesize", "--volume", "--iters", "2", *TINY]
-    res = subprocess.run(
-        [*base, "--data", str(data), "--out", str(out)],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-        timeout=300,
-    )
+    base = [*SYNTHESIZE, "--volume", "--iters", "2", *TINY]
+    res = run_command([*base, "--data", str(data), "--out", str(out)], timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
     (entry,) = manifest["entries"]
@@ -512,15 +432,7 @@ def test_volume_dataset_one_3d_model_per_case(real, shared_data, tmp_path):
         (["--data", str(data), "--slices-per-case", "2"], "one model per whole case"),
         (["--data", str(shared_data / "kvasir_seg")], "holds 2D pictures"),
     ):
-        res = subprocess.run(
-            [*base, *bad, "--out", str(tmp_path / "bad")],
-            env=_env(),
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            timeout=120,
-        )
+        res = run_command([*base, *bad, "--out", str(tmp_path / "bad")], timeout=120)
         assert res.returncode == 1 and message in res.stderr and "Traceback" not in res.stderr
         assert not (tmp_path / "bad").exists()
 

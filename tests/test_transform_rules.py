@@ -13,7 +13,6 @@ from monai.data import MetaTensor
 from monai.transforms import Compose, InvertibleTransform
 from monai.utils import TransformBackends, convert_to_numpy
 
-from monai_singanseg.data import demo_case, load_case
 from monai_singanseg.transforms.condition import (
     BuildCondition,
     RandDeformCondition,
@@ -53,11 +52,9 @@ SLICE = 10  # an axial slice of the demo case with all three tumour classes
 
 
 @pytest.fixture(scope="module")
-def demo():
-    case = load_case(demo_case())
-    case["brain"] = foreground_mask(case["image"].as_tensor()).to(torch.uint8)
-    case["condition"] = BuildCondition(4)(case["label"], case["brain"])
-    return case
+def demo(demo):
+    """The demo case (conftest) with its condition."""
+    return {**demo, "condition": BuildCondition(4)(demo["label"], demo["brain"])}
 
 
 def _plain(x):

@@ -1,6 +1,7 @@
-"""Command line: ``python -m monai_singanseg {demo,train-singanseg,generate,train-pix2pix,render,evaluate}``.
+"""Command line: ``python -m monai_singanseg COMMAND``; ``--help`` lists every subcommand (read from the parser,
+:func:`subcommands`).
 
-Each sub-command lives in its own module exposing ``add_parsers(subparsers)``; this module only wires them.
+Each subcommand lives in its own module exposing ``add_parsers(subparsers)``; this module only wires them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from monai_singanseg import __version__
 from monai_singanseg.cli import demo, evaluate, label, pix2pix, singanseg, synthesize
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "subcommands"]
 
 _MODULES = (demo, singanseg, synthesize, pix2pix, evaluate, label)
 
@@ -28,7 +29,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in _MODULES:
         module.add_parsers(sub)
+    sub.metavar = "{" + ",".join(sub.choices) + "}"
     return parser
+
+
+def subcommands(parser: argparse.ArgumentParser | None = None) -> dict[str, argparse.ArgumentParser]:
+    """Every subcommand's name and parser, as registered (default: :func:`build_parser`'s)."""
+    parser = parser or build_parser()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from monai_singanseg.cli.options import add_run_options
+
 __all__ = [
     "add_parsers",
     "run_app",
@@ -69,7 +71,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     src = d.add_mutually_exclusive_group(required=True)
     src.add_argument("--brats", metavar="ROOT", help="folder of BraTS cases (<case>_{flair,t1,t1ce,t2,seg}.nii.gz)")
     src.add_argument("--demo", action="store_true", help="the embedded demo case (TCGA-FG-6692, cropped)")
-    d.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_run_options(d, "--quiet")
     d.set_defaults(func=run_datastore)
 
 
@@ -146,7 +148,7 @@ def exposure_warning(host: str, port: int, auth: bool) -> str | None:
 
 def run_serve(args: argparse.Namespace) -> int:
     """``label-serve``: check the settings and the datastore, then run the MONAI Label server until it stops."""
-    from monai_singanseg.label import app_dir, app_options
+    from monai_singanseg.label import app_dir, app_settings
 
     studies = Path(args.studies)
     if not studies.is_dir():
@@ -156,7 +158,7 @@ def run_serve(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise ValueError(f"--port {args.port}: a TCP port must be 1..65535")
     conf = {k: v for k, v in args.conf}
-    app_options(conf, str(studies), str(app_dir()))  # unknown keys and bad values fail here, before the server starts
+    app_settings(conf, str(studies), str(app_dir()))  # unknown keys and bad values fail here, before the server starts
     if importlib.util.find_spec("monailabel") is None:
         raise RuntimeError(f"MONAI Label is not installed; install it with: {INSTALL_HINT}")
     _check_cors_setting()

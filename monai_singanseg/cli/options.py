@@ -1,95 +1,64 @@
-"""Bounded option types for the command line: a bad number is refused by argparse with the option's name and
-its allowed range, before anything is read or written (never a traceback deep inside the code)."""
+"""Command-line options that are not settings of a model or a run: the options every working command shares, each
+declared once here (the settings' own options are declared with their fields, :mod:`monai_singanseg.options`).
+
+A bad value is refused by argparse with the option's name and its allowed values, before anything is read or
+written (never a traceback deep inside the code).
+"""
 
 from __future__ import annotations
 
 import argparse
-import math
-from collections.abc import Callable
+from typing import Any
 
-from monai_singanseg.synthesis.singanseg import SinGANSegSynthesisOptions
+from monai_singanseg.options import MAX_SEED, float_in, int_in, power_of_two
 
-__all__ = ["int_in", "float_in", "SEED", "THREADS", "power_of_two", "TUMOUR_SHIFT", "add_tumour_shift"]
-
-#: largest seed accepted (numpy and MONAI random states take 32-bit seeds).
-MAX_SEED = 2**32 - 1
-
-
-def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
-    """An argparse ``type``: an integer in ``[low, high]`` (``high`` None: no upper bound)."""
-    allowed = f"an integer in [{low}, {high}]" if high is not None else f"an integer >= {low}"
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {allowed}, got {text!r}") from None
-        if value < low or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"must be {allowed}, got {value}")
-        return value
-
-    parse.__name__ = "int"
-    return parse
-
-
-def float_in(
-    low: float, high: float | None = None, high_open: bool = False, low_open: bool = False
-) -> Callable[[str], float]:
-    """An argparse ``type``: a finite number in the interval from ``low`` to ``high`` (open ends as given)."""
-    left, right = "(" if low_open else "[", ")" if high_open else "]"
-    allowed = (
-        f"a number in {left}{low}, {high}{right}" if high is not None else f"a number {'>' if low_open else '>='} {low}"
-    )
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {allowed}, got {text!r}") from None
-        bad = not math.isfinite(value) or value < low or (low_open and value == low)
-        bad = bad or (high is not None and (value > high or (high_open and value == high)))
-        if bad:
-            raise argparse.ArgumentTypeError(f"must be {allowed}, got {text}")
-        return value
-
-    parse.__name__ = "float"
-    return parse
-
-
-def power_of_two(low: int, high: int) -> Callable[[str], int]:
-    """An argparse ``type``: a power of two in ``[low, high]``."""
-    base = int_in(low, high)
-
-    def parse(text: str) -> int:
-        value = base(text)
-        if value & (value - 1):
-            raise argparse.ArgumentTypeError(f"must be a power of two in [{low}, {high}], got {value}")
-        return value
-
-    parse.__name__ = "int"
-    return parse
-
+__all__ = ["int_in", "float_in", "SEED", "THREADS", "power_of_two", "RUN_OPTIONS", "add_run_options", "parse_label_map"]
 
 SEED = int_in(0, MAX_SEED)
 THREADS = int_in(1, 1024)
 
+#: options shared by the commands that run work: flag -> argparse keyword arguments.
+RUN_OPTIONS: dict[str, dict[str, Any]] = {
+    "--seed": {"type": SEED, "default": 0, "help": "random seed (default 0)"},
+    "--device": {"default": None, "help": "cpu, cuda, cuda:N or auto (default: auto, cuda if available)"},
+    "--threads": {"type": THREADS, "default": None, "help": "CPU threads for torch (default: torch's)"},
+    "--overwrite": {"action": "store_true", "help": "replace existing outputs"},
+    "--resume": {
+        "action": "store_true",
+        "help": "continue an interrupted run into the same outputs (same inputs, options and seed)",
+    },
+    "--quiet": {"action": "store_true", "help": "no progress bars or log lines"},
+    "--label-map": {
+        "nargs": "+",
+        "default": [],
+        "metavar": "FROM:TO",
+        "help": "replace label values on load, e.g. 3:1 (BRATS-2013)",
+    },
+    "--channel-names": {"nargs": "+", "default": None, "help": "names of the image channels (e.g. flair t1ce)"},
+}
 
-def _tumour_shift(text: str) -> float | None:
-    """``off`` -> None, else a fraction of the side in [0, 1]."""
-    return None if text == "off" else float_in(0.0, 1.0)(text)
+
+def add_run_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *flags: str, **helps: str) -> None:
+    """Add these :data:`RUN_OPTIONS` to ``parser``; ``helps`` (by dest, e.g. ``seed=``) words one for this command."""
+    for flag in flags:
+        kwargs = dict(RUN_OPTIONS[flag])
+        dest = flag.lstrip("-").replace("-", "_")
+        if dest in helps:
+            kwargs["help"] = helps[dest]
+        parser.add_argument(flag, **kwargs)
 
 
-_tumour_shift.__name__ = "tumour shift"
-TUMOUR_SHIFT = _tumour_shift
+def parse_label_map(pairs: list[str]) -> dict[int, int]:
+    """``--label-map`` values ``["3:1", ...]`` -> ``{3: 1}``.
 
-
-def add_tumour_shift(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """The ``--tumour-shift`` option of the SinGAN-Seg sampling commands (default: the synthesis options')."""
-    parser.add_argument(
-        "--tumour-shift",
-        type=TUMOUR_SHIFT,
-        default=SinGANSegSynthesisOptions.tumour_shift,
-        metavar="F|off",
-        help="new tumour layout per sample: the tumour moves by up to F of the side inside the brain, turns and "
-        "changes size and outline ('off': the layout of the training slice; default %(default)s)",
-    )
+    Raises:
+        ValueError: naming the bad pair and the form.
+    """
+    out = {}
+    for pair in pairs:
+        try:
+            source, target = (int(v) for v in pair.split(":"))
+        except ValueError:
+            raise ValueError(f"--label-map {pair!r} must be FROM:TO label values, e.g. 3:1") from None
+        out[source] = target
+    return out

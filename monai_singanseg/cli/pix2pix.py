@@ -16,19 +16,34 @@ from typing import Any
 import torch
 from monai.data import MetaTensor
 
-from monai_singanseg.cli.options import SEED, float_in, int_in, power_of_two
+from monai_singanseg.cli.options import add_run_options, int_in
 from monai_singanseg.data import CaseError, brats_datalist, case_name, load_datalist, load_image
 from monai_singanseg.device import resolve_device
 from monai_singanseg.engines.pix2pix import Pix2PixSettings, resume_settings, train_pix2pix
 from monai_singanseg.inferers.pix2pix import Pix2PixRender
 from monai_singanseg.io.names import check_name, safe_name
-from monai_singanseg.networks.pix2pix import UPSAMPLE_MODES
-from monai_singanseg.synthesis import pix2pix_synthesis, pix2pix_training_slices, synthesise
+from monai_singanseg.options import add_options, from_args
+from monai_singanseg.synthesis import pix2pix_synthesis, pix2pix_training_slices, synthesize
 from monai_singanseg.transforms.condition.array import ConditionError, check_same_grid
 from monai_singanseg.transforms.intensity.array import foreground_mask
 from monai_singanseg.transforms.labels.array import BRATS_LABEL_VALUES, LabelToIndex
 
-_DEFAULTS = Pix2PixSettings()
+#: pix2pix training settings on the command line (declared in :class:`Pix2PixSettings`).
+TRAINING_OPTIONS = (
+    "size",
+    "epochs",
+    "batch_size",
+    "seed",
+    "lr",
+    "generator_channels",
+    "critic_channels",
+    "upsample",
+    "context_slices",
+    "critic_scales",
+    "feature_matching_weight",
+    "all_brain_slices",
+    "tissue_classes",
+)
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -38,67 +53,17 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--datalist", help="decathlon datalist JSON (its 'training' list)")
     src.add_argument("--data", help="folder of BraTS-named cases (<case>_{flair,t1,t1ce,t2,seg}.nii.gz)")
     train.add_argument("--out", required=True, help="model file to write (e.g. p2p.pt)")
+    add_options(train, Pix2PixSettings, TRAINING_OPTIONS)
     train.add_argument(
-        "--size",
-        type=power_of_two(32, 512),
-        default=_DEFAULTS.size,
-        help="working resolution, a power of two (128; 256 supported)",
+        "--label-values",
+        type=int_in(0, 255),
+        nargs="+",
+        default=list(BRATS_LABEL_VALUES),
+        help="label values of the cases, background first (default: 0 1 2 4)",
     )
-    train.add_argument("--epochs", type=int_in(1, 10**5), default=_DEFAULTS.epochs, help="(default: %(default)s)")
-    train.add_argument(
-        "--batch-size", type=int_in(1, 4096), default=_DEFAULTS.batch_size, help="(default: %(default)s)"
-    )
-    train.add_argument("--seed", type=SEED, default=_DEFAULTS.seed)
-    train.add_argument("--lr", type=float_in(0.0, 1.0, low_open=True), default=_DEFAULTS.lr)
-    train.add_argument(
-        "--generator-channels",
-        type=int_in(1, 1024),
-        default=_DEFAULTS.generator_channels,
-        help="ngf (default: %(default)s; 64 as in pix2pix, for GPUs)",
-    )
-    train.add_argument(
-        "--critic-channels", type=int_in(1, 1024), default=_DEFAULTS.critic_channels, help="ndf (default: %(default)s)"
-    )
-    train.add_argument(
-        "--upsample",
-        choices=UPSAMPLE_MODES,
-        default=_DEFAULTS.upsample,
-        help="decoder upsampling: resize + 3x3 conv (no checkerboard) or pix2pix's transposed conv "
-        "(default: %(default)s)",
-    )
-    train.add_argument(
-        "--context-slices",
-        type=int_in(0, 8),
-        default=_DEFAULTS.context_slices,
-        help="neighbouring slices on each side whose label the generator also reads (2.5D; default: %(default)s)",
-    )
-    train.add_argument(
-        "--critic-scales",
-        type=int_in(1, 4),
-        default=_DEFAULTS.critic_scales,
-        help="critics of the multi-scale critic (1: pix2pix's PatchGAN; default: %(default)s)",
-    )
-    train.add_argument(
-        "--feature-matching-weight",
-        type=float_in(0.0, 1000.0),
-        default=_DEFAULTS.feature_matching_weight,
-        help="weight of the critics' feature matching loss (0: off; default: %(default)s)",
-    )
-    train.add_argument(
-        "--all-brain-slices", action="store_true", help="train on every brain slice, not only tumour slices"
-    )
-    train.add_argument(
-        "--tissue-classes",
-        type=int_in(0, 16),
-        default=0,
-        help="add N coarse tissue classes (3) from T1 to the condition",
-    )
-    train.add_argument("--label-values", type=int_in(0, 255), nargs="+", default=list(BRATS_LABEL_VALUES))
-    train.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
-    train.add_argument("--tensorboard", default=None, help="TensorBoard log folder")
-    train.add_argument("--resume", action="store_true", help="continue training from --out")
-    train.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_run_options(train, "--device")
+    train.add_argument("--tensorboard", default=None, metavar="DIR", help="TensorBoard log folder")
+    add_run_options(train, "--resume", "--overwrite", "--quiet")
     train.set_defaults(func=run_train)
 
     render = subparsers.add_parser(
@@ -122,12 +87,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         default=0,
         help="render N elastically/affinely deformed label maps instead of the label itself",
     )
-    render.add_argument("--seed", type=SEED, default=0)
     render.add_argument("--name", default=None, help="output case name stem (default: the label's case name + '_p2p')")
-    render.add_argument("--device", default=None)
     render.add_argument("--out", required=True, help="output folder")
-    render.add_argument("--overwrite", action="store_true")
-    render.add_argument("--resume", action="store_true", help="complete an interrupted run into the same --out")
+    add_run_options(render, "--seed", "--device", "--overwrite", "--resume")
     render.set_defaults(func=run_render)
 
 
@@ -142,21 +104,7 @@ def run_train(args: argparse.Namespace) -> int:
     """``train-pix2pix``."""
     resolve_device(args.device)  # an unusable --device is refused before any work
     out = Path(args.out)
-    settings = Pix2PixSettings(
-        size=args.size,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        generator_channels=args.generator_channels,
-        critic_channels=args.critic_channels,
-        upsample=args.upsample,
-        context_slices=args.context_slices,
-        critic_scales=args.critic_scales,
-        feature_matching_weight=args.feature_matching_weight,
-        all_brain_slices=args.all_brain_slices,
-        tissue_classes=args.tissue_classes,
-        seed=args.seed,
-    )
+    settings = from_args(Pix2PixSettings, args, TRAINING_OPTIONS)
     if args.resume:
         settings = resume_settings(out, settings) or settings
     data = pix2pix_training_slices(
@@ -245,7 +193,7 @@ def run_render(args: argparse.Namespace) -> int:
     pipeline.extra["brain_mask"] = brain_source
     pipeline.signature.update(label=str(label_path.resolve()), brain_mask=brain_source)
     case = {"label": index, "brain_mask": MetaTensor(brain, meta=dict(label.meta)), "tissue_image": tissue_image}
-    synthesise(
+    synthesize(
         pipeline,
         [{**case, "name": name} for name in names],
         out_dir,

@@ -9,13 +9,33 @@ from typing import Any
 
 import torch
 
-from monai_singanseg.cli.options import SEED, THREADS, add_tumour_shift, float_in, int_in
+from monai_singanseg.cli.options import add_run_options, int_in
 from monai_singanseg.device import resolve_device
+from monai_singanseg.engines.singanseg import SinGANSegSettings
+from monai_singanseg.farm.settings import DatasetSettings
 from monai_singanseg.io.atomic import check_outputs_free
-from monai_singanseg.synthesis.prepare import SLICE_MAX_SIZE, TUMOUR_BOX_MARGIN, VOLUME_BOXES, VOLUME_MAX_SIZE
-from monai_singanseg.transforms.style import STYLE_METHODS
+from monai_singanseg.options import add_options, from_args, given
+from monai_singanseg.synthesis.singanseg.synthesize import SinGANSegSynthesisSettings
 
 __all__ = ["add_parsers", "run_train", "run_generate"]
+
+
+#: what a model learns from on the command line (declared in :class:`DatasetSettings`, as ``synthesize`` reads them).
+PREPARE_OPTIONS = ("volume", "box", "max_size")
+#: the training settings on the command line (declared in :class:`SinGANSegSettings`).
+TRAINING_OPTIONS = ("min_size", "iters", "coarsest_iters", "label_area_weight", "schedule", "num_stages")
+#: the sampling settings on the command line (declared in :class:`SinGANSegSynthesisSettings`).
+SAMPLING_OPTIONS = (
+    "start_scale",
+    "size",
+    "paste",
+    "threshold",
+    "min_component",
+    "style",
+    "style_steps",
+    "style_weights",
+    "tumour_shift",
+)
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -35,59 +55,11 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--label", required=True, help="label file (BraTS 0/1/2/4) or a 2D mask picture")
     p.add_argument("--slice", default="auto", help="axial slice index, or 'auto' for the slice with most tumour")
     p.add_argument("--out", required=True, help="model file to write (rewritten after every scale)")
-    p.add_argument(
-        "--volume",
-        action="store_true",
-        help="a 3D model of the whole brain (isotropic voxels, --max-size on the long side; "
-        f"default {VOLUME_MAX_SIZE}, 16 base features, 150 iterations: about half an hour on 2 CPU cores) "
-        "instead of one slice",
-    )
-    p.add_argument(
-        "--box",
-        choices=VOLUME_BOXES,
-        default="brain",
-        help=f"with --volume: the working box, the whole brain (default) or the tumour with {TUMOUR_BOX_MARGIN} "
-        "voxels around it (finer voxels on the tumour, less anatomy)",
-    )
-    p.add_argument(
-        "--max-size",
-        type=int_in(8, 4096),
-        default=None,
-        help=f"long side of the finest scale (default {SLICE_MAX_SIZE}; {VOLUME_MAX_SIZE} with --volume)",
-    )
-    p.add_argument(
-        "--min-size",
-        type=int_in(4, 4096),
-        default=None,
-        help="short side of the coarsest scale (default: 16 fast, 25 singan)",
-    )
-    p.add_argument(
-        "--iters",
-        type=int_in(1, 10**6),
-        default=None,
-        help="iterations per scale (default: 200 fast, 2000 singan; 150 with --volume)",
-    )
-    p.add_argument(
-        "--coarsest-iters",
-        type=int_in(1, 10**6),
-        default=None,
-        help="iterations of the coarsest scale (default: 3x --iters fast, --iters singan)",
-    )
-    p.add_argument(
-        "--label-area-weight",
-        type=float_in(0.0, 1e6),
-        default=1.0,
-        help="weight of the loss keeping each random sample's tumour area per class (0: off; default 1)",
-    )
-    p.add_argument("--schedule", choices=("fast", "singan"), default="fast", help="training schedule (default fast)")
-    p.add_argument("--stages", type=int_in(1, 32), default=4, help="number of stages of the fast schedule (default 4)")
-    p.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last finished scale")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    p.add_argument("--threads", type=THREADS, default=None, help="CPU threads for torch")
+    add_options(p, DatasetSettings, PREPARE_OPTIONS)
+    add_options(p, SinGANSegSettings, (*TRAINING_OPTIONS, "seed"))
+    add_run_options(p, "--resume", "--device", "--threads")
     p.add_argument("--tensorboard", default=None, metavar="DIR", help="write TensorBoard logs to DIR")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing model file")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_run_options(p, "--overwrite", "--quiet")
     p.set_defaults(func=run_train)
 
     g = subparsers.add_parser(
@@ -98,54 +70,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--model", required=True, help="SinGAN-Seg model file")
     g.add_argument("--num", type=int_in(1, 10**6), default=10, help="number of samples (default 10)")
     g.add_argument("--out", required=True, help="output folder")
-    g.add_argument("--start-scale", type=int_in(0, 64), default=0, help="scale where random noise starts (default 0)")
-    g.add_argument(
-        "--size", type=int_in(8, 4096), nargs="+", default=None, help="other output size (H W, or H W D for a 3D model)"
-    )
-    g.add_argument(
-        "--paste",
-        action="store_true",
-        help="3D models: write each sample into the whole source volume's grid (shape, spacing, orientation, "
-        "origin) instead of the model's working grid",
-    )
-    g.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
-    g.add_argument(
-        "--threshold",
-        type=float_in(0.0, 1.0, high_open=True),
-        default=0.5,
-        help="label background threshold (default 0.5)",
-    )
-    g.add_argument(
-        "--min-component",
-        type=int_in(0, 10**7),
-        default=10,
-        help="remove tumour components smaller than this many pixels (default 10; 0: keep all)",
-    )
+    add_options(g, SinGANSegSynthesisSettings, SAMPLING_OPTIONS)
     g.add_argument("--sheet", type=int_in(0, 64), default=8, help="samples shown in preview.png (0: none; default 8)")
-    g.add_argument(
-        "--style",
-        default="none",
-        choices=("none", *STYLE_METHODS),
-        help="SinGAN-Seg's style-transfer step onto every sample, with the model's training slice as the "
-        "style image (default: none)",
-    )
-    g.add_argument(
-        "--style-steps",
-        type=int_in(0, 10000),
-        default=100,
-        help="optimisation steps of the network style methods (default 100)",
-    )
-    g.add_argument(
-        "--style-weights", default=None, metavar="FILE", help="VGG-19 weights file for --style vgg19 / histogram+vgg19"
-    )
-    g.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    add_tumour_shift(g)
-    g.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    g.add_argument(
-        "--resume",
-        action="store_true",
-        help="complete an interrupted run into the same --out (same model, options and seed)",
-    )
+    add_run_options(g, "--seed", "--device", "--overwrite", "--resume")
     g.set_defaults(func=run_generate)
 
 
@@ -153,7 +80,7 @@ def run_train(args: argparse.Namespace) -> int:
     """``train-singanseg``: prepare the slice, train, write the model file."""
     resolve_device(args.device)  # an unusable --device is refused before any work
     from monai_singanseg.engines.common import require_tensorboard
-    from monai_singanseg.engines.singan import SinGANSegSettings, SinGANSegTrainer
+    from monai_singanseg.engines.singanseg import SinGANSegTrainer
     from monai_singanseg.synthesis import singanseg_training_input
 
     if args.threads:
@@ -167,13 +94,7 @@ def run_train(args: argparse.Namespace) -> int:
         except ImportError as exc:
             raise RuntimeError(f"--tensorboard: {exc}") from None
     settings = (SinGANSegSettings.for_volume if args.volume else SinGANSegSettings)(
-        schedule=args.schedule,
-        min_size=args.min_size,
-        num_stages=args.stages,
-        iters=args.iters,
-        coarsest_iters=args.coarsest_iters,
-        label_area_weight=args.label_area_weight,
-        seed=args.seed,
+        **given(SinGANSegSettings, args, (*TRAINING_OPTIONS, "seed"))
     )
     slice_index: Any = None if str(args.slice) == "auto" else _int_arg(args.slice, "--slice")
     images = args.image if len(args.image) > 1 else args.image[0]
@@ -203,23 +124,13 @@ def _int_arg(value: str, name: str) -> int:
 def run_generate(args: argparse.Namespace) -> int:
     """``generate``: the SinGAN-Seg synthesis pipeline over ``--num`` cases (every output checked free first)."""
     resolve_device(args.device)  # an unusable --device is refused before any work
-    from monai_singanseg.synthesis import SinGANSegSynthesisOptions, singanseg_synthesis, synthesise
+    from monai_singanseg.synthesis import singanseg_synthesis, synthesize
 
     if args.num < 1:
         raise ValueError(f"--num must be >= 1, got {args.num}")
-    options = SinGANSegSynthesisOptions(
-        start_scale=args.start_scale,
-        size=args.size,
-        threshold=args.threshold,
-        min_component=args.min_component,
-        style=args.style,
-        style_steps=args.style_steps,
-        style_weights=args.style_weights,
-        tumour_shift=args.tumour_shift,
-        paste=args.paste,
-    )
+    options = from_args(SinGANSegSynthesisSettings, args, SAMPLING_OPTIONS)
     pipeline = singanseg_synthesis(args.model, args.out, options, overwrite=args.overwrite, device=args.device)
-    result = synthesise(
+    result = synthesize(
         pipeline,
         pipeline.cases(args.num),
         args.out,

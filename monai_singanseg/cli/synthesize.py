@@ -16,47 +16,33 @@ from pathlib import Path
 
 import torch
 
-from monai_singanseg.cli.options import SEED, add_tumour_shift, float_in, int_in, power_of_two
+from monai_singanseg.cli.options import add_run_options, int_in, parse_label_map
+from monai_singanseg.cli.singanseg import TRAINING_OPTIONS
 from monai_singanseg.data import find_cases, load_datalist
 from monai_singanseg.device import resolve_device
 from monai_singanseg.engines.pix2pix import Pix2PixSettings
-from monai_singanseg.engines.singan import SinGANSegSettings
+from monai_singanseg.engines.singanseg import SinGANSegSettings
 from monai_singanseg.farm import DatasetSettings, RankContext, synthesize_dataset
+from monai_singanseg.options import add_options, from_args, given
 from monai_singanseg.synthesis import (
-    SLICE_MAX_SIZE,
-    TUMOUR_BOX_MARGIN,
-    VOLUME_BOXES,
-    VOLUME_MAX_SIZE,
-    SinGANSegSynthesisOptions,
+    SinGANSegSynthesisSettings,
     is_2d_image_input,
 )
-from monai_singanseg.transforms.style import STYLE_METHODS
 
-__all__ = ["add_parsers", "run_synthesize", "parse_label_map", "real_cases"]
-
-_PIX2PIX = Pix2PixSettings()
-
-
-def parse_label_map(pairs: list[str]) -> dict[int, int]:
-    """``["3:1", ...]`` -> ``{3: 1}``.
-
-    Raises:
-        ValueError: naming the bad pair and the form.
-    """
-    out = {}
-    for pair in pairs:
-        try:
-            source, target = (int(v) for v in pair.split(":"))
-        except ValueError:
-            raise ValueError(f"--label-map {pair!r} must be FROM:TO label values, e.g. 3:1") from None
-        out[source] = target
-    return out
+__all__ = ["add_parsers", "run_synthesize", "real_cases"]
 
 
 def real_cases(data: str) -> list[dict]:
     """The cases of ``--data``: a decathlon datalist JSON file, or a folder (BraTS NIfTI, DICOM, images/ + masks/)."""
     path = Path(data)
     return load_datalist(path) if path.is_file() else find_cases(path)
+
+
+#: the dataset settings on the command line, before and after the SinGAN-Seg ones (declared in DatasetSettings).
+DATASET_OPTIONS = ("generator", "volume", "box")
+SAMPLING_OPTIONS = ("start_scale", "min_component", "tumour_shift", "style", "style_steps", "style_weights")
+#: pix2pix training on the command line (declared in Pix2PixSettings); its seed is the dataset's --seed.
+PIX2PIX_OPTIONS = ("epochs", "size", "seed")
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -70,90 +56,27 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         "--data", required=True, help="real dataset: datalist JSON, or a folder of BraTS/DICOM cases or images/+masks/"
     )
     p.add_argument("--out", required=True, help="the synthetic dataset's folder")
-    p.add_argument(
-        "--generator",
-        choices=("singanseg", "pix2pix"),
-        default="singanseg",
-        help="singanseg: one model per tumour slice (default); pix2pix: one model for the dataset, "
-        "rendering --per-case deformed label volumes of every case",
-    )
-    p.add_argument(
-        "--volume",
-        action="store_true",
-        help="SinGAN-Seg: one 3D model per case, trained on its whole brain, whose samples are whole volumes "
-        "(as train-singanseg --volume: long side 48, 16 base features, 150 iterations by default)",
-    )
-    p.add_argument(
-        "--box",
-        choices=VOLUME_BOXES,
-        default="brain",
-        help=f"with --volume: each model's working box, the whole brain (default) or the tumour with "
-        f"{TUMOUR_BOX_MARGIN} voxels around it",
-    )
+    add_options(p, DatasetSettings, DATASET_OPTIONS)
     p.add_argument(
         "--slices-per-case",
         default=None,
+        metavar="N|all",
         help="models per volume on slices spread over the tumour, or 'all' (default 1; not with --volume)",
     )
-    p.add_argument(
-        "--samples-per-model", type=int_in(1, 10**5), default=10, help="synthetic cases per model (default 10)"
-    )
-    p.add_argument(
-        "--label-values",
-        type=int_in(0, 255),
-        nargs="+",
-        default=None,
-        help="label values after --label-map (default 0 1 2 4; 0 1 for 2D masks)",
-    )
-    p.add_argument(
-        "--label-map",
-        nargs="+",
-        default=[],
-        metavar="FROM:TO",
-        help="replace label values on load, e.g. 3:1 (BRATS-2013)",
-    )
-    p.add_argument("--channel-names", nargs="+", default=None, help="names of the image channels (e.g. flair t1ce)")
-    p.add_argument(
-        "--max-size",
-        type=int_in(8, 4096),
-        default=None,
-        help=f"long side of the training slice (default {SLICE_MAX_SIZE}; with --volume: of the brain box, default "
-        f"{VOLUME_MAX_SIZE})",
-    )
-    p.add_argument("--min-size", type=int_in(4, 4096), default=None, help="short side of the coarsest scale")
-    p.add_argument("--iters", type=int_in(1, 10**6), default=None, help="iterations per scale")
-    p.add_argument("--coarsest-iters", type=int_in(1, 10**6), default=None, help="iterations of the coarsest scale")
-    p.add_argument("--stages", type=int_in(1, 32), default=4, help="stages of the fast schedule (default 4)")
-    p.add_argument("--schedule", choices=("fast", "singan"), default="fast")
-    p.add_argument("--label-area-weight", type=float_in(0.0, 1e6), default=1.0)
-    p.add_argument("--start-scale", type=int_in(0, 64), default=0, help="sampling start scale (default 0)")
-    p.add_argument("--min-component", type=int_in(0, 10**7), default=10)
-    add_tumour_shift(p)
-    p.add_argument(
-        "--style", default="none", choices=("none", *STYLE_METHODS), help="style-transfer step (default none)"
-    )
-    p.add_argument("--style-steps", type=int_in(0, 10000), default=100)
-    p.add_argument("--style-weights", default=None, metavar="FILE")
+    add_options(p, DatasetSettings, ("samples_per_model", "label_values"), defaults={"label_values": None})
+    add_run_options(p, "--label-map")
+    add_options(p, DatasetSettings, ("channel_names", "max_size"))
+    add_options(p, SinGANSegSettings, TRAINING_OPTIONS)
+    add_options(p, SinGANSegSynthesisSettings, SAMPLING_OPTIONS)
     p2p = p.add_argument_group("pix2pix (--generator pix2pix)")
     p2p.add_argument("--model", default=None, help="a trained pix2pix model file (default: train one on --data)")
-    p2p.add_argument("--per-case", type=int_in(1, 10**4), default=10, help="renders per case (default 10)")
-    p2p.add_argument(
-        "--epochs", type=int_in(1, 10**5), default=_PIX2PIX.epochs, help="pix2pix training epochs (default %(default)s)"
-    )
-    p2p.add_argument(
-        "--size", type=power_of_two(32, 512), default=_PIX2PIX.size, help="pix2pix working size (default %(default)s)"
-    )
-    p.add_argument("--seed", type=SEED, default=0, help="base seed (model i: seed + i)")
+    add_options(p2p, DatasetSettings, ("per_case",))
+    add_options(p2p, Pix2PixSettings, PIX2PIX_OPTIONS[:2])
+    add_options(p, DatasetSettings, ("seed", "claim_timeout"))
     p.add_argument(
         "--shard", default=None, metavar="I/N", help="do task I of N (a Slurm array: I = $SLURM_ARRAY_TASK_ID)"
     )
-    p.add_argument(
-        "--claim-timeout",
-        type=float_in(1.0, 1e7),
-        default=900.0,
-        help="seconds without a heartbeat before another host's claim is taken over (default 900)",
-    )
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: this rank's GPU, else CPU)")
+    add_run_options(p, "--device", device="cpu, cuda, cuda:N (default: this rank's GPU, else CPU)")
     p.add_argument(
         "--models-per-batch",
         type=int_in(1, 4096),
@@ -161,8 +84,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         metavar="M",
         help="models each process trains together on its device (same slice shape; default 1 on CPU, 16 on GPU)",
     )
-    p.add_argument("--overwrite", action="store_true", help="replace another run's synthetic dataset in --out")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
+    add_run_options(p, "--overwrite", "--quiet")
     p.set_defaults(func=run_synthesize)
 
 
@@ -185,36 +107,16 @@ def run_synthesize(args: argparse.Namespace) -> int:
     if args.volume and rgb:
         raise ValueError(f"--volume needs volumes (NIfTI or DICOM series); {args.data} holds 2D pictures")
     training = SinGANSegSettings.for_volume if args.volume else SinGANSegSettings
-    settings = DatasetSettings(
+    settings = from_args(
+        DatasetSettings,
+        args,
+        (*DATASET_OPTIONS, "samples_per_model", "channel_names", "max_size", "per_case", "seed", "claim_timeout"),
         slices_per_case=slices,
-        samples_per_model=args.samples_per_model,
-        volume=args.volume,
-        box=args.box,
-        max_size=args.max_size,
         label_values=tuple(args.label_values or ((0, 1) if rgb else (0, 1, 2, 4))),
         label_map=parse_label_map(args.label_map),
-        channel_names=tuple(args.channel_names) if args.channel_names else None,
-        training=training(
-            schedule=args.schedule,
-            min_size=args.min_size,
-            num_stages=args.stages,
-            iters=args.iters,
-            coarsest_iters=args.coarsest_iters,
-            label_area_weight=args.label_area_weight,
-        ),
-        options=SinGANSegSynthesisOptions(
-            start_scale=args.start_scale,
-            min_component=args.min_component,
-            style=args.style,
-            style_steps=args.style_steps,
-            style_weights=args.style_weights,
-            tumour_shift=args.tumour_shift,
-        ),
-        seed=args.seed,
-        claim_timeout=args.claim_timeout,
-        generator=args.generator,
-        per_case=args.per_case,
-        pix2pix=Pix2PixSettings(epochs=args.epochs, size=args.size, seed=args.seed),
+        training=training(**given(SinGANSegSettings, args, TRAINING_OPTIONS)),
+        options=from_args(SinGANSegSynthesisSettings, args, SAMPLING_OPTIONS),
+        pix2pix=from_args(Pix2PixSettings, args, PIX2PIX_OPTIONS),
     )
     ctx = RankContext.from_environment(args.shard, args.device)
     if ctx.world_size > 1 and not torch.cuda.is_available():

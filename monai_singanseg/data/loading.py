@@ -233,18 +233,28 @@ def _check_same_grid(ref: MetaTensor, ref_path: Any, other: MetaTensor, other_pa
         )
 
 
+#: label file names that say nothing about their case (BRATS-2013's ``OTMultiClass``, ``seg``, ...): such a case is
+#: named by its folder.
+GENERIC_LABEL_NAMES = frozenset({"seg", "label", "labels", "mask", "otmulticlass", "segmentation"})
+
+
 def case_name(item: Mapping[str, Any]) -> str:
-    """A case's name: ``item["name"]`` or derived from the label/first image file name."""
+    """A case's name: ``item["name"]``, else derived from its label (or first image) file: the file name without
+    its extension and modality tag, or the folder's name when the file name is a generic one (``OTMultiClass``,
+    ``seg``, ...)."""
     if item.get("name"):
         return str(item["name"])
     first = item.get("label") or item.get("image")
     if isinstance(first, (list, tuple)):
         first = first[0]
-    name = Path(str(first)).name
+    path = Path(str(first))
+    name = path.name
     for suffix in (".nii.gz", ".nii", ".nrrd", ".mha", ".png", ".jpg", ".jpeg"):
         if name.lower().endswith(suffix):
             name = name[: -len(suffix)]
             break
+    if name.lower() in GENERIC_LABEL_NAMES and path.parent.name:
+        return path.parent.name
     for tag in ("_seg", "-seg", "_flair", "_t2f", "-t2f"):
         if name.endswith(tag):
             return name[: -len(tag)]

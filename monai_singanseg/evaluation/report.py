@@ -179,10 +179,8 @@ def _region_series(
     return out
 
 
-def report_markdown(report: Mapping[str, Any]) -> str:
-    """Paper-style tables of a report dictionary."""
-    summary = report["summary"]
-    regions = list(report["regions"]) + ["mean"]
+def _intro(report: Mapping[str, Any]) -> list[str]:
+    """The report's title and protocol paragraph."""
     settings = report["settings"]
     seg = settings["segmentation"]
     lines = [
@@ -200,8 +198,13 @@ def report_markdown(report: Mapping[str, Any]) -> str:
         "over folds × seeds; `mean` averages the three regions.",
         "",
     ]
+    return lines
+
+
+def _headline_table(report: Mapping[str, Any]) -> list[str]:
+    """The headline ratios with their intervals and targets."""
     h = report["headline"]
-    lines += [
+    lines = [
         f"## Headline ({h['region']} Dice)",
         "",
         "| ratio | measured | 95 % bootstrap interval (paired runs) | target |",
@@ -214,7 +217,13 @@ def report_markdown(report: Mapping[str, Any]) -> str:
             f"| Dice({set_title(entry['numerator'])}) / Dice({set_title(entry['denominator'])}) | {entry['ratio']:.3f} "
             f"({entry['dice_numerator']:.3f} / {entry['dice_denominator']:.3f}) | {interval_text(entry)} | {target} |"
         )
-    lines += [
+    return lines
+
+
+def _per_set_table(report: Mapping[str, Any]) -> list[str]:
+    """Dice and HD95 per training set (mean ± sd over folds and seeds)."""
+    regions = list(report["regions"]) + ["mean"]
+    lines = [
         "",
         "## Dice and HD95 per training set",
         "",
@@ -225,7 +234,7 @@ def report_markdown(report: Mapping[str, Any]) -> str:
         + " |",
         "| --- | --- | " + " | ".join("---" for _ in regions) + " | " + " | ".join("---" for _ in regions[:-1]) + " |",
     ]
-    for name, stats in summary.items():
+    for name, stats in report["summary"].items():
         sizes = sorted({fold["runs"][name]["num_slices"] for fold in report["folds"] if name in fold["runs"]})
         lines.append(
             f"| {set_title(name)} | {'/'.join(map(str, sizes))} | "
@@ -234,7 +243,13 @@ def report_markdown(report: Mapping[str, Any]) -> str:
             + " | ".join(_fmt(stats[r]["hd95"], 1) for r in regions[:-1])
             + " |"
         )
-    lines += [
+    return lines
+
+
+def _per_case_table(report: Mapping[str, Any]) -> list[str]:
+    """Every run's Dice per region."""
+    regions = list(report["regions"]) + ["mean"]
+    lines = [
         "",
         "## Per case",
         "",
@@ -252,7 +267,12 @@ def report_markdown(report: Mapping[str, Any]) -> str:
                     + " | ".join(f"{run[r]['dice']:.3f}" for r in regions[:-1])
                     + " |"
                 )
-    lines += [
+    return lines
+
+
+def _quality_table(report: Mapping[str, Any]) -> list[str]:
+    """Fidelity, diversity and memorisation of every synthetic set."""
+    lines = [
         "",
         "## Synthetic sets (fidelity, diversity, memorisation)",
         "",
@@ -279,7 +299,12 @@ def report_markdown(report: Mapping[str, Any]) -> str:
             f"| {f} | held-out real slices (baseline) | {fold['num_test']} | | | {base['memorisation_mean']:.3f} / "
             f"{base['memorisation_max']:.3f} | | | | |"
         )
-    lines += ["", "## Folds", ""]
+    return lines
+
+
+def _fold_notes(report: Mapping[str, Any]) -> list[str]:
+    """What each fold trained on and tested, flagged samples and timings."""
+    lines = ["", "## Folds", ""]
     for f, fold in enumerate(report["folds"]):
         flagged = [
             x
@@ -302,7 +327,18 @@ def report_markdown(report: Mapping[str, Any]) -> str:
             + (f" (+{len(flagged) - 10} more in report.json)" if len(flagged) > 10 else ""),
             "  - seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in fold["seconds"].items()),
         ]
-    lines += [
+    return lines
+
+
+def report_markdown(report: Mapping[str, Any]) -> str:
+    """Paper-style tables of a report dictionary."""
+    lines = [
+        *_intro(report),
+        *_headline_table(report),
+        *_per_set_table(report),
+        *_per_case_table(report),
+        *_quality_table(report),
+        *_fold_notes(report),
         "",
         f"Total time {report['seconds']:.0f} s. Plots: `dice_by_training_set.png`, `dice_small_data.png`, "
         "`samples_fold*.png`.",

@@ -9,7 +9,7 @@ Akbar et al. 2024; MONAI needs the optional package ``einops`` for it).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -19,6 +19,7 @@ from monai.utils import optional_import
 from tqdm.auto import tqdm
 
 from monai_singanseg.device import resolve_device
+from monai_singanseg.options import Settings, check_options, option
 from monai_singanseg.rng import forked_rng
 
 __all__ = [
@@ -35,39 +36,35 @@ SEGMENTATION_NETWORKS = ("unetpp", "basicunet", "unet", "swinunetr")
 
 
 @dataclass
-class SegmentationSettings:
+class SegmentationSettings(Settings):
     """How a segmentation network is built and trained (the same for every training set).
 
-    Args:
-        network: one of :data:`SEGMENTATION_NETWORKS`.
-        features: width of the first level (doubling per level; ``feature_size`` for SwinUNETR).
-        steps: the most optimisation steps (the budget); with validation slices, training stops earlier on a plateau.
-        batch_size: slices per step (drawn at random with replacement).
-        lr: Adam learning rate (cosine-annealed to 0 over ``steps``).
-        flip: random flips along both in-plane axes.
-        val_every: steps between two validations (with validation slices).
-        patience: validations without a better validation Dice after which training stops (the best weights are
-            kept); 0: never stop early.
+    Every field is an option declared with its help and bounds (:mod:`monai_singanseg.options`).
     """
 
-    network: str = "unetpp"
-    features: int = 16
-    steps: int = 300
-    batch_size: int = 8
-    lr: float = 1e-3
-    flip: bool = True
-    val_every: int = 50
-    patience: int = 4
+    network: str = option("unetpp", choices=SEGMENTATION_NETWORKS, help="segmentation network")
+    features: int = option(
+        16, low=2, high=1024, help="segmentation network width (first level; feature_size for SwinUNETR)"
+    )
+    steps: int = option(
+        300,
+        low=1,
+        high=10**7,
+        help="segmentation training steps at most (with validation slices, training stops earlier on a plateau)",
+    )
+    batch_size: int = option(8, low=1, high=4096, help="segmentation slices per step (drawn with replacement)")
+    lr: float = option(1e-3, low=0.0, high=1.0, low_open=True, help="Adam learning rate (cosine-annealed to 0)")
+    flip: bool = option(True, help="random flips along both in-plane axes")
+    val_every: int = option(50, low=1, high=10**6, help="segmentation steps between validations")
+    patience: int = option(
+        4,
+        low=0,
+        high=10**4,
+        help="validations without a better validation Dice before segmentation training stops (0: never)",
+    )
 
     def __post_init__(self) -> None:
-        if self.network not in SEGMENTATION_NETWORKS:
-            raise ValueError(f"network must be one of {SEGMENTATION_NETWORKS}, got {self.network!r}")
-        if self.steps < 1 or self.batch_size < 1 or self.features < 2 or self.val_every < 1 or self.patience < 0:
-            raise ValueError("steps, batch_size and val_every must be >= 1, features >= 2 and patience >= 0")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return asdict(self)
+        check_options(self)
 
 
 def build_segmentation_network(name: str, in_channels: int, out_channels: int, features: int = 16) -> torch.nn.Module:

@@ -16,7 +16,7 @@ from monai_singanseg.farm.claims import WorkDir
 from monai_singanseg.farm.plan import WorkEntry
 from monai_singanseg.io.modelfile import load_model_file
 from monai_singanseg.metrics import flag_memorised, memorisation_scores, tumour_kept
-from monai_singanseg.synthesis import default_channel_names, pix2pix_synthesis, pix2pix_training_slices, synthesise
+from monai_singanseg.synthesis import default_channel_names, pix2pix_synthesis, pix2pix_training_slices, synthesize
 from monai_singanseg.transforms.slices import axial_axis, tumour_area_per_slice
 
 __all__ = ["MODEL_ENTRY", "dataset_pix2pix_model", "render_case"]
@@ -106,7 +106,7 @@ def render_case(entry: WorkEntry, index: int, out: Path, settings: Any, model: P
     pipeline = pix2pix_synthesis(model, folder, deform=True, load=True, device=device, label_map=settings.label_map)
     names = [f"{entry.id}_p2p{i:03d}" for i in range(settings.per_case)]
     items = [{"image": entry.image, "label": entry.label, "name": name} for name in names]
-    written = synthesise(pipeline, items, folder, seed=settings.seed + index, preview=0, progress=False, resume=True)
+    written = synthesize(pipeline, items, folder, seed=settings.seed + index, preview=0, progress=False, resume=True)
     quality = render_quality(entry, written["cases"], settings)
     return {
         "id": entry.id,

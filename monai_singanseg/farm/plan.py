@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
-from monai_singanseg.data import load_case
+from monai_singanseg.data import case_name, load_case
 from monai_singanseg.io.names import safe_name
+from monai_singanseg.options import jsonable
 from monai_singanseg.synthesis import is_2d_image_input
 from monai_singanseg.transforms.slices import axial_axis, spread_order, tumour_area_per_slice
 
-__all__ = ["WorkEntry", "plan_work", "case_display_name"]
+__all__ = ["WorkEntry", "plan_work"]
 
 
 @dataclass
@@ -38,17 +38,7 @@ class WorkEntry:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return asdict(self)
-
-
-def case_display_name(item: Mapping[str, Any]) -> str:
-    """A case's name: its datalist ``name``, else its label's folder or file name, made file-name safe."""
-    if item.get("name"):
-        return safe_name(item["name"])
-    label = Path(str(item.get("label", "case")))
-    stem = label.name.split(".")[0]
-    generic = stem.lower() in {"seg", "label", "mask", "otmulticlass", "segmentation"}
-    return safe_name(label.parent.name if generic else stem.removesuffix("_seg").removesuffix("-seg"))
+        return jsonable(self)
 
 
 def plan_work(
@@ -77,7 +67,7 @@ def plan_work(
     entries: list[WorkEntry] = []
     names: set[str] = set()
     for item in items:
-        name = case_display_name(item)
+        name = safe_name(case_name(item))
         while name in names:
             name = f"{name}_"
         names.add(name)

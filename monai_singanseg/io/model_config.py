@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from monai_singanseg.io.names import check_name
+from monai_singanseg.options import jsonable
 
 __all__ = [
     "ModelConfig",
@@ -87,7 +88,7 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         """The JSON-able dict stored in the model file (with ``config_version``)."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
-        return {**self.extra, **_plain(d), "config_version": self.VERSION}
+        return {**self.extra, **jsonable(d), "config_version": self.VERSION}
 
     def validate(self) -> None:
         """Check field types and names; raise :class:`ModelConfigError`."""
@@ -128,17 +129,6 @@ class ModelConfig:
         return config
 
 
-def _plain(value: Any) -> Any:
-    """Dataclasses and tuples -> dicts and lists (JSON-able)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _plain(value.to_dict() if hasattr(value, "to_dict") else dataclasses.asdict(value))
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _affine(kind: str, name: str, value: Any) -> list[list[float]]:
     """A 4x4 matrix of floats, or a :class:`ModelConfigError` naming the field."""
     rows = _list(kind, name, value)
@@ -162,7 +152,7 @@ class SinGANSegModelConfig(ModelConfig):
         finished_scales: scales trained so far.
         num_scales: scales in all.
         complete: training finished.
-        training: the training settings (:class:`~monai_singanseg.engines.singan.SinGANSegSettings` as a dict).
+        training: the training settings (:class:`~monai_singanseg.engines.singanseg.SinGANSegSettings` as a dict).
         train_seconds: training time so far.
         image_channels: names of the image channels (file-name parts of written cases).
         label_values: label values, background first.
@@ -286,7 +276,7 @@ class ConditionConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return dataclasses.asdict(self)
+        return jsonable(self)
 
 
 @dataclass(kw_only=True)

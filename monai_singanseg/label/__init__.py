@@ -16,7 +16,7 @@ from monai_singanseg.label.datastore import (
     write_datastore_case,
 )
 from monai_singanseg.label.geometry import slice_sample_to_volume, training_slice
-from monai_singanseg.label.options import CONF_KEYS, LabelAppOptions, app_options
+from monai_singanseg.label.options import CONF_KEYS, LabelAppSettings, app_settings
 
 __all__ = [
     "app_dir",
@@ -28,8 +28,8 @@ __all__ = [
     "slice_sample_to_volume",
     "training_slice",
     "CONF_KEYS",
-    "LabelAppOptions",
-    "app_options",
+    "LabelAppSettings",
+    "app_settings",
 ]
 
 

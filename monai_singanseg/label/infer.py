@@ -25,9 +25,9 @@ from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 from monai_singanseg.device import resolve_device
 from monai_singanseg.label.datastore import SYNTHETIC_SOURCE_KEY, write_datastore_case
 from monai_singanseg.label.models import SinGANSegModelCache
-from monai_singanseg.label.options import LabelAppOptions, label_names
+from monai_singanseg.label.options import LabelAppSettings, label_names
 from monai_singanseg.label.synthesis import SyntheticVolume, pix2pix_volume, singanseg_volume
-from monai_singanseg.synthesis import SinGANSegSynthesisOptions
+from monai_singanseg.synthesis import SinGANSegSynthesisSettings
 from monai_singanseg.transforms.style import STYLE_METHODS
 
 __all__ = ["LabelRequestError", "SyntheticInferTask", "SinGANSegInferTask", "Pix2PixInferTask", "is_synthetic"]
@@ -95,7 +95,7 @@ def is_synthetic(image_id: str, info: Mapping[str, Any]) -> bool:
 class SyntheticInferTask(InferTask):
     """Base of the synthesis tasks: checks the request, picks the output id, stores the result in the datastore.
 
-    Subclasses implement :meth:`synthesise`.
+    Subclasses implement :meth:`synthesize`.
 
     Args:
         name: the model name (part of the new image ids).
@@ -106,7 +106,7 @@ class SyntheticInferTask(InferTask):
     """
 
     def __init__(
-        self, name: str, options: LabelAppOptions, datastore: Datastore, description: str, config: dict[str, Any]
+        self, name: str, options: LabelAppSettings, datastore: Datastore, description: str, config: dict[str, Any]
     ) -> None:
         super().__init__(
             type=InferType.SEGMENTATION,
@@ -144,7 +144,7 @@ class SyntheticInferTask(InferTask):
             raise LabelRequestError(422, f"parameter {name}={value!r} must be {kind} {allowed}".rstrip())
         return number
 
-    def synthesise(
+    def synthesize(
         self, image_id: str, image_path: str, label_path: str, seed: int, request: Mapping[str, Any]
     ) -> tuple[SyntheticVolume, dict[str, Any]]:
         """Make the synthetic pair; returns it and extra result fields. Raise LabelRequestError for bad requests."""
@@ -194,7 +194,7 @@ class SyntheticInferTask(InferTask):
             )
         new_id, seed = self.new_image_id(image_id, self.param(request, "seed"))
         try:
-            volume, extra = self.synthesise(image_id, str(request["image"]), label_path, seed, request)
+            volume, extra = self.synthesize(image_id, str(request["image"]), label_path, seed, request)
         except LabelRequestError:
             raise
         except ValueError as exc:  # unreadable image, no tumour, model of another image, bad parameters
@@ -245,7 +245,7 @@ class SinGANSegInferTask(SyntheticInferTask):
         datastore: the app's datastore.
     """
 
-    def __init__(self, options: LabelAppOptions, datastore: Datastore) -> None:
+    def __init__(self, options: LabelAppSettings, datastore: Datastore) -> None:
         super().__init__(
             "singanseg",
             options,
@@ -258,12 +258,12 @@ class SinGANSegInferTask(SyntheticInferTask):
                 "min_component": 0,
                 "style": "none",
                 "style_steps": 100,
-                "tumour_shift": SinGANSegSynthesisOptions.tumour_shift,
+                "tumour_shift": SinGANSegSynthesisSettings.tumour_shift,
             },
         )
         self.cache = SinGANSegModelCache(options)
 
-    def synthesise(
+    def synthesize(
         self, image_id: str, image_path: str, label_path: str, seed: int, request: Mapping[str, Any]
     ) -> tuple[SyntheticVolume, dict[str, Any]]:
         style = self.param(request, "style")
@@ -296,7 +296,7 @@ class Pix2PixInferTask(SyntheticInferTask):
         datastore: the app's datastore.
     """
 
-    def __init__(self, options: LabelAppOptions, datastore: Datastore) -> None:
+    def __init__(self, options: LabelAppSettings, datastore: Datastore) -> None:
         super().__init__(
             "pix2pix",
             options,
@@ -309,7 +309,7 @@ class Pix2PixInferTask(SyntheticInferTask):
     def is_valid(self) -> bool:
         return self.options.pix2pix_model is not None and Path(self.options.pix2pix_model).is_file()
 
-    def synthesise(
+    def synthesize(
         self, image_id: str, image_path: str, label_path: str, seed: int, request: Mapping[str, Any]
     ) -> tuple[SyntheticVolume, dict[str, Any]]:
         volume = pix2pix_volume(

@@ -10,12 +10,12 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from monai_singanseg.engines.singan import MODEL_KIND, SinGANSegTrainer
+from monai_singanseg.engines.singanseg import MODEL_KIND, SinGANSegTrainer
 from monai_singanseg.io.atomic import hash_file
 from monai_singanseg.io.modelfile import ModelFileError, load_model_file
 from monai_singanseg.io.names import safe_name
 from monai_singanseg.io.writers import BRATS_MODALITIES
-from monai_singanseg.label.options import LabelAppOptions
+from monai_singanseg.label.options import LabelAppSettings
 from monai_singanseg.synthesis import singanseg_training_input
 
 __all__ = ["SinGANSegModelCache"]
@@ -38,7 +38,7 @@ class SinGANSegModelCache:
         options: the app's settings (training settings, slice size, device, model folder, label values).
     """
 
-    def __init__(self, options: LabelAppOptions) -> None:
+    def __init__(self, options: LabelAppSettings) -> None:
         self.options = options
 
     def key(self, image_path: str | os.PathLike, label_path: str | os.PathLike) -> str:

@@ -8,45 +8,44 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from monai.utils.misc import str2bool
-
-from monai_singanseg.engines.singan import SinGANSegSettings
-from monai_singanseg.synthesis import SLICE_MAX_SIZE, VOLUME_MAX_SIZE, default_max_size
+from monai_singanseg.engines.singanseg import SinGANSegSettings
+from monai_singanseg.farm.settings import DatasetSettings
+from monai_singanseg.options import flag_of, option_fields, option_help, value_parser
+from monai_singanseg.synthesis import default_max_size
 from monai_singanseg.transforms.labels import BRATS_LABEL_VALUES
 
-__all__ = ["CONF_KEYS", "LabelAppOptions", "app_options", "label_names"]
+__all__ = ["CONF_KEYS", "LabelAppSettings", "app_settings", "label_names"]
 
 #: the folder (inside a local datastore) where per-image SinGAN-Seg models are cached.
 MODEL_DIR_NAME = "singanseg_models"
-
-
-def _int(value: str) -> int:
-    return int(value)
 
 
 def _values(value: str) -> tuple[int, ...]:
     return tuple(int(v) for v in str(value).replace(" ", "").split(",") if v)
 
 
-#: ``--conf`` keys of the app: key -> (parser, SinGANSegSettings field or None, help).
+def _conf_key(name: str) -> str:
+    """``singanseg_<option>``: an option's flag as a ``--conf`` key (``num_stages`` -> ``singanseg_stages``)."""
+    flag = next(flag_of(f) for f in option_fields(SinGANSegSettings) if f.name == name)
+    return "singanseg_" + flag.lstrip("-").replace("-", "_")
+
+
+#: SinGAN-Seg training settings the app takes as ``--conf`` (declared in :class:`SinGANSegSettings`).
+TRAINING_CONF = ("iters", "coarsest_iters", "num_stages", "min_size", "schedule", "seed")
+
+#: ``--conf`` keys of the app: key -> (parser, SinGANSegSettings field or None, help). The training settings and the
+#: working size come with their declarations (bounds, choices, help); the rest are the app's own.
 CONF_KEYS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
-    "singanseg_iters": (_int, "iters", "SinGAN-Seg iterations per scale (default: 200, the fast schedule)"),
-    "singanseg_coarsest_iters": (_int, "coarsest_iters", "iterations of the coarsest scale (default: 3 x iters)"),
-    "singanseg_stages": (_int, "num_stages", "stages of the fast schedule (default 4)"),
-    "singanseg_min_size": (_int, "min_size", "short side of the coarsest scale (default 16)"),
-    "singanseg_schedule": (str, "schedule", "fast (default) or singan"),
-    "singanseg_seed": (_int, "seed", "training seed (default 0)"),
-    "singanseg_max_size": (
-        _int,
-        None,
-        f"side of the square training slice (default {SLICE_MAX_SIZE}; with singanseg_volume: "
-        f"long side of the brain box, default {VOLUME_MAX_SIZE})",
-    ),
+    **{
+        _conf_key(name): (value_parser(SinGANSegSettings, name), name, option_help(SinGANSegSettings, name))
+        for name in TRAINING_CONF
+    },
+    "singanseg_max_size": (value_parser(DatasetSettings, "max_size"), None, option_help(DatasetSettings, "max_size")),
     "singanseg_volume": (
-        str2bool,
+        value_parser(DatasetSettings, "volume"),
         None,
-        "true: one 3D model per image (its whole brain), each sample a whole synthetic "
-        "volume in the image's grid; false (default): one model of its tumour slice",
+        "true: one 3D model per image (its whole brain), each sample a whole synthetic volume in the image's grid; "
+        "false (default): one model of its tumour slice",
     ),
     "singanseg_device": (str, None, "cpu, cuda, cuda:N or auto (default)"),
     "singanseg_model_dir": (str, None, "model cache folder (default: <datastore>/singanseg_models)"),
@@ -64,7 +63,7 @@ _BRATS_NAMES = {1: "necrotic and non-enhancing tumour core", 2: "peritumoural ed
 
 
 @dataclass
-class LabelAppOptions:
+class LabelAppSettings:
     """What the app's infer and train tasks need.
 
     Args:
@@ -98,8 +97,8 @@ class LabelAppOptions:
         }
 
 
-def app_options(conf: Mapping[str, Any] | None, studies: str, app_dir: str) -> LabelAppOptions:
-    """Parse the app's ``--conf`` values (strings) into :class:`LabelAppOptions`.
+def app_settings(conf: Mapping[str, Any] | None, studies: str, app_dir: str) -> LabelAppSettings:
+    """Parse the app's ``--conf`` values (strings) into :class:`LabelAppSettings`.
 
     Args:
         conf: MONAI Label's conf dict; keys of other apps' features (without our prefixes) are ignored.
@@ -118,8 +117,8 @@ def app_options(conf: Mapping[str, Any] | None, studies: str, app_dir: str) -> L
         if key in conf and conf[key] not in (None, ""):
             try:
                 parsed[key] = parse(conf[key])
-            except ValueError:
-                raise ValueError(f"--conf {key} {conf[key]!r}: not a valid value ({CONF_KEYS[key][2]})") from None
+            except ValueError as exc:
+                raise ValueError(f"--conf {key} {conf[key]!r}: {exc} ({CONF_KEYS[key][2]})") from None
     volume = parsed.get("singanseg_volume", False)
     fields = {CONF_KEYS[k][1]: v for k, v in parsed.items() if CONF_KEYS[k][1]}
     settings = SinGANSegSettings.for_volume(**fields) if volume else SinGANSegSettings(**fields)
@@ -135,7 +134,7 @@ def app_options(conf: Mapping[str, Any] | None, studies: str, app_dir: str) -> L
     max_size = parsed.get("singanseg_max_size", default_max_size(volume))
     if max_size < settings.min_size:
         raise ValueError(f"--conf singanseg_max_size {max_size} is below the coarsest scale's size {settings.min_size}")
-    return LabelAppOptions(
+    return LabelAppSettings(
         settings,
         max_size,
         parsed.get("singanseg_device", "auto"),

@@ -12,7 +12,7 @@ import torch
 from monai_singanseg.data import LoadCased, load_case
 from monai_singanseg.inferers import Pix2PixRender, SinGANSegSampler
 from monai_singanseg.label.geometry import slice_sample_to_volume
-from monai_singanseg.synthesis import SinGANSegSynthesisOptions, pix2pix_synthesis, singanseg_synthesis
+from monai_singanseg.synthesis import SinGANSegSynthesisSettings, pix2pix_synthesis, singanseg_synthesis
 from monai_singanseg.transforms.intensity.array import SOURCE_DTYPE_KEY
 
 __all__ = ["SyntheticVolume", "singanseg_volume", "pix2pix_volume"]
@@ -49,7 +49,7 @@ def singanseg_volume(
     device: str | torch.device | None = "auto",
     style: str = "none",
     style_steps: int = 100,
-    tumour_shift: float | None = SinGANSegSynthesisOptions.tumour_shift,
+    tumour_shift: float | None = SinGANSegSynthesisSettings.tumour_shift,
 ) -> SyntheticVolume:
     """Draw one SinGAN-Seg sample of an image's model and put it at its slice in the image's geometry (a 3D model's
     sample: the whole volume, resampled from the model's brain box into the image's grid).
@@ -79,7 +79,7 @@ def singanseg_volume(
     sampler = SinGANSegSampler(model, device=device)
     cfg = sampler.config
     volume = cfg.spatial_dims == 3
-    options = SinGANSegSynthesisOptions(
+    options = SinGANSegSynthesisSettings(
         start_scale=start_scale,
         threshold=threshold,
         min_component=min_component,

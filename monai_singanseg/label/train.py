@@ -11,7 +11,7 @@ from monailabel.interfaces.tasks.train import TrainTask
 
 from monai_singanseg.label.infer import is_synthetic
 from monai_singanseg.label.models import SinGANSegModelCache
-from monai_singanseg.label.options import LabelAppOptions
+from monai_singanseg.label.options import LabelAppSettings
 
 __all__ = ["SinGANSegTrainTask"]
 
@@ -30,7 +30,7 @@ class SinGANSegTrainTask(TrainTask):
         options: the app's settings (training settings, slice size, device, model folder).
     """
 
-    def __init__(self, options: LabelAppOptions) -> None:
+    def __init__(self, options: LabelAppSettings) -> None:
         super().__init__("Train per-image SinGAN-Seg models for all labelled datastore images (skips up-to-date ones)")
         self.options = options
         self.cache = SinGANSegModelCache(options)

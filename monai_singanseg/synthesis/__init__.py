@@ -1,34 +1,34 @@
-"""Prepare and synthesise: the one builder per generator that every entry point calls.
+"""Prepare and synthesize: the one builder per generator that every entry point calls.
 
-``prepare`` turns cases into the trainers' tensors; ``singanseg_synthesis`` / ``pix2pix_synthesis`` turn a model
-file plus options into the MONAI ``Compose`` that samples/renders, finishes and writes cases; ``synthesise``
-runs such a pipeline over N cases with a datalist and a preview.
+One folder per generator with the same file names: ``singanseg/`` and ``pix2pix/``, each with ``prepare`` (cases ->
+the trainer's tensors) and ``synthesize`` (a model file plus options -> the MONAI ``Compose`` that samples or renders,
+finishes and writes cases). :func:`synthesize` runs such a pipeline over N cases with a datalist and a preview.
 """
 
 from __future__ import annotations
 
-from monai_singanseg.synthesis.pix2pix import pix2pix_deform_steps, pix2pix_synthesis
-from monai_singanseg.synthesis.prepare import (
+from monai_singanseg.synthesis.inputs import default_channel_names, is_2d_image_input
+from monai_singanseg.synthesis.pix2pix import (
+    Pix2PixTrainingSet,
+    pix2pix_case_slices,
+    pix2pix_deform_steps,
+    pix2pix_synthesis,
+    pix2pix_training_slices,
+)
+from monai_singanseg.synthesis.runner import SynthesisPipeline, preview_plane, synthesize
+from monai_singanseg.synthesis.singanseg import (
     SLICE_MAX_SIZE,
     TUMOUR_BOX_MARGIN,
     VOLUME_BOXES,
     VOLUME_MAX_SIZE,
-    Pix2PixTrainingSet,
+    SinGANSegSynthesisSettings,
     SinGANSegTrainingSet,
-    default_channel_names,
     default_max_size,
-    is_2d_image_input,
-    pix2pix_case_slices,
-    pix2pix_training_slices,
-    singanseg_prepare,
-    singanseg_training_input,
-)
-from monai_singanseg.synthesis.runner import SynthesisPipeline, preview_plane, synthesise
-from monai_singanseg.synthesis.singanseg import (
-    SinGANSegSynthesisOptions,
     singanseg_case_writer,
+    singanseg_prepare,
     singanseg_style,
     singanseg_synthesis,
+    singanseg_training_input,
 )
 
 __all__ = [
@@ -44,8 +44,8 @@ __all__ = [
     "SinGANSegTrainingSet",
     "SynthesisPipeline",
     "preview_plane",
-    "synthesise",
-    "SinGANSegSynthesisOptions",
+    "synthesize",
+    "SinGANSegSynthesisSettings",
     "singanseg_case_writer",
     "singanseg_style",
     "singanseg_synthesis",

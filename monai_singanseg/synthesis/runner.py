@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -25,7 +26,7 @@ from monai_singanseg.transforms.labels.array import LabelToIndex
 from monai_singanseg.transforms.slices.array import axial_axis, tumour_area_per_slice
 from monai_singanseg.visualize import contact_sheet
 
-__all__ = ["SynthesisPipeline", "run_pipeline", "synthesise", "preview_plane", "orthogonal_planes"]
+__all__ = ["SynthesisPipeline", "run_pipeline", "synthesize", "preview_plane", "orthogonal_planes"]
 
 
 def run_pipeline(pipeline: Compose, data: Any, start: int = 0, end: int | None = None) -> Any:
@@ -47,7 +48,7 @@ def run_pipeline(pipeline: Compose, data: Any, start: int = 0, end: int | None =
 
 
 class SynthesisPipeline(Compose):
-    """A synthesis ``Compose`` that knows what it makes (built by the synthesis builders, run by :func:`synthesise`).
+    """A synthesis ``Compose`` that knows what it makes (built by the synthesis builders, run by :func:`synthesize`).
 
     Args:
         transforms: the steps, ending in a case writer when the pipeline writes cases.
@@ -150,7 +151,49 @@ def _run_record(pipeline: SynthesisPipeline, names: Sequence[str], seed: int | N
     return {"format": "monai-singanseg-synthesis", "seed": seed, "cases": list(names), **pipeline.signature}
 
 
-def synthesise(
+#: the record of a synthesis run in its output folder (what ``resume`` compares).
+RUN_RECORD = "synthesis.json"
+
+
+def _start_run(
+    out: Path,
+    record: dict[str, Any],
+    case_paths: Mapping[str, Sequence[Path]],
+    resume: bool,
+    overwrite: bool,
+    preview: bool,
+) -> set[str]:
+    """Check the outputs (or, resuming, that ``out`` holds this very run), clear what a killed run left half-written
+    and write the run record; returns the names of the cases already complete.
+
+    Raises:
+        OutputExistsError: outputs exist (without ``overwrite``/``resume``), or ``out`` holds another run.
+    """
+    record_path = out / RUN_RECORD
+    case_files = [p for paths in case_paths.values() for p in paths]
+    done: set[str] = set()
+    if resume and record_path.is_file():
+        try:
+            old = json.loads(record_path.read_text(encoding="utf-8"))
+        except ValueError:
+            old = None
+        if old != record:
+            raise OutputExistsError(
+                f"{out} holds another synthesis run ({record_path} differs: other model, options, cases or seed); "
+                "choose another --out, or pass --overwrite to replace it"
+            )
+        done = {n for n, paths in case_paths.items() if all(p.is_file() for p in paths)}
+    else:
+        targets = [out / "datalist.json", record_path] + ([out / "preview.png"] if preview else [])
+        check_outputs_free(targets + case_files, overwrite)
+    for path in [out / "datalist.json", record_path, out / "preview.png", *case_files]:
+        remove_stale_temps(path)  # what a killed earlier run left half-written
+    with atomic_path(record_path) as tmp:
+        tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    return done
+
+
+def synthesize(
     pipeline: SynthesisPipeline,
     items: Sequence[Mapping[str, Any]],
     output_dir: str | os.PathLike,
@@ -198,41 +241,17 @@ def synthesise(
     if pipeline.transforms[-1] is not writer:
         raise ValueError("the synthesis pipeline must end in its case writer")
     record = _run_record(pipeline, names, seed)
-    record_path = out / "synthesis.json"
     case_paths = {name: writer.output_paths(name) for name in names}
-    done: set[str] = set()
-    if resume and record_path.is_file():
-        try:
-            old = json.loads(record_path.read_text(encoding="utf-8"))
-        except ValueError:
-            old = None
-        if old != record:
-            raise OutputExistsError(
-                f"{out} holds another synthesis run ({record_path} differs: other model, options, cases or seed); "
-                "choose another --out, or pass --overwrite to replace it"
-            )
-        done = {n for n, paths in case_paths.items() if all(p.is_file() for p in paths)}
-    targets = [out / "datalist.json", record_path] + ([out / "preview.png"] if preview > 0 else [])
-    if not (resume and record_path.is_file()):
-        targets += [p for paths in case_paths.values() for p in paths]
-        check_outputs_free(targets, overwrite)
-    for path in [
-        out / "datalist.json",
-        record_path,
-        out / "preview.png",
-        *(p for ps in case_paths.values() for p in ps),
-    ]:
-        remove_stale_temps(path)  # what a killed earlier run left half-written
-    writer.overwrite = writer.overwrite or overwrite or bool(done) or (resume and record_path.is_file())
-    with atomic_path(record_path) as tmp:
-        tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    resuming = resume and (out / RUN_RECORD).is_file()
+    done = _start_run(out, record, case_paths, resume, overwrite, preview > 0)
+    writer.overwrite = writer.overwrite or overwrite or bool(done) or resuming
     if seed is not None:
         pipeline.set_random_state(seed)
     to_index = LabelToIndex(pipeline.label_values)
     entries, images, labels = [], [], []
     without_writer = len(pipeline.transforms) - 1
     replay_end = 1 + max((i for i, t in enumerate(pipeline.transforms) if isinstance(t, Randomizable)), default=-1)
-    for i, item in enumerate(tqdm(items, desc="synthesising", unit="case", disable=not progress)):
+    for i, item in enumerate(tqdm(items, desc="synthesizing", unit="case", disable=not progress)):
         name = names[i]
         if name in done and len(images) >= preview:  # replay its random steps only: later cases stay the same
             run_pipeline(pipeline, dict(item), end=replay_end)

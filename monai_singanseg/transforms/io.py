@@ -1,7 +1,7 @@
 """Writing transforms: put a (synthetic) case on disk from inside a MONAI pipeline.
 
 Each writer knows the files it will write for a case name (:meth:`output_paths`), so a pipeline runner
-(:func:`monai_singanseg.synthesis.synthesise`) can check every output is free before anything is written.
+(:func:`monai_singanseg.synthesis.synthesize`) can check every output is free before anything is written.
 """
 
 from __future__ import annotations

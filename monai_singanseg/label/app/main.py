@@ -32,7 +32,7 @@ from monailabel.interfaces.tasks.train import TrainTask
 
 from monai_singanseg import __version__
 from monai_singanseg.label.infer import LabelRequestError, Pix2PixInferTask, SinGANSegInferTask, SyntheticInferTask
-from monai_singanseg.label.options import app_options, label_names
+from monai_singanseg.label.options import app_settings, label_names
 from monai_singanseg.label.train import SinGANSegTrainTask
 
 logger = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ class SinGANSegLabelApp(MONAILabelApp):
     def __init__(self, app_dir: str, studies: str, conf: dict[str, str]) -> None:
         guard_infer_endpoint()
         fix_token_decoding()
-        self.options = app_options(conf, studies, app_dir)
+        self.options = app_settings(conf, studies, app_dir)
         logger.info("monai-singanseg app settings: %s", self.options.summary())
         super().__init__(
             app_dir=app_dir,

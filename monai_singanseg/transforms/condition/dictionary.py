@@ -10,14 +10,8 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, RandomizableTransform
 
-from monai_singanseg.transforms.condition.array import (
-    BuildCondition,
-    RandDeformCondition,
-    SplitCondition,
-    TissueClasses,
-    TumourTransplant,
-    draw_do_transform,
-)
+from monai_singanseg.transforms.condition.array import BuildCondition, SplitCondition, TissueClasses, draw_do_transform
+from monai_singanseg.transforms.condition.deform import RandDeformCondition, TumourTransplant
 from monai_singanseg.transforms.labels.array import BRATS_LABEL_VALUES
 
 __all__ = ["TissueClassesd", "BuildConditiond", "SplitConditiond", "RandDeformConditiond", "TumourTransplantd"]

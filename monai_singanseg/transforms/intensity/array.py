@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -11,6 +11,9 @@ from monai.config import NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.transforms import Transform
 from monai.utils import TransformBackends, convert_to_numpy, convert_to_tensor, get_equivalent_dtype
+
+from monai_singanseg.options import Settings
+from monai_singanseg.transforms.containers import like_input
 
 __all__ = [
     "ForegroundMask",
@@ -30,7 +33,7 @@ SOURCE_DTYPE_KEY = "source_dtype"
 
 
 @dataclass
-class IntensityStats:
+class IntensityStats(Settings):
     """Per-channel statistics that map source intensities to [-1, 1] and back.
 
     Args:
@@ -51,15 +54,6 @@ class IntensityStats:
             raise ValueError("low and high must have one value per channel")
         if not self.background:
             self.background = [0.0] * len(self.low)
-
-    def to_dict(self) -> dict:
-        """JSON-able form, e.g. for model files."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> IntensityStats:
-        """Inverse of :meth:`to_dict`."""
-        return cls(**{k: d[k] for k in ("low", "high", "dtype", "background") if k in d})
 
 
 def _border(t: torch.Tensor) -> torch.Tensor:
@@ -106,17 +100,6 @@ def foreground_mask(img: NdarrayOrTensor, background: Sequence[float] | None = N
     return convert_to_numpy(mask) if isinstance(img, np.ndarray) else mask
 
 
-def _like(out: torch.Tensor, like: NdarrayOrTensor, keep_trace: bool = True) -> NdarrayOrTensor:
-    """``out`` in the container type of ``like``: numpy for numpy, a MetaTensor with ``like``'s metadata, else the
-    tensor."""
-    if isinstance(like, MetaTensor):
-        ops = list(like.applied_operations) if keep_trace else None
-        return MetaTensor(out, meta=dict(like.meta), applied_operations=ops)
-    if isinstance(like, np.ndarray):
-        return convert_to_numpy(out)
-    return out
-
-
 class ForegroundMask(Transform):
     """``(C, *spatial)`` image -> ``(1, *spatial)`` uint8 mask of voxels where any channel is non-zero (the brain).
 
@@ -131,7 +114,7 @@ class ForegroundMask(Transform):
         img: channel-first image ``(C, *spatial)``.
         """
         mask = foreground_mask(convert_to_tensor(img, track_meta=False)).to(torch.uint8)
-        return _like(mask, img, keep_trace=False)
+        return like_input(mask, img, keep_trace=False)
 
 
 def _source_dtype(img: NdarrayOrTensor) -> str:
@@ -213,7 +196,7 @@ class IntensityToTanhRange(Transform):
             out = torch.where(fg, out, torch.full_like(out, -1.0))
         stats = IntensityStats(low=low, high=high, dtype=_source_dtype(img), background=background or [])
         self.last_stats = stats
-        res = _like(out, img)
+        res = like_input(out, img)
         if isinstance(res, MetaTensor):
             res.meta[INTENSITY_STATS_KEY] = stats.to_dict()
         return res
@@ -270,7 +253,7 @@ class IntensityFromTanhRange(Transform):
             out = torch.round(out).clamp(info.min, info.max)
         if isinstance(img, np.ndarray):
             return convert_to_numpy(out).astype(np_dtype)
-        return _like(_cast(out, np_dtype), img)
+        return like_input(_cast(out, np_dtype), img)
 
 
 def _cast(out: torch.Tensor, np_dtype: np.dtype) -> torch.Tensor:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 from monai.config import NdarrayOrTensor
-from monai.data import MetaTensor
 from monai.networks.utils import one_hot
 from monai.transforms import InvertibleTransform, Transform
-from monai.utils import TransformBackends, convert_to_numpy, convert_to_tensor
+from monai.utils import TransformBackends, convert_to_tensor
+
+from monai_singanseg.transforms.containers import like_input
 
 __all__ = [
     "BRATS_LABEL_VALUES",
@@ -46,17 +46,6 @@ class LabelValueError(ValueError):
     """Raised when a label holds values outside the expected set."""
 
 
-def _as_like(out: torch.Tensor, like: NdarrayOrTensor) -> NdarrayOrTensor:
-    """Return ``out`` with the container type of ``like``: numpy for numpy, a MetaTensor keeping ``like``'s
-    metadata and transform trace, else the tensor (on its device)."""
-    if isinstance(like, MetaTensor):
-        res = MetaTensor(out, meta=dict(like.meta), applied_operations=list(like.applied_operations))
-        return res
-    if isinstance(like, np.ndarray):
-        return convert_to_numpy(out)
-    return out
-
-
 class LabelToIndex(InvertibleTransform):
     """Map label values to consecutive class indices, e.g. BraTS ``{0, 1, 2, 4}`` -> ``{0, 1, 2, 3}``.
 
@@ -90,7 +79,7 @@ class LabelToIndex(InvertibleTransform):
         out = torch.zeros_like(rounded, dtype=self.dtype)
         for idx, value in enumerate(self.label_values):
             out[rounded == value] = idx
-        return _as_like(out, label)
+        return like_input(out, label)
 
     def inverse(self, data: NdarrayOrTensor) -> NdarrayOrTensor:
         """Class indices back to label values."""
@@ -118,7 +107,7 @@ class IndexToLabel(InvertibleTransform):
                 f"class indices must lie in [0, {len(self.label_values) - 1}], got [{int(t.min())}, {int(t.max())}]"
             )
         lut = torch.tensor(self.label_values, dtype=torch.int64, device=t.device)
-        return _as_like(lut[t].to(self.dtype), index)
+        return like_input(lut[t].to(self.dtype), index)
 
     def inverse(self, data: NdarrayOrTensor) -> NdarrayOrTensor:
         """Label values back to class indices."""
@@ -152,7 +141,7 @@ class IndexToOneHot(InvertibleTransform):
         oh = one_hot(t[None], num_classes=self.num_classes, dim=1)[0].float()
         if not self.include_background:
             oh = oh[1:]
-        return _as_like(oh, index)
+        return like_input(oh, index)
 
     def inverse(self, data: NdarrayOrTensor) -> NdarrayOrTensor:
         """One-hot channels back to the class-index map."""
@@ -184,7 +173,7 @@ class OneHotToIndex(Transform):
         else:
             score, arg = torch.max(t, dim=0, keepdim=True)
             out = torch.where(score > self.threshold, arg + 1, torch.zeros_like(arg))
-        return _as_like(out.to(torch.int64), onehot)
+        return like_input(out.to(torch.int64), onehot)
 
 
 class BinarizeMask(Transform):
@@ -202,7 +191,7 @@ class BinarizeMask(Transform):
     def __call__(self, mask: NdarrayOrTensor) -> NdarrayOrTensor:
         t = convert_to_tensor(mask, track_meta=False).float()
         out = (t.mean(dim=0, keepdim=True) > self.threshold).to(torch.uint8)
-        return _as_like(out, mask)
+        return like_input(out, mask)
 
 
 def check_label_values(label: NdarrayOrTensor, label_values: Sequence[int], name: str | None = None) -> list[int]:

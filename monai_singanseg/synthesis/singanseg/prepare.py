@@ -1,51 +1,35 @@
-"""The *prepare* step: cases in -> the tensors the trainers take (one place per generator).
-
-SinGAN-Seg: a MONAI ``Compose`` (:func:`singanseg_prepare`) loads a case, picks one tumour slice (or, for a 3D
-model, keeps the whole volume), crops it to the brain at the working size, maps intensities to [-1, 1] and builds
-the GAN tensor (:func:`singanseg_training_input` runs it and collects what the model file stores about its source).
-pix2pix: every case's condition and image, cut to the renderer's slice grid (:func:`pix2pix_training_slices`).
-"""
+"""SinGAN-Seg's prepare step: a MONAI ``Compose`` (:func:`singanseg_prepare`) loads a case, picks one tumour slice (or,
+for a 3D model, keeps the whole volume), crops it to the brain at the working size, maps intensities to [-1, 1] and
+builds the GAN tensor; :func:`singanseg_training_input` runs it and collects what the model file stores about its
+source."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 from monai.transforms import Compose, Resized
-from tqdm.auto import tqdm
 
-from monai_singanseg.data import LoadCased, load_case
-from monai_singanseg.engines.pix2pix import Pix2PixSettings, Pix2PixSlices
-from monai_singanseg.engines.pix2pix_trainer import PairedSlices
+from monai_singanseg.data import LoadCased
 from monai_singanseg.io.names import safe_name
-from monai_singanseg.io.writers import BRATS_MODALITIES
+from monai_singanseg.synthesis.inputs import default_channel_names, is_2d_image_input
 from monai_singanseg.synthesis.runner import run_pipeline
-from monai_singanseg.transforms.condition.array import BuildCondition, TissueClasses
 from monai_singanseg.transforms.gan import ToGANTensord
-from monai_singanseg.transforms.intensity import INTENSITY_STATS_KEY, IntensityToTanhRange, IntensityToTanhRanged
-from monai_singanseg.transforms.intensity.array import IntensityStats, foreground_mask
+from monai_singanseg.transforms.intensity import INTENSITY_STATS_KEY, IntensityToTanhRanged
 from monai_singanseg.transforms.labels import BINARY_LABEL_VALUES, BRATS_LABEL_VALUES
 from monai_singanseg.transforms.slices import (
-    AxialSliceGrid,
     ExtractTumourSlicesd,
     IsotropicForegroundCropd,
     SquareForegroundCropd,
     axial_axis,
-    rank_tumour_slices,
 )
 
 __all__ = [
-    "is_2d_image_input",
-    "default_channel_names",
     "singanseg_prepare",
     "singanseg_training_input",
     "SinGANSegTrainingSet",
-    "pix2pix_case_slices",
-    "pix2pix_training_slices",
-    "Pix2PixTrainingSet",
     "SLICE_MAX_SIZE",
     "VOLUME_MAX_SIZE",
     "VOLUME_BOXES",
@@ -53,7 +37,6 @@ __all__ = [
     "default_max_size",
 ]
 
-_RGB_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 #: default long side of the finest scale of a slice model, and of a 3D (whole-brain) model, whose size was chosen
 #: by measurement so that it trains in about half an hour on 2 CPU cores (``benchmarks/singanseg_3d.py``).
 SLICE_MAX_SIZE = 128
@@ -67,13 +50,6 @@ TUMOUR_BOX_MARGIN = 20
 def default_max_size(volume: bool) -> int:
     """The default long side of the finest scale: :data:`VOLUME_MAX_SIZE` for 3D models, else :data:`SLICE_MAX_SIZE`."""
     return VOLUME_MAX_SIZE if volume else SLICE_MAX_SIZE
-
-
-def is_2d_image_input(image: str | os.PathLike | Sequence[str | os.PathLike]) -> bool:
-    """True for one 2D picture file (PNG/JPEG/...), e.g. a Kvasir-SEG RGB image with its mask."""
-    if isinstance(image, (list, tuple)):
-        return len(image) == 1 and is_2d_image_input(image[0])
-    return Path(image).suffix.lower() in _RGB_SUFFIXES
 
 
 def singanseg_prepare(
@@ -129,15 +105,6 @@ def singanseg_prepare(
             ToGANTensord("image", "label", "gan", num_classes=num_classes),
         ]
     )
-
-
-def default_channel_names(num_channels: int, num_files: int, rgb: bool) -> list[str]:
-    """Names of a case's image channels when none are given: RGB, the BraTS modalities (4 files), else ``ch<i>``."""
-    if rgb and num_channels == 3:
-        return ["red", "green", "blue"]
-    if num_channels == len(BRATS_MODALITIES) and num_files == len(BRATS_MODALITIES):
-        return list(BRATS_MODALITIES)
-    return [f"ch{i}" for i in range(num_channels)]
 
 
 def singanseg_training_input(
@@ -310,115 +277,3 @@ class SinGANSegTrainingSet(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, Any]]:
         return self.items[index]
-
-
-def pix2pix_case_slices(
-    case: Mapping[str, Any], settings: Pix2PixSettings, modalities: Sequence[str] = BRATS_MODALITIES
-) -> tuple[torch.Tensor, torch.Tensor, IntensityStats]:
-    """One loaded case (:func:`load_case` output) -> ``(condition slices, image slices, intensity stats)``."""
-    image, label = case["image"], case["label"]
-    name = case.get("name", "case")
-    if image.shape[0] != len(modalities):
-        raise ValueError(
-            f"{name}: image has {image.shape[0]} channels, expected {len(modalities)} ({', '.join(modalities)})"
-        )
-    brain = foreground_mask(image.as_tensor()) | (label.as_tensor() > 0)
-    scaler = IntensityToTanhRange()
-    normalised = scaler(image.as_tensor(), mask=brain)
-    stats = scaler.last_stats
-    stats.dtype = str(image.meta.get("source_dtype", "float32"))
-    tissue = None
-    if settings.tissue_classes:
-        if settings.tissue_modality not in modalities:
-            raise ValueError(
-                f"tissue_modality {settings.tissue_modality!r} is not one of the modalities {list(modalities)}"
-            )
-        channel = list(modalities).index(settings.tissue_modality)
-        tissue = TissueClasses(settings.tissue_classes)(
-            image[channel : channel + 1].as_tensor(), brain, label.as_tensor() > 0
-        )
-    num_classes = len(case.get("label_values", BRATS_LABEL_VALUES))
-    condition = BuildCondition(num_classes, settings.tissue_classes)(label.as_tensor(), brain, tissue)
-    grid = AxialSliceGrid(brain, image.affine, settings.size, settings.margin)
-    if settings.all_brain_slices:
-        area = brain[0].movedim(grid.axis, 0).flatten(1).sum(1)
-        indices = [i for i in grid.brain_slices if area[i] >= settings.min_brain_fraction * area.max()]
-    else:
-        indices = sorted(rank_tumour_slices(label, grid.axis))
-    cond = grid.extract_with_context(condition, indices, settings.context_slices)
-    img = grid.extract(normalised, indices, mode="area", pad_value=-1.0).clamp(-1.0, 1.0)
-    return cond, img, stats
-
-
-def pix2pix_training_slices(
-    items: Sequence[Mapping[str, Any]],
-    settings: Pix2PixSettings,
-    label_values: Sequence[int] = BRATS_LABEL_VALUES,
-    modalities: Sequence[str] = BRATS_MODALITIES,
-    progress: bool = True,
-    label_map: Mapping[int, int] | None = None,
-) -> Pix2PixSlices:
-    """Load every case of a datalist and cut its training pairs (errors name the case's files).
-
-    Args:
-        items: datalist entries ``{"image": [flair, t1, t1ce, t2], "label": seg}``.
-        settings: slice settings (size, margin, which slices, tissue classes).
-        label_values: label values of the cases.
-        modalities: image channel names.
-        progress: show a progress bar.
-        label_map: label values replaced on load (e.g. ``{3: 1}``).
-    """
-    if not items:
-        raise ValueError("no training cases given")
-    conds, imgs, stats, names, dtypes = [], [], [], [], []
-    for item in tqdm(items, desc="loading cases", leave=False, disable=not progress):
-        case = load_case(item, label_values=label_values, spatial_ndim=3, label_map=label_map)
-        if "label" not in case:
-            raise ValueError(f"{case['name']}: pix2pix training needs a label for every case")
-        cond, img, st = pix2pix_case_slices(case, settings, modalities)
-        conds.append(cond)
-        imgs.append(img)
-        stats.append(st)
-        names.append(case["name"])
-        dtypes.append(st.dtype)
-    return Pix2PixSlices(
-        torch.cat(conds),
-        torch.cat(imgs),
-        stats,
-        names,
-        dtypes[0] if len(set(dtypes)) == 1 else "float32",
-        tuple(int(v) for v in label_values),
-        tuple(modalities),
-        settings,
-    )
-
-
-class Pix2PixTrainingSet(PairedSlices):
-    """A datalist's pix2pix training pairs as a dataset of ``{"condition", "image"}`` slices (bundles'
-    ``train#dataset``).
-
-    Args:
-        data: datalist entries ``{"image": [one path per sequence], "label": path}`` (kept as ``self.data``).
-        settings: slice settings (size, margin, which slices, tissue classes, 2.5D context).
-        label_values: label values of the cases.
-        modalities: image channel names.
-        label_map: label values replaced on load (e.g. ``{3: 1}``).
-        progress: show a progress bar while loading.
-
-    Attributes:
-        slices: the prepared :class:`Pix2PixSlices` (what :func:`~monai_singanseg.engines.pix2pix.pix2pix_trainer`
-        takes).
-    """
-
-    def __init__(
-        self,
-        data: Sequence[Mapping[str, Any]],
-        settings: Pix2PixSettings,
-        label_values: Sequence[int] = BRATS_LABEL_VALUES,
-        modalities: Sequence[str] = BRATS_MODALITIES,
-        label_map: Mapping[int, int] | None = None,
-        progress: bool = True,
-    ) -> None:
-        self.data = list(data)
-        self.slices = pix2pix_training_slices(self.data, settings, label_values, modalities, progress, label_map)
-        super().__init__(self.slices.condition, self.slices.image)

@@ -61,7 +61,7 @@ def pix2pix_synthesis(
     label_map: Mapping[int, int] | None = None,
     inferer: Inferer | None = None,
 ) -> SynthesisPipeline:
-    """The synthesis pipeline of a pix2pix model; run it with :func:`~monai_singanseg.synthesis.synthesise`.
+    """The synthesis pipeline of a pix2pix model; run it with :func:`~monai_singanseg.synthesis.synthesize`.
 
     Each item is a case: ``{"label": class indices (1, X, Y, Z), "image": the case's volume (brain mask and
     tissue classes are taken from it)}``, optionally with ``"brain_mask"`` and ``"tissue_image"`` instead, or

@@ -7,10 +7,10 @@ the bundle's ``inference.json``, MONAI Label and the evaluation all build it her
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import logging
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -19,6 +19,7 @@ from monai.inferers import Inferer
 from monai_singanseg.inferers.singanseg import SinGANSegSampled, SinGANSegSampler
 from monai_singanseg.io.model_config import SinGANSegModelConfig
 from monai_singanseg.io.modelfile import ModelFile
+from monai_singanseg.options import Settings, check_options, option
 from monai_singanseg.synthesis.runner import SynthesisPipeline
 from monai_singanseg.transforms.intensity import IntensityFromTanhRanged
 from monai_singanseg.transforms.io import SaveBratsCased, SaveCased, SaveImageMaskPngd
@@ -28,65 +29,81 @@ from monai_singanseg.transforms.style import STYLE_METHODS, StyleTransferd
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SinGANSegSynthesisOptions", "singanseg_synthesis", "singanseg_case_writer", "singanseg_style"]
+__all__ = ["SinGANSegSynthesisSettings", "singanseg_synthesis", "singanseg_case_writer", "singanseg_style"]
+
+
+def _tumour_shift(text: str) -> float | None:
+    """``off`` -> None, else a number (checked against the option's bounds)."""
+    if text == "off":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1] or 'off', got {text!r}") from None
 
 
 @dataclass
-class SinGANSegSynthesisOptions:
+class SinGANSegSynthesisSettings(Settings):
     """How samples are drawn and finished (the same defaults for every entry point).
 
-    Args:
-        start_scale: scale where random noise starts (0: most varied; higher: closer to the training slice).
-        size: output spatial size (None: the training size).
-        threshold: a pixel is background unless its largest label channel ``(x + 1) / 2`` exceeds it.
-        min_component: remove tumour components smaller than this many pixels (specks are not tumours).
-        style: SinGAN-Seg's style-transfer step (a :data:`~monai_singanseg.transforms.style.STYLE_METHODS`
-            name, or ``"none"``); the style image is the model's reconstruction of its training slice.
-        style_steps: optimisation steps of the network-based style methods.
-        style_weights: VGG-19 weights file (``vgg19`` methods).
-        tumour_shift: give every sample a new tumour layout: the tumour moves by up to this fraction of the
-            slice's short side inside the brain (or the picture's foreground), turns, changes size and outline,
-            before the finer scales add detail (:class:`~monai_singanseg.transforms.gan.RandTumourDisplacement`).
-            None: the layout the model learnt from its one training slice. 2D models only: 3D models keep their
-            learnt layout (a 3D model's samples are drawn with None whatever is set here, and say so in the log).
-        paste: 3D models: write each sample into the whole source volume's grid (its shape, spacing, orientation
-            and origin; zeros outside the brain box) instead of the working grid of the model.
+    Every field is an option declared with its help and bounds (:mod:`monai_singanseg.options`).
     """
 
-    start_scale: int = 0
-    size: Sequence[int] | None = None
-    threshold: float = 0.5
-    min_component: int = 10
-    style: str = "none"
-    style_steps: int = 100
-    style_weights: str | None = None
-    tumour_shift: float | None = 0.15
-    paste: bool = False
+    start_scale: int = option(
+        0, low=0, high=64, help="scale where random noise starts (0: most varied; higher: closer to the training slice)"
+    )
+    size: tuple[int, ...] | None = option(
+        None, low=8, high=4096, help="other output size (H W, or H W D for a 3D model; default: the training size)"
+    )
+    threshold: float = option(
+        0.5,
+        low=0.0,
+        high=1.0,
+        high_open=True,
+        help="a pixel is background unless its largest label channel (x + 1) / 2 exceeds this",
+    )
+    min_component: int = option(
+        10, low=0, high=10**7, help="remove tumour components smaller than this many pixels (0: keep all)"
+    )
+    style: str = option(
+        "none",
+        choices=("none", *STYLE_METHODS),
+        help="SinGAN-Seg's style-transfer step onto every sample, with the model's reconstruction of its training "
+        "slice as the style image",
+    )
+    style_steps: int = option(100, low=0, high=10000, help="optimisation steps of the network style methods")
+    style_weights: str | None = option(
+        None, metavar="FILE", help="VGG-19 weights file for --style vgg19 / histogram+vgg19"
+    )
+    tumour_shift: float | None = option(
+        0.15,
+        low=0.0,
+        high=1.0,
+        parse=_tumour_shift,
+        metavar="F|off",
+        help="new tumour layout per sample: the tumour moves by up to F of the side inside the brain (or the "
+        "picture's foreground), turns and changes size and outline before the finer scales add detail ('off': the "
+        "layout of the training slice; 2D models only, a 3D model keeps its learnt layout)",
+    )
+    paste: bool = option(
+        False,
+        help="3D models: write each sample into the whole source volume's grid (shape, spacing, orientation, "
+        "origin; zeros outside the model's box) instead of the model's working grid",
+    )
 
     def __post_init__(self) -> None:
-        if self.tumour_shift is not None and not 0.0 <= float(self.tumour_shift) <= 1.0:
-            raise ValueError(
-                f"tumour_shift must lie in [0, 1] (a fraction of the side) or be None, got {self.tumour_shift}"
-            )
-        if self.style not in ("none", *STYLE_METHODS):
-            raise ValueError(f"style must be one of {', '.join(('none', *STYLE_METHODS))}, got {self.style!r}")
+        if self.size is not None:
+            self.size = tuple(int(s) for s in self.size)
+        check_options(self)
         if self.style.endswith("vgg19") and not self.style_weights:
             raise ValueError(
                 f"style {self.style} needs a VGG-19 weights file (--style-weights FILE), which cannot be downloaded "
                 "here; how to make the file: docs/style_transfer.md"
             )
-        if not 0.0 <= float(self.threshold) < 1.0:
-            raise ValueError(f"threshold must lie in [0, 1), got {self.threshold}")
-        if self.min_component < 0 or self.style_steps < 0:
-            raise ValueError(
-                f"min_component and style_steps must be >= 0, got {self.min_component}, {self.style_steps}"
-            )
 
-    def for_model(self, config: SinGANSegModelConfig) -> SinGANSegSynthesisOptions:
-        """These options as a model of ``config`` can use them: a 3D model drops ``tumour_shift`` (with a log line), a
-        2D
-        model keeps everything.
-        """
+    def for_model(self, config: SinGANSegModelConfig) -> SinGANSegSynthesisSettings:
+        """These settings as a model of ``config`` can use them: a 3D model drops ``tumour_shift`` (with a log line), a
+        2D model keeps everything."""
         if config.spatial_dims == 3 and self.tumour_shift is not None:
             logger.info("tumour_shift works on 2D models; the samples of this 3D model keep the layout it learnt")
             return dataclasses.replace(self, tumour_shift=None)
@@ -103,7 +120,7 @@ def singanseg_case_writer(
 
 
 def singanseg_style(
-    sampler: SinGANSegSampler, options: SinGANSegSynthesisOptions, device: str | torch.device | None = "cpu"
+    sampler: SinGANSegSampler, options: SinGANSegSynthesisSettings, device: str | torch.device | None = "cpu"
 ) -> StyleTransferd | None:
     """SinGAN-Seg's style step for a model's samples (None for ``"none"``): the style image is the model's own
     reconstruction of its training slice (a model file holds no patient image)."""
@@ -122,13 +139,13 @@ def singanseg_style(
 def singanseg_synthesis(
     model: str | os.PathLike | ModelFile | SinGANSegSampler,
     output_dir: str | os.PathLike | None = None,
-    options: SinGANSegSynthesisOptions | None = None,
+    options: SinGANSegSynthesisSettings | None = None,
     finish: bool = True,
     overwrite: bool = False,
     device: str | torch.device | None = "cpu",
     inferer: Inferer | None = None,
 ) -> SynthesisPipeline:
-    """The synthesis pipeline of a SinGAN-Seg model; run it with :func:`~monai_singanseg.synthesis.synthesise`.
+    """The synthesis pipeline of a SinGAN-Seg model; run it with :func:`~monai_singanseg.synthesis.synthesize`.
 
     Args:
         model: model file, loaded :class:`ModelFile` or :class:`SinGANSegSampler`.
@@ -144,7 +161,7 @@ def singanseg_synthesis(
     Returns:
         A :class:`~monai_singanseg.synthesis.SynthesisPipeline` that sets ``"image"`` and ``"label"`` of each item.
     """
-    options = options or SinGANSegSynthesisOptions()
+    options = options or SinGANSegSynthesisSettings()
     sampler = model if isinstance(model, SinGANSegSampler) else SinGANSegSampler(model, device=device, inferer=inferer)
     cfg = sampler.config
     options = options.for_model(cfg)

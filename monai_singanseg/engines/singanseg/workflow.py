@@ -3,12 +3,11 @@
 SinGAN-Seg learns from one image, so one *epoch* (one pass over its training data) is one iteration; the
 workflow's ``max_epochs`` is the iterations of every scale, the knob the model zoo's
 ``--train#trainer#max_epochs`` turns. Each scale still runs as its own MONAI engine
-(:class:`~monai_singanseg.engines.singan.SinGANSegTrainer`), with the handlers given here attached to each.
+(:class:`~monai_singanseg.engines.singanseg.SinGANSegTrainer`), with the handlers given here attached to each.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,24 +15,10 @@ from typing import Any
 
 import torch
 
-from monai_singanseg.engines.singan import SinGANSegTrainer
-from monai_singanseg.engines.singan_schedule import SinGANSegSettings
+from monai_singanseg.engines.singanseg.settings import SinGANSegSettings, with_iterations
+from monai_singanseg.engines.singanseg.trainer import SinGANSegTrainer
 
-__all__ = ["SinGANSegWorkflow", "with_iterations"]
-
-
-def with_iterations(settings: SinGANSegSettings, iters: int) -> SinGANSegSettings:
-    """``settings`` with ``iters`` iterations per scale; the coarsest scale keeps its ratio to the others.
-
-    Raises:
-        ValueError: ``iters`` < 1.
-    """
-    if int(iters) < 1:
-        raise ValueError(f"max_epochs (iterations per scale) must be >= 1, got {iters}")
-    if int(iters) == settings.iters:
-        return settings
-    coarsest = max(1, round(int(iters) * settings.coarsest_iters / settings.iters))
-    return dataclasses.replace(settings, iters=int(iters), coarsest_iters=coarsest)
+__all__ = ["SinGANSegWorkflow"]
 
 
 class SinGANSegWorkflow:

@@ -1,0 +1,92 @@
+"""pix2pix training settings, their values in model files written before later settings, and the learning-rate
+schedule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from monai_singanseg.io.model_config import Pix2PixModelConfig
+from monai_singanseg.networks.pix2pix import UPSAMPLE_MODES
+from monai_singanseg.options import MAX_SEED, Settings, check_options, option
+
+__all__ = ["Pix2PixSettings", "SETTINGS_BEFORE_FIDELITY", "lr_factor"]
+
+
+@dataclass
+class Pix2PixSettings(Settings):
+    """Training settings (all stored in the model file).
+
+    Every field is an option declared with its help and bounds (:mod:`monai_singanseg.options`).
+    """
+
+    size: int = option(
+        128, low=32, high=512, power_of_two=True, help="working resolution, a power of two (256 supported)"
+    )
+    epochs: int = option(
+        60, low=1, high=10**5, help="total epochs (the second half decays the learning rate linearly to 0)"
+    )
+    decay_epochs: int | None = option(
+        None, low=0, high=10**5, help="epochs of linear decay at the end (default: half of --epochs)"
+    )
+    batch_size: int = option(4, low=1, high=4096, help="slices per step")
+    lr: float = option(2e-4, low=0.0, high=1.0, low_open=True, help="Adam learning rate")
+    beta1: float = option(0.5, low=0.0, high=1.0, high_open=True, help="Adam beta1")
+    l1_weight: float = option(100.0, low=0.0, help="weight of the L1 term (100 in pix2pix)")
+    generator_channels: int = option(
+        32,
+        low=1,
+        high=1024,
+        help="ngf: 64 as in pix2pix, for GPUs; 32 renders about 4x faster on a CPU with render quality measured "
+        "equal (benchmarks/pix2pix.py)",
+    )
+    critic_channels: int = option(32, low=1, high=1024, help="ndf")
+    dropout: float = option(0.5, low=0.0, high=1.0, high_open=True, help="dropout of the 3 innermost decoder blocks")
+    upsample: str = option(
+        "resize",
+        choices=UPSAMPLE_MODES,
+        help="decoder upsampling: resize + 3x3 conv (no checkerboard) or pix2pix's transposed conv",
+    )
+    context_slices: int = option(
+        1, low=0, high=8, help="neighbouring slices on each side whose label the generator also reads (2.5D)"
+    )
+    critic_scales: int = option(
+        2,
+        low=1,
+        high=4,
+        help="critics of pix2pixHD's multi-scale critic (1: pix2pix's PatchGAN); each halves the working size and "
+        "the coarsest needs 32 pixels",
+    )
+    feature_matching_weight: float = option(
+        10.0, low=0.0, high=1000.0, help="weight of the critics' feature matching loss (0: off; 10 in pix2pixHD)"
+    )
+    all_brain_slices: bool = option(False, help="train on every brain slice, not only tumour slices")
+    min_brain_fraction: float = option(
+        0.1,
+        low=0.0,
+        high=1.0,
+        help="with --all-brain-slices, skip slices whose brain covers less than this fraction of the largest",
+    )
+    tissue_classes: int = option(0, low=0, high=16, help="add N coarse tissue classes (3) from T1 to the condition")
+    tissue_modality: str = option("t1", help="the modality clustered into tissue classes")
+    margin: int = option(4, low=0, high=1024, help="background voxels kept around the brain's in-plane box")
+    flip: bool = option(True, help="random left-right flips")
+    rotate_degrees: float = option(10.0, low=0.0, high=180.0, help="maximum random in-plane rotation")
+    seed: int | None = option(0, low=0, high=MAX_SEED, help="random seed (None: not deterministic)")
+    checkpoint_every: int = option(1, low=1, high=10**5, help="write the model file every N epochs (and at the end)")
+
+    def __post_init__(self) -> None:
+        check_options(self)
+
+
+#: what model files that predate these settings were trained with (their configs do not record them).
+SETTINGS_BEFORE_FIDELITY = {
+    **{name: getattr(Pix2PixModelConfig, name) for name in ("upsample", "context_slices", "critic_scales")},
+    "feature_matching_weight": 0.0,
+}
+
+
+def lr_factor(epoch: int, settings: Pix2PixSettings) -> float:
+    """pix2pix's learning-rate factor at ``epoch``: 1, then a linear decay to 0 over the last ``decay_epochs``."""
+    decay = settings.epochs // 2 if settings.decay_epochs is None else settings.decay_epochs
+    start = settings.epochs - decay
+    return 1.0 if epoch < start else max(0.0, 1.0 - (epoch - start + 1) / float(decay + 1))
