@@ -41,11 +41,12 @@ import time
 from pathlib import Path
 
 import torch
+from common import add_threads, brats2013_items, tcga_items, use_threads
 from monai.data import MetaTensor
 from monai.metrics import PSNRMetric
 from monai.metrics.regression import compute_ssim_and_cs
 
-from monai_singanseg.data import brats_datalist, load_case
+from monai_singanseg.data import load_case
 from monai_singanseg.engines.pix2pix import Pix2PixSettings, train_pix2pix
 from monai_singanseg.inferers import Pix2PixRender
 from monai_singanseg.io import load_model_file
@@ -60,7 +61,6 @@ from monai_singanseg.transforms.slices import AxialSliceGrid, axial_axis, rank_t
 #: z-scores mapped to [0, 1] in the default ("zscore") intensity units: 3 sd below to 5 sd above the brain mean
 #: (brain MR intensities are skewed to the bright side: enhancing tumour, oedema on FLAIR / T2).
 ZSCORE_WINDOW = (-3.0, 5.0)
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 #: dataset -> (modalities, label values, label map, default train cases (None: all but the test case), test case)
 DATASETS = {
     "tcga": (("flair", "t1", "t1ce", "t2"), (0, 1, 2, 4), None, ["TCGA-FG-6692"], "TCGA-DU-7294"),
@@ -70,18 +70,7 @@ DATASETS = {
 
 def dataset_items(name: str) -> list[dict]:
     """The dataset's cases as datalist items (BRATS-2013 keeps its own file names)."""
-    if name == "tcga":
-        return brats_datalist(SHARED / "brats_tcga")
-    root = SHARED / "brats2013"
-    return [
-        {
-            "name": c.name,
-            "image": [str(c / "Flair_subtrMeanDivStd.nii.gz"), str(c / "T1c_subtrMeanDivStd.nii.gz")],
-            "label": str(c / "OTMultiClass.nii.gz"),
-        }
-        for c in sorted(root.iterdir())
-        if c.is_dir()
-    ]
+    return tcga_items() if name == "tcga" else brats2013_items()
 
 
 def _peak_rss_mib() -> float:
@@ -181,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--test-case", default=None)
     parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--threads", type=int, default=2)
+    add_threads(parser, 2)
     parser.add_argument("--generator-channels", type=int, default=Pix2PixSettings.generator_channels)
     parser.add_argument("--critic-channels", type=int, default=Pix2PixSettings.critic_channels)
     parser.add_argument("--upsample", choices=("resize", "transposed"), default=Pix2PixSettings.upsample)
@@ -213,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         "--score-only", action="store_true", help="score the existing --model (trained with these settings)"
     )
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    use_threads(args.threads)
 
     modalities, label_values, label_map, train_default, test_default = DATASETS[args.dataset]
     items = {e["name"]: e for e in dataset_items(args.dataset)}

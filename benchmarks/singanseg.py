@@ -29,12 +29,13 @@ import time
 from pathlib import Path
 
 import torch
+from common import TCGA_CASE, add_threads, use_threads
 
 from monai_singanseg.evaluation import diversity, memorisation_scores, sliced_wasserstein_distance
 from monai_singanseg.inferers import SinGANSegSampler
 from monai_singanseg.synthesis import singanseg_training_input
 
-DEFAULT_CASE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "brats_tcga" / "TCGA-FG-6692"
+DEFAULT_CASE = TCGA_CASE
 
 
 def case_files(case: Path) -> tuple[list[str], str]:
@@ -99,12 +100,12 @@ def samples_per_second(model: Path, num: int = 200, batch_size: int = 50) -> flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--case", type=Path, default=DEFAULT_CASE)
-    parser.add_argument("--threads", type=int, default=2)
+    add_threads(parser, 2)
     parser.add_argument("--singan-iters", type=int, default=50)
     parser.add_argument("--skip-singan", action="store_true")
     parser.add_argument("--keep-model", type=Path, default=None, help="copy the default-schedule model here")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     images, label = case_files(args.case)
     real, meta = singanseg_training_input(images, label, "auto", max_size=128)
     print(

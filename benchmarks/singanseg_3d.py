@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 import torch
+from common import TCGA_CASE, add_threads, use_threads
 
 from monai_singanseg.engines.singanseg import SinGANSegSettings, SinGANSegTrainer, real_pyramid
 from monai_singanseg.inferers import SinGANSegSampler
@@ -51,8 +52,6 @@ from monai_singanseg.metrics import (
 from monai_singanseg.synthesis import VOLUME_BOXES, VOLUME_MAX_SIZE, singanseg_training_input
 from monai_singanseg.synthesis.runner import preview_plane
 from monai_singanseg.visualize import contact_sheet
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def reconstruction_figures(
@@ -88,21 +87,24 @@ def reconstruction_figures(
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--case", type=Path, default=SHARED / "brats_tcga" / "TCGA-FG-6692", help="BraTS-named case folder")
+    p.add_argument("--case", type=Path, default=TCGA_CASE, help="BraTS-named case folder")
     p.add_argument("--max-size", type=int, default=VOLUME_MAX_SIZE)
     p.add_argument(
-        "--box", choices=VOLUME_BOXES, default="brain", help="the working box: whole brain or tumour + margin"
+        "--box",
+        choices=VOLUME_BOXES,
+        default="tumour",
+        help="the working box: tumour + margin (default) or whole brain",
     )
     p.add_argument("--iters", type=int, default=None, help="iterations per scale (default: train-singanseg --volume's)")
     p.add_argument("--stages", type=int, default=4)
     p.add_argument("--base-features", type=int, default=None, help="default: train-singanseg --volume's")
-    p.add_argument("--threads", type=int, default=2)
+    add_threads(p, 2)
     p.add_argument("--num", type=int, default=20)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=Path("bench_singanseg_3d"))
     p.add_argument("--model", type=Path, default=None, help="evaluate this trained 3D model of --case (no training)")
     args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     name = args.case.name
     images = [str(args.case / f"{name}_{m}.nii.gz") for m in ("flair", "t1", "t1ce", "t2")]

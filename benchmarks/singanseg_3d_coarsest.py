@@ -17,23 +17,21 @@ import sys
 import time
 from pathlib import Path
 
-import torch
+from common import TCGA_CASE, add_threads, use_threads
 
 from monai_singanseg.engines.singanseg import SinGANSegSettings, SinGANSegTrainer, real_pyramid
 from monai_singanseg.inferers import SinGANSegSampler
 from monai_singanseg.synthesis import singanseg_training_input
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--case", type=Path, default=SHARED / "brats_tcga" / "TCGA-FG-6692", help="BraTS-named case folder")
+    p.add_argument("--case", type=Path, default=TCGA_CASE, help="BraTS-named case folder")
     p.add_argument("--short-sides", type=int, nargs="+", default=[16, 10, 8])
-    p.add_argument("--threads", type=int, default=2)
+    add_threads(p, 2)
     p.add_argument("--out", type=Path, default=Path("bench_singanseg_3d_coarsest"))
     args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     name = args.case.name
     images = [str(args.case / f"{name}_{m}.nii.gz") for m in ("flair", "t1", "t1ce", "t2")]

@@ -24,12 +24,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
+from common import SHARED, add_threads, use_threads
 from singanseg_quality import quality, real_slice, report
 
 from monai_singanseg.inferers import SinGANSegSampler
 
-KVASIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kvasir_seg"
+KVASIR = SHARED / "kvasir_seg"
 #: the SinGAN-Seg reference code on a Kvasir polyp (issue "Generator fidelity"): CPU seconds, SWD, diversity,
 #: share of samples with NCC > 0.95 to the real image, mask-centre spread (row, column), IoU with the real mask.
 REFERENCE = {
@@ -93,7 +93,7 @@ def train(image: Path, mask: Path, out: Path, threads: int, seed: int = 0) -> tu
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--polyp", default="cju0qkwl35piu0993l0dewei2", help="Kvasir-SEG picture name (without .jpg)")
-    parser.add_argument("--threads", type=int, default=2)
+    add_threads(parser, 2)
     parser.add_argument("--num", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0, help="sampling seed")
     parser.add_argument(
@@ -105,7 +105,7 @@ def main() -> int:
     )
     parser.add_argument("--sheet", type=Path, default=None, help="write DIR/kvasir_shift_<s>.png contact sheets")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     image, mask = KVASIR / "images" / f"{args.polyp}.jpg", KVASIR / "masks" / f"{args.polyp}.jpg"
     tmp = tempfile.TemporaryDirectory()
     model = args.model or Path(tmp.name) / "kvasir.pt"

@@ -26,6 +26,7 @@ import argparse
 from pathlib import Path
 
 import torch
+from common import add_threads, use_threads
 
 from monai_singanseg.inferers import SinGANSegSampler
 from monai_singanseg.metrics import (
@@ -110,7 +111,7 @@ def main() -> None:
     parser.add_argument("--num", type=int, default=50)
     parser.add_argument("--start-scales", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
+    add_threads(parser, 1)
     parser.add_argument(
         "--tumour-shift",
         nargs="+",
@@ -120,7 +121,7 @@ def main() -> None:
     parser.add_argument("--sheet", type=Path, default=None, help="write DIR/samples_s<k>.png contact sheets")
     parser.add_argument("--overwrite", action="store_true", help="replace existing contact sheets")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     sampler = SinGANSegSampler(args.model, device="cpu")
     real_img, real_lab = real_slice(sampler)
     cfg = sampler.config

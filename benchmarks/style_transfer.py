@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import torch
+from common import add_threads, use_threads
 from scipy.stats import wasserstein_distance
 from singanseg_quality import real_slice
 
@@ -69,10 +70,10 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=["none", "histogram", "random", "histogram+random"])
     parser.add_argument("--vgg19-weights", type=Path, default=None, help="adds vgg19 and histogram+vgg19")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
+    add_threads(parser, 1)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     methods = list(args.methods) + (["vgg19", "histogram+vgg19"] if args.vgg19_weights else [])
     sampler = SinGANSegSampler(args.model, device="cpu")
     real = real_slice(sampler)[0][0]

@@ -21,30 +21,13 @@ import tempfile
 import time
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from common import add_threads, brats2013_items, tcga_items, write_datalist_json
 
 
 def real_datalist(folder: Path) -> Path:
-    t, b = SHARED / "brats_tcga", SHARED / "brats2013"
-    items = [
-        {
-            "name": c,
-            "image": [str(t / c / f"{c}_{m}.nii.gz") for m in ("flair", "t1", "t1ce", "t2")],
-            "label": str(t / c / f"{c}_seg.nii.gz"),
-        }
-        for c in ("TCGA-FG-6692", "TCGA-DU-7294")
-    ]
-    items += [
-        {
-            "name": c,
-            "image": [str(b / c / "Flair_subtrMeanDivStd.nii.gz"), str(b / c / "T1c_subtrMeanDivStd.nii.gz")],
-            "label": str(b / c / "OTMultiClass.nii.gz"),
-        }
-        for c in ("brats_2013_pat0001_1", "brats_2013_pat0002_1")
-    ]
-    path = folder / "real.json"
-    path.write_text(json.dumps({"training": items}), encoding="utf-8")
-    return path
+    """Two TCGA cases (four sequences) and two BRATS-2013 cases (FLAIR + T1c) as one datalist."""
+    items = tcga_items() + brats2013_items(("brats_2013_pat0001_1", "brats_2013_pat0002_1"))
+    return write_datalist_json(items, folder / "real.json")
 
 
 def run(ranks: int, data: Path, out: Path, args: argparse.Namespace) -> dict:
@@ -104,7 +87,7 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=60, help="iterations per scale (default 60; the product's 200)")
     parser.add_argument("--samples", type=int, default=10, help="samples per model (default 10)")
     parser.add_argument("--max-size", type=int, default=128)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads of the one-process run (default 1)")
+    add_threads(parser, 1)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data = real_datalist(Path(tmp))

@@ -32,7 +32,8 @@ import sys
 import time
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from common import brats2013_items, write_datalist_json
+
 STYLE = "histogram"  # the style-transfer step of SinGAN-Seg (no weights file needed)
 HEADLINE_SETS = (
     "real",
@@ -50,19 +51,7 @@ HEADLINE_SETS = (
 
 def datalist(folder: Path) -> Path:
     """The BRATS-2013 cases as a decathlon datalist (their own file names, two sequences)."""
-    b = SHARED / "brats2013"
-    cases = sorted(p.name for p in b.iterdir() if p.is_dir())
-    items = [
-        {
-            "name": c,
-            "image": [str(b / c / "Flair_subtrMeanDivStd.nii.gz"), str(b / c / "T1c_subtrMeanDivStd.nii.gz")],
-            "label": str(b / c / "OTMultiClass.nii.gz"),
-        }
-        for c in cases
-    ]
-    path = folder / "brats2013.json"
-    path.write_text(json.dumps({"training": items}, indent=1), encoding="utf-8")
-    return path
+    return write_datalist_json(brats2013_items(), folder / "brats2013.json")
 
 
 def fold_datalist(data: Path, fold: int, out: Path) -> Path:

@@ -22,6 +22,7 @@ from monai.utils.misc import str2bool
 
 __all__ = [
     "OptionSpec",
+    "OptionValueError",
     "option",
     "option_fields",
     "flag_of",
@@ -47,6 +48,10 @@ OPTION = "monai_singanseg.option"
 MAX_SEED = 2**32 - 1
 
 T = TypeVar("T")
+
+
+class OptionValueError(argparse.ArgumentTypeError, ValueError):
+    """A value outside an option's bounds: argparse shows its message, and Python callers catch a ValueError."""
 
 
 @dataclass(frozen=True)
@@ -155,9 +160,9 @@ def _number_parser(kind: type, spec: OptionSpec) -> Callable[[str], Any]:
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {allowed}, got {text!r}") from None
+            raise OptionValueError(f"must be {allowed}, got {text!r}") from None
         if not _in_bounds(value, spec):
-            raise argparse.ArgumentTypeError(f"must be {allowed}, got {text}")
+            raise OptionValueError(f"must be {allowed}, got {text}")
         return value
 
     parse.__name__ = kind.__name__

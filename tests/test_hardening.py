@@ -5,6 +5,7 @@ output folder, and an interrupted run completes to exactly what an uninterrupted
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import signal
 import subprocess
@@ -68,17 +69,16 @@ def test_model_file_names_with_traversal_are_refused_and_nothing_is_written(tmp_
     (tmp_path / "a" / "victim.nii.gz").parent.mkdir(parents=True)
     (tmp_path / "a" / "victim.nii.gz").write_bytes(b"precious")
     before = sorted(p for p in tmp_path.rglob("*"))
-    refused(cli("generate", "--model", str(model), "--num", "2", "--out", str(out)), "not a safe file-name part")
+    refused(run_cli("generate", "--model", str(model), "--num", "2", "--out", str(out)), "not a safe file-name part")
     assert (
         sorted(p for p in tmp_path.rglob("*")) == before
         and (tmp_path / "a" / "victim.nii.gz").read_bytes() == b"precious"
     )
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", ["../../X", "/tmp/abs", "a/b", ".."])
 def test_render_name_outside_the_output_folder_is_refused(tmp_path, name):
-    res = cli(
+    res = run_cli(
         "render",
         "--model",
         str(PIX2PIX_MODEL),
@@ -267,9 +267,105 @@ def test_evaluate_checks_every_case_before_any_training(tmp_path, brats_item):
         (good / Path(path).name).write_bytes(Path(path).read_bytes())
     out = tmp_path / "report"
     refused(
-        cli("evaluate", "--data", str(tmp_path / "data"), "--out", str(out), "--quick"),
+        run_cli("evaluate", "--data", str(tmp_path / "data"), "--out", str(out), "--quick"),
         "BAD",
         "no tumour",
         "nothing was trained",
     )
     assert not out.exists()
+
+
+def test_a_file_that_is_not_a_model_file_is_named_for_what_it_is(tmp_path):
+    """One sniffing of model files: text, empty and JSON files, a bare state dict (a bundle's models/model.pt, with
+    the package's model file beside it) and a newer format each get a message saying what the file is."""
+    text, empty, js = tmp_path / "notes.txt", tmp_path / "empty.pt", tmp_path / "model.json"
+    text.write_text("hello world\n", encoding="utf-8")
+    empty.write_bytes(b"")
+    js.write_text('{"kind": "singanseg"}', encoding="utf-8")
+    bundle_models = REPO / "bundles" / "singanseg" / "models"
+    newer = tmp_path / "newer.pt"
+    torch.save({**torch.load(SINGANSEG_MODEL, weights_only=True), "format_version": 99}, newer)
+    cases = [
+        (text, ["a text file", "torch archives"]),
+        (empty, ["an empty file"]),
+        (js, ["a text file"]),
+        (bundle_models / "model.pt", ["a bare state dict", str(bundle_models / "singanseg.pt")]),
+        (newer, ["newer monai-singanseg", "version 99", "update"]),
+    ]
+    for model, words in cases:
+        for command in (["generate", "--num", "1"], ["render", "--label", demo_case()["label"]]):
+            refused(run_cli(command[0], "--model", str(model), *command[1:], "--out", str(tmp_path / "out")), *words)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_output_in_or_as_a_file_is_one_clear_error_in_every_command(tmp_path, brats_item, shared_data):
+    """One place checks output paths: a file where a folder is needed, or a folder where a model file is written,
+    is refused with the path named (no raw OS error), and nothing is written."""
+    afile = tmp_path / "afile"
+    afile.write_text("x", encoding="utf-8")
+    train = ["train-singanseg", "--image", brats_item["image"][0], "--label", brats_item["label"]]
+    cases = [
+        ([*train, "--out", str(afile / "model.pt")], [f"{afile} is a file, not a folder"]),
+        ([*train, "--out", str(tmp_path)], [f"{tmp_path} is a folder", "give a file name"]),
+        (["label-datastore", "--demo", "--out", str(afile)], [f"{afile} is a file, not a folder"]),
+        (["label-datastore", "--demo", "--out", str(afile / "studies")], [f"{afile} is a file, not a folder"]),
+        (
+            ["evaluate", "--data", str(shared_data / "brats_tcga"), "--out", str(afile / "report"), "--quick"],
+            [f"{afile} is a file, not a folder"],
+        ),
+    ]
+    before = sorted(tmp_path.rglob("*"))
+    for args, words in cases:
+        res = run_cli(*args, "--quiet")
+        refused(res, *words)
+        assert "Errno" not in res.stderr, res.stderr
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_evaluate_names_the_style_weights_flag_before_any_case_is_loaded(tmp_path):
+    res = run_cli(
+        "evaluate", "--data", str(tmp_path / "no-such-folder"), "--out", str(tmp_path / "r"), "--style", "vgg19"
+    )
+    refused(res, "--style-weights")  # the settings are checked before the (missing) data is even looked at
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_label_without_tumour_or_with_other_values_is_named(tmp_path, brats_item, shared_data):
+    import nibabel as nib
+    import numpy as np
+
+    seg = nib.load(brats_item["label"])
+    empty = tmp_path / "empty_seg.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros(seg.shape, np.uint8), seg.affine), empty)
+    train = ["train-singanseg", "--image", brats_item["image"][0], "--out", str(tmp_path / "m.pt")]
+    refused(run_cli(*train, "--label", str(empty)), "holds no tumour", "every voxel is background")
+    # BraTS labels (1, 2, 4) with --label-values 0 1: the values are named, never thresholded away into "no tumour"
+    p2p = ["train-pix2pix", "--data", str(shared_data / "brats_tcga"), "--out", str(tmp_path / "p.pt")]
+    refused(run_cli(*p2p, "--label-values", "0", "1", "--quiet"), "outside the expected set [0, 1]")
+    assert not (tmp_path / "m.pt").exists() and not (tmp_path / "p.pt").exists()
+
+
+def test_an_all_zero_image_is_refused_naming_the_file(tmp_path, brats_item):
+    import nibabel as nib
+    import numpy as np
+
+    flair = nib.load(brats_item["image"][0])
+    zero = tmp_path / "zero_flair.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros(flair.shape, np.int16), flair.affine), zero)
+    res = run_cli("train-singanseg", "--image", str(zero), "--label", brats_item["label"], "--out", str(tmp_path / "m"))
+    refused(res, str(zero), "all zero")
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_datalist_naming_a_case_twice_and_resume_with_nothing_to_resume_are_refused(tmp_path, brats_item):
+    twice = tmp_path / "twice.json"
+    twice.write_text(json.dumps({"training": [brats_item, {**brats_item, "name": "other"}]}), encoding="utf-8")
+    for command in (["train-pix2pix", "--datalist"], ["synthesize", "--data"]):
+        res = run_cli(*command, str(twice), "--out", str(tmp_path / "out"), "--quiet")
+        refused(res, str(twice), "entries 0 and 1 name one case twice")
+    for command in (
+        ["train-pix2pix", "--datalist", str(tmp_path / "unused.json")],
+        ["train-singanseg", "--image", brats_item["image"][0], "--label", brats_item["label"]],
+    ):
+        refused(run_cli(*command, "--out", str(tmp_path / "none.pt"), "--resume"), "nothing to resume")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["twice.json"]

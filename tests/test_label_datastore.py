@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from helpers import cli
+from helpers import cli, run_cli
 
 from monai_singanseg.data import demo_case, load_case
 from monai_singanseg.label import app_settings, slice_sample_to_volume, training_slice, write_datastore
@@ -60,13 +60,12 @@ def test_label_app_prints_the_app_folder():
     assert "class SinGANSegLabelApp(MONAILabelApp)" in (folder / "main.py").read_text(encoding="utf-8")
 
 
-@pytest.mark.slow
 def test_label_serve_rejects_a_missing_datastore_and_unknown_settings(tmp_path):
-    missing = cli("label-serve", "--studies", str(tmp_path / "nope"))
+    missing = run_cli("label-serve", "--studies", str(tmp_path / "nope"))
     assert missing.returncode == 1 and "datastore folder not found" in missing.stderr
-    bad = cli("label-serve", "--studies", str(tmp_path), "--conf", "singanseg_itres", "5")
+    bad = run_cli("label-serve", "--studies", str(tmp_path), "--conf", "singanseg_itres", "5")
     assert bad.returncode == 1 and "unknown --conf key 'singanseg_itres'" in bad.stderr
-    value = cli("label-serve", "--studies", str(tmp_path), "--conf", "singanseg_iters", "many")
+    value = run_cli("label-serve", "--studies", str(tmp_path), "--conf", "singanseg_iters", "many")
     assert value.returncode == 1 and "singanseg_iters" in value.stderr and "must be an integer in [1, " in value.stderr
 
 
@@ -172,7 +171,7 @@ def test_singanseg_volume_conf_trains_a_3d_model_whose_sample_is_a_whole_volume_
     np.testing.assert_allclose(volume.affine, source["image"].affine.numpy(), atol=1e-6)
     assert set(np.unique(volume.label).tolist()) <= {0, 1, 2, 4}
     brain = np.abs(volume.image).sum(0) > 0
-    assert 0.02 < brain.mean() < 0.5  # a whole brain in its box, background around it
+    assert 0.01 < brain.mean() < 0.5  # the model's box (the tumour's, by default), background around it
     moved = {}
     for key in ("image", "label"):  # the same data 5 mm away: another grid
         img = nib.load(entry[key])

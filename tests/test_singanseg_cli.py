@@ -116,9 +116,10 @@ def test_generate_with_style_changes_images_not_labels(generated, model, tmp_pat
     assert changed >= 6  # the look of (nearly) every image channel moved
 
 
-@pytest.mark.slow
-def test_generate_vgg_style_without_weights_is_refused_before_writing(model, tmp_path):
-    res = cli("generate", "--model", str(model), "--num", "1", "--out", str(tmp_path / "g"), "--style", "vgg19")
+def test_generate_vgg_style_without_weights_is_refused_before_writing(tmp_path):
+    res = run_cli(
+        "generate", "--model", str(SHIPPED_MODEL), "--num", "1", "--out", str(tmp_path / "g"), "--style", "vgg19"
+    )
     assert res.returncode == 1 and "VGG-19" in res.stderr and "--style-weights" in res.stderr
     assert not (tmp_path / "g").exists()
 

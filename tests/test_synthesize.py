@@ -400,7 +400,8 @@ def test_a_datalist_entry_may_name_its_slices(real):
 
 @pytest.mark.slow
 def test_volume_dataset_one_3d_model_per_case(real, shared_data, tmp_path):
-    """``--volume``: one 3D model per case, its samples whole volumes in the world geometry of the case's brain box;
+    """``--volume``: one 3D model per case (its tumour box by default), its samples whole volumes in the world geometry
+    of that box;
     ``--volume`` refuses pix2pix and 2D pictures before doing any work."""
     items = json.loads(real.read_text())["training"][:1]
     data = tmp_path / "one.json"
@@ -422,7 +423,7 @@ def test_volume_dataset_one_3d_model_per_case(real, shared_data, tmp_path):
         assert seg.shape == tuple(cfg.scale_sizes[-1])  # a whole volume in the model's working grid
         np.testing.assert_allclose(
             seg.affine, np.asarray(cfg.source_affine), atol=1e-4
-        )  # the brain box's world geometry
+        )  # the model box's world geometry
         assert set(np.unique(np.asarray(seg.dataobj)).tolist()) <= {0, 1, 2, 4}
         assert nib.load(case["image"][0]).shape == seg.shape
     assert set(entry["quality"]) >= {"tumour_kept", "memorisation_max", "memorised"}
@@ -441,6 +442,7 @@ def test_dataset_settings_take_a_tumour_box_only_for_3d_models():
     from monai_singanseg.farm import DatasetSettings
 
     assert DatasetSettings(volume=True, box="tumour").max_size == 48
+    assert DatasetSettings(volume=True).box == "tumour" and DatasetSettings().box == "brain"  # the defaults
     for bad in ({"box": "tumour"}, {"volume": True, "box": "skull"}):
         with pytest.raises(ValueError, match="box"):
             DatasetSettings(**bad)

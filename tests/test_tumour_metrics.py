@@ -28,7 +28,8 @@ def real_volume(brats_case_dir) -> tuple[torch.Tensor, torch.Tensor]:
     ``train-singanseg --volume`` sees it (whole brain box, long side 48)."""
     name = brats_case_dir.name
     images = [str(brats_case_dir / f"{name}_{m}.nii.gz") for m in ("flair", "t2")]
-    gan, _ = singanseg_training_input(images, str(brats_case_dir / f"{name}_seg.nii.gz"), max_size=48, volume=True)
+    label = str(brats_case_dir / f"{name}_seg.nii.gz")
+    gan, _ = singanseg_training_input(images, label, max_size=48, volume=True, box="brain")
     one_hot = gan[2:] > 0
     label = torch.where(one_hot.any(0), gan[2:].argmax(0) + 1, 0)
     return gan[None, :2], label[None, None]

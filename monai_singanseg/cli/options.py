@@ -8,11 +8,22 @@ written (never a traceback deep inside the code).
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from monai_singanseg.options import MAX_SEED, float_in, int_in, power_of_two
 
-__all__ = ["int_in", "float_in", "SEED", "THREADS", "power_of_two", "RUN_OPTIONS", "add_run_options", "parse_label_map"]
+__all__ = [
+    "int_in",
+    "float_in",
+    "SEED",
+    "THREADS",
+    "power_of_two",
+    "RUN_OPTIONS",
+    "add_run_options",
+    "parse_label_map",
+    "check_resumable_output",
+]
 
 SEED = int_in(0, MAX_SEED)
 THREADS = int_in(1, 1024)
@@ -62,3 +73,15 @@ def parse_label_map(pairs: list[str]) -> dict[int, int]:
             raise ValueError(f"--label-map {pair!r} must be FROM:TO label values, e.g. 3:1") from None
         out[source] = target
     return out
+
+
+def check_resumable_output(out: Path, resume: bool) -> None:
+    """``--resume`` continues a model file that exists: with nothing to resume, say so instead of starting afresh.
+
+    Raises:
+        FileNotFoundError: ``resume`` and ``out`` does not exist.
+    """
+    if resume and not out.exists():
+        raise FileNotFoundError(
+            f"--resume: {out} does not exist, so there is nothing to resume; run without --resume to start training"
+        )

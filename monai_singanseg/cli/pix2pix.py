@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from monai.data import MetaTensor
 
-from monai_singanseg.cli.options import add_run_options, int_in
+from monai_singanseg.cli.options import add_run_options, check_resumable_output, int_in
 from monai_singanseg.data import CaseError, brats_datalist, case_name, load_datalist, load_image
 from monai_singanseg.device import resolve_device
 from monai_singanseg.engines.pix2pix import Pix2PixSettings, resume_settings, train_pix2pix
@@ -104,6 +104,7 @@ def run_train(args: argparse.Namespace) -> int:
     """``train-pix2pix``."""
     resolve_device(args.device)  # an unusable --device is refused before any work
     out = Path(args.out)
+    check_resumable_output(out, args.resume)
     settings = from_args(Pix2PixSettings, args, TRAINING_OPTIONS)
     if args.resume:
         settings = resume_settings(out, settings) or settings

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from monai_singanseg.cli.options import add_run_options, int_in
+from monai_singanseg.cli.options import add_run_options, check_resumable_output, int_in
 from monai_singanseg.device import resolve_device
 from monai_singanseg.engines.singanseg import SinGANSegSettings
 from monai_singanseg.farm.settings import DatasetSettings
@@ -86,6 +86,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
+    check_resumable_output(out, args.resume)
     if not args.resume:
         check_outputs_free([out], args.overwrite)
     if args.tensorboard:

@@ -6,6 +6,7 @@ from monai_singanseg.data.demo import demo_case, demo_kvasir, demo_root
 from monai_singanseg.data.discovery import (
     BRATS_MODALITY_ALIASES,
     brats_datalist,
+    check_distinct_cases,
     dicom_datalist,
     find_cases,
     image_mask_datalist,
@@ -19,6 +20,7 @@ __all__ = [
     "demo_root",
     "BRATS_MODALITY_ALIASES",
     "brats_datalist",
+    "check_distinct_cases",
     "dicom_datalist",
     "find_cases",
     "image_mask_datalist",

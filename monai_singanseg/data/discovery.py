@@ -17,13 +17,14 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from monai_singanseg.data.loading import CaseError
 
 __all__ = [
+    "check_distinct_cases",
     "BRATS_MODALITY_ALIASES",
     "brats_datalist",
     "dicom_datalist",
@@ -292,4 +293,28 @@ def load_datalist(
             for f in files:
                 if not Path(f).exists():
                     raise CaseError(f"{p}: {_entry_name(key, i, entry)}: {what} file {f} not found")
+    check_distinct_cases(entries, str(p))
     return entries
+
+
+def check_distinct_cases(items: Sequence[Mapping[str, Any]], source: str = "datalist") -> None:
+    """Refuse a list that names one case twice (the same image and label files, or the same ``name``): a model
+    would see it twice, and a dataset would hold it twice.
+
+    Raises:
+        CaseError: naming ``source`` and both entries.
+    """
+    seen: dict[Any, int] = {}
+    for i, item in enumerate(items):
+        image = item.get("image")
+        files = tuple(str(Path(f).resolve()) for f in (image if isinstance(image, (list, tuple)) else [image]))
+        keys = [("files", files, str(Path(item["label"]).resolve()) if item.get("label") else None)]
+        if item.get("name"):
+            keys.append(("name", str(item["name"])))
+        for k in keys:
+            if k in seen:
+                what = f"the name {k[1]!r}" if k[0] == "name" else "the same image and label files"
+                raise CaseError(
+                    f"{source}: entries {seen[k]} and {i} name one case twice ({what}); list each case once"
+                )
+            seen[k] = i

@@ -219,6 +219,8 @@ def load_image(path: str | os.PathLike, spatial_ndim: int | None = 3, what: str 
     _check_in_plane_size(p, img, what)
     if not torch.isfinite(img.as_tensor()).all():
         raise CaseError(f"{p}: {what} holds NaN or infinite values")
+    if what == "image" and not bool(img.as_tensor().any()):
+        raise CaseError(f"{p}: the image is all zero (nothing to learn from or render with; a damaged or empty file?)")
     img.meta[SOURCE_DTYPE_KEY] = _source_dtype(p, img)
     return img
 
@@ -314,8 +316,8 @@ def load_case(
         _check_same_grid(images[0], paths[0], label, item["label"])
         if label.shape[0] > 1:  # RGB mask image
             label = BinarizeMask(127)(label)
-        elif tuple(label_values) == BINARY_LABEL_VALUES and label.max() > 1:
-            label = BinarizeMask(127)(label)
+        elif spatial_ndim == 2 and tuple(label_values) == BINARY_LABEL_VALUES and label.max() > 1:
+            label = BinarizeMask(127)(label)  # a 0/255 mask picture; a volume's values are checked, never thresholded
         if label_map:
             label = MapLabelValue(list(label_map), list(label_map.values()), dtype=label.dtype)(label)
         try:

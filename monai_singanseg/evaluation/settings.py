@@ -9,6 +9,7 @@ from typing import Any
 from monai_singanseg.engines.pix2pix import Pix2PixSettings
 from monai_singanseg.evaluation.segmentation import SegmentationSettings
 from monai_singanseg.options import MAX_SEED, Settings, check_options, option
+from monai_singanseg.synthesis import SinGANSegSynthesisSettings
 from monai_singanseg.transforms.style import STYLE_METHODS
 
 __all__ = ["GENERATOR_SETS", "ExperimentSettings", "style_set_name", "training_set_names"]
@@ -101,6 +102,8 @@ class ExperimentSettings(Settings):
         check_options(self)
         # the generators' own settings, checked now rather than after hours of training
         Pix2PixSettings(size=self.size, epochs=self.pix2pix_epochs)
+        for method in self.style_methods:
+            SinGANSegSynthesisSettings(style=method, style_steps=self.style_steps, style_weights=self.style_weights)
         if self.training_sets is not None:
             self.training_sets = tuple(self.training_sets)
             known = training_set_names(self.k_values, self.style_methods)

@@ -14,6 +14,7 @@ from monai_singanseg.synthesis import (
     VOLUME_BOXES,
     VOLUME_MAX_SIZE,
     SinGANSegSynthesisSettings,
+    default_box,
     default_max_size,
 )
 
@@ -92,11 +93,11 @@ class DatasetSettings(Settings):
         f"long side; by default {VOLUME_MAX_SIZE}, {VOLUME_DEFAULTS['base_features']} base features, "
         f"{VOLUME_DEFAULTS['iters']} iterations: about half an hour on 2 CPU cores), whose samples are whole volumes",
     )
-    box: str = option(
-        "brain",
+    box: str | None = option(
+        None,
         choices=VOLUME_BOXES,
-        help=f"with --volume: the working box, the whole brain or the tumour with {TUMOUR_BOX_MARGIN} voxels "
-        "around it (finer voxels on the tumour, less anatomy)",
+        help=f"with --volume: the working box, the tumour with {TUMOUR_BOX_MARGIN} voxels around it (default: it "
+        "reconstructs the tumour core in place, with finer voxels) or the whole brain (more anatomy, coarser voxels)",
     )
 
     def __post_init__(self) -> None:
@@ -109,8 +110,10 @@ class DatasetSettings(Settings):
             raise ValueError(
                 f"volume (one 3D model per case) is a SinGAN-Seg setting, not one of generator={self.generator!r}"
             )
-        if self.box != "brain" and not self.volume:
+        if self.box not in (None, "brain") and not self.volume:
             raise ValueError(f"box {self.box!r}: other than 'brain' only with volume (3D models)")
+        if self.box is None:
+            self.box = default_box(self.volume)
         if self.max_size is None:
             self.max_size = default_max_size(self.volume)
         unknown = sorted(set(self.label_map.values()) - set(self.label_values))

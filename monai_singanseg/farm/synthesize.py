@@ -82,6 +82,48 @@ def _entries_for(plan: list[WorkEntry], ctx: RankContext) -> list[tuple[int, Wor
     return indexed[ctx.rank :] + indexed[: ctx.rank]
 
 
+def _work_through(
+    plan: list[WorkEntry],
+    out: Path,
+    settings: DatasetSettings,
+    work: WorkDir,
+    ctx: RankContext,
+    device: str,
+    batch: int,
+    model: str | os.PathLike | None,
+    progress: bool,
+) -> dict[str, Any] | None:
+    """Claim and do this process's entries, ``batch`` at a time, with a progress bar over the whole plan; returns the
+    record of the dataset's pix2pix model (None for SinGAN-Seg)."""
+    pix2pix = settings.generator == "pix2pix"
+    pending = iter(_entries_for(plan, ctx))
+    bar = tqdm(
+        total=len(plan),
+        desc="cases" if pix2pix else "models",
+        unit="case" if pix2pix else "model",
+        disable=not progress or ctx.rank != 0,
+    )
+    bar.update(sum(work.is_finished(e.id) for e in plan))
+    generator = None
+    try:
+        if pix2pix:
+            model_path, generator = dataset_pix2pix_model(
+                out, plan, settings, work, device, model, progress and ctx.rank == 0
+            )
+        while claimed := claim_batch(pending, work, batch):
+            if pix2pix:
+                for index, entry in claimed:
+                    render = functools.partial(render_case, entry, index, out, settings, model_path, device)
+                    finish(work, entry, render, ctx.rank, progress)
+            else:
+                singanseg_work_batch(claimed, out, settings, work, device, ctx.rank, progress)
+            bar.update(sum(work.is_finished(e.id) for e in plan) - bar.n)
+    finally:  # interrupted (Ctrl-C, an error): the unfinished claims are free again at once; checkpoints stay
+        work.release_all()
+    bar.close()
+    return generator
+
+
 def synthesize_dataset(
     items: Sequence[Mapping[str, Any]],
     output_dir: str | os.PathLike,
@@ -143,36 +185,7 @@ def synthesize_dataset(
     batch = 1 if pix2pix else max(1, models_per_batch or default_models_per_batch(device))
     if not ctx.shard:  # ranks share one list: no rank claims more than its share of it at once
         batch = min(batch, -(-len(plan) // ctx.world_size))
-    pending = iter(_entries_for(plan, ctx))
-    bar = tqdm(
-        total=len(plan),
-        desc="cases" if pix2pix else "models",
-        unit="case" if pix2pix else "model",
-        disable=not progress or ctx.rank != 0,
-    )
-    bar.update(sum(work.is_finished(e.id) for e in plan))
-    generator = None
-    try:
-        if pix2pix:
-            model_path, generator = dataset_pix2pix_model(
-                out, plan, settings, work, device, model, progress and ctx.rank == 0
-            )
-        while claimed := claim_batch(pending, work, batch):
-            if pix2pix:
-                for index, entry in claimed:
-                    finish(
-                        work,
-                        entry,
-                        functools.partial(render_case, entry, index, out, settings, model_path, device),
-                        ctx.rank,
-                        progress,
-                    )
-            else:
-                singanseg_work_batch(claimed, out, settings, work, device, ctx.rank, progress)
-            bar.update(sum(work.is_finished(e.id) for e in plan) - bar.n)
-    finally:  # interrupted (Ctrl-C, an error): the unfinished claims are free again at once; checkpoints stay
-        work.release_all()
-    bar.close()
+    generator = _work_through(plan, out, settings, work, ctx, device, batch, model, progress)
     ctx.barrier()
     records = {e.id: work.result(e.id) for e in plan}
     complete = all(r is not None for r in records.values())

@@ -128,15 +128,25 @@ def check_output_folder(folder: str | os.PathLike, what: str = "output folder") 
 
 
 def check_outputs_free(paths: Sequence[str | os.PathLike], overwrite: bool = False) -> None:
-    """Raise before any writing if one of ``paths`` exists and ``overwrite`` is False.
+    """Raise before any writing if one of ``paths`` cannot be written: its folder cannot hold it (a file on its way,
+    or not writable), it is a folder itself, or it exists and ``overwrite`` is False. Every command checks its
+    outputs here, so each of these is one clear message naming the path.
 
     Args:
         paths: every file an operation is about to write.
         overwrite: allow replacing existing files.
 
     Raises:
+        NotADirectoryError: a path's folder (or one of its parents) is a file.
+        PermissionError: a path's folder (or the nearest existing parent) is not writable.
+        IsADirectoryError: a path is an existing folder.
         OutputExistsError: naming the first existing file.
     """
+    for folder in dict.fromkeys(Path(p).parent for p in paths):
+        check_output_folder(folder)
+    folders = [str(p) for p in paths if Path(p).is_dir()]
+    if folders:
+        raise IsADirectoryError(f"{folders[0]} is a folder; the output there is a file: give a file name")
     if overwrite:
         return
     existing = [str(p) for p in paths if Path(p).exists()]

@@ -23,8 +23,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import pickle
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,6 +122,52 @@ def save_model_file(
     return dest
 
 
+#: the first bytes of a torch archive (``torch.save`` writes zip files).
+_ZIP_MAGIC = b"PK\x03\x04"
+#: the package's model file names beside a bundle's flat ``models/model.pt``.
+_BUNDLE_MODEL_FILES = ("singanseg.pt", "pix2pix.pt")
+
+
+def _read_payload(p: Path, map_location: str | torch.device) -> Any:
+    """The torch payload of ``p`` (``weights_only``), or a :class:`ModelFileError` saying what the file is instead."""
+    with open(p, "rb") as fh:
+        head = fh.read(512)
+    if not head.startswith(_ZIP_MAGIC):
+        if not head:
+            what = "an empty file"
+        elif all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+            what = "a text file"
+        else:
+            what = "not a torch file"
+        raise ModelFileError(
+            f"{p}: not a readable monai-singanseg model file: {what} (model files are torch archives written by "
+            "train-singanseg, train-pix2pix, synthesize or a bundle)"
+        )
+    try:
+        return torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a damaged archive; all mean the same here
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFileError(
+            f"{p}: not a readable monai-singanseg model file (truncated or damaged torch archive): {reason}"
+        ) from exc
+
+
+def _what_it_is(p: Path, payload: Any) -> str:
+    """What a torch file that is not one of this package's model files holds, and where the right file may be."""
+    if isinstance(payload, dict) and payload and all(torch.is_tensor(v) for v in payload.values()):
+        beside = [name for name in _BUNDLE_MODEL_FILES if (p.parent / name).is_file() and p.name != name]
+        where = (
+            f"use the package's model file beside it: {', '.join(str(p.parent / n) for n in beside)}"
+            if beside
+            else "a bundle keeps the package's model file beside it (models/singanseg.pt or models/pix2pix.pt)"
+        )
+        return (
+            f"a bare state dict of {len(payload)} tensors (like a bundle's models/model.pt, for MONAI's bundle "
+            f"tools), not a monai-singanseg model file; {where}"
+        )
+    return f"not a monai-singanseg model file (no '{FORMAT_NAME}' header)"
+
+
 def load_model_file(
     path: str | os.PathLike, expected_kind: str | None = None, map_location: str | torch.device = "cpu"
 ) -> ModelFile:
@@ -141,18 +185,16 @@ def load_model_file(
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{p}: model file not found")
-    try:
-        payload = torch.load(p, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise ModelFileError(
-            f"{p}: not a readable monai-singanseg model file (truncated or not a torch file): {exc}"
-        ) from exc
+    payload = _read_payload(p, map_location)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
-        raise ModelFileError(f"{p}: not a monai-singanseg model file (no '{FORMAT_NAME}' header)")
+        raise ModelFileError(f"{p}: {_what_it_is(p, payload)}")
     version = payload.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ModelFileError(f"{p}: a monai-singanseg model file without a valid format version ({version!r}): damaged")
+    if version > FORMAT_VERSION:
         raise ModelFileError(
-            f"{p}: model format version {version} is newer than this package supports ({FORMAT_VERSION})"
+            f"{p}: written by a newer monai-singanseg (model format version {version}; this package reads versions "
+            f"up to {FORMAT_VERSION}): update monai-singanseg to use it"
         )
     kind = payload.get("kind")
     if expected_kind is not None and kind != expected_kind:

@@ -27,7 +27,7 @@ class SinGANSegModelCache:
     """The per-image SinGAN-Seg models of a datastore.
 
     A model learns one image's tumour slice (the axial slice with most tumour in its final label), or with
-    ``options.volume`` its whole brain (a 3D model). It is stored as
+    ``options.volume`` its tumour box (a 3D model). It is stored as
     ``<model_dir>/<image id>/<key>.pt`` where ``key`` hashes the image file, the label file and the training
     settings, so an edited label (or other ``--conf`` settings) trains a new model; superseded models of that image
     are deleted once the new one is complete. Training is serialised per image by a file lock (``.lock`` in the
@@ -97,7 +97,7 @@ class SinGANSegModelCache:
             logger.info(
                 "training SinGAN-Seg for image %s: %s, %s, %d channels -> %s",
                 image_id,
-                "whole brain (3D)" if o.volume else f"slice {metadata['source_slice_index']}",
+                "volume (3D)" if o.volume else f"slice {metadata['source_slice_index']}",
                 "x".join(map(str, gan.shape[1:])),
                 gan.shape[0],
                 path,

@@ -10,7 +10,7 @@ from typing import Any
 
 from monai_singanseg.engines.singanseg import SinGANSegSettings
 from monai_singanseg.farm.settings import DatasetSettings
-from monai_singanseg.options import flag_of, option_fields, option_help, value_parser
+from monai_singanseg.options import flag_of, int_in, option_fields, option_help, value_parser
 from monai_singanseg.synthesis import default_max_size
 from monai_singanseg.transforms.labels import BRATS_LABEL_VALUES
 
@@ -44,8 +44,8 @@ CONF_KEYS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
     "singanseg_volume": (
         value_parser(DatasetSettings, "volume"),
         None,
-        "true: one 3D model per image (its whole brain), each sample a whole synthetic volume in the image's grid; "
-        "false (default): one model of its tumour slice",
+        "true: one 3D model per image (its tumour with a 2 cm margin), each sample a synthetic volume in the "
+        "image's grid; false (default): one model of its tumour slice",
     ),
     "singanseg_device": (str, None, "cpu, cuda, cuda:N or auto (default)"),
     "singanseg_model_dir": (str, None, "model cache folder (default: <datastore>/singanseg_models)"),
@@ -55,8 +55,14 @@ CONF_KEYS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
         None,
         "pix2pix model file (default: the shipped bundles/pix2pix/models/pix2pix.pt; 'none': off)",
     ),
+    "infer_concurrency": (int_in(1, 64), None, "synthesis requests that run at once, in worker threads (default 1)"),
+    "infer_queue": (
+        int_in(0, 1024),
+        None,
+        "synthesis requests that wait for a worker; more are answered 503, busy (default 2)",
+    ),
 }
-_PREFIXES = ("singanseg_", "pix2pix_", "label_values")
+_PREFIXES = ("singanseg_", "pix2pix_", "label_values", "infer_")
 
 #: BraTS label names (value -> name), shown by MONAI Label clients.
 _BRATS_NAMES = {1: "necrotic and non-enhancing tumour core", 2: "peritumoural edema", 4: "GD-enhancing tumour"}
@@ -73,7 +79,9 @@ class LabelAppSettings:
         model_dir: where per-image models are cached.
         label_values: the datastore labels' values (background first).
         pix2pix_model: the pix2pix model file of the ``pix2pix`` infer task (None: no such task).
-        volume: per-image models are 3D models of the whole brain (``train-singanseg --volume``), not of one slice.
+        volume: per-image models are 3D models (``train-singanseg --volume``), not of one slice.
+        infer_concurrency: synthesis requests that run at once (in worker threads, off the server's event loop).
+        infer_queue: synthesis requests that may wait for a worker; the server answers 503 (busy) beyond.
     """
 
     settings: SinGANSegSettings = field(default_factory=SinGANSegSettings)
@@ -83,6 +91,8 @@ class LabelAppSettings:
     label_values: tuple[int, ...] = tuple(BRATS_LABEL_VALUES)
     pix2pix_model: Path | None = None
     volume: bool = False
+    infer_concurrency: int = 1
+    infer_queue: int = 2
 
     def summary(self) -> dict[str, Any]:
         """JSON-able form (shown in the app's info)."""
@@ -94,6 +104,8 @@ class LabelAppSettings:
             "label_values": list(self.label_values),
             "pix2pix_model": str(self.pix2pix_model) if self.pix2pix_model else None,
             "volume": self.volume,
+            "infer_concurrency": self.infer_concurrency,
+            "infer_queue": self.infer_queue,
         }
 
 
@@ -142,6 +154,8 @@ def app_settings(conf: Mapping[str, Any] | None, studies: str, app_dir: str) -> 
         label_values,
         _pix2pix_model(parsed.get("pix2pix_model")),
         volume,
+        parsed.get("infer_concurrency", 1),
+        parsed.get("infer_queue", 2),
     )
 
 

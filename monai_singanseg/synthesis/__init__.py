@@ -23,6 +23,7 @@ from monai_singanseg.synthesis.singanseg import (
     VOLUME_MAX_SIZE,
     SinGANSegSynthesisSettings,
     SinGANSegTrainingSet,
+    default_box,
     default_max_size,
     singanseg_case_writer,
     singanseg_prepare,
@@ -53,5 +54,6 @@ __all__ = [
     "VOLUME_MAX_SIZE",
     "VOLUME_BOXES",
     "TUMOUR_BOX_MARGIN",
+    "default_box",
     "default_max_size",
 ]

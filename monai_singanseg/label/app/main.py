@@ -10,6 +10,10 @@ Bad infer requests are client errors: MONAI Label 0.8.5 answers 500 for an unkno
 and a ``params`` form field that is not JSON (the last two are raised in its endpoint, before the app is called), so
 the app checks them first (:func:`guard_infer_endpoint`) and answers 404/422 with a message.
 
+Inference runs off the server's event loop (:func:`serve_infer_off_the_event_loop`): MONAI Label 0.8.5 runs it on the
+loop, so one long synthesis would hold up every other request; here ``--conf infer_concurrency`` syntheses run at once
+in worker threads, ``--conf infer_queue`` more wait, and a request beyond that is answered 503 (busy).
+
 Authentication (``MONAI_LABEL_AUTH_ENABLE=true``): MONAI Label 0.8.5 decodes bearer tokens with ``jwt.decode``
 without the ``algorithms`` argument that PyJWT 2 (its own requirement) demands, so it refuses every token, valid
 or not. The app passes the RSA algorithms of an OpenID Connect realm key (:func:`fix_token_decoding`).
@@ -17,12 +21,15 @@ or not. The app passes the RSA algorithms of an OpenID Connect realm key (:func:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import inspect
 import json
 import logging
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import HTTPException
@@ -38,6 +45,7 @@ from monai_singanseg.label.train import SinGANSegTrainTask
 logger = logging.getLogger(__name__)
 
 _GUARDED = "_monai_singanseg_guarded"
+_OFF_LOOP = "_monai_singanseg_off_the_event_loop"
 #: the signature algorithms accepted for bearer tokens: those of the realm's RSA public key (Keycloak signs RS256).
 TOKEN_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 _PARAMS_EXAMPLE = '{"seed": 7}'
@@ -127,6 +135,91 @@ def guard_infer_endpoint() -> bool:
     return True
 
 
+class InferGate:
+    """At most ``concurrency`` syntheses run at once and ``queue`` more wait; a request beyond that is refused as busy.
+
+    Args:
+        concurrency: syntheses that run at the same time (each in a worker thread).
+        queue: requests that may wait for a free worker.
+    """
+
+    def __init__(self, concurrency: int, queue: int) -> None:
+        self.concurrency, self.queue = int(concurrency), int(queue)
+        self._running = asyncio.Semaphore(self.concurrency)
+        self._admitted = 0
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold a worker for the block (waiting for one if all are busy).
+
+        Raises:
+            HTTPException: 503 when ``concurrency`` requests run and ``queue`` wait already.
+        """
+        if self._admitted >= self.concurrency + self.queue:
+            raise HTTPException(
+                status_code=503,
+                detail=f"busy: {self.concurrency} synthesis request(s) running and {self.queue} waiting (the most "
+                "this server takes, --conf infer_concurrency / infer_queue); try again later",
+                headers={"Retry-After": "30"},
+            )
+        self._admitted += 1
+        try:
+            async with self._running:
+                yield
+        finally:
+            self._admitted -= 1
+
+
+def serve_infer_off_the_event_loop(concurrency: int, queue: int) -> bool:
+    """Run MONAI Label's ``POST /infer/<model>`` in worker threads, so the server keeps answering while it runs.
+
+    MONAI Label 0.8.5's route is an ``async`` function that calls the whole inference synchronously, on the server's
+    event loop: while one synthesis runs (minutes, when a model trains at request time), ``/info``, ``/datastore``
+    and every other request wait. This replaces that route in the running server by one with the same parameters
+    that awaits the inference in a worker thread (``run_in_threadpool``) behind an :class:`InferGate`. A request
+    whose client has gone while it waited never starts. Idempotent; returns False (and changes nothing) outside a
+    MONAI Label server or when the route does not have the expected form.
+    """
+    if "monailabel.app" not in sys.modules:  # not inside a running MONAI Label server
+        return False
+    try:
+        from fastapi.routing import APIRoute
+        from monailabel.endpoints import infer as endpoint
+        from starlette.concurrency import run_in_threadpool
+        from starlette.requests import Request
+    except Exception:  # not a MONAI Label installation
+        return False
+    router = endpoint.router  # the server includes this router (FastAPI reads its routes at each request)
+    route = next(
+        (r for r in router.routes if isinstance(r, APIRoute) and r.path.endswith("/{model}") and "POST" in r.methods),
+        None,
+    )
+    if route is None or getattr(route.endpoint, _OFF_LOOP, False):
+        return route is not None
+    signature = inspect.signature(route.endpoint)
+    if not {"background_tasks", "model", "image", "params", "file", "user"} <= set(signature.parameters):
+        logger.warning("MONAI Label's infer route has an unexpected form; inference runs on the event loop")
+        return False
+    gate = InferGate(concurrency, queue)
+
+    async def api_run_inference(http_request: Request, **kwargs: Any) -> Any:
+        async with gate.slot():
+            if await http_request.is_disconnected():  # the client left while the request waited
+                raise HTTPException(status_code=499, detail="client closed the request before it started")
+            kwargs.pop("user", None)  # the route's authentication dependency, already checked
+            return await run_in_threadpool(endpoint.run_inference, **kwargs)
+
+    parameters = [inspect.Parameter("http_request", inspect.Parameter.KEYWORD_ONLY, annotation=Request)]
+    parameters += [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in signature.parameters.values()]
+    api_run_inference.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    setattr(api_run_inference, _OFF_LOOP, True)
+    router.routes.remove(route)
+    path = route.path.removeprefix(router.prefix)  # add_api_route adds the router's prefix again
+    router.add_api_route(path, api_run_inference, methods=["POST"], summary=route.summary, name=route.name)
+    logger.info("inference runs in worker threads: %d at a time, %d waiting at most", concurrency, queue)
+    return True
+
+
 class _JWTWithAlgorithms:
     """The ``jwt`` module as MONAI Label's auth module sees it, with ``algorithms`` given to ``decode``."""
 
@@ -179,6 +272,7 @@ class SinGANSegLabelApp(MONAILabelApp):
         guard_infer_endpoint()
         fix_token_decoding()
         self.options = app_settings(conf, studies, app_dir)
+        serve_infer_off_the_event_loop(self.options.infer_concurrency, self.options.infer_queue)
         logger.info("monai-singanseg app settings: %s", self.options.summary())
         super().__init__(
             app_dir=app_dir,

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from monai_singanseg.data import load_case
+from monai_singanseg.data import check_distinct_cases, load_case
 from monai_singanseg.engines.pix2pix import PairedSlices, Pix2PixSettings, Pix2PixSlices
 from monai_singanseg.io.writers import BRATS_MODALITIES
 from monai_singanseg.transforms.condition.array import BuildCondition, TissueClasses
@@ -81,6 +81,7 @@ def pix2pix_training_slices(
     """
     if not items:
         raise ValueError("no training cases given")
+    check_distinct_cases(items, "pix2pix training cases")
     conds, imgs, stats, names, dtypes = [], [], [], [], []
     for item in tqdm(items, desc="loading cases", leave=False, disable=not progress):
         case = load_case(item, label_values=label_values, spatial_ndim=3, label_map=label_map)

@@ -35,6 +35,7 @@ __all__ = [
     "VOLUME_BOXES",
     "TUMOUR_BOX_MARGIN",
     "default_max_size",
+    "default_box",
 ]
 
 #: default long side of the finest scale of a slice model, and of a 3D (whole-brain) model, whose size was chosen
@@ -45,6 +46,12 @@ VOLUME_MAX_SIZE = 48
 VOLUME_BOXES = ("brain", "tumour")
 #: voxels of the source grid (2 cm in BraTS' 1 mm grid) kept around the tumour in a ``"tumour"`` box.
 TUMOUR_BOX_MARGIN = 20
+
+
+def default_box(volume: bool) -> str:
+    """The default working box: the ``"tumour"`` box for 3D models (it reconstructs the tumour core in place, which
+    the whole-brain box does not: ``docs/singanseg.md``), the brain crop for slice models."""
+    return "tumour" if volume else "brain"
 
 
 def default_max_size(volume: bool) -> int:
@@ -59,7 +66,7 @@ def singanseg_prepare(
     rgb: bool = False,
     label_map: Mapping[int, int] | None = None,
     volume: bool = False,
-    box: str = "brain",
+    box: str | None = None,
 ) -> Compose:
     """The SinGAN-Seg prepare ``Compose``: case dict of paths -> list of one prepared dict holding ``"gan"``.
 
@@ -76,11 +83,13 @@ def singanseg_prepare(
         rgb: the case is a 2D picture with a mask.
         label_map: label values replaced on load (e.g. ``{3: 1}``: BRATS-2013 labels in the BraTS convention).
         volume: train on the whole volume (3D), not on one slice.
-        box: 3D models: the working box is the whole ``"brain"`` (non-zero image voxels) or the ``"tumour"`` with
+        box: 3D models: the working box (None: :func:`default_box`, the tumour's) is the whole ``"brain"`` (non-zero
+            image voxels) or the ``"tumour"`` with
             :data:`TUMOUR_BOX_MARGIN` voxels around it (a finer voxel size on the tumour, less anatomy around it).
     """
     num_classes = len(label_values)
     max_size = default_max_size(volume) if max_size is None else max_size
+    box = default_box(volume) if box is None else box
     if box not in VOLUME_BOXES:
         raise ValueError(f"box must be one of {VOLUME_BOXES}, got {box!r}")
     if volume:
@@ -107,6 +116,70 @@ def singanseg_prepare(
     )
 
 
+def _checked_request(
+    first: str, rgb: bool, volume: bool, box: str, slice_index: int | str | None, max_size: int
+) -> int | None:
+    """The axial slice asked for (None: the one with most tumour), after checking the request fits the input.
+
+    Raises:
+        ValueError: naming the option that does not fit (``--volume``, ``--box``, ``--slice``, ``max_size``).
+    """
+    if max_size < 8:
+        raise ValueError(f"max_size must be >= 8 pixels, got {max_size}")
+    if volume and rgb:
+        raise ValueError(f"{first}: a 3D model (--volume) needs a volume (NIfTI or DICOM series), not a 2D picture")
+    if box != "brain" and not volume:
+        raise ValueError(f"--box {box}: the working box is a 3D model's (--volume); a slice model crops to the brain")
+    if slice_index in (None, "auto"):
+        return None
+    if volume:
+        raise ValueError(f"--slice {slice_index}: a 3D model (--volume) learns the whole volume; leave --slice at auto")
+    if rgb:
+        raise ValueError(f"--slice {slice_index}: a 2D picture has no slices; leave it at auto")
+    return int(slice_index)
+
+
+def _grid_fields(label: Any) -> dict[str, Any]:
+    """A 3D model's source grid: the shape and affine of the volume it learnt from (``generate --paste``)."""
+    return {
+        "source_grid_shape": [int(s) for s in label.shape[1:]],
+        "source_grid_affine": torch.as_tensor(label.affine, dtype=torch.float64).tolist(),
+    }
+
+
+def _source_fields(
+    d: Mapping[str, Any],
+    paths: list[str],
+    label: str,
+    label_values: Sequence[int],
+    channel_names: Sequence[str] | None,
+    rgb: bool,
+    volume: bool,
+) -> dict[str, Any]:
+    """The model config's source fields of a prepared case ``d`` (channels, labels, intensities, geometry)."""
+    img = d["image"]
+    n_img = int(img.shape[0])
+    if channel_names is None:
+        channel_names = default_channel_names(n_img, len(paths), rgb)
+    if len(channel_names) != n_img:
+        raise ValueError(f"{len(channel_names)} channel names given for an image with {n_img} channels")
+    affine = img.affine if hasattr(img, "affine") else torch.eye(4)
+    return {
+        "input_kind": "rgb" if rgb else "volume",
+        "image_channels": list(channel_names),
+        "num_image_channels": n_img,
+        "label_values": list(label_values),
+        "num_label_channels": len(label_values) - 1,
+        "intensity_stats": dict(img.meta[INTENSITY_STATS_KEY]),
+        "use_foreground": not rgb,
+        "source_name": safe_name(d["name"]),
+        "source_files": paths + [label],
+        "source_slice_index": None if rgb or volume else int(d["slice_index"]),
+        "source_affine": torch.as_tensor(affine, dtype=torch.float64).tolist(),
+        "source_size": [int(s) for s in img.shape[1:]],
+    }
+
+
 def singanseg_training_input(
     image: str | os.PathLike | Sequence[str | os.PathLike],
     label: str | os.PathLike,
@@ -117,7 +190,7 @@ def singanseg_training_input(
     label_map: Mapping[int, int] | None = None,
     name: str | None = None,
     volume: bool = False,
-    box: str = "brain",
+    box: str | None = None,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Run :func:`singanseg_prepare` on one case: the GAN tensor and the model file's source fields.
 
@@ -131,7 +204,8 @@ def singanseg_training_input(
         label_map: label values replaced on load (e.g. ``{3: 1}``).
         name: the case's name (default: from its file names).
         volume: the whole volume (a 3D model's input), not one slice.
-        box: 3D models: the working box, ``"brain"`` or ``"tumour"`` (see :func:`singanseg_prepare`).
+        box: 3D models: the working box, ``"brain"`` or ``"tumour"`` (None: :func:`default_box`; see
+            :func:`singanseg_prepare`).
 
     Returns:
         ``(gan_tensor (C, *spatial), metadata)``; metadata holds the source fields of
@@ -147,20 +221,8 @@ def singanseg_training_input(
         label_values = BINARY_LABEL_VALUES if rgb else BRATS_LABEL_VALUES
     label_values = tuple(int(v) for v in label_values)
     max_size = default_max_size(volume) if max_size is None else max_size
-    if max_size < 8:
-        raise ValueError(f"max_size must be >= 8 pixels, got {max_size}")
-    if volume and rgb:
-        raise ValueError(f"{paths[0]}: a 3D model (--volume) needs a volume (NIfTI or DICOM series), not a 2D picture")
-    if box != "brain" and not volume:
-        raise ValueError(f"--box {box}: the working box is a 3D model's (--volume); a slice model crops to the brain")
-    if slice_index in (None, "auto"):
-        index = None
-    elif volume:
-        raise ValueError(f"--slice {slice_index}: a 3D model (--volume) learns the whole volume; leave --slice at auto")
-    elif rgb:
-        raise ValueError(f"--slice {slice_index}: a 2D picture has no slices; leave it at auto")
-    else:
-        index = int(slice_index)
+    box = default_box(volume) if box is None else box
+    index = _checked_request(paths[0], rgb, volume, box, slice_index, max_size)
     item = {"image": paths if len(paths) > 1 else paths[0], "label": str(label), **({"name": name} if name else {})}
     prepare = singanseg_prepare(label_values, max_size, index, rgb, label_map, volume, box)
     d = run_pipeline(prepare, item, end=1)
@@ -170,14 +232,7 @@ def singanseg_training_input(
         raise ValueError(
             f"{label}: a 3D model (--volume) needs a volume, got spatial shape {tuple(d['label'].shape[1:])}"
         )
-    source_grid = (
-        {
-            "source_grid_shape": [int(s) for s in d["label"].shape[1:]],
-            "source_grid_affine": torch.as_tensor(d["label"].affine, dtype=torch.float64).tolist(),
-        }
-        if volume
-        else {}
-    )
+    source_grid = _grid_fields(d["label"]) if volume else {}
     if index is not None:
         axis = axial_axis(d["image"].affine)
         count = int(d["image"].shape[1 + axis])
@@ -196,28 +251,7 @@ def singanseg_training_input(
         raise ValueError(f"{label}: {where}")
     d = run_pipeline(prepare, d, start=2 if not rgb and not volume else 1)
     d = d[0] if isinstance(d, list) else d
-    img = d["image"]
-    n_img = int(img.shape[0])
-    if channel_names is None:
-        channel_names = default_channel_names(n_img, len(paths), rgb)
-    if len(channel_names) != n_img:
-        raise ValueError(f"{len(channel_names)} channel names given for an image with {n_img} channels")
-    affine = img.affine if hasattr(img, "affine") else torch.eye(4)
-    metadata = {
-        "input_kind": "rgb" if rgb else "volume",
-        "image_channels": list(channel_names),
-        "num_image_channels": n_img,
-        "label_values": list(label_values),
-        "num_label_channels": len(label_values) - 1,
-        "intensity_stats": dict(img.meta[INTENSITY_STATS_KEY]),
-        "use_foreground": not rgb,
-        "source_name": safe_name(d["name"]),
-        "source_files": paths + [str(label)],
-        "source_slice_index": None if rgb or volume else int(d["slice_index"]),
-        "source_affine": torch.as_tensor(affine, dtype=torch.float64).tolist(),
-        "source_size": [int(s) for s in img.shape[1:]],
-        **source_grid,
-    }
+    metadata = {**_source_fields(d, paths, str(label), label_values, channel_names, rgb, volume), **source_grid}
     return d["gan"], metadata
 
 
@@ -234,7 +268,8 @@ class SinGANSegTrainingSet(torch.utils.data.Dataset):
         label_values: label values of the cases (default: BraTS for volumes, binary for 2D pictures).
         label_map: label values replaced on load (e.g. ``{3: 1}``).
         volume: whole volumes (3D models), not one slice.
-        box: 3D models: the working box, ``"brain"`` or ``"tumour"`` (see :func:`singanseg_prepare`).
+        box: 3D models: the working box, ``"brain"`` or ``"tumour"`` (None: :func:`default_box`; see
+            :func:`singanseg_prepare`).
 
     Raises:
         ValueError: an empty datalist, an entry without ``image`` or ``label``, or a case
@@ -249,7 +284,7 @@ class SinGANSegTrainingSet(torch.utils.data.Dataset):
         label_values: Sequence[int] | None = None,
         label_map: Mapping[int, int] | None = None,
         volume: bool = False,
-        box: str = "brain",
+        box: str | None = None,
     ) -> None:
         self.data = list(data)
         if not self.data:

@@ -71,10 +71,14 @@ def rank_tumour_slices(
     area = tumour_area_per_slice(label, axis)
     order = sorted(range(len(area)), key=lambda k: (-int(area[k]), k))
     chosen = [k for k in order if int(area[k]) >= max(1, min_area)]
+    if not chosen and (not len(area) or int(area.max()) == 0):
+        raise TumourSliceError(
+            "the label holds no tumour: every voxel is background (0); a case needs a tumour to learn from (check "
+            "the label file, and --label-values / --label-map if its tumour has other values)"
+        )
     if not chosen:
         raise TumourSliceError(
-            f"label has no slice with at least {max(1, min_area)} tumour voxels (largest: "
-            f"{int(area.max()) if len(area) else 0})"
+            f"label has no slice with at least {max(1, min_area)} tumour voxels (largest: {int(area.max())})"
         )
     return chosen[:num_slices] if num_slices else chosen
 

@@ -23,6 +23,13 @@ def _nonzero(x: torch.Tensor) -> torch.Tensor:
     return x != 0
 
 
+def _foreground_crop(keys: KeysCollection, source_key: str, margin: int) -> CropForegroundd:
+    """MONAI's ``CropForegroundd`` to the non-zero box of ``source_key`` plus ``margin`` (never past the volume)."""
+    return CropForegroundd(
+        keys, source_key=source_key, select_fn=_nonzero, margin=margin, allow_smaller=True, allow_missing_keys=True
+    )
+
+
 class ExtractTumourSlicesd(MapTransform):
     """Volume case -> list of 2D slice cases, the slices with most tumour first.
 
@@ -122,16 +129,7 @@ class SquareForegroundCropd(MapTransform, InvertibleTransform):
         # "nearest-exact" samples pixel centres; torch's "nearest" shifts a label ~0.6 source pixels per resize
         # (measured on the demo slice) against the bilinear image
         modes = ["nearest-exact" if k in label_keys else "bilinear" for k in self.keys]
-        steps: list[Any] = [
-            CropForegroundd(
-                self.keys,
-                source_key=source_key,
-                select_fn=_nonzero,
-                margin=margin,
-                allow_smaller=True,
-                allow_missing_keys=True,
-            )
-        ]
+        steps: list[Any] = [_foreground_crop(self.keys, source_key, margin)]
         if spatial_size is not None:
             steps.append(
                 Resized(
@@ -206,14 +204,7 @@ class IsotropicForegroundCropd(MapTransform, InvertibleTransform):
         self.source_key = source_key
         self.max_size = int(max_size)
         self.modes = ["nearest-exact" if k in label_keys else "trilinear" for k in self.keys]
-        self.crop = CropForegroundd(
-            self.keys,
-            source_key=source_key,
-            select_fn=_nonzero,
-            margin=margin,
-            allow_smaller=True,
-            allow_missing_keys=True,
-        )
+        self.crop = _foreground_crop(self.keys, source_key, margin)
         self.resize: Resized | None = None  # the last call's (its size depends on the case); inverse needs it
 
     def working_size(self, shape: Sequence[int], affine: Any) -> list[int]:

@@ -1,0 +1,114 @@
+"""The real MONAI Label server keeps answering while a long synthesis runs: inference runs in worker threads, at most
+``infer_concurrency`` at once and ``infer_queue`` waiting, and a request beyond that is answered 503 (busy)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+from label_server import label_server, log_tail
+
+DEMO = "TCGA-FG-6692"
+#: settings under which a synthesis request trains its model at request time for 20 s or more on one CPU thread.
+SLOW = {
+    "singanseg_iters": "120",
+    "singanseg_max_size": "48",
+    "singanseg_min_size": "12",
+    "singanseg_stages": "3",
+    "infer_concurrency": "1",
+    "infer_queue": "1",
+    "pix2pix_model": "none",
+}
+
+
+@dataclass
+class Server:
+    url: str
+    log: Path
+    pid: int
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serving")
+    studies = root / "studies"
+    made = subprocess.run(
+        [sys.executable, "-m", "monai_singanseg", "label-datastore", "--out", str(studies), "--demo", "--quiet"],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=300,
+    )
+    assert made.returncode == 0, made.stderr
+    conf = [arg for key, value in SLOW.items() for arg in ("--conf", key, value)]
+    with label_server(studies, root, conf) as (url, log):
+        listening = [
+            p
+            for p in psutil.process_iter(["pid"])
+            if any(c.status == "LISTEN" and c.laddr.port == int(url.rsplit(":", 1)[1]) for c in _connections(p))
+        ]
+        yield Server(url, log, listening[0].pid if listening else -1)
+
+
+def _connections(process: psutil.Process) -> list:
+    try:
+        return process.net_connections(kind="tcp")
+    except (psutil.AccessDenied, psutil.NoSuchProcess):
+        return []
+
+
+def _infer(url: str, seed: int, results: dict, key: str) -> None:
+    start = time.monotonic()
+    try:
+        res = requests.post(
+            f"{url}/infer/singanseg", params={"image": DEMO}, data={"params": f'{{"seed": {seed}}}'}, timeout=600
+        )
+        results[key] = (res.status_code, time.monotonic() - start, res.text[:300] if res.status_code != 200 else "")
+    except requests.RequestException as exc:  # a hang or a dropped connection: the test reports it
+        results[key] = (None, time.monotonic() - start, repr(exc))
+
+
+def test_the_server_answers_while_a_long_synthesis_runs_and_refuses_beyond_its_queue(server):
+    url = server.url
+    rss_start = psutil.Process(server.pid).memory_info().rss if server.pid > 0 else None
+    results: dict = {}
+    first = threading.Thread(target=_infer, args=(url, 1, results, "first"))
+    first.start()
+    time.sleep(3.0)  # the first request holds the one worker now: it trains the image's model
+    latencies = []
+    for _ in range(10):
+        t0 = time.monotonic()
+        info = requests.get(f"{url}/info/", timeout=30)
+        latencies.append(time.monotonic() - t0)
+        assert info.status_code == 200
+        time.sleep(0.3)
+    listing = requests.get(f"{url}/datastore/", params={"output": "all"}, timeout=30)
+    assert listing.status_code == 200  # another small request completes meanwhile
+    assert first.is_alive(), "the synthesis ended before the server was probed; make SLOW slower"
+    # three more synthesis requests while the first runs: one waits for the worker, two are refused as busy
+    others = [threading.Thread(target=_infer, args=(url, 2 + i, results, f"other{i}")) for i in range(3)]
+    for t in others:
+        t.start()
+        time.sleep(0.5)
+    for t in [first, *others]:
+        t.join(timeout=900)
+    assert not any(t.is_alive() for t in [first, *others]), f"a request hung: {results}\n{log_tail(server.log)}"
+    latencies.sort()
+    p95 = latencies[int(0.95 * (len(latencies) - 1))]
+    print(f"/info latency during the synthesis: p95 {p95:.3f} s, max {latencies[-1]:.3f} s; results {results}")
+    assert p95 < 1.0, latencies
+    assert results["first"][0] == 200 and results["first"][1] >= 20.0, results["first"]
+    statuses = sorted(str(r[0]) for k, r in results.items() if k != "first")
+    assert statuses == ["200", "503", "503"], results
+    busy = [r for k, r in results.items() if r[0] == 503]
+    assert all(r[1] < 5.0 and "busy" in r[2] for r in busy), busy  # refused at once, saying why
+    if rss_start is not None:
+        rss_end = psutil.Process(server.pid).memory_info().rss
+        print(f"server RSS {rss_start / 2**20:.0f} MiB before, {rss_end / 2**20:.0f} MiB after")
