@@ -11,8 +11,6 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-
 from monai_singanseg.data import brats_datalist
 
 __all__ = [
@@ -23,7 +21,6 @@ __all__ = [
     "brats2013_items",
     "write_datalist_json",
     "add_threads",
-    "use_threads",
 ]
 
 #: ``../shared/data`` beside the repository (``MONAI_SINGANSEG_SHARED_DATA`` overrides it, as for the tests).
@@ -66,8 +63,3 @@ def write_datalist_json(items: Sequence[dict], path: Path) -> Path:
 def add_threads(parser: argparse.ArgumentParser, default: int) -> None:
     """The ``--threads`` option of a benchmark (torch threads of its process)."""
     parser.add_argument("--threads", type=int, default=default, help=f"torch threads (default {default})")
-
-
-def use_threads(threads: int) -> None:
-    """Run torch on ``threads`` threads."""
-    torch.set_num_threads(threads)

@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import add_threads, brats2013_items, tcga_items, use_threads
+from common import add_threads, brats2013_items, tcga_items
 from monai.data import MetaTensor
 from monai.metrics import PSNRMetric
 from monai.metrics.regression import compute_ssim_and_cs
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         "--score-only", action="store_true", help="score the existing --model (trained with these settings)"
     )
     args = parser.parse_args(argv)
-    use_threads(args.threads)
+    torch.set_num_threads(args.threads)
 
     modalities, label_values, label_map, train_default, test_default = DATASETS[args.dataset]
     items = {e["name"]: e for e in dataset_items(args.dataset)}

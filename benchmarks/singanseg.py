@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import TCGA_CASE, add_threads, use_threads
+from common import TCGA_CASE, add_threads
 
 from monai_singanseg.evaluation import diversity, memorisation_scores, sliced_wasserstein_distance
 from monai_singanseg.inferers import SinGANSegSampler
@@ -105,7 +105,7 @@ def main() -> None:
     parser.add_argument("--skip-singan", action="store_true")
     parser.add_argument("--keep-model", type=Path, default=None, help="copy the default-schedule model here")
     args = parser.parse_args()
-    use_threads(args.threads)
+    torch.set_num_threads(args.threads)
     images, label = case_files(args.case)
     real, meta = singanseg_training_input(images, label, "auto", max_size=128)
     print(

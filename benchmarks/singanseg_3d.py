@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import TCGA_CASE, add_threads, use_threads
+from common import TCGA_CASE, add_threads
 
 from monai_singanseg.engines.singanseg import SinGANSegSettings, SinGANSegTrainer, real_pyramid
 from monai_singanseg.inferers import SinGANSegSampler
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("bench_singanseg_3d"))
     p.add_argument("--model", type=Path, default=None, help="evaluate this trained 3D model of --case (no training)")
     args = p.parse_args(argv)
-    use_threads(args.threads)
+    torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     name = args.case.name
     images = [str(args.case / f"{name}_{m}.nii.gz") for m in ("flair", "t1", "t1ce", "t2")]

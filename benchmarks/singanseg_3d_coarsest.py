@@ -17,7 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from common import TCGA_CASE, add_threads, use_threads
+import torch
+from common import TCGA_CASE, add_threads
 
 from monai_singanseg.engines.singanseg import SinGANSegSettings, SinGANSegTrainer, real_pyramid
 from monai_singanseg.inferers import SinGANSegSampler
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     add_threads(p, 2)
     p.add_argument("--out", type=Path, default=Path("bench_singanseg_3d_coarsest"))
     args = p.parse_args(argv)
-    use_threads(args.threads)
+    torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     name = args.case.name
     images = [str(args.case / f"{name}_{m}.nii.gz") for m in ("flair", "t1", "t1ce", "t2")]

@@ -24,7 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import SHARED, add_threads, use_threads
+import torch
+from common import SHARED, add_threads
 from singanseg_quality import quality, real_slice, report
 
 from monai_singanseg.inferers import SinGANSegSampler
@@ -105,7 +106,7 @@ def main() -> int:
     )
     parser.add_argument("--sheet", type=Path, default=None, help="write DIR/kvasir_shift_<s>.png contact sheets")
     args = parser.parse_args()
-    use_threads(args.threads)
+    torch.set_num_threads(args.threads)
     image, mask = KVASIR / "images" / f"{args.polyp}.jpg", KVASIR / "masks" / f"{args.polyp}.jpg"
     tmp = tempfile.TemporaryDirectory()
     model = args.model or Path(tmp.name) / "kvasir.pt"

@@ -26,7 +26,7 @@ import argparse
 from pathlib import Path
 
 import torch
-from common import add_threads, use_threads
+from common import add_threads
 
 from monai_singanseg.inferers import SinGANSegSampler
 from monai_singanseg.metrics import (
@@ -121,7 +121,7 @@ def main() -> None:
     parser.add_argument("--sheet", type=Path, default=None, help="write DIR/samples_s<k>.png contact sheets")
     parser.add_argument("--overwrite", action="store_true", help="replace existing contact sheets")
     args = parser.parse_args()
-    use_threads(args.threads)
+    torch.set_num_threads(args.threads)
     sampler = SinGANSegSampler(args.model, device="cpu")
     real_img, real_lab = real_slice(sampler)
     cfg = sampler.config

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import add_threads, use_threads
+from common import add_threads
 from scipy.stats import wasserstein_distance
 from singanseg_quality import real_slice
 
@@ -73,7 +73,7 @@ def main() -> None:
     add_threads(parser, 1)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    use_threads(args.threads)
+    torch.set_num_threads(args.threads)
     methods = list(args.methods) + (["vgg19", "histogram+vgg19"] if args.vgg19_weights else [])
     sampler = SinGANSegSampler(args.model, device="cpu")
     real = real_slice(sampler)[0][0]

@@ -18,6 +18,16 @@ from conftest import free_port
 START_TIMEOUT = 120.0
 
 
+def demo_studies(folder: Path) -> Path:
+    """A datastore of the embedded demo case with its final label in ``folder`` (what ``label-datastore --demo``
+    writes)."""
+    from monai_singanseg.data import demo_case
+    from monai_singanseg.label import write_datastore
+
+    write_datastore(folder, [demo_case()], progress=False)
+    return folder
+
+
 def log_tail(log: Path) -> str:
     return log.read_text(encoding="utf-8", errors="replace")[-3000:]
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +17,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import requests
-from label_server import label_server, log_tail
+from label_server import demo_studies, label_server, log_tail
 
 DEMO = "TCGA-FG-6692"
 COPY = "TCGA-FG-6692-copy"
@@ -45,14 +43,7 @@ def _sha(path: Path) -> str:
 def server(tmp_path_factory) -> Server:
     root = tmp_path_factory.mktemp("monailabel")
     studies = root / "studies"
-    made = subprocess.run(
-        [sys.executable, "-m", "monai_singanseg", "label-datastore", "--out", str(studies), "--demo", "--quiet"],
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=300,
-    )
-    assert made.returncode == 0, made.stderr
+    demo_studies(studies)
     shutil.copyfile(studies / f"{DEMO}.nii.gz", studies / f"{COPY}.nii.gz")
     shutil.copyfile(studies / "labels" / "final" / f"{DEMO}.nii.gz", studies / "labels" / "final" / f"{COPY}.nii.gz")
     shutil.copyfile(studies / f"{DEMO}.nii.gz", studies / f"{UNLABELLED}.nii.gz")

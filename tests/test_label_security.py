@@ -22,7 +22,7 @@ import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from label_server import label_server, log_tail
+from label_server import demo_studies, label_server, log_tail
 
 from monai_singanseg.cli import main as cli_main  # noqa: E402
 from monai_singanseg.cli.label import exposure_warning, is_loopback  # noqa: E402
@@ -176,12 +176,8 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Server:
-    from monai_singanseg.data import demo_case
-    from monai_singanseg.label import write_datastore
-
     root = tmp_path_factory.mktemp("monailabel_auth")
-    studies = root / "studies"
-    write_datastore(studies, [demo_case()], progress=False)
+    studies = demo_studies(root / "studies")
     shutil.copyfile(studies / f"{DEMO}.nii.gz", studies / f"{UNLABELLED}.nii.gz")
     realm = _Realm()
     env = {"MONAI_LABEL_AUTH_ENABLE": "true", "MONAI_LABEL_AUTH_REALM_URI": realm.uri, "MONAI_LABEL_AUTH_TIMEOUT": "5"}

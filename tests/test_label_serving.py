@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -13,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
-from label_server import label_server, log_tail
+from label_server import demo_studies, label_server, log_tail
 
 DEMO = "TCGA-FG-6692"
 #: settings under which a synthesis request trains its model at request time for 20 s or more on one CPU thread.
@@ -39,14 +37,7 @@ class Server:
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("serving")
     studies = root / "studies"
-    made = subprocess.run(
-        [sys.executable, "-m", "monai_singanseg", "label-datastore", "--out", str(studies), "--demo", "--quiet"],
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=300,
-    )
-    assert made.returncode == 0, made.stderr
+    demo_studies(studies)
     conf = [arg for key, value in SLOW.items() for arg in ("--conf", key, value)]
     with label_server(studies, root, conf) as (url, log):
         listening = [
