@@ -50,8 +50,9 @@ from monai_singanseg.data import load_case
 from monai_singanseg.engines.pix2pix import Pix2PixSettings, train_pix2pix
 from monai_singanseg.inferers import Pix2PixRender
 from monai_singanseg.io import load_model_file
-from monai_singanseg.metrics import neighbour_slice_ssim, periodic_power
+from monai_singanseg.metrics import FINE_DETAIL_CUTOFF, fine_detail_ratio, neighbour_slice_ssim, periodic_power
 from monai_singanseg.metrics.swd import sliced_wasserstein_distance
+from monai_singanseg.networks.spade import GENERATOR_ARCHITECTURES
 from monai_singanseg.synthesis import pix2pix_case_slices, pix2pix_training_slices
 from monai_singanseg.transforms.condition import TissueClasses
 from monai_singanseg.transforms.intensity import foreground_mask
@@ -146,6 +147,7 @@ def _quality(
         inside = mask_s[:, 0] > 0
         p = float(psnr(fake_s[:, c][inside][None, None], real_s[:, c][inside][None, None]).mean())
         out[name] = (ssim, p)
+    detail = fine_detail_ratio(fake_s, real_s, mask_s[:, 0], mask_s[:, 0])
     swd = sliced_wasserstein_distance(real_s * 2 - 1, fake_s * 2 - 1, seed=0)
     # through-plane agreement over the tumour slab (first to last tumour slice), inside the brain
     slab = [slice(None)] * 3
@@ -155,6 +157,7 @@ def _quality(
     agree_real = neighbour_slice_ssim(real01[(slice(None), *slab)], fg_slab, axis)
     return {
         "per_modality": out,
+        "fine_detail": dict(zip(modalities, detail.tolist())),
         "swd": swd,
         "num_slices": len(idx),
         "agreement": (agree_fake, agree_real),
@@ -177,7 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--context-slices", type=int, default=Pix2PixSettings.context_slices)
     parser.add_argument("--critic-scales", type=int, default=Pix2PixSettings.critic_scales)
     parser.add_argument("--feature-matching-weight", type=float, default=Pix2PixSettings.feature_matching_weight)
-    parser.add_argument("--l1-weight", type=float, default=Pix2PixSettings.l1_weight)
+    parser.add_argument(
+        "--architecture", choices=GENERATOR_ARCHITECTURES, default="unet", help="the generator (default unet)"
+    )
+    parser.add_argument("--l1-weight", type=float, default=None, help="default: the architecture's")
     parser.add_argument("--tissue-classes", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--max-epochs", type=int, default=100)
@@ -222,11 +228,12 @@ def main(argv: list[str] | None = None) -> int:
         context_slices=args.context_slices,
         critic_scales=args.critic_scales,
         feature_matching_weight=args.feature_matching_weight,
+        architecture=args.architecture,
         l1_weight=args.l1_weight,
         tissue_classes=args.tissue_classes,
         tissue_modality=modalities[-1] if args.dataset == "brats2013" else "t1",
         seed=args.seed,
-        checkpoint_every=10**6,
+        checkpoint_every=10**5,
     )
     t_start = time.perf_counter()
     state = {"converged_epoch": None}
@@ -301,8 +308,9 @@ def main(argv: list[str] | None = None) -> int:
         f"ngf {args.generator_channels}, ndf {args.critic_channels}, batch {args.batch_size}, upsample "
         f"{args.upsample}, "
         f"context slices {args.context_slices}, critic scales {args.critic_scales}, feature matching "
-        f"{args.feature_matching_weight:g}, L1 weight {args.l1_weight:g}, tissue classes {args.tissue_classes}, seed "
-        f"{args.seed}"
+        f"{args.feature_matching_weight:g}, generator {settings.architecture} ({settings.gan_loss} loss, "
+        f"appearance code {settings.style_channels}), L1 weight {settings.l1_weight:g}, tissue classes "
+        f"{args.tissue_classes}, seed {args.seed}"
     )
     ordered = sorted(epoch_seconds)
     print(
@@ -329,7 +337,10 @@ def main(argv: list[str] | None = None) -> int:
         f"quality on {test_name}'s {quality['num_slices']} tumour slices (inside the brain, [0,1] units: {args.units}):"
     )
     for name, (ssim, psnr) in quality["per_modality"].items():
-        print(f"  {name:5s} SSIM {ssim:.3f}  PSNR {psnr:.2f} dB")
+        print(
+            f"  {name:5s} SSIM {ssim:.3f}  PSNR {psnr:.2f} dB  fine detail (power share above {FINE_DETAIL_CUTOFF} "
+            f"cycles/px, rendered / real) {quality['fine_detail'][name]:.2f}"
+        )
     print(f"  SWD (real vs rendered slices, {len(modalities)} modalities): {quality['swd']:.4f}")
     print(
         f"  checkerboard (stride-2 spectral power share): rendered {checker[0]:.5f}, real {checker[1]:.5f}, "

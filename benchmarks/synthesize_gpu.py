@@ -21,6 +21,7 @@ import argparse
 import dataclasses
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -61,6 +62,72 @@ def train(m: int, slices: list, settings: SinGANSegSettings, device: str, folder
     return time.perf_counter() - start, outs
 
 
+def models_per_hour(
+    models: Sequence[int],
+    settings: SinGANSegSettings,
+    max_size: int,
+    device: str,
+    budget: float,
+    short_iters: int = 20,
+    samples: int = 64,
+) -> None:
+    """Print the models/hour of each batch size M in ``models`` (and sampling speed), within ``budget`` seconds.
+
+    An M whose full training would not fit in what is left of the budget (projected from the previous M) is
+    measured on ``short_iters`` iterations per scale and scaled to the schedule's iterations; the line says so.
+    """
+    start = time.perf_counter()
+    dev = torch.device(device)
+    slices = demo_slices(max_size, 16)
+    print(f"{len(slices)} distinct tumour slices of the demo case, GAN tensor {tuple(slices[0][0].shape)}", flush=True)
+    per_model = None  # seconds per model of the last M (never grows with M)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        train(1, slices, dataclasses.replace(settings, iters=2, coarsest_iters=2), device, folder)  # warm-up
+        for m in models:
+            left = budget - (time.perf_counter() - start)
+            projected = None if per_model is None else per_model * m
+            short = projected is not None and projected > left * 0.8
+            run = (
+                dataclasses.replace(settings, iters=short_iters, coarsest_iters=3 * short_iters) if short else settings
+            )
+            wall, outs = train(m, slices, run, device, folder)
+            num_scales = SinGANSegSampler(outs[0], device="cpu").num_scales
+            full = wall * total_iters(settings, num_scales) / total_iters(run, num_scales)
+            per_model = full / m
+            memory = (
+                f", peak GPU memory {torch.cuda.max_memory_allocated(dev) / 2**20:.0f} MiB"
+                if dev.type == "cuda"
+                else ""
+            )
+            how = (
+                f"measured on {total_iters(run, num_scales)} iterations in {wall:.1f} s, scaled to "
+                f"{total_iters(settings, num_scales)}"
+                if short
+                else "full schedule"
+            )
+            print(
+                f"M = {m:4d}: {full:8.1f} s for {m} models ({how}) -> {3600 / per_model:8.1f} models/hour{memory}",
+                flush=True,
+            )
+            if m == models[0] or m == 8:
+                sampler = SinGANSegSampler(outs[0], device=device)
+                sampler.sample(samples, seed=0)
+                if dev.type == "cuda":
+                    torch.cuda.synchronize()
+                t = time.perf_counter()
+                sampler.sample(samples, seed=1)
+                if dev.type == "cuda":
+                    torch.cuda.synchronize()
+                print(
+                    f"           sampling: {samples / (time.perf_counter() - t):.1f} samples/s "
+                    f"({samples} per call, start scale 0)",
+                    flush=True,
+                )
+            for path in outs:
+                path.unlink()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -83,56 +150,7 @@ def main() -> None:
         f"(coarsest {settings.coarsest_iters})",
         flush=True,
     )
-    slices = demo_slices(args.max_size, 16)
-    print(f"{len(slices)} distinct tumour slices of the demo case, GAN tensor {tuple(slices[0][0].shape)}", flush=True)
-    per_model = None  # seconds per model of the last M (never grows with M)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        train(1, slices, dataclasses.replace(settings, iters=2, coarsest_iters=2), args.device, folder)  # warm-up
-        for m in args.models:
-            left = args.budget - (time.perf_counter() - start)
-            projected = None if per_model is None else per_model * m
-            short = projected is not None and projected > left * 0.8
-            run = (
-                dataclasses.replace(settings, iters=args.short_iters, coarsest_iters=3 * args.short_iters)
-                if short
-                else settings
-            )
-            wall, outs = train(m, slices, run, args.device, folder)
-            num_scales = SinGANSegSampler(outs[0], device="cpu").num_scales
-            full = wall * total_iters(settings, num_scales) / total_iters(run, num_scales)
-            per_model = full / m
-            memory = (
-                f", peak GPU memory {torch.cuda.max_memory_allocated(dev) / 2**20:.0f} MiB"
-                if dev.type == "cuda"
-                else ""
-            )
-            how = (
-                f"measured on {total_iters(run, num_scales)} iterations in {wall:.1f} s, scaled to "
-                f"{total_iters(settings, num_scales)}"
-                if short
-                else "full schedule"
-            )
-            print(
-                f"M = {m:4d}: {full:8.1f} s for {m} models ({how}) -> {3600 / per_model:8.1f} models/hour{memory}",
-                flush=True,
-            )
-            if m == args.models[0] or m == 8:
-                sampler = SinGANSegSampler(outs[0], device=args.device)
-                sampler.sample(args.samples, seed=0)
-                if dev.type == "cuda":
-                    torch.cuda.synchronize()
-                t = time.perf_counter()
-                sampler.sample(args.samples, seed=1)
-                if dev.type == "cuda":
-                    torch.cuda.synchronize()
-                print(
-                    f"           sampling: {args.samples / (time.perf_counter() - t):.1f} samples/s "
-                    f"({args.samples} per call, start scale 0)",
-                    flush=True,
-                )
-            for path in outs:
-                path.unlink()
+    models_per_hour(args.models, settings, args.max_size, args.device, args.budget, args.short_iters, args.samples)
     print(f"total {time.perf_counter() - start:.0f} s", flush=True)
 
 

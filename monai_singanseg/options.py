@@ -33,6 +33,7 @@ __all__ = [
     "given",
     "replace_given",
     "check_options",
+    "option_error",
     "Settings",
     "jsonable",
     "settings_from_dict",
@@ -292,23 +293,34 @@ def replace_given(settings: T, args: argparse.Namespace, names: Sequence[str] | 
     return dataclasses.replace(settings, **{**given(type(settings), args, names), **overrides})
 
 
+def option_error(cls: type, name: str, value: Any) -> str | None:
+    """What is wrong with ``value`` for option ``name`` of ``cls`` ("must be ..., got ..."), or None if it is allowed
+    (None always is: decided later)."""
+    f = next((f for f in option_fields(cls) if f.name == name), None)
+    if f is None:
+        raise ValueError(f"{cls.__name__} has no option {name!r}")
+    spec = _spec(f)
+    if value is None:
+        return None
+    kind, _, many = _shape(typing.get_type_hints(cls)[name])
+    values = list(value) if many else [value]
+    if spec.choices is not None and any(v not in spec.choices for v in values):
+        return f"must be one of {list(spec.choices)}, got {value!r}"
+    if kind in (int, float) and any(isinstance(v, bool) or not _in_bounds(v, spec) for v in values):
+        return f"must be {_allowed(spec, kind)}, got {value!r}"
+    return None
+
+
 def check_options(settings: Any) -> None:
     """Check every declared option of a settings object against its bounds and choices (None passes: decided later).
 
     Raises:
         ValueError: naming the field, its flag, the allowed values and the value given.
     """
-    hints = typing.get_type_hints(type(settings))
     for f in option_fields(type(settings)):
-        spec, value = _spec(f), getattr(settings, f.name)
-        if value is None:
-            continue
-        kind, _, many = _shape(hints[f.name])
-        values = list(value) if many else [value]
-        if spec.choices is not None and any(v not in spec.choices for v in values):
-            raise ValueError(f"{f.name} ({flag_of(f)}) must be one of {list(spec.choices)}, got {value!r}")
-        if kind in (int, float) and any(isinstance(v, bool) or not _in_bounds(v, spec) for v in values):
-            raise ValueError(f"{f.name} ({flag_of(f)}) must be {_allowed(spec, kind)}, got {value!r}")
+        error = option_error(type(settings), f.name, getattr(settings, f.name))
+        if error is not None:
+            raise ValueError(f"{f.name} ({flag_of(f)}) {error}")
 
 
 def jsonable(value: Any) -> Any:

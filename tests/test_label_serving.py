@@ -1,10 +1,13 @@
 """The real MONAI Label server keeps answering while a long synthesis runs: inference runs in worker threads, at most
-``infer_concurrency`` at once and ``infer_queue`` waiting, and a request beyond that is answered 503 (busy)."""
+``infer_concurrency`` at once and ``infer_queue`` waiting, a request beyond that is answered 503 (busy), and a
+request whose client goes away is cancelled and frees its worker."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,19 +36,25 @@ class Server:
     pid: int
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("serving")
+@contextlib.contextmanager
+def slow_server(root: Path, **conf: str) -> Iterator[Server]:
+    """A real server of the demo datastore whose synthesis requests train their model for 20 s or more."""
     studies = root / "studies"
     demo_studies(studies)
-    conf = [arg for key, value in SLOW.items() for arg in ("--conf", key, value)]
-    with label_server(studies, root, conf) as (url, log):
+    args = [arg for key, value in {**SLOW, **conf}.items() for arg in ("--conf", key, value)]
+    with label_server(studies, root, args) as (url, log):
         listening = [
             p
             for p in psutil.process_iter(["pid"])
             if any(c.status == "LISTEN" and c.laddr.port == int(url.rsplit(":", 1)[1]) for c in _connections(p))
         ]
         yield Server(url, log, listening[0].pid if listening else -1)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with slow_server(tmp_path_factory.mktemp("serving")) as running:
+        yield running
 
 
 def _connections(process: psutil.Process) -> list:
@@ -103,3 +112,39 @@ def test_the_server_answers_while_a_long_synthesis_runs_and_refuses_beyond_its_q
     if rss_start is not None:
         rss_end = psutil.Process(server.pid).memory_info().rss
         print(f"server RSS {rss_start / 2**20:.0f} MiB before, {rss_end / 2**20:.0f} MiB after")
+
+
+def test_a_client_that_goes_away_cancels_its_running_synthesis_and_frees_the_worker(tmp_path):
+    """No queue: while the worker is held, a request is refused as busy (503); once the client of the running
+    request has gone, its synthesis stops, nothing is stored and the next request is served (422 for its bad
+    parameter, not 503)."""
+    with slow_server(tmp_path, infer_queue="0") as server:
+        start = time.monotonic()
+        with pytest.raises(requests.Timeout):  # the client gives up after 4 s and closes its connection
+            requests.post(
+                f"{server.url}/infer/singanseg", params={"image": DEMO}, data={"params": '{"seed": 1}'}, timeout=4
+            )
+        gone = time.monotonic()
+        while "request cancelled" not in server.log.read_text() and time.monotonic() - gone < 20:
+            time.sleep(0.1)
+        cancelled = time.monotonic() - gone
+        assert "request cancelled" in server.log.read_text(), log_tail(server.log)
+        for _ in range(20):  # the worker is freed as the cancelled request unwinds
+            bad = requests.post(
+                f"{server.url}/infer/singanseg",
+                params={"image": DEMO},
+                data={"params": '{"seed": 2, "threshold": 5}'},
+                timeout=60,
+            )
+            if bad.status_code != 503:
+                break
+            time.sleep(0.1)
+        freed = time.monotonic() - gone
+        assert bad.status_code == 422 and "threshold" in bad.json()["detail"], bad.text  # the worker is free
+        images = requests.get(f"{server.url}/datastore/", params={"output": "all"}, timeout=30).json()
+        assert not any("_singanseg_" in name for name in images["objects"]), "a cancelled request stored its result"
+        print(
+            f"cancelled {cancelled:.2f} s and the worker free {freed:.2f} s after the client left "
+            f"({gone - start:.1f} s after the request began)"
+        )
+        assert freed < 5.0

@@ -32,6 +32,7 @@ EXPERIMENT_OPTIONS = (
     "style_steps",
     "style_weights",
     "pix2pix_epochs",
+    "pix2pix_architecture",
     "pix2pix_volumes",
     "pix2pix_samples",
     "channel_names",

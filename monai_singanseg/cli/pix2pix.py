@@ -31,6 +31,7 @@ from monai_singanseg.transforms.labels.array import BRATS_LABEL_VALUES, LabelToI
 #: pix2pix training settings on the command line (declared in :class:`Pix2PixSettings`).
 TRAINING_OPTIONS = (
     "size",
+    "architecture",
     "epochs",
     "batch_size",
     "seed",
@@ -41,6 +42,10 @@ TRAINING_OPTIONS = (
     "context_slices",
     "critic_scales",
     "feature_matching_weight",
+    "gan_loss",
+    "l1_weight",
+    "style_channels",
+    "kl_weight",
     "all_brain_slices",
     "tissue_classes",
 )
@@ -86,6 +91,12 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         type=int_in(0, 10000),
         default=0,
         help="render N elastically/affinely deformed label maps instead of the label itself",
+    )
+    render.add_argument(
+        "--num",
+        type=int_in(1, 10000),
+        default=1,
+        help="render the label N times, each with a new appearance code (SPADE models with --style-channels)",
     )
     render.add_argument("--name", default=None, help="output case name stem (default: the label's case name + '_p2p')")
     render.add_argument("--out", required=True, help="output folder")
@@ -154,6 +165,17 @@ def run_render(args: argparse.Namespace) -> int:
     if args.deform < 0:
         raise ValueError("--deform must be >= 0")
     renderer = Pix2PixRender(args.model, device=resolve_device(args.device))
+    if args.num > 1 and not renderer.style_channels:
+        raise ValueError(
+            f"--num {args.num}: {args.model} renders without an appearance code ({renderer.config.architecture}), so "
+            "every render of one label map would be the same; use --deform N for N different label maps, or a SPADE "
+            "model trained with --style-channels"
+        )
+    if args.num > 1 and args.deform:
+        raise ValueError(
+            "--num and --deform go one at a time: --deform N already renders N label maps, each with its own "
+            "appearance code"
+        )
     label = load_image(label_path, 3, "label")
     if label.shape[0] != 1:
         raise ConditionError(
@@ -188,7 +210,10 @@ def run_render(args: argparse.Namespace) -> int:
         raise ConditionError("--tissue-image given but the model was trained without tissue classes")
 
     stem = check_name(args.name, "--name") if args.name else safe_name(f"{case_name({'label': str(label_path)})}_p2p")
-    names = [stem] if args.deform == 0 else [f"{stem}_def{i:03d}" for i in range(args.deform)]
+    if args.deform:
+        names = [f"{stem}_def{i:03d}" for i in range(args.deform)]
+    else:
+        names = [stem] if args.num == 1 else [f"{stem}_{i:03d}" for i in range(args.num)]
     out_dir = Path(args.out)
     pipeline = pix2pix_synthesis(renderer, out_dir, deform=args.deform > 0, overwrite=args.overwrite)
     pipeline.extra["brain_mask"] = brain_source

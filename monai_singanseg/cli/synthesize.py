@@ -42,7 +42,7 @@ def real_cases(data: str) -> list[dict]:
 DATASET_OPTIONS = ("generator", "volume", "box")
 SAMPLING_OPTIONS = ("start_scale", "min_component", "tumour_shift", "style", "style_steps", "style_weights")
 #: pix2pix training on the command line (declared in Pix2PixSettings); its seed is the dataset's --seed.
-PIX2PIX_OPTIONS = ("epochs", "size", "seed")
+PIX2PIX_OPTIONS = ("epochs", "size", "architecture", "seed")
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -71,7 +71,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p2p = p.add_argument_group("pix2pix (--generator pix2pix)")
     p2p.add_argument("--model", default=None, help="a trained pix2pix model file (default: train one on --data)")
     add_options(p2p, DatasetSettings, ("per_case",))
-    add_options(p2p, Pix2PixSettings, PIX2PIX_OPTIONS[:2])
+    add_options(p2p, Pix2PixSettings, PIX2PIX_OPTIONS[:-1])
     add_options(p, DatasetSettings, ("seed", "claim_timeout"))
     p.add_argument(
         "--shard", default=None, metavar="I/N", help="do task I of N (a Slurm array: I = $SLURM_ARRAY_TASK_ID)"

@@ -16,7 +16,15 @@ import torch
 from ignite.engine import Engine, Events
 from tqdm.auto import tqdm
 
-__all__ = ["EpochLossHistory", "EpochCallback", "ModelFileCheckpoint", "ProgressBar", "close_when_done"]
+__all__ = [
+    "EpochLossHistory",
+    "EpochCallback",
+    "ModelFileCheckpoint",
+    "ProgressBar",
+    "RunCancelled",
+    "CancelWhen",
+    "close_when_done",
+]
 
 
 def close_when_done(engine: Engine, close: Callable[[], Any]) -> None:
@@ -107,6 +115,31 @@ class EpochCallback:
         if self.fn(engine.state.history[-1]):
             engine.state.stop_requested = True
             engine.terminate()
+
+
+class RunCancelled(RuntimeError):
+    """A training run stopped by :class:`CancelWhen` (its model file holds the last checkpoint written before)."""
+
+
+class CancelWhen:
+    """Stops a run after any iteration at which ``cancelled()`` is True, by raising :class:`RunCancelled`.
+
+    Raising (not ``engine.terminate()``) ends the caller's work too: a SinGAN-Seg trainer runs one engine per scale
+    and would start the next one after a terminated scale. Checkpoints already written stay (resume continues).
+
+    Args:
+        cancelled: polled after every iteration (cheap: e.g. ``threading.Event.is_set``).
+    """
+
+    def __init__(self, cancelled: Callable[[], bool]) -> None:
+        self.cancelled = cancelled
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        if self.cancelled():
+            raise RunCancelled(f"cancelled at iteration {engine.state.iteration}")
 
 
 class ModelFileCheckpoint:

@@ -8,6 +8,7 @@ from typing import Any
 
 from monai_singanseg.engines.pix2pix import Pix2PixSettings
 from monai_singanseg.evaluation.segmentation import SegmentationSettings
+from monai_singanseg.networks.spade import GENERATOR_ARCHITECTURES
 from monai_singanseg.options import MAX_SEED, Settings, check_options, option
 from monai_singanseg.synthesis import SinGANSegSynthesisSettings
 from monai_singanseg.transforms.style import STYLE_METHODS
@@ -59,6 +60,9 @@ class ExperimentSettings(Settings):
     style_steps: int = option(100, low=0, high=10000, help="optimisation steps of the network style methods")
     style_weights: str | None = option(None, metavar="FILE", help="VGG-19 weights file for the vgg19 style methods")
     pix2pix_epochs: int = option(60, low=1, high=10**5, help="pix2pix training epochs")
+    pix2pix_architecture: str = option(
+        "unet", choices=GENERATOR_ARCHITECTURES, help="the pix2pix set's generator (train-pix2pix --architecture)"
+    )
     pix2pix_volumes: int = option(4, low=1, high=10**4, help="deformed label volumes rendered per training case")
     pix2pix_samples: int = option(
         100, low=1, high=10**6, help="pix2pix slices kept per fold (evenly spaced over the rendered tumour slices)"
@@ -88,6 +92,10 @@ class ExperimentSettings(Settings):
     )
     headline_region: str = option("WT", choices=("WT", "TC", "ET"), help="the BraTS region the headline compares")
 
+    def pix2pix_settings(self) -> Pix2PixSettings:
+        """The pix2pix set's training settings (working size, epochs, generator)."""
+        return Pix2PixSettings(size=self.size, epochs=self.pix2pix_epochs, architecture=self.pix2pix_architecture)
+
     def __post_init__(self) -> None:
         self.label_map = {int(k): int(v) for k, v in dict(self.label_map).items()}
         if self.channel_names is not None:
@@ -101,7 +109,7 @@ class ExperimentSettings(Settings):
             raise ValueError("at least one seed is needed (--seeds)")
         check_options(self)
         # the generators' own settings, checked now rather than after hours of training
-        Pix2PixSettings(size=self.size, epochs=self.pix2pix_epochs)
+        self.pix2pix_settings()
         for method in self.style_methods:
             SinGANSegSynthesisSettings(style=method, style_steps=self.style_steps, style_weights=self.style_weights)
         if self.training_sets is not None:

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from monai_singanseg.engines.pix2pix import Pix2PixSettings
 from monai_singanseg.engines.singanseg import SinGANSegSettings
 from monai_singanseg.evaluation.settings import ExperimentSettings, style_set_name
 from monai_singanseg.evaluation.slice_sets import SliceSet, evenly, synthetic_slices
@@ -143,15 +142,15 @@ def make_synthetic_sets(
     timing["singanseg"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     log(
-        f"  synthesize: pix2pix on {len(items)} case(s), {settings.pix2pix_epochs} epochs, {settings.pix2pix_volumes} "
-        "render(s) per case"
+        f"  synthesize: pix2pix ({settings.pix2pix_architecture}) on {len(items)} case(s), "
+        f"{settings.pix2pix_epochs} epochs, {settings.pix2pix_volumes} render(s) per case"
     )
     p2p = DatasetSettings(
         generator="pix2pix",
         per_case=settings.pix2pix_volumes,
         label_map=settings.label_map,
         channel_names=settings.channel_names,
-        pix2pix=Pix2PixSettings(size=settings.size, epochs=settings.pix2pix_epochs),
+        pix2pix=settings.pix2pix_settings(),
     )
     _synthesize(items, fold_dir / "pix2pix", p2p, device, overwrite)
     timing["pix2pix"] = time.perf_counter() - t0

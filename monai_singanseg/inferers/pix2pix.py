@@ -18,13 +18,14 @@ import torch
 from monai.config import NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.inferers import Inferer, SimpleInferer
-from monai.transforms import MapTransform, Transform
+from monai.transforms import MapTransform, Randomizable, Transform
 from monai.utils import convert_to_tensor
 
 from monai_singanseg.device import resolve_device
 from monai_singanseg.io.model_config import PIX2PIX_KIND, Pix2PixModelConfig
 from monai_singanseg.io.modelfile import ModelFile, ModelFileError, load_model_file
 from monai_singanseg.networks.pix2pix import Pix2PixGenerator
+from monai_singanseg.networks.spade import GENERATOR_ARCHITECTURES, SPADEGenerator
 from monai_singanseg.rng import forked_rng
 from monai_singanseg.transforms.condition.array import (
     BuildCondition,
@@ -36,11 +37,33 @@ from monai_singanseg.transforms.intensity.array import IntensityFromTanhRange, I
 from monai_singanseg.transforms.labels.array import LabelToIndex
 from monai_singanseg.transforms.slices.grid import AxialSliceGrid
 
-__all__ = ["PIX2PIX_KIND", "load_pix2pix", "generator_from_config", "Pix2PixRender", "Pix2PixRenderd"]
+__all__ = [
+    "PIX2PIX_KIND",
+    "load_pix2pix",
+    "generator_from_config",
+    "Pix2PixRender",
+    "Pix2PixRenderd",
+    "RandAppearanced",
+]
 
 
-def generator_from_config(config: Pix2PixModelConfig) -> Pix2PixGenerator:
-    """The generator described by a pix2pix model config (untrained weights)."""
+def generator_from_config(config: Pix2PixModelConfig) -> Pix2PixGenerator | SPADEGenerator:
+    """The generator described by a pix2pix model config (untrained weights): its U-Net or SPADE generator."""
+    if config.architecture == "spade":
+        return SPADEGenerator(
+            spatial_dims=2,
+            in_channels=config.generator_in_channels,
+            out_channels=len(config.modalities),
+            size=config.size,
+            channels=config.generator_channels,
+            max_channels=config.generator_max_channels,
+            style_channels=config.style_channels,
+        )
+    if config.architecture != "unet":
+        raise ModelFileError(
+            f"generator architecture {config.architecture!r} is not one this version knows "
+            f"({', '.join(GENERATOR_ARCHITECTURES)}): upgrade monai-singanseg"
+        )
     return Pix2PixGenerator(
         spatial_dims=2,
         in_channels=config.generator_in_channels,
@@ -71,8 +94,13 @@ def load_pix2pix(
     return generator.to(device).eval(), mf.config
 
 
-class Pix2PixRender(Transform):
+class Pix2PixRender(Randomizable, Transform):
     """Render a synthetic multi-modal volume for a label volume with a trained pix2pix model.
+
+    A SPADE model with an appearance code renders every call with a new code drawn from N(0, I) by
+    :meth:`randomize` (the transform's own random state: ``set_random_state(seed)`` makes it repeatable), one code
+    for all slices of the volume, so one label map renders with many plausible contrasts; ``appearance=`` gives a
+    code instead. A U-Net model (or SPADE without a code) renders a deterministic function of the condition.
 
     Args:
         model: model file path or loaded :class:`ModelFile`.
@@ -110,10 +138,38 @@ class Pix2PixRender(Transform):
         self.margin = self.config.margin
         self.batch_size = batch_size
         self.modalities = tuple(self.config.modalities)
+        self.style_channels = int(self.config.style_channels)
+        self.appearance: torch.Tensor | None = None
+
+    def randomize(self, data: Any = None) -> None:
+        """Draw the next render's appearance code (nothing for a model without one)."""
+        if self.style_channels:
+            self.appearance = torch.as_tensor(self.R.standard_normal((1, self.style_channels)), dtype=torch.float32)
+
+    def check_appearance(self, appearance: NdarrayOrTensor) -> torch.Tensor:
+        """``appearance`` as a ``(1, style_channels)`` code of this model (ValueError naming the lengths)."""
+        code = convert_to_tensor(appearance, track_meta=False).float().reshape(1, -1)
+        if not self.style_channels:
+            raise ValueError(
+                f"an appearance code was given, but this model ({self.config.architecture}) renders without one"
+            )
+        if code.shape[1] != self.style_channels:
+            raise ValueError(
+                f"appearance code of length {code.shape[1]}; this model's codes have {self.style_channels} values"
+            )
+        return code
 
     @torch.no_grad()
-    def render_condition(self, condition: NdarrayOrTensor, affine: NdarrayOrTensor) -> torch.Tensor:
-        """Condition ``(C, *sp)`` -> rendered volume ``(M, *sp)`` in [-1, 1] (-1 outside the brain)."""
+    def render_condition(
+        self, condition: NdarrayOrTensor, affine: NdarrayOrTensor, appearance: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Condition ``(C, *sp)`` -> rendered volume ``(M, *sp)`` in [-1, 1] (-1 outside the brain), every slice with
+        the appearance code ``appearance`` ``(1, style_channels)`` (models with a code; None: the last drawn)."""
+        code = self.appearance if appearance is None else self.check_appearance(appearance)
+        if self.style_channels and code is None:
+            self.randomize()
+            code = self.appearance
+        extra = () if code is None else (code.to(self.device),)
         cond = convert_to_tensor(condition, track_meta=False).float()
         if cond.shape[0] != len(self.config.condition.channels):
             raise ConditionError(
@@ -125,16 +181,21 @@ class Pix2PixRender(Transform):
         for start in range(0, len(grid.brain_slices), self.batch_size):
             idx = grid.brain_slices[start : start + self.batch_size]
             x = grid.extract_with_context(cond, idx, self.config.context_slices).to(self.device)
-            grid.paste(self.inferer(x, self.generator).cpu(), idx, out)
+            grid.paste(self.inferer(x, self.generator, *extra).cpu(), idx, out)
         return torch.where(cond[:1] > 0.5, out, torch.full_like(out, -1.0))
 
     def __call__(
-        self, label: NdarrayOrTensor, brain_mask: NdarrayOrTensor, tissue: NdarrayOrTensor | None = None
+        self,
+        label: NdarrayOrTensor,
+        brain_mask: NdarrayOrTensor,
+        tissue: NdarrayOrTensor | None = None,
+        appearance: NdarrayOrTensor | None = None,
     ) -> MetaTensor:
         """Args:
         label: ``(1, X, Y, Z)`` label map holding the model's label VALUES (e.g. BraTS 0/1/2/4).
         brain_mask: ``(1, X, Y, Z)`` brain mask on the label's grid (non-zero = brain; tumour voxels count as brain).
         tissue: ``(1, X, Y, Z)`` tissue classes (:class:`TissueClasses`), needed iff the model uses them.
+        appearance: the appearance code (SPADE models with one; None: a new code from :meth:`randomize`).
 
         Returns:
             ``(M, X, Y, Z)`` MetaTensor, one channel per modality, in the training intensity range and dtype,
@@ -144,6 +205,9 @@ class Pix2PixRender(Transform):
             LabelValueError: label values outside the model's set.
             ConditionError: shape/affine mismatch, empty brain mask, tissue map missing or not expected.
         """
+        code = None if appearance is None else self.check_appearance(appearance)
+        if code is None:
+            self.randomize()
         lab = convert_to_tensor(label, track_meta=False)
         if lab.ndim != 4 or lab.shape[0] != 1:
             raise ConditionError(f"expected a (1, X, Y, Z) label volume, got shape {tuple(lab.shape)}")
@@ -162,7 +226,7 @@ class Pix2PixRender(Transform):
         cropped_tissue = None if tissue is None else convert_to_tensor(tissue, track_meta=False)[box]
         condition = BuildCondition(len(self.label_values), self.tissue_classes)(index, brain[box], cropped_tissue)
         affine = label.affine if isinstance(label, MetaTensor) else torch.eye(4, dtype=torch.float64)
-        rendered = self.render_condition(condition, affine)
+        rendered = self.render_condition(condition, affine, code)
         image = convert_to_tensor(
             IntensityFromTanhRange(self.stats)(rendered, mask=condition[:1] > 0.5), track_meta=False
         )
@@ -172,6 +236,34 @@ class Pix2PixRender(Transform):
         meta = dict(label.meta) if isinstance(label, MetaTensor) else {}
         meta.update(affine=torch.as_tensor(affine).clone(), source_dtype=self.stats.dtype)
         return MetaTensor(out, meta=meta)
+
+
+class RandAppearanced(Randomizable, MapTransform):
+    """Draw an appearance code from N(0, I) into ``d[key]`` for a renderer whose model has one (else nothing).
+
+    The pipeline's random step before :class:`Pix2PixRenderd`: the render itself then is a deterministic function
+    of its inputs (a resumed synthesis replays this cheap step, not the render).
+
+    Args:
+        renderer: the renderer whose code length is drawn.
+        key: where the code goes (``(1, style_channels)``).
+    """
+
+    def __init__(self, renderer: Pix2PixRender, key: str = "appearance") -> None:
+        super().__init__([key], allow_missing_keys=True)
+        self.renderer, self.key = renderer, key
+        self.code: torch.Tensor | None = None
+
+    def randomize(self, data: Any = None) -> None:
+        n = self.renderer.style_channels
+        self.code = torch.as_tensor(self.R.standard_normal((1, n)), dtype=torch.float32) if n else None
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        self.randomize()
+        if self.code is not None:
+            d[self.key] = self.code
+        return d
 
 
 class Pix2PixRenderd(MapTransform):
@@ -185,6 +277,7 @@ class Pix2PixRenderd(MapTransform):
         tissue_key: tissue map key (used only if the model has tissue channels).
         device: torch device.
         batch_size: slices per generator call.
+        appearance_key: the appearance code (:class:`RandAppearanced`; missing: the renderer draws one).
     """
 
     def __init__(
@@ -196,9 +289,11 @@ class Pix2PixRenderd(MapTransform):
         tissue_key: str = "tissue",
         device: str | torch.device = "cpu",
         batch_size: int = 16,
+        appearance_key: str = "appearance",
     ) -> None:
         super().__init__([label_key, brain_key])
         self.label_key, self.brain_key, self.output_key, self.tissue_key = label_key, brain_key, output_key, tissue_key
+        self.appearance_key = appearance_key
         self.renderer = (
             model if isinstance(model, Pix2PixRender) else Pix2PixRender(model, device=device, batch_size=batch_size)
         )
@@ -206,5 +301,5 @@ class Pix2PixRenderd(MapTransform):
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         tissue = d.get(self.tissue_key) if self.renderer.tissue_classes else None
-        d[self.output_key] = self.renderer(d[self.label_key], d[self.brain_key], tissue)
+        d[self.output_key] = self.renderer(d[self.label_key], d[self.brain_key], tissue, d.get(self.appearance_key))
         return d

@@ -304,6 +304,9 @@ class Pix2PixModelConfig(ModelConfig):
             the resize decoder have none and load as ``"transposed"``).
         context_slices: neighbouring slices on each side whose condition the generator also reads (0: 2D).
         critic_scales: critics of the multi-scale critic (training only).
+        architecture: the generator, ``"unet"`` (files written before SPADE have none) or ``"spade"``.
+        style_channels: length of a SPADE generator's appearance code (0: none).
+        generator_max_channels: a SPADE generator's widest feature map.
     """
 
     KIND: ClassVar[str] = PIX2PIX_KIND
@@ -327,6 +330,9 @@ class Pix2PixModelConfig(ModelConfig):
     upsample: str = "transposed"
     context_slices: int = 0
     critic_scales: int = 1
+    architecture: str = "unet"
+    style_channels: int = 0
+    generator_max_channels: int = 256
 
     @property
     def generator_in_channels(self) -> int:

@@ -23,10 +23,12 @@ from monailabel.interfaces.datastore import Datastore, DefaultLabelTag
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 
 from monai_singanseg.device import resolve_device
+from monai_singanseg.label.cancel import CLIENT_CLOSED_REQUEST, RequestCancelled, raise_if_cancelled
 from monai_singanseg.label.datastore import SYNTHETIC_SOURCE_KEY, write_datastore_case
 from monai_singanseg.label.models import SinGANSegModelCache
 from monai_singanseg.label.options import LabelAppSettings, label_names
 from monai_singanseg.label.synthesis import SyntheticVolume, pix2pix_volume, singanseg_volume
+from monai_singanseg.options import MAX_SEED, option_error
 from monai_singanseg.synthesis import SinGANSegSynthesisSettings
 from monai_singanseg.transforms.style import STYLE_METHODS
 
@@ -41,17 +43,9 @@ _MAX_AUTO_SEEDS = 10000
 _SYNTHETIC_ID = re.compile(r"_(singanseg|pix2pix)_\d+$")
 
 
-#: allowed range of every numeric request parameter: long or huge work is refused before it starts (MONAI Label
-#: 0.8.5 runs inference inside its event loop, so one long request holds up every other endpoint).
-PARAM_RANGES: dict[str, tuple[float, float]] = {
-    "seed": (-1, 2**31 - 1),
-    "start_scale": (0, 64),
-    "threshold": (0.0, 0.999),
-    "min_component": (0, 10**6),
-    "style_steps": (0, 500),
-    "deform": (0, 1),
-    "tumour_shift": (0.0, 1.0),
-}
+#: the allowed ranges of the request parameters that are not synthesis settings; the others are checked against
+#: :class:`~monai_singanseg.synthesis.SinGANSegSynthesisSettings`'s declared bounds.
+REQUEST_PARAM_RANGES: dict[str, tuple[int, int]] = {"seed": (-1, MAX_SEED), "deform": (0, 1)}
 
 
 def _number(value: Any, integer: bool) -> float | int | None:
@@ -78,7 +72,8 @@ class LabelRequestError(ValueError):
     """A request the app cannot serve; ``status_code`` is the HTTP status the server answers with.
 
     Args:
-        status_code: 404 (no such image), 409 (output id taken), 422 (no label, no tumour, bad parameter).
+        status_code: 404 (no such image), 409 (output id taken), 422 (no label, no tumour, bad parameter), 499 (the
+            client closed the request, which was cancelled).
         message: what is wrong and how to fix it.
     """
 
@@ -123,7 +118,8 @@ class SyntheticInferTask(InferTask):
         return True
 
     def param(self, request: Mapping[str, Any], name: str) -> Any:
-        """Request parameter ``name``: of its default's type, inside :data:`PARAM_RANGES` (422 otherwise).
+        """Request parameter ``name``: of its default's type, inside its bounds (422 otherwise): those of
+        :data:`REQUEST_PARAM_RANGES`, or the synthesis setting's declared bounds.
 
         Numbers are taken as they are or from their plain decimal text; nothing is coerced (``true`` is not 1,
         ``1.5`` is not an integer), so what the server runs is what the client asked for.
@@ -132,16 +128,19 @@ class SyntheticInferTask(InferTask):
         value = request.get(name, default)
         if value is None or value == "":
             return default
-        low, high = PARAM_RANGES.get(name, (None, None))
-        allowed = f"in [{low}, {high}]" if low is not None else ""
         if isinstance(default, str):
             if not isinstance(value, str):
                 raise LabelRequestError(422, f"parameter {name}={value!r} must be text")
             return value
         kind = "an integer" if isinstance(default, int) and not isinstance(default, bool) else "a number"
         number = _number(value, integer=kind == "an integer")
-        if number is None or (low is not None and not low <= number <= high):
-            raise LabelRequestError(422, f"parameter {name}={value!r} must be {kind} {allowed}".rstrip())
+        if name in REQUEST_PARAM_RANGES:
+            low, high = REQUEST_PARAM_RANGES[name]
+            error = None if number is not None and low <= number <= high else f"must be {kind} in [{low}, {high}]"
+        else:
+            error = f"must be {kind}" if number is None else option_error(SinGANSegSynthesisSettings, name, number)
+        if error is not None:
+            raise LabelRequestError(422, f"parameter {name}={value!r} {error}")
         return number
 
     def synthesize(
@@ -195,8 +194,11 @@ class SyntheticInferTask(InferTask):
         new_id, seed = self.new_image_id(image_id, self.param(request, "seed"))
         try:
             volume, extra = self.synthesize(image_id, str(request["image"]), label_path, seed, request)
+            raise_if_cancelled(f"{self.name} of image {image_id!r}")  # a result nobody waits for is not stored
         except LabelRequestError:
             raise
+        except RequestCancelled as exc:
+            raise LabelRequestError(CLIENT_CLOSED_REQUEST, str(exc)) from exc
         except ValueError as exc:  # unreadable image, no tumour, model of another image, bad parameters
             raise LabelRequestError(422, f"image {image_id!r}: {exc}") from exc
         result = self._store(image_id, new_id, seed, volume, extra)

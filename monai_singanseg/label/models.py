@@ -10,11 +10,13 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from monai_singanseg.engines.handlers import RunCancelled
 from monai_singanseg.engines.singanseg import MODEL_KIND, SinGANSegTrainer
 from monai_singanseg.io.atomic import hash_file
 from monai_singanseg.io.modelfile import ModelFileError, load_model_file
 from monai_singanseg.io.names import safe_name
 from monai_singanseg.io.writers import BRATS_MODALITIES
+from monai_singanseg.label.cancel import RequestCancelled, cancel_handlers
 from monai_singanseg.label.options import LabelAppSettings
 from monai_singanseg.synthesis import singanseg_training_input
 
@@ -32,7 +34,8 @@ class SinGANSegModelCache:
     settings, so an edited label (or other ``--conf`` settings) trains a new model; superseded models of that image
     are deleted once the new one is complete. Training is serialised per image by a file lock (``.lock`` in the
     image's folder), so the train task and an infer request never train the same model twice; an interrupted
-    training resumes from its last finished scale.
+    training (or one cancelled with its request, :mod:`~monai_singanseg.label.cancel`) resumes from its last finished
+    scale.
 
     Args:
         options: the app's settings (training settings, slice size, device, model folder, label values).
@@ -81,6 +84,8 @@ class SinGANSegModelCache:
 
         Raises:
             ValueError: the label has no tumour, or the image cannot be read (naming the file).
+            RequestCancelled: the request that trains the model was cancelled (the model file keeps the finished
+                scales).
         """
         path = self.model_path(image_id, image_path, label_path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,7 +107,11 @@ class SinGANSegModelCache:
                 gan.shape[0],
                 path,
             )
-            SinGANSegTrainer(o.settings, device=o.device, progress=False).fit(gan, path, metadata, resume=True)
+            trainer = SinGANSegTrainer(o.settings, device=o.device, progress=False, handlers=cancel_handlers())
+            try:
+                trainer.fit(gan, path, metadata, resume=True)
+            except RunCancelled as exc:  # the finished scales stay in the model file: the next request resumes
+                raise RequestCancelled(f"training the model of image {image_id}: {exc}") from exc
             for old in path.parent.glob("*.pt"):
                 if old != path:
                     logger.info("removing superseded model %s", old)

@@ -1,5 +1,5 @@
 """Weight-free metrics of synthetic images: fidelity (SWD, also over the three planes of volumes), diversity,
-memorisation, label statistics, tumour fidelity (size kept, components, class nesting), artefacts.
+memorisation, label statistics, tumour fidelity (size kept, components, class nesting), artefacts, fine detail.
 
 They need no trained network, so every layer that judges samples (dataset synthesis, the evaluation) can use them.
 """
@@ -10,6 +10,7 @@ from monai_singanseg.metrics.artifacts import neighbour_slice_ssim, periodic_pow
 from monai_singanseg.metrics.diversity import diversity, pairwise_ssim
 from monai_singanseg.metrics.label_stats import compare_label_statistics, label_statistics
 from monai_singanseg.metrics.memorisation import NearestReference, flag_memorised, memorisation_scores
+from monai_singanseg.metrics.spectrum import FINE_DETAIL_CUTOFF, fine_detail_ratio, fine_detail_share
 from monai_singanseg.metrics.swd import (
     laplacian_pyramid,
     orthogonal_slices,
@@ -37,6 +38,9 @@ __all__ = [
     "label_statistics",
     "compare_label_statistics",
     "periodic_power",
+    "fine_detail_share",
+    "fine_detail_ratio",
+    "FINE_DETAIL_CUTOFF",
     "neighbour_slice_ssim",
     "sliced_wasserstein_distance_3d",
     "orthogonal_slices",

@@ -10,6 +10,7 @@ from monai_singanseg.networks.singan import (
     resize_to,
     scale_features,
 )
+from monai_singanseg.networks.spade import GENERATOR_ARCHITECTURES, SPADE, SPADEGenerator, SPADEResBlock, StyleEncoder
 from monai_singanseg.networks.vgg import VGG19Features, VGG19StyleExtractor, load_vgg19_features
 
 __all__ = [
@@ -18,6 +19,11 @@ __all__ = [
     "init_pix2pix_weights",
     "num_unet_levels",
     "RandomFeatures",
+    "GENERATOR_ARCHITECTURES",
+    "SPADE",
+    "SPADEGenerator",
+    "SPADEResBlock",
+    "StyleEncoder",
     "SinGANCritic",
     "SinGANGenerator",
     "SinGANPyramid",

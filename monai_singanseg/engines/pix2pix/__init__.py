@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monai_singanseg.engines.pix2pix.checkpoint import resume_settings
+from monai_singanseg.engines.pix2pix.checkpoint import recorded_settings, resume_settings
 from monai_singanseg.engines.pix2pix.data import (
     AugmentedPairs,
     EpochPermutation,
@@ -30,6 +30,7 @@ __all__ = [
     "Pix2PixNetworks",
     "Pix2PixTrainer",
     "resume_settings",
+    "recorded_settings",
     "pix2pix_networks",
     "pix2pix_trainer",
     "train_pix2pix",

@@ -11,7 +11,7 @@ import torch
 
 from monai_singanseg.engines.common import tensor_digest
 from monai_singanseg.engines.pix2pix.data import Pix2PixSlices
-from monai_singanseg.engines.pix2pix.settings import SETTINGS_BEFORE_FIDELITY, Pix2PixSettings
+from monai_singanseg.engines.pix2pix.settings import SETTINGS_BEFORE_FIDELITY, SETTINGS_BEFORE_SPADE, Pix2PixSettings
 from monai_singanseg.io.model_config import PIX2PIX_KIND, ConditionConfig, Pix2PixModelConfig
 from monai_singanseg.io.modelfile import ModelFile, ModelFileError, load_model_file, save_model_file
 from monai_singanseg.networks.pix2pix import max_critic_scales
@@ -19,6 +19,7 @@ from monai_singanseg.transforms.condition.array import condition_channel_names
 from monai_singanseg.transforms.intensity.array import IntensityStats
 
 __all__ = [
+    "recorded_settings",
     "TrainingState",
     "new_model_config",
     "flatten_optimizer",
@@ -88,6 +89,8 @@ def new_model_config(settings: Pix2PixSettings, data: Pix2PixSlices) -> Pix2PixM
         upsample=settings.upsample,
         context_slices=settings.context_slices,
         critic_scales=min(settings.critic_scales, max_critic_scales(settings.size)),
+        architecture=settings.architecture,
+        style_channels=int(settings.style_channels or 0),
     )
 
 
@@ -104,10 +107,16 @@ def resume_settings(out: str | os.PathLike, settings: Pix2PixSettings | None = N
         return None
     resumed = load_model_file(out, expected_kind=PIX2PIX_KIND)
     check_not_inference_copy(Path(out), resumed.config)
-    saved = {**SETTINGS_BEFORE_FIDELITY, **resumed.config.settings}
+    saved = recorded_settings(resumed.config)
     if settings is not None:
-        saved["epochs"] = max(settings.epochs, saved["epochs"])  # resuming may extend training
-    return Pix2PixSettings(**saved)
+        saved.epochs = max(settings.epochs, saved.epochs)  # resuming may extend training
+    return saved
+
+
+def recorded_settings(config: Pix2PixModelConfig) -> Pix2PixSettings:
+    """The settings a model file was trained with: its recorded ones, and for settings added after it was written,
+    the values it was trained with (:data:`SETTINGS_BEFORE_FIDELITY`, :data:`SETTINGS_BEFORE_SPADE`)."""
+    return Pix2PixSettings(**{**SETTINGS_BEFORE_FIDELITY, **SETTINGS_BEFORE_SPADE, **config.settings})
 
 
 def check_not_inference_copy(out: Path, config: Pix2PixModelConfig) -> None:

@@ -1,4 +1,4 @@
-"""The pix2pix iteration as a MONAI engine: paired slices in, one critic step and one generator step per batch.
+"""The label-to-image iteration as a MONAI engine: paired slices in, one critic step and one generator step per batch.
 
 :class:`Pix2PixTrainer` is a thin ``monai.engines.AdversarialTrainer`` whose iteration is pix2pix's (the
 critics see the condition beside the image, they step first, the generator adds L1 and pix2pixHD's feature
@@ -10,6 +10,7 @@ The builder that wires data, networks, checkpoints and handlers into it is
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -30,7 +31,11 @@ class Pix2PixTrainer(AdversarialTrainer):
     """pix2pix with pix2pixHD's multi-scale critic and feature matching, as a MONAI ``AdversarialTrainer``.
 
     One iteration trains the critics on the real and the generated pair (both conditioned), then the generator
-    against the critics + ``l1_weight`` x L1 + ``feature_matching_weight`` x feature matching. The iteration
+    against the critics (``gan_loss``: pix2pix's BCE or SPADE's hinge) + ``l1_weight`` x L1 +
+    ``feature_matching_weight`` x feature matching. A generator with an appearance code (SPADE with
+    ``style_channels``) renders each pair with the code its encoder draws from the real image, and adds
+    ``kl_weight`` x the code's KL divergence from N(0, I) (a VAE, as brainSPADE), so codes drawn from N(0, I) render
+    plausible contrasts. The iteration
     output holds ``Keys.IMAGE`` (condition), ``Keys.LABEL`` (real image), ``Keys.PRED`` (generated image),
     ``Keys.LOSS`` (the generator's loss) and the floats of :data:`ITERATION_LOSSES` and ``batch_size``, for
     handlers. Any MONAI or ignite handler attaches through ``train_handlers``.
@@ -49,6 +54,8 @@ class Pix2PixTrainer(AdversarialTrainer):
         d_optimizer: its optimiser.
         l1_weight: weight of the L1 term (100 in pix2pix).
         feature_matching_weight: weight of pix2pixHD's feature matching (0: off).
+        gan_loss: ``"bce"`` (pix2pix) or ``"hinge"`` (SPADE).
+        kl_weight: weight of the appearance code's KL term (generators with a code).
         prepare_batch: turns a batch into ``(condition, image)`` on the device (e.g. :class:`AugmentedPairs`).
         train_handlers: handlers to attach, in order.
         random_state: the private random stream's state (None: draw from the global stream).
@@ -66,6 +73,8 @@ class Pix2PixTrainer(AdversarialTrainer):
         d_optimizer: torch.optim.Optimizer,
         l1_weight: float = 100.0,
         feature_matching_weight: float = 10.0,
+        gan_loss: str = "bce",
+        kl_weight: float = 0.05,
         prepare_batch: Callable = default_prepare_batch,
         train_handlers: Sequence | None = None,
         random_state: torch.Tensor | None = None,
@@ -77,11 +86,11 @@ class Pix2PixTrainer(AdversarialTrainer):
             train_data_loader=train_data_loader,
             g_network=g_network,
             g_optimizer=g_optimizer,
-            g_loss_function=generator_adversarial_loss,
+            g_loss_function=functools.partial(generator_adversarial_loss, kind=gan_loss),
             recon_loss_function=torch.nn.L1Loss(),
             d_network=d_network,
             d_optimizer=d_optimizer,
-            d_loss_function=critic_loss,
+            d_loss_function=functools.partial(critic_loss, kind=gan_loss),
             prepare_batch=prepare_batch,
             train_handlers=train_handlers,
             decollate=False,
@@ -90,6 +99,9 @@ class Pix2PixTrainer(AdversarialTrainer):
         )
         self.l1_weight = float(l1_weight)
         self.feature_matching_weight = float(feature_matching_weight)
+        self.kl_weight = float(kl_weight)
+        generator = getattr(g_network, "module", g_network)  # DDP wraps the generator
+        self.appearance = bool(getattr(generator, "style_channels", 0))
         self.random_state = random_state
 
     def run(self) -> None:  # type: ignore[override]
@@ -113,7 +125,12 @@ class Pix2PixTrainer(AdversarialTrainer):
         state = engine.state
         state.g_network.train()
         state.d_network.train()
-        fake = engine.g_inferer(cond, state.g_network)
+        if engine.appearance:  # the code of each real image, drawn by the generator's encoder (VAE)
+            fake = engine.g_inferer(cond, state.g_network, real)
+            kl = getattr(state.g_network, "module", state.g_network).kl_loss
+        else:
+            fake = engine.g_inferer(cond, state.g_network)
+            kl = None
         engine.fire_event(AdversarialIterationEvents.GENERATOR_FORWARD_COMPLETED)
         # critics: real pairs -> 1, generated pairs -> 0
         state.d_optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
@@ -131,6 +148,8 @@ class Pix2PixTrainer(AdversarialTrainer):
         engine.fire_event(AdversarialIterationEvents.RECONSTRUCTION_LOSS_COMPLETED)
         fm = feature_matching_loss(fake_outs, real_outs) if engine.feature_matching_weight > 0 else l1.new_zeros(())
         loss_g = state.g_loss_function(fake_outs) + engine.l1_weight * l1 + engine.feature_matching_weight * fm
+        if kl is not None:
+            loss_g = loss_g + engine.kl_weight * kl
         engine.fire_event(AdversarialIterationEvents.GENERATOR_LOSS_COMPLETED)
         loss_g.backward()
         engine.fire_event(AdversarialIterationEvents.GENERATOR_BACKWARD_COMPLETED)
@@ -145,5 +164,6 @@ class Pix2PixTrainer(AdversarialTrainer):
             "loss_d": loss_d.item(),
             "l1": l1.item(),
             "feature_matching": fm.item(),
+            "kl": 0.0 if kl is None else kl.item(),
             "batch_size": int(cond.shape[0]),
         }

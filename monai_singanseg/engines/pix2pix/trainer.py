@@ -147,6 +147,8 @@ def pix2pix_trainer(
         state.opt_d,
         l1_weight=settings.l1_weight,
         feature_matching_weight=settings.feature_matching_weight,
+        gan_loss=settings.gan_loss,
+        kl_weight=settings.kl_weight,
         prepare_batch=AugmentedPairs(settings.flip, settings.rotate_degrees, state.augment),
         train_handlers=[*handlers, *train_handlers],
         random_state=state.random_state,

@@ -12,7 +12,8 @@ the app checks them first (:func:`guard_infer_endpoint`) and answers 404/422 wit
 
 Inference runs off the server's event loop (:func:`serve_infer_off_the_event_loop`): MONAI Label 0.8.5 runs it on the
 loop, so one long synthesis would hold up every other request; here ``--conf infer_concurrency`` syntheses run at once
-in worker threads, ``--conf infer_queue`` more wait, and a request beyond that is answered 503 (busy).
+in worker threads, ``--conf infer_queue`` more wait, and a request beyond that is answered 503 (busy); a request
+whose client closes the connection is cancelled and frees its worker.
 
 Authentication (``MONAI_LABEL_AUTH_ENABLE=true``): MONAI Label 0.8.5 decodes bearer tokens with ``jwt.decode``
 without the ``algorithms`` argument that PyJWT 2 (its own requirement) demands, so it refuses every token, valid
@@ -23,12 +24,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import functools
+import gc
 import inspect
 import json
 import logging
 import os
 import sys
+import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -38,6 +42,7 @@ from monailabel.interfaces.tasks.infer_v2 import InferTask
 from monailabel.interfaces.tasks.train import TrainTask
 
 from monai_singanseg import __version__
+from monai_singanseg.label.cancel import CLIENT_CLOSED_REQUEST, run_cancellable
 from monai_singanseg.label.infer import LabelRequestError, Pix2PixInferTask, SinGANSegInferTask, SyntheticInferTask
 from monai_singanseg.label.options import app_settings, label_names
 from monai_singanseg.label.train import SinGANSegTrainTask
@@ -170,6 +175,22 @@ class InferGate:
             self._admitted -= 1
 
 
+async def _cancel_on_disconnect(request: Any, cancel: threading.Event, every: float = 0.5) -> None:
+    """Set ``cancel`` once the client of ``request`` has closed its connection (polled every ``every`` seconds)."""
+    while not await request.is_disconnected():
+        await asyncio.sleep(every)
+    logger.info("client of %s closed the request: cancelling it", request.url.path)
+    cancel.set()
+
+
+def release_memory() -> None:
+    """Give the memory a finished request freed back to the system: a garbage collection, then glibc's
+    ``malloc_trim`` (worker threads allocate from their own malloc arenas, which glibc keeps otherwise)."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def serve_infer_off_the_event_loop(concurrency: int, queue: int) -> bool:
     """Run MONAI Label's ``POST /infer/<model>`` in worker threads, so the server keeps answering while it runs.
 
@@ -177,7 +198,10 @@ def serve_infer_off_the_event_loop(concurrency: int, queue: int) -> bool:
     event loop: while one synthesis runs (minutes, when a model trains at request time), ``/info``, ``/datastore``
     and every other request wait. This replaces that route in the running server by one with the same parameters
     that awaits the inference in a worker thread (``run_in_threadpool``) behind an :class:`InferGate`. A request
-    whose client has gone while it waited never starts. Idempotent; returns False (and changes nothing) outside a
+    whose client has gone while it waited never starts; one whose client goes while it runs is cancelled
+    (:mod:`~monai_singanseg.label.cancel`: a model in training stops after its current iteration, nothing is
+    stored) and frees its worker. After each request the freed memory goes back to the system
+    (:func:`release_memory`). Idempotent; returns False (and changes nothing) outside a
     MONAI Label server or when the route does not have the expected form.
     """
     if "monailabel.app" not in sys.modules:  # not inside a running MONAI Label server
@@ -203,11 +227,21 @@ def serve_infer_off_the_event_loop(concurrency: int, queue: int) -> bool:
     gate = InferGate(concurrency, queue)
 
     async def api_run_inference(http_request: Request, **kwargs: Any) -> Any:
-        async with gate.slot():
-            if await http_request.is_disconnected():  # the client left while the request waited
-                raise HTTPException(status_code=499, detail="client closed the request before it started")
-            kwargs.pop("user", None)  # the route's authentication dependency, already checked
-            return await run_in_threadpool(endpoint.run_inference, **kwargs)
+        try:
+            async with gate.slot():
+                if await http_request.is_disconnected():  # the client left while the request waited
+                    raise HTTPException(
+                        status_code=CLIENT_CLOSED_REQUEST, detail="client closed the request before it started"
+                    )
+                kwargs.pop("user", None)  # the route's authentication dependency, already checked
+                cancel = threading.Event()
+                watcher = asyncio.create_task(_cancel_on_disconnect(http_request, cancel))
+                try:
+                    return await run_in_threadpool(run_cancellable, cancel, endpoint.run_inference, **kwargs)
+                finally:
+                    watcher.cancel()
+        finally:
+            await run_in_threadpool(release_memory)  # after the worker is free for the next request
 
     parameters = [inspect.Parameter("http_request", inspect.Parameter.KEYWORD_ONLY, annotation=Request)]
     parameters += [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in signature.parameters.values()]
@@ -320,4 +354,6 @@ class SinGANSegLabelApp(MONAILabelApp):
         try:
             return super().infer(request, datastore)
         except LabelRequestError as exc:
+            if exc.status_code == CLIENT_CLOSED_REQUEST:
+                logger.info("request cancelled: %s", exc)
             raise HTTPException(status_code=exc.status_code, detail=str(exc)) from exc

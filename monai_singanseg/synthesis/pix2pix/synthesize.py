@@ -15,7 +15,7 @@ from monai.inferers import Inferer
 from monai.transforms import MapTransform
 
 from monai_singanseg.data import LoadCased
-from monai_singanseg.inferers.pix2pix import Pix2PixRender, Pix2PixRenderd
+from monai_singanseg.inferers.pix2pix import Pix2PixRender, Pix2PixRenderd, RandAppearanced
 from monai_singanseg.io.modelfile import ModelFile
 from monai_singanseg.synthesis.runner import SynthesisPipeline
 from monai_singanseg.transforms.condition import (
@@ -86,7 +86,10 @@ def pix2pix_synthesis(
     steps.append(ConditionInputsd(tissue_classes=tissue, tissue_channel=cfg.tissue_channel))
     if deform:
         steps += pix2pix_deform_steps(len(values), tissue)
-    steps += [IndexToLabeld("label", values), Pix2PixRenderd(renderer, "label", "brain_mask", "image", "tissue")]
+    steps.append(IndexToLabeld("label", values))
+    if renderer.style_channels:  # every case its own appearance code (SPADE)
+        steps.append(RandAppearanced(renderer, "appearance"))
+    steps.append(Pix2PixRenderd(renderer, "label", "brain_mask", "image", "tissue", appearance_key="appearance"))
     if output_dir is not None:
         steps.append(
             SaveBratsCased(("image", "label"), output_dir, modalities=renderer.modalities, overwrite=overwrite)
