@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -48,6 +50,21 @@ def test_metadata_verifies_offline_against_the_shipped_schema(name, tmp_path):
     assert res.returncode != 0 and "task" in res.stdout + res.stderr
 
 
+def command_overrides(command: str) -> dict[str, object]:
+    """The ``--key value`` overrides after ``--config_file FILE`` in a ``monai.bundle run`` command (values read as
+    Python literals where they are, else text, as the bundle runner reads them)."""
+    words = shlex.split(command)
+    rest = words[words.index("--config_file") + 2 :]
+    assert len(rest) % 2 == 0 and all(w.startswith("--") for w in rest[::2]), rest
+    values = {}
+    for flag, text in zip(rest[::2], rest[1::2]):
+        try:
+            values[flag[2:]] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            values[flag[2:]] = text
+    return values
+
+
 #: a bundle's training settings: the config key of its settings object, the model config field recording them
 #: (pix2pix: through ``recorded_settings``, which fills settings added after a file was written).
 SETTINGS_KEYS = {"singanseg": ("settings", "training"), "pix2pix": ("train_settings", "settings")}
@@ -65,6 +82,8 @@ def test_the_shipped_model_is_what_the_bundles_own_training_config_makes(name):
     parser = ConfigParser()
     parser.read_config(str(REPO / config(name, "train")))
     parser["bundle_root"] = str(REPO / "bundles" / name)
+    for key, value in command_overrides(command).items():  # e.g. --dataset_dir: the data the command names
+        parser[key] = str(REPO / value) if key.endswith("_dir") else value
     key, field = SETTINGS_KEYS[name]
     settings = parser.get_parsed_content(key)
     shipped = load_model_file(REPO / "bundles" / name / "models" / f"{name}.pt").config

@@ -109,9 +109,18 @@ def test_the_server_answers_while_a_long_synthesis_runs_and_refuses_beyond_its_q
     assert statuses == ["200", "503", "503"], results
     busy = [r for k, r in results.items() if r[0] == 503]
     assert all(r[1] < 5.0 and "busy" in r[2] for r in busy), busy  # refused at once, saying why
-    if rss_start is not None:
+    if rss_start is not None:  # memory: what the first requests take stays bounded, and more requests add nothing
+        rss_warm = psutil.Process(server.pid).memory_info().rss
+        more: dict = {}
+        for i in range(4):
+            _infer(url, 10 + i, more, f"more{i}")
+        assert all(r[0] == 200 for r in more.values()), more
         rss_end = psutil.Process(server.pid).memory_info().rss
-        print(f"server RSS {rss_start / 2**20:.0f} MiB before, {rss_end / 2**20:.0f} MiB after")
+        print(
+            f"server RSS {rss_start / 2**20:.0f} MiB at start, {rss_warm / 2**20:.0f} MiB after the first four "
+            f"requests, {rss_end / 2**20:.0f} MiB after four more"
+        )
+        assert rss_end <= 1.1 * rss_warm, (rss_start, rss_warm, rss_end)
 
 
 def test_a_client_that_goes_away_cancels_its_running_synthesis_and_frees_the_worker(tmp_path):

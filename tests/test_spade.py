@@ -42,6 +42,9 @@ def test_spade_generator_shapes_and_the_label_reaches_every_scale(spatial_dims):
     # the appearance code changes the render; the same code renders the same image
     assert not torch.allclose(net(cond, torch.ones(1, 3)), out)
     assert torch.equal(net(cond, torch.zeros(1, 3)), out)
+    state = torch.get_rng_state()
+    assert torch.equal(net(cond), out)  # no code: the mean appearance, and no random number drawn
+    assert torch.equal(torch.get_rng_state(), state)
     with pytest.raises(ValueError, match="appearance code of length 4.*3 values"):
         net(cond, torch.zeros(1, 4))
 

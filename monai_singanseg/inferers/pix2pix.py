@@ -49,31 +49,23 @@ __all__ = [
 
 def generator_from_config(config: Pix2PixModelConfig) -> Pix2PixGenerator | SPADEGenerator:
     """The generator described by a pix2pix model config (untrained weights): its U-Net or SPADE generator."""
+    layout = {
+        "spatial_dims": 2,
+        "in_channels": config.generator_in_channels,
+        "out_channels": len(config.modalities),
+        "size": config.size,
+        "channels": config.generator_channels,
+    }
     if config.architecture == "spade":
         return SPADEGenerator(
-            spatial_dims=2,
-            in_channels=config.generator_in_channels,
-            out_channels=len(config.modalities),
-            size=config.size,
-            channels=config.generator_channels,
-            max_channels=config.generator_max_channels,
-            style_channels=config.style_channels,
+            **layout, max_channels=config.generator_max_channels, style_channels=config.style_channels
         )
     if config.architecture != "unet":
         raise ModelFileError(
             f"generator architecture {config.architecture!r} is not one this version knows "
             f"({', '.join(GENERATOR_ARCHITECTURES)}): upgrade monai-singanseg"
         )
-    return Pix2PixGenerator(
-        spatial_dims=2,
-        in_channels=config.generator_in_channels,
-        out_channels=len(config.modalities),
-        size=config.size,
-        channels=config.generator_channels,
-        dropout=config.dropout,
-        norm=config.norm,
-        upsample=config.upsample,
-    )
+    return Pix2PixGenerator(**layout, dropout=config.dropout, norm=config.norm, upsample=config.upsample)
 
 
 def load_pix2pix(

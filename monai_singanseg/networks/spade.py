@@ -152,10 +152,11 @@ def kl_divergence(mean: torch.Tensor, log_variance: torch.Tensor) -> torch.Tenso
 class SPADEGenerator(nn.Module):
     """Label map -> image, the label injected by :class:`SPADE` at every scale; optional appearance code.
 
-    ``forward(condition, appearance=None)``: ``appearance`` is None (a code drawn from N(0, I) with torch's current
-    random stream, one per batch item), a code ``(B, style_channels)``, or a real image ``(B, out_channels, ...)``
-    whose code is sampled from :class:`StyleEncoder`'s Gaussian (training: the KL term of that encoding is left in
-    :attr:`kl_loss`). Without ``style_channels`` the render is a deterministic function of the condition.
+    ``forward(condition, appearance=None)``: ``appearance`` is None (the zero code: the mean appearance, so a plain
+    ``net(condition)`` call, e.g. a validator's, is deterministic and draws no random numbers), a code
+    ``(B or 1, style_channels)``, or a real image ``(B, out_channels, ...)`` whose code is sampled from
+    :class:`StyleEncoder`'s Gaussian (training: the KL term of that encoding is left in :attr:`kl_loss`). Draw codes
+    from N(0, I) for new appearances (:class:`~monai_singanseg.inferers.Pix2PixRender` does, one per volume).
 
     Args:
         spatial_dims: 2 or 3.
@@ -198,7 +199,7 @@ class SPADEGenerator(nn.Module):
         """The ``(B, style_channels)`` code of ``appearance`` (see the class docstring)."""
         self.kl_loss = None
         if appearance is None:
-            return torch.randn(batch, self.style_channels, device=like.device, dtype=like.dtype)
+            return torch.zeros(batch, self.style_channels, device=like.device, dtype=like.dtype)
         if appearance.ndim == 2:
             if appearance.shape[1] != self.style_channels:
                 raise ValueError(
