@@ -178,3 +178,21 @@ def test_fine_detail_share_sees_blur():
         fine_detail_share(sharp, masks[:2])
     with pytest.raises(ValueError, match="cutoff"):
         fine_detail_share(sharp, cutoff=0.9)
+
+
+def test_resume_refuses_options_that_differ_from_the_run(spade_model, tmp_path):
+    """``--resume`` continues a run with its own settings: an option given with another value is an error naming it,
+    and the checkpoint is left as it was; the same options (or none) resume."""
+    path, _, _ = spade_model
+    copy = tmp_path / "run.pt"
+    copy.write_bytes(path.read_bytes())
+    res = run_cli(
+        "train-pix2pix", "--data", str(DEMO_DIR), "--out", str(copy), "--resume", "--epochs", "3",
+        "--style-channels", "8", "--size", "64", "--quiet",
+    )  # fmt: skip
+    assert res.returncode == 1, res.stderr
+    assert "--style-channels 8 (the run: 4)" in res.stderr and "--size 64 (the run: 32)" in res.stderr
+    assert copy.read_bytes() == path.read_bytes()
+    res = run_cli("train-pix2pix", "--data", str(DEMO_DIR), "--out", str(copy), "--resume", "--epochs", "3", "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert load_model_file(copy).config.epochs_done == 3

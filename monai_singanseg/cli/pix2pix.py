@@ -22,7 +22,7 @@ from monai_singanseg.device import resolve_device
 from monai_singanseg.engines.pix2pix import Pix2PixSettings, resume_settings, train_pix2pix
 from monai_singanseg.inferers.pix2pix import Pix2PixRender
 from monai_singanseg.io.names import check_name, safe_name
-from monai_singanseg.options import add_options, from_args
+from monai_singanseg.options import add_options, flag_of, from_args, option_fields
 from monai_singanseg.synthesis import pix2pix_synthesis, pix2pix_training_slices, synthesize
 from monai_singanseg.transforms.condition.array import ConditionError, check_same_grid
 from monai_singanseg.transforms.intensity.array import foreground_mask
@@ -111,14 +111,40 @@ def training_items(args: argparse.Namespace) -> list[dict[str, Any]]:
     return brats_datalist(args.data)
 
 
+def check_same_run(out: Path, saved: Pix2PixSettings, args: argparse.Namespace) -> None:
+    """``--resume`` continues a run with the settings it was trained with: refuse options given with other values
+    (an option left at its default is not "given"; ``--epochs`` may extend the run).
+
+    Raises:
+        ValueError: naming each such option, the value asked for and the run's.
+    """
+    declared = {f.name: f for f in option_fields(Pix2PixSettings)}
+    conflicts = [
+        f"{flag_of(declared[name])} {getattr(args, name)} (the run: {getattr(saved, name)})"
+        for name in TRAINING_OPTIONS
+        if name != "epochs"
+        and getattr(args, name) is not None
+        and getattr(args, name) != declared[name].default
+        and getattr(args, name) != getattr(saved, name)
+    ]
+    if conflicts:
+        raise ValueError(
+            f"--resume continues {out} with the settings it was trained with, but the command asks for others: "
+            f"{'; '.join(conflicts)}. Drop those options to resume, or start afresh with --overwrite"
+        )
+
+
 def run_train(args: argparse.Namespace) -> int:
     """``train-pix2pix``."""
     resolve_device(args.device)  # an unusable --device is refused before any work
     out = Path(args.out)
     check_resumable_output(out, args.resume)
-    settings = from_args(Pix2PixSettings, args, TRAINING_OPTIONS)
-    if args.resume:
-        settings = resume_settings(out, settings) or settings
+    if args.resume:  # the run's own settings (--epochs may extend it)
+        settings = resume_settings(out)
+        check_same_run(out, settings, args)
+        settings.epochs = max(settings.epochs, args.epochs)
+    else:
+        settings = from_args(Pix2PixSettings, args, TRAINING_OPTIONS)
     data = pix2pix_training_slices(
         training_items(args), settings, label_values=args.label_values, progress=not args.quiet
     )
