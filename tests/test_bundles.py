@@ -148,7 +148,8 @@ def _pix2pix_outputs(folder: Path) -> list[str]:
     ]
 
 
-def test_pix2pix_training_validates_and_writes_all_three_model_files(tmp_path):
+@pytest.mark.parametrize("architecture", ["unet", "spade"])
+def test_pix2pix_training_validates_and_writes_all_three_model_files(architecture, tmp_path):
     res = bundle(
         "run",
         "training",
@@ -158,6 +159,8 @@ def test_pix2pix_training_validates_and_writes_all_three_model_files(tmp_path):
         "2",
         "--val_interval",
         "1",
+        "--settings#architecture",
+        architecture,
         *TINY_PIX2PIX,
         *_pix2pix_outputs(tmp_path),
     )
@@ -168,8 +171,9 @@ def test_pix2pix_training_validates_and_writes_all_three_model_files(tmp_path):
     shipped = load_model_file(tmp_path / "pix2pix.pt", expected_kind="pix2pix")
     assert shipped.config.inference_only and list(shipped.state) == ["generator"]
     assert shipped.config.epochs_done == 2 and shipped.config.size == 32
+    assert shipped.config.architecture == architecture
     assert set(load_model_file(tmp_path / "checkpoint.pt").state) == {"generator", "critic"}
-    _check_flat_state_dict("pix2pix", tmp_path, shipped)
+    _check_flat_state_dict("pix2pix", tmp_path, shipped)  # inference.json's network_def builds this architecture
 
 
 @pytest.mark.slow

@@ -227,6 +227,7 @@ def serve_infer_off_the_event_loop(concurrency: int, queue: int) -> bool:
     gate = InferGate(concurrency, queue)
 
     async def api_run_inference(http_request: Request, **kwargs: Any) -> Any:
+        ran = False
         try:
             async with gate.slot():
                 if await http_request.is_disconnected():  # the client left while the request waited
@@ -234,14 +235,15 @@ def serve_infer_off_the_event_loop(concurrency: int, queue: int) -> bool:
                         status_code=CLIENT_CLOSED_REQUEST, detail="client closed the request before it started"
                     )
                 kwargs.pop("user", None)  # the route's authentication dependency, already checked
-                cancel = threading.Event()
+                cancel, ran = threading.Event(), True
                 watcher = asyncio.create_task(_cancel_on_disconnect(http_request, cancel))
                 try:
                     return await run_in_threadpool(run_cancellable, cancel, endpoint.run_inference, **kwargs)
                 finally:
                     watcher.cancel()
         finally:
-            await run_in_threadpool(release_memory)  # after the worker is free for the next request
+            if ran:  # once the worker is free for the next request; a refused request freed nothing
+                await run_in_threadpool(release_memory)
 
     parameters = [inspect.Parameter("http_request", inspect.Parameter.KEYWORD_ONLY, annotation=Request)]
     parameters += [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in signature.parameters.values()]
