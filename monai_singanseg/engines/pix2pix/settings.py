@@ -46,7 +46,7 @@ class Pix2PixSettings(Settings):
         "unet",
         choices=GENERATOR_ARCHITECTURES,
         help="the generator: pix2pix's U-Net, or SPADE (the label map injected at every decoder scale, an "
-        "appearance code per render; sharper, about 3x the training time on a CPU)",
+        "appearance code per render; about 2x the U-Net's training time on a CPU)",
     )
     gan_loss: str | None = option(
         None, choices=GAN_LOSSES, help="adversarial loss (default: bce for unet, as pix2pix; hinge for spade, as SPADE)"
