@@ -30,23 +30,20 @@ from pathlib import Path
 import torch
 from synthesize_gpu import models_per_hour, total_iters
 
-from monai_singanseg.data import demo_root
+from monai_singanseg.data import brats_datalist, demo_case
 from monai_singanseg.engines.pix2pix import Pix2PixSettings, pix2pix_trainer
 from monai_singanseg.engines.singanseg import SinGANSegSettings, SinGANSegTrainer
 from monai_singanseg.inferers import SinGANSegSampler
-from monai_singanseg.io.writers import BRATS_MODALITIES
 from monai_singanseg.networks.spade import GENERATOR_ARCHITECTURES
 from monai_singanseg.synthesis import pix2pix_training_slices, singanseg_training_input
 
 
-def case_item(prefix: str | Path) -> dict:
-    """The BraTS-named case ``<prefix>_{flair,t1,t1ce,t2,seg}.nii.gz`` as a datalist item."""
-    return {"image": [f"{prefix}_{m}.nii.gz" for m in BRATS_MODALITIES], "label": f"{prefix}_seg.nii.gz"}
-
-
-def demo_item() -> dict:
-    """The packaged demo case as a datalist item (four BraTS sequences and the label)."""
-    return case_item(demo_root() / "brats" / "TCGA-FG-6692")
+def one_case(folder: str | Path) -> dict:
+    """The one BraTS-named case in ``folder`` as a datalist item (ValueError naming the folder otherwise)."""
+    items = brats_datalist(folder)
+    if len(items) != 1:
+        raise ValueError(f"--case {folder}: expected the folder of one BraTS-named case, found {len(items)} cases")
+    return items[0]
 
 
 def synchronize(device: torch.device) -> None:
@@ -64,7 +61,7 @@ def renderer_throughput(architecture: str, size: int, batch_size: int, epochs: i
     settings = Pix2PixSettings(
         size=size, architecture=architecture, batch_size=batch_size, epochs=epochs, all_brain_slices=True
     )
-    data = pix2pix_training_slices([demo_item()], settings, progress=False)
+    data = pix2pix_training_slices([demo_case()], settings, progress=False)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     with tempfile.TemporaryDirectory() as tmp:
@@ -126,12 +123,13 @@ def main() -> None:
     parser.add_argument(
         "--case",
         default=None,
-        metavar="PREFIX",
-        help="a whole BraTS case for the 3D model, as the path prefix of <PREFIX>_{flair,t1,t1ce,t2,seg}.nii.gz "
+        metavar="DIR",
+        help="the folder of a whole BraTS-named case (<name>_{flair,t1,t1ce,t2,seg}.nii.gz) for the 3D model "
         "(default: the packaged demo case, cut to a few slices)",
     )
     args = parser.parse_args()
     start = time.perf_counter()
+    item = demo_case() if args.case is None else one_case(args.case)  # a bad --case is refused before any work
     if args.smoke:
         device, sizes, models, epochs = torch.device("cpu"), (32,), (1, 2), 2
         singanseg = SinGANSegSettings(iters=4, coarsest_iters=4, num_stages=2, min_size=8)
@@ -158,7 +156,6 @@ def main() -> None:
             figure = renderer_throughput(architecture, size, args.batch_size, epochs, device)
             rows.append((architecture, size, figure))
             print(f"| {architecture:6s} | {size:4d} px | {figure} |", flush=True)
-    item = demo_item() if args.case is None else case_item(args.case)
     print(f"\n## one 3D SinGAN-Seg model of {Path(item['label']).name} (default size, tumour box)", flush=True)
     left = args.budget - (time.perf_counter() - start)
     print(f"| 3D model | {volume_model(item, volume, volume_size, max(left, 0.0), device)} |", flush=True)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from monai_singanseg.data import demo_root
+from monai_singanseg.data import demo_case
 from monai_singanseg.engines.singanseg import BatchedSinGANSegTrainer, SinGANSegSettings
 from monai_singanseg.farm import plan_work
 from monai_singanseg.inferers import SinGANSegSampler
@@ -35,9 +35,7 @@ from monai_singanseg.synthesis import singanseg_training_input
 
 def demo_slices(max_size: int, count: int) -> list[tuple[torch.Tensor, dict]]:
     """GAN tensors and metadata of up to ``count`` tumour slices of the packaged demo case, spread over the tumour."""
-    case = demo_root() / "brats" / "TCGA-FG-6692"
-    item = {"image": [f"{case}_{m}.nii.gz" for m in ("flair", "t1", "t1ce", "t2")], "label": f"{case}_seg.nii.gz"}
-    entries = plan_work([item], slices_per_case=count)
+    entries = plan_work([demo_case()], slices_per_case=count)
     return [singanseg_training_input(e.image, e.label, e.slice_index, max_size, name=e.id) for e in entries]
 
 

@@ -44,7 +44,13 @@ __all__ = [
     "Pix2PixRender",
     "Pix2PixRenderd",
     "RandAppearanced",
+    "draw_appearance",
 ]
+
+
+def draw_appearance(rng: Any, length: int) -> torch.Tensor | None:
+    """A ``(1, length)`` appearance code from N(0, I) drawn with the numpy random state ``rng`` (None: no code)."""
+    return torch.as_tensor(rng.standard_normal((1, length)), dtype=torch.float32) if length else None
 
 
 def generator_from_config(config: Pix2PixModelConfig) -> Pix2PixGenerator | SPADEGenerator:
@@ -135,8 +141,7 @@ class Pix2PixRender(Randomizable, Transform):
 
     def randomize(self, data: Any = None) -> None:
         """Draw the next render's appearance code (nothing for a model without one)."""
-        if self.style_channels:
-            self.appearance = torch.as_tensor(self.R.standard_normal((1, self.style_channels)), dtype=torch.float32)
+        self.appearance = draw_appearance(self.R, self.style_channels)
 
     def check_appearance(self, appearance: NdarrayOrTensor) -> torch.Tensor:
         """``appearance`` as a ``(1, style_channels)`` code of this model (ValueError naming the lengths)."""
@@ -156,11 +161,13 @@ class Pix2PixRender(Randomizable, Transform):
         self, condition: NdarrayOrTensor, affine: NdarrayOrTensor, appearance: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Condition ``(C, *sp)`` -> rendered volume ``(M, *sp)`` in [-1, 1] (-1 outside the brain), every slice with
-        the appearance code ``appearance`` ``(1, style_channels)`` (models with a code; None: the last drawn)."""
-        code = self.appearance if appearance is None else self.check_appearance(appearance)
-        if self.style_channels and code is None:
+        the appearance code ``appearance`` ``(1, style_channels)`` (models with a code; None: a new one from
+        :meth:`randomize`)."""
+        if appearance is None:
             self.randomize()
             code = self.appearance
+        else:
+            code = self.check_appearance(appearance)
         extra = () if code is None else (code.to(self.device),)
         cond = convert_to_tensor(condition, track_meta=False).float()
         if cond.shape[0] != len(self.config.condition.channels):
@@ -197,9 +204,7 @@ class Pix2PixRender(Randomizable, Transform):
             LabelValueError: label values outside the model's set.
             ConditionError: shape/affine mismatch, empty brain mask, tissue map missing or not expected.
         """
-        code = None if appearance is None else self.check_appearance(appearance)
-        if code is None:
-            self.randomize()
+        code = None if appearance is None else self.check_appearance(appearance)  # refused before any work
         lab = convert_to_tensor(label, track_meta=False)
         if lab.ndim != 4 or lab.shape[0] != 1:
             raise ConditionError(f"expected a (1, X, Y, Z) label volume, got shape {tuple(lab.shape)}")
@@ -247,8 +252,7 @@ class RandAppearanced(Randomizable, MapTransform):
         self.code: torch.Tensor | None = None
 
     def randomize(self, data: Any = None) -> None:
-        n = self.renderer.style_channels
-        self.code = torch.as_tensor(self.R.standard_normal((1, n)), dtype=torch.float32) if n else None
+        self.code = draw_appearance(self.R, self.renderer.style_channels)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)

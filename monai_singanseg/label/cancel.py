@@ -3,15 +3,14 @@
 A worker thread cannot be stopped from outside, so the request's work checks for cancellation where it can stop
 cleanly: after every training iteration of a model trained at request time (:func:`cancel_handlers`, whose
 finished scales stay in the model file for the next request to resume) and before the result is stored
-(:func:`raise_if_cancelled`). The event reaches the work through a context variable that :func:`cancellable`
+(:func:`raise_if_cancelled`). The event reaches the work through a context variable that :func:`run_cancellable`
 sets in the thread that runs the request, so nothing between the server route and the task changes signature.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
@@ -20,7 +19,6 @@ from monai_singanseg.engines.handlers import CancelWhen
 __all__ = [
     "CLIENT_CLOSED_REQUEST",
     "RequestCancelled",
-    "cancellable",
     "run_cancellable",
     "cancel_requested",
     "raise_if_cancelled",
@@ -39,20 +37,14 @@ class RequestCancelled(RuntimeError):
     """The request's client went away, so its work stopped; nothing was stored."""
 
 
-@contextlib.contextmanager
-def cancellable(event: threading.Event) -> Iterator[threading.Event]:
-    """Within the block, :func:`cancel_requested` reports ``event`` (set it from another thread to cancel)."""
+def run_cancellable(event: threading.Event, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` with :func:`cancel_requested` reporting ``event`` (set it from another thread to
+    cancel): a worker thread's entry point."""
     token = _CANCEL.set(event)
     try:
-        yield event
+        return fn(*args, **kwargs)
     finally:
         _CANCEL.reset(token)
-
-
-def run_cancellable(event: threading.Event, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """``fn(*args, **kwargs)`` under :func:`cancellable` (``event``): a worker thread's entry point."""
-    with cancellable(event):
-        return fn(*args, **kwargs)
 
 
 def cancel_requested() -> bool:
