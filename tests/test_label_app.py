@@ -19,6 +19,8 @@ import pytest
 import requests
 from label_server import demo_studies, label_server, log_tail
 
+from monai_singanseg.io.provenance import read_provenance
+
 DEMO = "TCGA-FG-6692"
 COPY = "TCGA-FG-6692-copy"
 UNLABELLED = "unlabelled"
@@ -89,6 +91,10 @@ def test_infer_singanseg_adds_a_synthetic_labelled_image_in_the_source_geometry(
     synthetic = nib.load(str(image_file))
     assert synthetic.shape == source.shape and np.allclose(synthetic.affine, source.affine)
     assert np.array_equal(np.asanyarray(nib.load(str(label_file)).dataobj), values)
+    for path in (image_file, label_file):  # the stored pair says it is synthetic, made from which image
+        record = read_provenance(path)
+        assert record["synthetic"] and (record["generator"], record["source"]) == ("singanseg", DEMO)
+    assert read_provenance(server.studies / f"{DEMO}.nii.gz") is None
     tumour_slices = np.nonzero(values.reshape(-1, values.shape[-1]).any(0))[0]
     assert len(tumour_slices) == 1  # one synthetic slice, background elsewhere
     assert np.asanyarray(synthetic.dataobj)[..., tumour_slices[0], :].any()

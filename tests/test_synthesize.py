@@ -80,8 +80,17 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+def every_case(out: Path) -> list[dict]:
+    """Every synthetic case of a dataset's datalist, its training and validation lists, by name; the two lists hold
+    the samples of different real cases."""
+    path = str(out / "datalist.json")
+    training, validation = (load_decathlon_datalist(path, data_list_key=k) for k in ("training", "validation"))
+    assert {c["source"] for c in training}.isdisjoint(c["source"] for c in validation)
+    return sorted(training + validation, key=lambda c: c["name"])
+
+
 def _check_dataset(out: Path, manifest: dict) -> None:
-    cases = load_decathlon_datalist(str(out / "datalist.json"), data_list_key="training")
+    cases = every_case(out)
     assert len(cases) == 2 * manifest["done"] == manifest["samples"]
     for entry in manifest["entries"]:
         cfg = load_model_file(out / entry["model"]).config
@@ -170,7 +179,7 @@ def test_slurm_shards_bad_cases_and_another_run(real, tmp_path):
     assert manifest["done"] == 2 and manifest["failed"] == ["NO-TUMOUR_failed"]
     failed = next(e for e in manifest["entries"] if e["status"] == "failed")
     assert "no tumour" in failed["error"]
-    assert len(load_decathlon_datalist(str(out / "datalist.json"), data_list_key="training")) == 4
+    assert len(every_case(out)) == 4
     other = run_command([*base, "--seed", "1"], timeout=300)
     assert other.returncode == 1 and "holds another dataset synthesis" in other.stderr  # other settings: refused
     assert json.loads((out / "manifest.json").read_text()) == manifest  # and nothing changed
@@ -219,7 +228,7 @@ def test_bundle_config_runs_the_same_dataset_synthesis(shared_data, tmp_path, vo
     assert manifest["settings"]["volume"] is volume
     assert manifest["settings"]["training"]["base_features"] == (16 if volume else 32)  # the 3D CPU default
     assert load_model_file(out / manifest["entries"][0]["model"]).config.spatial_dims == (3 if volume else 2)
-    assert len(load_decathlon_datalist(str(out / "datalist.json"), data_list_key="training")) == 2 * len(cases)
+    assert len(every_case(out)) == 2 * len(cases)
 
 
 def _tiny_settings(**kw):
@@ -290,11 +299,11 @@ def test_disk_full_while_writing_cases_leaves_nothing_half_written(real, tmp_pat
     assert not [f for f in files if ".tmp" in f]  # no temporary left over
     case_files = [f for f in files if f.endswith(".nii.gz")]
     assert len(case_files) == 5 and all(f.startswith(f"{manifest['entries'][0]['id']}_syn0000") for f in case_files)
-    assert json.loads((out / "datalist.json").read_text())["training"] == []  # a failed model publishes no case
+    assert every_case(out) == []  # a failed model publishes no case
     monkeypatch.setattr(nibabel, "save", save)
     again = synthesize_dataset(items, out, _tiny_settings(samples_per_model=3), progress=False)
     assert again["done"] == 1 and not again["failed"]
-    assert len(load_decathlon_datalist(str(out / "datalist.json"), data_list_key="training")) == 3
+    assert len(every_case(out)) == 3
 
 
 @pytest.mark.slow
@@ -331,7 +340,7 @@ def test_pix2pix_dataset_under_torchrun_then_with_a_given_model(real, tmp_path):
     assert manifest["done"] == 2 and manifest["samples"] == 4 and manifest["model"]["status"] == "done"
     assert manifest["model"]["cases"] == ["brats_2013_pat0001_1", "brats_2013_pat0002_1"]
     assert {e["model"] for e in manifest["entries"]} == {"models/pix2pix.pt"}
-    cases = load_decathlon_datalist(str(out / "datalist.json"), data_list_key="training")
+    cases = every_case(out)
     assert len(cases) == 4 and all(len(c["image"]) == 2 and c["image"][0].endswith("_flair.nii.gz") for c in cases)
     # the model writes its training cases' (mean) background outside the brain
     background = float(np.mean([np.asarray(nib.load(i["image"][0]).dataobj)[0, 0, 0] for i in items]))
@@ -416,7 +425,7 @@ def test_volume_dataset_one_3d_model_per_case(real, shared_data, tmp_path):
     assert manifest["settings"]["volume"] and manifest["settings"]["training"]["base_features"] == 16  # 3D defaults
     cfg = load_model_file(out / entry["model"]).config
     assert cfg.spatial_dims == 3 and cfg.source_grid_shape == [240, 240, 155]
-    cases = load_decathlon_datalist(str(out / "datalist.json"), data_list_key="training")
+    cases = every_case(out)
     assert len(cases) == 2 and all(len(c["image"]) == 4 for c in cases)
     for case in cases:
         seg = nib.load(case["label"])

@@ -11,11 +11,11 @@ import sys
 from collections.abc import Sequence
 
 from monai_singanseg import __version__
-from monai_singanseg.cli import demo, evaluate, label, pix2pix, singanseg, synthesize
+from monai_singanseg.cli import demo, evaluate, export, label, pix2pix, singanseg, synthesize
 
 __all__ = ["main", "build_parser", "subcommands"]
 
-_MODULES = (demo, singanseg, synthesize, pix2pix, evaluate, label)
+_MODULES = (demo, singanseg, synthesize, export, pix2pix, evaluate, label)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -244,7 +244,12 @@ def run_render(args: argparse.Namespace) -> int:
     pipeline = pix2pix_synthesis(renderer, out_dir, deform=args.deform > 0, overwrite=args.overwrite)
     pipeline.extra["brain_mask"] = brain_source
     pipeline.signature.update(label=str(label_path.resolve()), brain_mask=brain_source)
-    case = {"label": index, "brain_mask": MetaTensor(brain, meta=dict(label.meta)), "tissue_image": tissue_image}
+    case = {
+        "label": index,
+        "brain_mask": MetaTensor(brain, meta=dict(label.meta)),
+        "tissue_image": tissue_image,
+        "source": case_name({"label": str(label_path)}),
+    }
     synthesize(
         pipeline,
         [{**case, "name": name} for name in names],

@@ -65,7 +65,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     )
     add_options(p, DatasetSettings, ("samples_per_model", "label_values"), defaults={"label_values": None})
     add_run_options(p, "--label-map")
-    add_options(p, DatasetSettings, ("channel_names", "max_size"))
+    add_options(p, DatasetSettings, ("channel_names", "channel_order", "val_fraction", "max_size"))
     add_options(p, SinGANSegSettings, TRAINING_OPTIONS)
     add_options(p, SinGANSegSynthesisSettings, SAMPLING_OPTIONS)
     p2p = p.add_argument_group("pix2pix (--generator pix2pix)")
@@ -110,7 +110,17 @@ def run_synthesize(args: argparse.Namespace) -> int:
     settings = from_args(
         DatasetSettings,
         args,
-        (*DATASET_OPTIONS, "samples_per_model", "channel_names", "max_size", "per_case", "seed", "claim_timeout"),
+        (
+            *DATASET_OPTIONS,
+            "samples_per_model",
+            "channel_names",
+            "channel_order",
+            "val_fraction",
+            "max_size",
+            "per_case",
+            "seed",
+            "claim_timeout",
+        ),
         slices_per_case=slices,
         label_values=tuple(args.label_values or ((0, 1) if rgb else (0, 1, 2, 4))),
         label_map=parse_label_map(args.label_map),

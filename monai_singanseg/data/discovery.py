@@ -31,6 +31,7 @@ __all__ = [
     "image_mask_datalist",
     "find_cases",
     "load_datalist",
+    "modality_of_file",
 ]
 
 #: canonical modality -> the names it goes by (BraTS <= 2021, then BraTS 2023).
@@ -53,6 +54,14 @@ def _tag_to_modality(tag: str) -> str | None:
         if tag in aliases:
             return canonical
     return None
+
+
+def modality_of_file(path: str | os.PathLike) -> str | None:
+    """The BraTS modality a NIfTI file's name says (``case_t1ce.nii.gz`` -> ``"t1ce"``, BraTS-2023 names too), or
+    None (a label, or a name without a modality tag)."""
+    m = _NIFTI.match(Path(path).name)
+    modality = _tag_to_modality(m.group("tag")) if m else None
+    return None if modality == "seg" else modality
 
 
 def _is_brats_image(filename: str) -> bool:

@@ -48,6 +48,7 @@ def _singanseg_dataset(settings: ExperimentSettings, slices_per_case: int | None
         channel_names=settings.channel_names,
         training=SinGANSegSettings(iters=settings.singan_iters),
         options=SinGANSegSynthesisSettings(start_scale=settings.singan_start_scale),
+        val_fraction=0.0,  # every synthetic case trains; the experiment validates on real cases
     )
 
 
@@ -151,6 +152,7 @@ def make_synthetic_sets(
         label_map=settings.label_map,
         channel_names=settings.channel_names,
         pix2pix=settings.pix2pix_settings(),
+        val_fraction=0.0,
     )
     _synthesize(items, fold_dir / "pix2pix", p2p, device, overwrite)
     timing["pix2pix"] = time.perf_counter() - t0

@@ -12,9 +12,11 @@ from typing import Any
 from monai.data import load_decathlon_datalist
 
 from monai_singanseg.data import load_case
+from monai_singanseg.farm.datalists import check_channel_order, reorder_images, split_by_source
 from monai_singanseg.farm.plan import WorkEntry
 from monai_singanseg.farm.settings import DatasetSettings
 from monai_singanseg.io.atomic import atomic_path
+from monai_singanseg.io.provenance import provenance_record
 from monai_singanseg.io.writers import write_datalist
 from monai_singanseg.synthesis import (
     preview_plane,
@@ -55,12 +57,22 @@ def manifest_of(plan: list[WorkEntry], records: Mapping[str, Any], settings: Dat
 def write_outputs(
     out: Path, plan: list[WorkEntry], records: Mapping[str, Any], manifest: dict[str, Any], settings: DatasetSettings
 ) -> None:
-    """The final datalist (every synthetic case), preview, report and manifest; each written atomically."""
+    """The final datalist (every synthetic case, split into training and validation by source case, channels in
+    ``settings.channel_order``), preview, report and manifest; each written atomically.
+
+    Raises:
+        ValueError: ``settings.channel_order`` names channels the cases lack.
+    """
     entries, images, labels, names = [], [], [], []
+    channels: list[str] | None = None
     for e in manifest["entries"]:
         if e["status"] != "done":
             continue
-        cases = load_decathlon_datalist(str(out / e["cases"] / "datalist.json"), data_list_key="training")
+        case_datalist = out / e["cases"] / "datalist.json"
+        cases = load_decathlon_datalist(str(case_datalist), data_list_key="training")
+        if channels is None:
+            modality = json.loads(case_datalist.read_text(encoding="utf-8")).get("modality", {})
+            channels = [modality[k] for k in sorted(modality, key=int)]
         entries += cases
         if len(images) < 8:
             rgb = str(cases[0]["image"]).endswith(".png")
@@ -69,11 +81,26 @@ def write_outputs(
             images.append(image)
             labels.append(index)
             names.append(e["id"])
+    channels = channels or []
+    if settings.channel_order is not None:
+        entries = reorder_images(entries, check_channel_order(settings.channel_order, channels, "channel_order"))
+        channels = list(settings.channel_order)
+    training, validation = split_by_source(entries, settings.val_fraction, settings.seed)
+    if validation == [] and settings.val_fraction > 0:
+        logger.warning("one source case only: the datalist's validation list is empty (give more cases)")
+    manifest["channel_order"] = channels
     datalist = write_datalist(
         out / "datalist.json",
-        entries,
+        training,
         overwrite=True,
-        extra={"description": settings.description, "labels": {str(v): str(v) for v in settings.label_values}},
+        extra={
+            "description": settings.description,
+            "labels": {str(v): str(v) for v in settings.label_values},
+            "modality": {str(i): c for i, c in enumerate(channels)},
+            "channel_order": channels,
+            "monai_singanseg": provenance_record(settings.generator),
+        },
+        lists={"validation": validation},
     )
     if images:
         contact_sheet(

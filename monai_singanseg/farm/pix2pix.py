@@ -105,7 +105,7 @@ def render_case(entry: WorkEntry, index: int, out: Path, settings: Any, model: P
     folder = out / "cases" / entry.id
     pipeline = pix2pix_synthesis(model, folder, deform=True, load=True, device=device, label_map=settings.label_map)
     names = [f"{entry.id}_p2p{i:03d}" for i in range(settings.per_case)]
-    items = [{"image": entry.image, "label": entry.label, "name": name} for name in names]
+    items = [{"image": entry.image, "label": entry.label, "name": name, "source": entry.case} for name in names]
     written = synthesize(pipeline, items, folder, seed=settings.seed + index, preview=0, progress=False, resume=True)
     quality = render_quality(entry, written["cases"], settings)
     return {

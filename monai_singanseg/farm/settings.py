@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from monai_singanseg.engines.pix2pix import Pix2PixSettings
 from monai_singanseg.engines.singanseg import VOLUME_DEFAULTS, SinGANSegSettings
+from monai_singanseg.farm.datalists import channel_order_option, check_channel_order, val_fraction_option
 from monai_singanseg.options import MAX_SEED, Settings, check_options, option
 from monai_singanseg.synthesis import (
     SLICE_MAX_SIZE,
@@ -64,6 +65,8 @@ class DatasetSettings(Settings):
     channel_names: tuple[str, ...] | None = option(
         None, help="names of the image channels (default: from the files: BraTS modalities, RGB or ch<i>)"
     )
+    channel_order: tuple[str, ...] | None = channel_order_option()
+    val_fraction: float = val_fraction_option()
     training: SinGANSegSettings = field(default_factory=SinGANSegSettings)
     options: SinGANSegSynthesisSettings = field(default_factory=SinGANSegSynthesisSettings)
     seed: int = option(0, low=0, high=MAX_SEED, help="base seed of training and sampling (model i: seed + i)")
@@ -105,6 +108,10 @@ class DatasetSettings(Settings):
         self.label_map = {int(k): int(v) for k, v in self.label_map.items()}
         if self.channel_names is not None:
             self.channel_names = tuple(self.channel_names)
+        if self.channel_order is not None:
+            self.channel_order = tuple(str(c) for c in self.channel_order)
+            if self.channel_names is not None:
+                check_channel_order(self.channel_order, self.channel_names, "channel_order")
         check_options(self)
         if self.volume and self.generator != "singanseg":
             raise ValueError(

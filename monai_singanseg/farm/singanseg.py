@@ -129,7 +129,7 @@ def _sample(job: _Job, out: Path, settings: DatasetSettings, device: str) -> dic
     pipeline = singanseg_synthesis(job.model, folder, settings.options, device=device)
     synthesize(
         pipeline,
-        pipeline.cases(settings.samples_per_model),
+        pipeline.cases(settings.samples_per_model, {"source": entry.case}),  # the real case, not only its slice
         folder,
         seed=settings.seed + job.index,
         preview=0,

@@ -10,7 +10,8 @@ Layout of the output folder::
     SYN/done/ failed/     one result record per entry (seconds, samples, quality figures, owner)
     SYN/claims/           who works on what now
     SYN/manifest.json     every entry with its status, written with the final outputs
-    SYN/datalist.json     every synthetic case (MONAI decathlon format), written once, atomically, at the end
+    SYN/datalist.json     every synthetic case (MONAI decathlon format: training, and validation from held-out
+                          source cases), written once, atomically, at the end
     SYN/preview.png       one sample per model (up to 8)
     SYN/report.md         counts, time, memorisation flags
 """
@@ -28,6 +29,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from monai_singanseg.farm.claims import WorkDir
+from monai_singanseg.farm.datalists import check_channel_order
 from monai_singanseg.farm.distributed import RankContext
 from monai_singanseg.farm.outputs import manifest_of, write_outputs
 from monai_singanseg.farm.pix2pix import dataset_pix2pix_model, render_case
@@ -36,6 +38,7 @@ from monai_singanseg.farm.records import claim_batch, finish
 from monai_singanseg.farm.settings import OWN_FILES, OWN_FOLDERS, RUN_FILE, DatasetSettings
 from monai_singanseg.farm.singanseg import default_models_per_batch, singanseg_work_batch
 from monai_singanseg.io.atomic import OutputExistsError, atomic_path, check_output_folder, hash_file
+from monai_singanseg.synthesis import default_channel_names
 
 __all__ = ["DatasetSettings", "synthesize_dataset", "default_models_per_batch", "RUN_FILE"]
 
@@ -45,6 +48,16 @@ def _normalise_items(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
         return [absolute(x) for x in p] if isinstance(p, (list, tuple)) else os.path.abspath(str(p))
 
     return [{k: (absolute(v) if k in ("image", "label") else v) for k, v in it.items()} for it in items]
+
+
+def _check_channel_order(items: Sequence[Mapping[str, Any]], settings: DatasetSettings) -> None:
+    """Refuse a channel order that names channels the cases' files lack, before any work (a case of one file, e.g. a
+    4D volume, is checked when the datalist is written)."""
+    images = items[0]["image"]
+    if settings.channel_order is None or settings.channel_names is not None or not isinstance(images, (list, tuple)):
+        return
+    names = default_channel_names(len(images), len(images), rgb=False)
+    check_channel_order(settings.channel_order, names, "channel_order")
 
 
 def _start_run(out: Path, record: dict[str, Any], ctx: RankContext, overwrite: bool) -> None:
@@ -162,10 +175,11 @@ def synthesize_dataset(
     ctx = context or RankContext.from_environment(device=device)
     device = device or ctx.device
     out = check_output_folder(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     items = _normalise_items(items)
     if not items:
         raise ValueError("no cases in the real dataset")
+    _check_channel_order(items, settings)
+    out.mkdir(parents=True, exist_ok=True)
     record = {"format": "monai-singanseg-dataset", "items": items, "settings": settings.to_dict()}
     if model is not None:
         record["model_sha256"] = hash_file(model).hexdigest()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +12,11 @@ import nibabel as nib
 import numpy as np
 from monai.utils import convert_to_numpy
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from monai_singanseg.io.atomic import atomic_path, atomic_paths, check_outputs_free
 from monai_singanseg.io.names import check_name, inside
+from monai_singanseg.io.provenance import SYNTHETIC_INTENT, nifti_descrip, png_text
 
 __all__ = [
     "BRATS_MODALITIES",
@@ -48,6 +50,7 @@ def write_nifti(
     dtype: str | np.dtype = "float32",
     overwrite: bool = False,
     multichannel: bool = False,
+    provenance: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write one NIfTI volume with the given 4x4 affine (sform and qform, mm), atomically.
 
@@ -60,17 +63,22 @@ def write_nifti(
         overwrite: replace an existing file.
         multichannel: ``array`` is ``(C, X, Y, Z)`` and is written as one 4D ``(X, Y, Z, C)`` NIfTI (channels
             last, as MONAI's NIfTI reader expects; MONAI Label's multi-modal images).
+        provenance: a synthetic volume's provenance record
+            (:func:`~monai_singanseg.io.provenance.provenance_record`), kept in the header.
     """
     dest = Path(path)
     check_outputs_free([dest], overwrite)
-    nii = _nifti_image(array, affine, dtype, multichannel)
+    nii = _nifti_image(array, affine, dtype, multichannel, provenance)
     with atomic_path(dest) as tmp:
         nib.save(nii, str(tmp))
     return dest
 
 
-def _nifti_image(array: Any, affine: Any, dtype: str | np.dtype, multichannel: bool) -> nib.Nifti1Image:
-    """The NIfTI image :func:`write_nifti` writes (affine as sform and qform, mm; integers rounded and clipped)."""
+def _nifti_image(
+    array: Any, affine: Any, dtype: str | np.dtype, multichannel: bool, provenance: Mapping[str, Any] | None = None
+) -> nib.Nifti1Image:
+    """The NIfTI image :func:`write_nifti` writes (affine as sform and qform, mm; integers rounded and clipped; a
+    synthetic volume's provenance in ``intent_name`` and ``descrip``)."""
     if multichannel:
         arr = np.moveaxis(convert_to_numpy(array), 0, -1)
         if arr.ndim != 4:
@@ -89,6 +97,9 @@ def _nifti_image(array: Any, affine: Any, dtype: str | np.dtype, multichannel: b
     nii.header.set_xyzt_units("mm", "sec")
     nii.set_qform(aff, code=1)
     nii.set_sform(aff, code=1)
+    if provenance is not None:
+        nii.header["intent_name"] = SYNTHETIC_INTENT.encode("ascii")
+        nii.header["descrip"] = nifti_descrip(provenance).encode("ascii")
     return nii
 
 
@@ -118,6 +129,7 @@ def write_brats_case(
     modalities: Sequence[str] = BRATS_MODALITIES,
     image_dtype: str | None = None,
     overwrite: bool = False,
+    provenance: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write a case in BraTS naming, one NIfTI per modality plus the label.
 
@@ -130,6 +142,7 @@ def write_brats_case(
         modalities: one name per channel.
         image_dtype: dtype to write (default: the image's own, or ``meta["source_dtype"]``).
         overwrite: replace existing files; otherwise nothing is written if any exists.
+        provenance: a synthetic case's provenance record, kept in every file's header.
 
     Returns:
         Its datalist entry ``{"image": [...], "label": ..., "name": name}`` with absolute paths.
@@ -143,9 +156,9 @@ def write_brats_case(
     if image_dtype is None:
         meta = getattr(image, "meta", {})
         image_dtype = str(meta.get("source_dtype", img.dtype))
-    volumes = [_nifti_image(channel, affine, image_dtype, False) for channel in img]
+    volumes = [_nifti_image(channel, affine, image_dtype, False, provenance) for channel in img]
     if label is not None:
-        volumes.append(_nifti_image(label, affine, "uint8", False))
+        volumes.append(_nifti_image(label, affine, "uint8", False, provenance))
     with atomic_paths(targets) as temps:  # all files of the case, or none
         for nii, tmp in zip(volumes, temps):
             nib.save(nii, str(tmp))
@@ -180,7 +193,12 @@ def image_mask_png_paths(out_dir: str | os.PathLike, name: str) -> tuple[Path, P
 
 
 def write_image_mask_png(
-    out_dir: str | os.PathLike, name: str, image: Any, mask: Any, overwrite: bool = False
+    out_dir: str | os.PathLike,
+    name: str,
+    image: Any,
+    mask: Any,
+    overwrite: bool = False,
+    provenance: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write a 2D RGB image and its binary mask as ``images/<name>.png`` and ``masks/<name>.png``.
 
@@ -190,14 +208,20 @@ def write_image_mask_png(
         image: ``(3, W, H)`` in 0..255, in MONAI's ``PILReader`` layout (as loaded).
         mask: ``(1, W, H)`` of 0/1 (written as 0/255 so it is visible and thresholds at 127).
         overwrite: replace existing files.
+        provenance: a synthetic case's provenance record, kept in both files' text chunks.
     """
     img_path, mask_path = image_mask_png_paths(out_dir, name)
     check_outputs_free([img_path, mask_path], overwrite)
     mask_arr = (convert_to_numpy(mask) > 0).astype(np.float64) * 255.0
     arrays = (_to_hwc_uint8(image), _to_hwc_uint8(mask_arr))
+    info = None
+    if provenance is not None:
+        info = PngInfo()
+        for key, text in png_text(provenance).items():
+            info.add_text(key, text)
     with atomic_paths([img_path, mask_path]) as temps:  # both files, or neither
         for arr, tmp in zip(arrays, temps):
-            Image.fromarray(arr).save(tmp, format="PNG")
+            Image.fromarray(arr).save(tmp, format="PNG", pnginfo=info)
     return {"image": str(img_path), "label": str(mask_path), "name": name}
 
 
@@ -207,6 +231,7 @@ def write_datalist(
     key: str = "training",
     overwrite: bool = False,
     extra: dict[str, Any] | None = None,
+    lists: Mapping[str, Sequence[dict[str, Any]]] | None = None,
 ) -> Path:
     """Write a decathlon-format datalist (readable by ``monai.data.load_decathlon_datalist``).
 
@@ -218,6 +243,7 @@ def write_datalist(
         key: the list's key (``"training"``, ``"validation"``, ``"test"``).
         overwrite: replace an existing file.
         extra: other top-level fields (``"description"``, ``"labels"``, ...).
+        lists: other lists of entries by key (e.g. ``{"validation": [...]}``), written as ``entries`` are.
     """
     dest = Path(path)
     check_outputs_free([dest], overwrite)
@@ -229,9 +255,13 @@ def write_datalist(
         q = os.path.abspath(str(p))  # no symlink resolution: keep the user's paths
         return os.path.relpath(q, base) if os.path.commonpath([q, base]) == base else q
 
-    items = [{k: (rel(v) if k in ("image", "label") else v) for k, v in e.items()} for e in entries]
+    def relative(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: (rel(v) if k in ("image", "label") else v) for k, v in e.items()} for e in items]
+
     payload = dict(extra or {})
-    payload[key] = items
+    payload[key] = relative(entries)
+    for other, items in (lists or {}).items():
+        payload[other] = relative(items)
     with atomic_path(dest) as tmp:
         tmp.write_text(json.dumps(payload, indent=2), encoding="utf-8")
     return dest

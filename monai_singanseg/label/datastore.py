@@ -49,6 +49,7 @@ def write_datastore_case(
     affine: Any,
     image_dtype: str,
     overwrite: bool = False,
+    provenance: Mapping[str, Any] | None = None,
 ) -> None:
     """Write one datastore image (4D channels-last NIfTI if it has several channels) and its label.
 
@@ -60,12 +61,14 @@ def write_datastore_case(
         affine: the 4x4 affine of both.
         image_dtype: dtype of the image file (the source's, e.g. ``"int16"``).
         overwrite: replace existing files (otherwise nothing is written if one exists).
+        provenance: a synthetic case's provenance record, kept in both files' headers.
     """
     targets = [Path(image_path)] + ([Path(label_path)] if label is not None and label_path is not None else [])
     check_outputs_free(targets, overwrite)
-    write_nifti(image_path, image, affine, image_dtype, overwrite=overwrite, multichannel=int(image.shape[0]) > 1)
+    multichannel = int(image.shape[0]) > 1
+    write_nifti(image_path, image, affine, image_dtype, overwrite, multichannel, provenance)
     if label is not None and label_path is not None:
-        write_nifti(label_path, label, affine, "uint8", overwrite=overwrite)
+        write_nifti(label_path, label, affine, "uint8", overwrite=overwrite, provenance=provenance)
 
 
 def write_datastore(

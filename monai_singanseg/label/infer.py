@@ -23,6 +23,7 @@ from monailabel.interfaces.datastore import Datastore, DefaultLabelTag
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 
 from monai_singanseg.device import resolve_device
+from monai_singanseg.io.provenance import provenance_record
 from monai_singanseg.label.cancel import CLIENT_CLOSED_REQUEST, RequestCancelled, raise_if_cancelled
 from monai_singanseg.label.datastore import SYNTHETIC_SOURCE_KEY, write_datastore_case
 from monai_singanseg.label.models import SinGANSegModelCache
@@ -213,7 +214,10 @@ class SyntheticInferTask(InferTask):
         info = {SYNTHETIC_SOURCE_KEY: image_id, "model": self.name, "seed": seed, **extra}
         with tempfile.TemporaryDirectory(prefix="singanseg_label_") as tmp:
             image_file, label_file = Path(tmp) / f"{new_id}.nii.gz", Path(tmp) / "label" / f"{new_id}.nii.gz"
-            write_datastore_case(image_file, label_file, volume.image, volume.label, volume.affine, volume.image_dtype)
+            provenance = provenance_record(self.name, image_id)
+            write_datastore_case(
+                image_file, label_file, volume.image, volume.label, volume.affine, volume.image_dtype, False, provenance
+            )
             self.datastore.add_image(new_id, str(image_file), dict(info))
             self.datastore.save_label(new_id, str(label_file), DefaultLabelTag.FINAL, dict(info))
             # the server deletes the file it answers with: hand it a copy, never the datastore's label

@@ -255,10 +255,10 @@ def synthesize(
         name = names[i]
         if name in done and len(images) >= preview:  # replay its random steps only: later cases stay the same
             run_pipeline(pipeline, dict(item), end=replay_end)
-            entries.append(writer.entry(name))
+            entries.append(writer.entry(name, writer.provenance_of(item)))
             continue
         d = run_pipeline(pipeline, dict(item), end=without_writer if name in done else None)
-        entries.append(writer.entry(name) if name in done else d[writer.entry_key])
+        entries.append(writer.entry(name, writer.provenance_of(item)) if name in done else d[writer.entry_key])
         if len(images) < preview:
             image, index = preview_plane(d["image"], to_index(d["label"]), pipeline.rgb, pipeline.orthogonal_preview)
             images.append(image)

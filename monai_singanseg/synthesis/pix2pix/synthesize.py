@@ -14,9 +14,10 @@ import torch
 from monai.inferers import Inferer
 from monai.transforms import MapTransform
 
-from monai_singanseg.data import LoadCased
+from monai_singanseg.data import LoadCased, case_name
 from monai_singanseg.inferers.pix2pix import Pix2PixRender, Pix2PixRenderd, RandAppearanced
 from monai_singanseg.io.modelfile import ModelFile
+from monai_singanseg.io.provenance import provenance_record
 from monai_singanseg.synthesis.runner import SynthesisPipeline
 from monai_singanseg.transforms.condition import (
     BuildConditiond,
@@ -27,7 +28,23 @@ from monai_singanseg.transforms.condition import (
 from monai_singanseg.transforms.io import SaveBratsCased
 from monai_singanseg.transforms.labels import IndexToLabeld
 
-__all__ = ["pix2pix_deform_steps", "pix2pix_synthesis"]
+__all__ = ["pix2pix_deform_steps", "pix2pix_synthesis", "SourceCased"]
+
+
+class SourceCased(MapTransform):
+    """Name the real case a render comes from (``d["source"]``, its provenance): the case of the label file
+    ``d["label"]`` (a path, before loading), unless the item names its source itself."""
+
+    def __init__(self, label_key: str = "label", source_key: str = "source") -> None:
+        super().__init__([label_key])
+        self.label_key = label_key
+        self.source_key = source_key
+
+    def __call__(self, data: Mapping) -> dict:
+        d = dict(data)
+        if d.get(self.source_key) is None and isinstance(d.get(self.label_key), (str, os.PathLike)):
+            d[self.source_key] = case_name({"label": str(d[self.label_key])})
+        return d
 
 
 def pix2pix_deform_steps(num_label_classes: int, tissue_classes: int = 0, spatial_dims: int = 3) -> list[MapTransform]:
@@ -82,7 +99,9 @@ def pix2pix_synthesis(
     renderer = model if isinstance(model, Pix2PixRender) else Pix2PixRender(model, device=device, inferer=inferer)
     cfg = renderer.config
     values, tissue = renderer.label_values, renderer.tissue_classes
-    steps: list = [LoadCased(("image", "label"), label_values=values, label_map=label_map)] if load else []
+    steps: list = (
+        [SourceCased(), LoadCased(("image", "label"), label_values=values, label_map=label_map)] if load else []
+    )
     steps.append(ConditionInputsd(tissue_classes=tissue, tissue_channel=cfg.tissue_channel))
     if deform:
         steps += pix2pix_deform_steps(len(values), tissue)
@@ -91,8 +110,15 @@ def pix2pix_synthesis(
         steps.append(RandAppearanced(renderer, "appearance"))
     steps.append(Pix2PixRenderd(renderer, "label", "brain_mask", "image", "tissue", appearance_key="appearance"))
     if output_dir is not None:
+        provenance = provenance_record(f"pix2pix-{cfg.architecture}")  # an item's "source" names its label's case
         steps.append(
-            SaveBratsCased(("image", "label"), output_dir, modalities=renderer.modalities, overwrite=overwrite)
+            SaveBratsCased(
+                ("image", "label"),
+                output_dir,
+                modalities=renderer.modalities,
+                overwrite=overwrite,
+                provenance=provenance,
+            )
         )
     return SynthesisPipeline(
         steps,

@@ -19,6 +19,7 @@ from monai.inferers import Inferer
 from monai_singanseg.inferers.singanseg import SinGANSegSampled, SinGANSegSampler
 from monai_singanseg.io.model_config import SinGANSegModelConfig
 from monai_singanseg.io.modelfile import ModelFile
+from monai_singanseg.io.provenance import provenance_record
 from monai_singanseg.options import Settings, check_options, option
 from monai_singanseg.synthesis.runner import SynthesisPipeline
 from monai_singanseg.transforms.intensity import IntensityFromTanhRanged
@@ -113,10 +114,15 @@ class SinGANSegSynthesisSettings(Settings):
 def singanseg_case_writer(
     sampler: SinGANSegSampler, output_dir: str | os.PathLike, overwrite: bool = False
 ) -> SaveCased:
-    """The writer that fits the model's input: PNG image + mask for RGB models, else BraTS-named NIfTI."""
+    """The writer that fits the model's input: PNG image + mask for RGB models, else BraTS-named NIfTI; each file says
+    it is a SinGAN-Seg sample of the model's source case."""
+    provenance = provenance_record("singanseg", sampler.config.source_name)
     if sampler.config.rgb:
-        return SaveImageMaskPngd(("image", "label"), output_dir, overwrite=overwrite)
-    return SaveBratsCased(("image", "label"), output_dir, modalities=sampler.config.image_channels, overwrite=overwrite)
+        return SaveImageMaskPngd(("image", "label"), output_dir, overwrite=overwrite, provenance=provenance)
+    channels = sampler.config.image_channels
+    return SaveBratsCased(
+        ("image", "label"), output_dir, modalities=channels, overwrite=overwrite, provenance=provenance
+    )
 
 
 def singanseg_style(
