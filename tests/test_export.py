@@ -132,6 +132,39 @@ def test_provenance_is_read_back_from_nifti_and_png(tmp_path):
     assert read_provenance(png["image"]) == record == read_provenance(png["label"])
 
 
+def test_a_synthetic_file_without_provenance_is_rewritten_with_it_voxels_unchanged(tmp_path):
+    """A synthetic file written before files carried provenance (a scaled float volume, an int16 one, a label) gets it
+    on export; its voxels, affine and scaling stay the source's, and a label's values follow the map."""
+    from monai_singanseg.farm.export.files import nifti_job, publish_files
+    from monai_singanseg.io.provenance import provenance_record
+
+    rng = np.random.default_rng(0)
+    affine = np.array([[-1.0, 0, 0, 10], [0, -1.2, 0, 20], [0, 0, 2.5, -5], [0, 0, 0, 1]])
+    scaled = nib.Nifti1Image(rng.integers(0, 1000, (6, 5, 4)).astype(np.int16), affine)
+    scaled.header.set_slope_inter(0.5, 3.0)
+    sources = {
+        "scaled.nii.gz": scaled,
+        "int.nii.gz": nib.Nifti1Image(rng.integers(-50, 50, (6, 5, 4)).astype(np.int16), affine),
+        "seg.nii.gz": nib.Nifti1Image(rng.choice([0, 1, 2, 4], (6, 5, 4)).astype(np.uint8), affine),
+    }
+    for name, img in sources.items():
+        nib.save(img, str(tmp_path / name))
+    record = provenance_record("singanseg", "caseA")
+    jobs = [nifti_job(tmp_path / n, tmp_path / "out" / n, None, record) for n in ("scaled.nii.gz", "int.nii.gz")]
+    jobs.append(nifti_job(tmp_path / "seg.nii.gz", tmp_path / "out" / "seg.nii.gz", BRATS_TO_NNUNET, record))
+    publish_files(jobs)
+    for name in sources:
+        src, dest = nib.load(str(tmp_path / name)), nib.load(str(tmp_path / "out" / name))
+        expected = np.asanyarray(src.dataobj)
+        if name == "seg.nii.gz":
+            expected = np.vectorize(BRATS_TO_NNUNET.get)(expected)
+        np.testing.assert_array_equal(np.asanyarray(dest.dataobj), expected)
+        np.testing.assert_array_equal(dest.affine, src.affine)
+        assert read_provenance(tmp_path / "out" / name)["source"] == "caseA"
+        assert read_provenance(tmp_path / name) is None  # the source file is left as it was
+    assert nib.load(str(tmp_path / "out" / "scaled.nii.gz")).get_data_dtype() == np.int16
+
+
 def _nnunet_env(tmp: Path) -> dict[str, str]:
     env = {k: str(tmp / k) for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}
     for folder in env.values():
@@ -272,7 +305,11 @@ def test_monai_export_trains_the_model_zoo_brats_pipeline(data, tmp_path):
         assert case["image"].shape[0] == 4
     # a few training steps of the zoo's network and loss (smaller, on a small crop), loss falling
     fit = Compose(
-        [preprocessing, ResizeWithPadOrCropd(("image", "label"), (32, 32, 16)), EnsureTyped("label", dtype=torch.float32)]
+        [
+            preprocessing,
+            ResizeWithPadOrCropd(("image", "label"), (32, 32, 16)),
+            EnsureTyped("label", dtype=torch.float32),
+        ]
     )
     torch.manual_seed(0)
     loader = DataLoader(Dataset(training + validation, transform=fit), batch_size=4, shuffle=True, num_workers=0)

@@ -14,7 +14,7 @@ import logging
 import os
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +67,8 @@ def _check_same_channels(src: CaseSet, other: CaseSet, what: str) -> CaseSet:
     if other.channels == src.channels:
         return other
     order = [other.channels.index(c) for c in src.channels]
-    cases = [ExportCase(**{**c.__dict__, "images": [c.images[i] for i in order]}) for c in other.cases]
-    return CaseSet(other.path, cases, list(src.channels), other.label_values, other.label_names, other.description)
+    cases = [replace(c, images=[c.images[i] for i in order]) for c in other.cases]
+    return replace(other, cases=cases, channels=list(src.channels))
 
 
 def _check_no_test_source(cases: list[ExportCase], test_cases: list[ExportCase]) -> None:

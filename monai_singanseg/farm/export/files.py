@@ -4,6 +4,7 @@ never leaves a half-written case."""
 
 from __future__ import annotations
 
+import gzip
 import os
 import secrets
 import shutil
@@ -43,22 +44,41 @@ def copy_job(src: Path, dest: Path, link: bool = False) -> FileJob:
     return dest, lambda tmp: _place(src, tmp, link)
 
 
-def _rewrite(src: Path, tmp: Path, lut: Mapping[int, int] | None, provenance: Mapping[str, Any] | None) -> None:
+#: NIfTI-1 header: its size, and the byte ranges of ``descrip`` and ``intent_name``.
+_NIFTI1_HEADER, _DESCRIP, _INTENT = 348, slice(148, 228), slice(328, 344)
+
+
+def _add_provenance(src: Path, tmp: Path, provenance: Mapping[str, Any]) -> None:
+    """Copy the NIfTI-1 file ``src`` with ``intent_name`` and ``descrip`` set to ``provenance``; every other byte (the
+    voxels, their scaling, the geometry) is the source's.
+
+    Raises:
+        ValueError: ``src`` is not a NIfTI-1 file.
+    """
+    gz = src.name.lower().endswith(".gz")
+    raw = gzip.decompress(src.read_bytes()) if gz else src.read_bytes()
+    if len(raw) < _NIFTI1_HEADER or _NIFTI1_HEADER not in (
+        int.from_bytes(raw[:4], "little"),
+        int.from_bytes(raw[:4], "big"),
+    ):
+        raise ValueError(f"{src} is not a NIfTI-1 file: its provenance cannot be added")
+    header = bytearray(raw[:_NIFTI1_HEADER])
+    header[_DESCRIP] = nifti_descrip(provenance).encode("ascii").ljust(80, b"\0")
+    header[_INTENT] = SYNTHETIC_INTENT.encode("ascii").ljust(16, b"\0")
+    data = bytes(header) + raw[_NIFTI1_HEADER:]
+    tmp.write_bytes(gzip.compress(data, compresslevel=6) if gz else data)
+
+
+def _relabel(src: Path, tmp: Path, lut: Mapping[int, int], provenance: Mapping[str, Any] | None) -> None:
+    """Write the label ``src`` with its values replaced by ``lut`` (uint8), its header and affine otherwise kept."""
     img = nib.load(str(src))
-    header = img.header.copy()
-    if lut is None:
-        data: Any = img.dataobj
-        out = nib.Nifti1Image(
-            np.asanyarray(data.get_unscaled()) if hasattr(data, "get_unscaled") else data, None, header
-        )
-    else:
-        values = np.round(np.asanyarray(img.dataobj)).astype(np.int64)
-        mapped = values.copy()
-        for k, v in lut.items():
-            mapped[values == k] = v
-        out = nib.Nifti1Image(mapped.astype(np.uint8), None, header)
-        out.set_data_dtype(np.uint8)
-        out.header.set_slope_inter(1.0, 0.0)
+    values = np.round(np.asanyarray(img.dataobj)).astype(np.int64)
+    mapped = values.copy()
+    for k, v in lut.items():
+        mapped[values == k] = v
+    out = nib.Nifti1Image(mapped.astype(np.uint8), None, img.header.copy())
+    out.set_data_dtype(np.uint8)
+    out.header.set_slope_inter(1.0, 0.0)
     out.set_sform(img.get_sform(), int(img.header["sform_code"]))
     out.set_qform(img.get_qform(), int(img.header["qform_code"]))
     if provenance is not None:
@@ -79,9 +99,11 @@ def nifti_job(
     A file that needs no change is copied (or linked)."""
     identity = lut is None or all(int(k) == int(v) for k, v in lut.items())
     needs_provenance = provenance is not None and read_provenance(src) is None
-    if identity and not needs_provenance:
-        return copy_job(src, dest, link)
-    return dest, lambda tmp: _rewrite(src, tmp, None if identity else lut, provenance)
+    if not identity:
+        return dest, lambda tmp: _relabel(src, tmp, lut, provenance if needs_provenance else None)
+    if needs_provenance:
+        return dest, lambda tmp: _add_provenance(src, tmp, provenance)
+    return copy_job(src, dest, link)
 
 
 def _temp_of(dest: Path) -> Path:

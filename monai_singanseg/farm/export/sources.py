@@ -103,16 +103,15 @@ def _label_values(data: Mapping[str, Any]) -> tuple[tuple[int, ...] | None, dict
     return values, names
 
 
-def _entries(datalist: Path, what: str, require_label: bool) -> list[tuple[dict[str, Any], bool]]:
-    """``(entry, in the validation list)`` for the datalist's ``training`` and (when not empty) ``validation``."""
-    raw = json.loads(datalist.read_text(encoding="utf-8")) if datalist.is_file() else {}
+def _entries(datalist: Path, what: str, require_label: bool) -> list[dict[str, Any]]:
+    """The entries of the datalist's ``training`` and (when not empty) ``validation`` lists (a datalist of test cases:
+    its ``test`` list when it has no ``training`` one)."""
+    raw = json.loads(datalist.read_text(encoding="utf-8"))
     keys = ["training"] + (["validation"] if raw.get("validation") else [])
     if not raw.get("training") and raw.get("test"):
         keys = ["test"]
     try:
-        return [
-            (e, key == "validation") for key in keys for e in load_datalist(datalist, key, require_label=require_label)
-        ]
+        return [e for key in keys for e in load_datalist(datalist, key, require_label=require_label)]
     except CaseError as exc:
         raise CaseError(f"{what}: {exc}") from None
 
@@ -157,9 +156,8 @@ def read_cases(
         raise CaseError(f"{what} {datalist} is not a JSON datalist ({exc})") from None
     if not isinstance(data, dict):
         raise CaseError(f"{what} {datalist} is not a decathlon datalist (a JSON object with a 'training' list)")
-    entries = _entries(datalist, what, require_label)
     cases = []
-    for entry, _ in entries:
+    for entry in _entries(datalist, what, require_label):
         images = [Path(p) for p in (entry["image"] if isinstance(entry["image"], (list, tuple)) else [entry["image"]])]
         for p in images + ([Path(entry["label"])] if entry.get("label") else []):
             if _ending(p) not in (*NIFTI_ENDINGS, _PNG):
