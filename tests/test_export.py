@@ -327,6 +327,22 @@ def test_monai_export_trains_the_model_zoo_brats_pipeline(data, tmp_path):
     assert np.mean(losses[-3:]) < np.mean(losses[:3]), losses
 
 
+def test_real_cases_in_another_channel_order_are_put_in_the_sources_order(data, tmp_path):
+    reals = json.loads(data["real"].read_text())["training"]
+    shuffled = [{**e, "image": [e["image"][i] for i in (3, 2, 0, 1)]} for e in reals]  # t2 t1ce flair t1
+    out = tmp_path / "monai"
+    r = run_cli(
+        "export", str(data["syn"]), "--out", str(out), "--format", "monai", "--quiet",
+        "--real", str(_datalist(tmp_path / "shuffled.json", shuffled)),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    validation = json.loads((out / "datalist.json").read_text(encoding="utf-8"))["validation"]
+    for entry, source in zip(sorted(validation, key=lambda e: e["name"]), reals):
+        assert [Path(p).name for p in entry["image"]] == [f"{entry['name']}_{m}.nii.gz" for m in MODALITIES]
+        for exported, original in zip(entry["image"], source["image"]):
+            assert (out / exported).read_bytes() == Path(original).read_bytes()
+
+
 def test_auto3dseg_data_analyzer_reads_the_monai_export(data, tmp_path):
     from monai.apps.auto3dseg import DataAnalyzer
 
@@ -402,7 +418,7 @@ def test_bad_input_is_named_and_nothing_is_written(data, tmp_path, case):
         real0 = data["root"] / "real" / "real0"
         entry = {"name": "b1", "image": [str(real0 / f"real0_{m}.nii.gz") for m in ("t1", "t1ce")]}
         args += ["--real", str(_datalist(tmp_path / "two.json", [{**entry, "label": str(real0 / "real0_seg.nii.gz")}]))]
-        expect = "differ from the synthetic ones"
+        expect = "differ from SRC's ['flair', 't1', 't1ce', 't2']"
     elif case == "label_values":
         src = json.loads(data["real"].read_text())["training"][0]
         label = tmp_path / "lab3_seg.nii.gz"

@@ -60,9 +60,11 @@ def _label_values(sets: list[tuple[str, CaseSet]], src: CaseSet) -> tuple[int, .
 def _check_same_channels(src: CaseSet, other: CaseSet, what: str) -> CaseSet:
     """``other``'s cases with their channels in ``src``'s order; refused when their channels differ."""
     if sorted(other.channels) != sorted(src.channels):
+        example = json.dumps({str(i): c for i, c in enumerate(src.channels)})
         raise ValueError(
-            f"{what} {other.path}: its channels {other.channels} differ from the synthetic ones {src.channels}; "
-            "a dataset's cases must hold the same sequences"
+            f"{what} {other.path}: its channels {other.channels} differ from SRC's {src.channels}; a dataset's cases "
+            f"must hold the same sequences (channels are named by the datalist's 'modality', e.g. {example}, else "
+            "by BraTS file names)"
         )
     if other.channels == src.channels:
         return other
