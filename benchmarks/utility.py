@@ -14,7 +14,8 @@ label 3 counted as 1, described by a datalist with their own file names). Each f
 - Dice(SinGAN-Seg + histogram style transfer) / Dice(SinGAN-Seg)           -- > 1
 
 The CPU headline budget (the defaults below) runs the folds as ``--jobs`` processes side by side (one torch thread
-each) and merges their reports; on a GPU, raise ``--size``, ``--features``, ``--steps`` and the generator budgets.
+each) and merges their reports; the folds share one SinGAN-Seg model cache (``OUT/singanseg_cache``: each case's
+models trained once). On a GPU, raise ``--size``, ``--features``, ``--steps`` and the generator budgets.
 
     python benchmarks/utility.py --out utility_report                  # 6 folds, 2 processes
     python benchmarks/utility.py --out u --held-out 0 1 --seeds 0 1 2     # some folds only
@@ -73,6 +74,8 @@ def evaluate_command(data: Path, out: Path, args: argparse.Namespace) -> list[st
         str(data),
         "--out",
         str(out),
+        "--model-cache",
+        str(out.parent / "singanseg_cache"),  # the folds share each case's SinGAN-Seg models
         "--folds",
         "1",
         "--label-map",

@@ -54,6 +54,13 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--data", help="folder of BraTS-named cases (at least 2)")
     src.add_argument("--datalist", help="decathlon datalist JSON (its 'training' list, at least 2 cases)")
     p.add_argument("--out", required=True, help="report folder")
+    p.add_argument(
+        "--model-cache",
+        default=None,
+        metavar="DIR",
+        help="SinGAN-Seg models trained once per case and reused by every fold (give fold processes the same folder; "
+        "default: OUT/models/singanseg_cache)",
+    )
     quick = ExperimentSettings.quick()
     p.add_argument(
         "--quick",
@@ -88,7 +95,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     items = training_items(args)  # --data folder or --datalist JSON, exactly as train-pix2pix
     report = run_experiment(
-        items, args.out, settings, device=args.device, overwrite=args.overwrite, progress=not args.quiet
+        items,
+        args.out,
+        settings,
+        device=args.device,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        model_cache=args.model_cache,
     )
     print("\n".join(headline_text(report["headline"])))
     return 0

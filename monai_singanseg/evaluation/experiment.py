@@ -55,7 +55,13 @@ from monai_singanseg.evaluation.quality import synthetic_quality
 from monai_singanseg.evaluation.report import report_files, write_report
 from monai_singanseg.evaluation.scoring import regions_for
 from monai_singanseg.evaluation.segmentation import build_segmentation_network
-from monai_singanseg.evaluation.settings import GENERATOR_SETS, ExperimentSettings, style_set_name, training_set_names
+from monai_singanseg.evaluation.settings import (
+    GENERATOR_SETS,
+    ExperimentSettings,
+    needed_generators,
+    style_set_name,
+    training_set_names,
+)
 from monai_singanseg.evaluation.slice_sets import SliceSet, split_for_validation, tumour_slices
 from monai_singanseg.io.atomic import check_outputs_free
 from monai_singanseg.synthesis import default_channel_names
@@ -123,14 +129,11 @@ def check_cases(
 
 
 def planned_outputs(out_dir: str | os.PathLike, num_folds: int, settings: ExperimentSettings) -> list[Path]:
-    """Every report file :func:`run_experiment` writes and the run record of every synthetic dataset (checked free
-    before any work starts)."""
+    """Every report file :func:`run_experiment` writes and the run record of every fold's own synthetic dataset
+    (checked free before any work starts; the SinGAN-Seg cache is reused, never refused)."""
     out = Path(out_dir)
-    datasets = [
-        out / "models" / f"fold{f}" / name / "synthesize.json"
-        for f in range(num_folds)
-        for name in ("singanseg", "small_singanseg", "pix2pix")
-    ]
+    pix2pix = "pix2pix" in needed_generators(settings.requested_sets())
+    datasets = [out / "models" / f"fold{f}" / "pix2pix" / "synthesize.json" for f in range(num_folds) if pix2pix]
     return report_files(out, num_folds) + datasets
 
 
@@ -142,6 +145,7 @@ def run_experiment(
     overwrite: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    model_cache: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Leave-one-case-out downstream experiment on BraTS-named cases; writes the report folder.
 
@@ -153,6 +157,8 @@ def run_experiment(
         overwrite: replace existing outputs.
         progress: tqdm bars.
         log: progress messages.
+        model_cache: the SinGAN-Seg models' cache, shared by the folds (and by fold processes given the same folder;
+            default: ``out_dir/models/singanseg_cache``).
 
     Returns:
         The report dictionary (also written as ``report.json``).
@@ -185,7 +191,16 @@ def run_experiment(
         train_items = [it for i, it in enumerate(items) if i != f]
         log(f"[fold {f + 1}/{num_folds}] test case {test_item.get('name', test_item['label'])}")
         fold, slice_sets = run_fold(
-            train_items, test_item, out / "models", f"fold{f}", settings, device, overwrite, progress, log
+            train_items,
+            test_item,
+            out / "models",
+            f"fold{f}",
+            settings,
+            device,
+            overwrite,
+            progress,
+            log,
+            Path(model_cache) if model_cache is not None else None,
         )
         folds.append(fold)
         grids.append(slice_sets)

@@ -16,7 +16,7 @@ from monai_singanseg.evaluation.headline import region_scores, summarise
 from monai_singanseg.evaluation.quality import quality_of_sets
 from monai_singanseg.evaluation.scoring import case_scores
 from monai_singanseg.evaluation.segmentation import train_segmentation
-from monai_singanseg.evaluation.settings import ExperimentSettings, style_set_name, training_set_names
+from monai_singanseg.evaluation.settings import ExperimentSettings, style_set_name
 from monai_singanseg.evaluation.slice_sets import SliceSet, slice_number, split_for_validation
 from monai_singanseg.evaluation.synthetic_sets import SyntheticSets, make_synthetic_sets
 from monai_singanseg.evaluation.volumes import CaseSlices, case_slices, score_case
@@ -36,8 +36,9 @@ class FoldData:
         validation: the held-in validation slices.
         test: the held-out case's brain slices.
         tumour: positions in ``real`` of the slices with tumour.
-        small_order: positions in ``real`` of the first training case's tumour slices in small-data order (spread
-            over its tumour from the largest section).
+        spread: per training case, the positions in ``real`` of its tumour slices spread over its tumour from the
+            largest section (as ``synthesize`` picks slices): its SinGAN-Seg models take the first ``singan_slices``.
+        small_order: the first training case's ``spread`` (the small-data rows take its first k).
     """
 
     items: list[dict[str, Any]]
@@ -45,6 +46,7 @@ class FoldData:
     validation: SliceSet
     test: CaseSlices
     tumour: list[int]
+    spread: dict[str, list[int]]
     small_order: list[int]
 
 
@@ -59,28 +61,30 @@ def load_fold(
     validation = SliceSet.concat([val for _, val in splits])
     test = case_slices(load_case(test_item, BRATS_LABEL_VALUES, 3, settings.label_map), settings.size)
     tumour = [i for i in range(len(real)) if bool((real.labels[i] > 0).any())]
-    # the small-data rows: k slices of ONE training case (spread over its tumour), as synthesize would pick them
-    own = [i for i in tumour if real.names[i].rsplit(":", 1)[0] == train_cases[0]["name"]]
-    areas = [float((real.labels[i] > 0).sum()) for i in own]
-    order = [own[p] for p in spread_order([slice_number(real.names[i]) for i in own], areas, settings.pool_fraction)]
-    return FoldData(items, real, validation, test, tumour, order)
+    spread = {}
+    for case in train_cases:  # each case's tumour slices spread over its tumour, as synthesize would pick them
+        own = [i for i in tumour if real.names[i].rsplit(":", 1)[0] == case["name"]]
+        areas = [float((real.labels[i] > 0).sum()) for i in own]
+        picks = spread_order([slice_number(real.names[i]) for i in own], areas, settings.pool_fraction)
+        spread[case["name"]] = [own[p] for p in picks]
+    # the small-data rows: k slices of ONE training case
+    return FoldData(items, real, validation, test, tumour, spread, spread[train_cases[0]["name"]])
 
 
 def training_sets(data: FoldData, synthetic: SyntheticSets, settings: ExperimentSettings) -> dict[str, SliceSet]:
-    """Every training set of the fold by name (:func:`training_set_names`)."""
+    """The fold's training sets by name (:func:`training_set_names`) that its synthetic sets make (every requested
+    one, :func:`~monai_singanseg.evaluation.synthetic_sets.make_synthetic_sets` makes what they need)."""
     real = data.real
-    sets: dict[str, SliceSet] = {
-        "real": real,
-        **synthetic.sets,
-        "real+synthetic": SliceSet.concat([real, synthetic.sets["synthetic"]]),
-    }
+    sets: dict[str, SliceSet] = {"real": real, **synthetic.sets}
+    if "synthetic" in synthetic.sets:
+        sets["real+synthetic"] = SliceSet.concat([real, synthetic.sets["synthetic"]])
     for k in settings.k_values:
         small = real.subset(data.small_order[:k])
         sets[f"real{k}"] = small
-        sets[f"real{k}+singanseg"] = SliceSet.concat([small, synthetic.small[(k, None)]])
-        for method in settings.style_methods:
-            styled = synthetic.small[(k, method)]
-            sets[style_set_name(f"real{k}+singanseg", method)] = SliceSet.concat([small, styled])
+        for method in (None, *settings.style_methods):
+            if (k, method) in synthetic.small:
+                name = f"real{k}+singanseg" if method is None else style_set_name(f"real{k}+singanseg", method)
+                sets[name] = SliceSet.concat([small, synthetic.small[(k, method)]])
     return sets
 
 
@@ -99,8 +103,7 @@ def segmentation_runs(
         ``{set name: {"num_slices", "runs": {seed: scores and training figures}, "summary"}}``.
     """
     num_classes = len(BRATS_LABEL_VALUES)
-    known = training_set_names(settings.k_values, settings.style_methods)
-    wanted = [n for n in known if settings.training_sets is None or n in settings.training_sets]
+    wanted = settings.requested_sets()
     runs: dict[str, Any] = {}
     jobs = [(name, seed) for name in wanted for seed in settings.seeds]
     bar = tqdm(jobs, desc=desc, disable=not progress)
@@ -141,9 +144,11 @@ def run_fold(
     overwrite: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    model_cache: Path | None = None,
 ) -> tuple[dict[str, Any], dict[str, SliceSet]]:
     """One fold: generators on ``train_items``, segmentation trained on each set and scored on the whole
-    ``test_item`` volume (every axial slice predicted, BraTS Dice and HD95 per region in 3D).
+    ``test_item`` volume (every axial slice predicted, BraTS Dice and HD95 per region in 3D). SinGAN-Seg models come
+    from ``model_cache`` (default: ``model_dir/singanseg_cache``), shared by the folds.
 
     Returns:
         ``(fold report, {"real": ..., "singanseg": ..., "pix2pix": ...})`` (the slice sets, for sample grids).
@@ -158,13 +163,20 @@ def run_fold(
         f"slices; test case {test.name} ({len(test.indices)} brain slices)"
     )
     fold_dir = model_dir / prefix
-    small_slices = [slice_number(real.names[i]) for i in data.small_order[: max(settings.k_values, default=1)]]
-    synthetic = make_synthetic_sets(data.items, small_slices, fold_dir, settings, device, overwrite, log)
-    timing.update(synthetic.timing)
-    log(
-        f"  {len(synthetic.sets['singanseg'])} SinGAN-Seg and {len(synthetic.sets['pix2pix'])} pix2pix slices; "
-        "scoring them"
+    case_slices = {name: [slice_number(real.names[i]) for i in order] for name, order in data.spread.items()}
+    synthetic = make_synthetic_sets(
+        data.items,
+        case_slices,
+        fold_dir,
+        settings,
+        device,
+        overwrite,
+        log,
+        model_cache or model_dir / "singanseg_cache",
     )
+    timing.update(synthetic.timing)
+    made = ", ".join(f"{len(s)} {name}" for name, s in synthetic.sets.items()) or "none"
+    log(f"  synthetic slices: {made}; SinGAN-Seg case datasets {synthetic.cache}")
     t0 = time.perf_counter()
     real_tumour = real.subset(data.tumour)
     quality = quality_of_sets(synthetic.sets, real_tumour, test, num_classes, settings)
@@ -183,8 +195,9 @@ def run_fold(
         "num_test": len(test.indices),
         "test_regions_present": {r: not v["empty_reference"] for r, v in present if r != "mean"},
         "small_data_slices": [real.names[i] for i in data.small_order[: max(settings.k_values, default=0)]],
-        "singanseg_slices": [f"{e['case']}:{e['slice']}" for e in synthetic.manifest["entries"]],
-        "generators": {name: str(fold_dir / name) for name in ("singanseg", "small_singanseg", "pix2pix")},
+        "singanseg_slices": [f"{e['case']}:{e['slice']}" for _, e, _ in synthetic.singanseg_models],
+        "generators": synthetic.folders,
+        "singanseg_cache": synthetic.cache,
         "quality": quality,
         "runs": runs,
         "seconds": timing,

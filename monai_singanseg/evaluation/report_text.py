@@ -207,7 +207,8 @@ def _fold_notes(report: Mapping[str, Any]) -> list[str]:
             "validation), "
             f"test {fold['test_case']} ({fold['num_test']} brain slices; regions present: "
             f"{', '.join(r for r, present in fold['test_regions_present'].items() if present) or 'none'}); "
-            f"SinGAN-Seg trained on {', '.join(fold['singanseg_slices'])}; small-data order "
+            f"SinGAN-Seg trained on {', '.join(fold['singanseg_slices']) or 'no slice (no requested set needs it)'}; "
+            "small-data order "
             f"{', '.join(fold['small_data_slices'])}; "
             f"flagged samples: {flagged_text}"
             + (f" (+{len(flagged) - 10} more in report.json)" if len(flagged) > 10 else ""),

@@ -13,7 +13,13 @@ from monai_singanseg.options import MAX_SEED, Settings, check_options, option
 from monai_singanseg.synthesis import SinGANSegSynthesisSettings
 from monai_singanseg.transforms.style import STYLE_METHODS
 
-__all__ = ["GENERATOR_SETS", "ExperimentSettings", "style_set_name", "training_set_names"]
+__all__ = [
+    "GENERATOR_SETS",
+    "ExperimentSettings",
+    "style_set_name",
+    "training_set_names",
+    "needed_generators",
+]
 
 #: the training sets made of synthetic slices only.
 GENERATOR_SETS = ("singanseg", "pix2pix", "synthetic")
@@ -119,6 +125,12 @@ class ExperimentSettings(Settings):
             if unknown:
                 raise ValueError(f"unknown training sets {sorted(unknown)}; known: {known}")
 
+    def requested_sets(self) -> list[str]:
+        """The training sets this run trains segmentation networks on (``training_sets``, else every one), in report
+        order."""
+        known = training_set_names(self.k_values, self.style_methods)
+        return [n for n in known if self.training_sets is None or n in self.training_sets]
+
     @classmethod
     def quick(cls, **overrides: Any) -> ExperimentSettings:
         """A CPU budget of minutes (a check of the whole pipeline, not figures): 64 px, one seed, k = 1 and 2, one
@@ -153,3 +165,18 @@ def training_set_names(k_values: Sequence[int], style_methods: Sequence[str] = (
         for n in (f"real{k}", f"real{k}+singanseg", *(style_set_name(f"real{k}+singanseg", m) for m in style_methods))
     ]
     return ["real", "singanseg", *styled, "pix2pix", "synthetic", "real+synthetic"] + small
+
+
+def needed_generators(set_names: Sequence[str]) -> set[str]:
+    """The synthetic datasets that the training sets ``set_names`` are made of: ``singanseg`` (models over every
+    training case), ``small_singanseg`` (models of the small-data slices) and ``pix2pix``."""
+    needed = set()
+    for name in set_names:
+        base = name.split("+style:")[0]
+        if base in ("singanseg", "synthetic", "real+synthetic"):
+            needed.add("singanseg")
+        if base in ("pix2pix", "synthetic", "real+synthetic"):
+            needed.add("pix2pix")
+        if base.startswith("real") and base.endswith("+singanseg"):
+            needed.add("small_singanseg")
+    return needed

@@ -1,8 +1,8 @@
-"""The synthetic training sets of a fold, made by the product's own ``synthesize`` over the fold's training cases."""
+"""The synthetic training sets of a fold, made by the product's own ``synthesize`` over the fold's training cases: only
+those its requested training sets need, the SinGAN-Seg models trained once per case and shared by the folds."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from monai_singanseg.engines.singanseg import SinGANSegSettings
-from monai_singanseg.evaluation.settings import ExperimentSettings, style_set_name
+from monai_singanseg.evaluation.generator_cache import cached_slice_models
+from monai_singanseg.evaluation.settings import ExperimentSettings, needed_generators, style_set_name
 from monai_singanseg.evaluation.slice_sets import SliceSet, evenly, synthetic_slices
 from monai_singanseg.farm import DatasetSettings, RankContext, synthesize_dataset
 from monai_singanseg.synthesis import SinGANSegSynthesisSettings, singanseg_synthesis, synthesize
@@ -53,16 +54,19 @@ def _singanseg_dataset(settings: ExperimentSettings, slices_per_case: int | None
 
 
 def _styled(
-    dataset_dir: Path,
-    entry_ids: Sequence[str],
+    models: Sequence[tuple[Path, dict[str, Any], int]],
     method: str,
     out: Path,
     settings: ExperimentSettings,
     device: Any,
     overwrite: bool,
 ) -> list[Path]:
-    """The SinGAN-Seg samples of ``entry_ids`` again (same models, same seeds), through the style-transfer step."""
-    manifest = json.loads((dataset_dir / "manifest.json").read_text(encoding="utf-8"))
+    """The samples of SinGAN-Seg models again (same models, same seeds), through the style-transfer step.
+
+    Args:
+        models: ``(dataset folder, manifest entry, index in its dataset)`` of each model; its samples were drawn with
+            seed ``index`` (the dataset's seed 0 + the entry's index).
+    """
     options = SinGANSegSynthesisSettings(
         start_scale=settings.singan_start_scale,
         style=method,
@@ -70,9 +74,7 @@ def _styled(
         style_weights=settings.style_weights,
     )
     folders = []
-    for index, entry in enumerate(manifest["entries"]):
-        if entry["id"] not in entry_ids:
-            continue
+    for dataset_dir, entry, index in models:
         folder = out / entry["id"]
         pipeline = singanseg_synthesis(
             dataset_dir / entry["model"], folder, options, device=device, overwrite=overwrite
@@ -95,93 +97,119 @@ class SyntheticSets:
     """A fold's synthetic slices and where they came from.
 
     Attributes:
-        sets: ``singanseg``, ``pix2pix``, ``synthetic`` (both) and ``singanseg+style:M`` slice sets.
+        sets: the synthetic training sets its requested sets need, of ``singanseg``, ``pix2pix``, ``synthetic`` (both)
+            and ``singanseg+style:M``.
         small: the small-data synthetic sets ``{(k, style or None): slices}`` (the SinGAN-Seg samples of the first k
-            small-data slices).
-        manifest: the SinGAN-Seg dataset's manifest.
+            small-data slices), when requested.
+        singanseg_models: ``(dataset folder, manifest entry, index)`` of every SinGAN-Seg model over the training
+            cases.
+        folders: the synthetic datasets used, by generator (SinGAN-Seg: one cached dataset per case).
+        cache: SinGAN-Seg case datasets ``trained`` now and ``reused`` from the cache.
         timing: seconds per step.
     """
 
     sets: dict[str, SliceSet]
     small: dict[tuple[int, str | None], SliceSet]
-    manifest: dict[str, Any]
+    singanseg_models: list[tuple[Path, dict[str, Any], int]]
+    folders: dict[str, list[str]]
+    cache: dict[str, int]
     timing: dict[str, float]
 
 
 def make_synthetic_sets(
     items: Sequence[Mapping[str, Any]],
-    small_slices: Sequence[int],
+    case_slices: Mapping[str, Sequence[int]],
     fold_dir: Path,
     settings: ExperimentSettings,
     device: Any,
     overwrite: bool,
     log: Callable[[str], None],
+    model_cache: Path | None = None,
 ) -> SyntheticSets:
-    """SinGAN-Seg over the training cases, SinGAN-Seg on the small-data slices of the first case, pix2pix over the
-    training cases and the style variants, each written by ``synthesize`` under ``fold_dir`` and read back.
+    """The synthetic sets that the requested training sets need, and only those: SinGAN-Seg over the training cases,
+    SinGAN-Seg on the small-data slices of the first case, pix2pix over the training cases and the style variants,
+    each written by ``synthesize`` and read back. SinGAN-Seg models come from ``model_cache`` (one dataset per case,
+    :mod:`~monai_singanseg.evaluation.generator_cache`: trained once, reused by every fold); pix2pix and the style
+    variants are the fold's own, under ``fold_dir``.
 
     Args:
         items: the training cases (datalist entries with their names).
-        small_slices: the small-data slices of ``items[0]``, in the order the small sets take them.
+        case_slices: per training case, its tumour slices spread over its tumour: the SinGAN-Seg set takes the first
+            ``singan_slices`` of each case, the small-data sets the first k of ``items[0]``.
         fold_dir: the fold's generator folder.
         settings: the experiment's settings.
         device: torch device.
-        overwrite: replace existing datasets.
+        overwrite: replace existing datasets (not the cache: its entries are named by their data and settings).
         log: progress messages.
+        model_cache: the SinGAN-Seg cache folder (default: ``fold_dir``'s parent's ``singanseg_cache``).
     """
+    cache = model_cache if model_cache is not None else fold_dir.parent / "singanseg_cache"
+    needed = needed_generators(settings.requested_sets())
     timing: dict[str, float] = {}
-    t0 = time.perf_counter()
-    log(f"  synthesize: SinGAN-Seg, {settings.singan_slices} model(s) per training case -> {fold_dir / 'singanseg'}")
-    manifest = _synthesize(
-        items, fold_dir / "singanseg", _singanseg_dataset(settings, settings.singan_slices), device, overwrite
-    )
-    log(f"  synthesize: SinGAN-Seg on the small-data slices {list(small_slices)} of {items[0]['name']}")
-    small_item = {**items[0], "slices": list(small_slices)}
-    small_manifest = _synthesize(
-        [small_item], fold_dir / "small_singanseg", _singanseg_dataset(settings, None), device, overwrite
-    )
-    timing["singanseg"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    log(
-        f"  synthesize: pix2pix ({settings.pix2pix_architecture}) on {len(items)} case(s), "
-        f"{settings.pix2pix_epochs} epochs, {settings.pix2pix_volumes} render(s) per case"
-    )
-    p2p = DatasetSettings(
-        generator="pix2pix",
-        per_case=settings.pix2pix_volumes,
-        label_map=settings.label_map,
-        channel_names=settings.channel_names,
-        pix2pix=settings.pix2pix_settings(),
-        val_fraction=0.0,
-    )
-    _synthesize(items, fold_dir / "pix2pix", p2p, device, overwrite)
-    timing["pix2pix"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    counts = {"trained": 0, "reused": 0}
+    sets: dict[str, SliceSet] = {}
+    folders: dict[str, list[str]] = {}
     size = settings.size
-    sets = {
-        "singanseg": synthetic_slices([fold_dir / "singanseg"], size),
-        "pix2pix": evenly(synthetic_slices([fold_dir / "pix2pix"], size, tumour_only=True), settings.pix2pix_samples),
-    }
-    sets["synthetic"] = SliceSet.concat([sets["singanseg"], sets["pix2pix"]])
-    timing["loading_synthetic"] = time.perf_counter() - t0
-    small_ids = [e["id"] for e in small_manifest["entries"]]  # in slice order; model of slice z: <case>_z<z>
-    by_slice = {int(e["slice"]): e["id"] for e in small_manifest["entries"]}
+    dataset = _singanseg_dataset(settings, None)  # each model its own slice: item["slices"]
+
+    def slice_models(item: Mapping[str, Any], slices: Sequence[int]) -> list[tuple[Path, dict[str, Any], int]]:
+        models, made = cached_slice_models(item, slices, dataset, cache, device)
+        for k, v in made.items():
+            counts[k] += v
+        return models
+
+    t0 = time.perf_counter()
+    models: list[tuple[Path, dict[str, Any], int]] = []
+    if "singanseg" in needed:
+        log(f"  synthesize: SinGAN-Seg, {settings.singan_slices} model(s) per training case (cache {cache})")
+        for item in items:
+            models += slice_models(item, case_slices[item["name"]][: settings.singan_slices])
+        folders["singanseg"] = [str(folder) for folder, _, _ in models]
+        sets["singanseg"] = synthetic_slices([folder for folder, _, _ in models], size)
+    small_slices = list(case_slices[items[0]["name"]][: max(settings.k_values, default=0)])
+    small_models: dict[int, tuple[Path, dict[str, Any], int]] = {}
+    if "small_singanseg" in needed:
+        log(f"  synthesize: SinGAN-Seg on the small-data slices {list(small_slices)} of {items[0]['name']}")
+        for model in slice_models(items[0], small_slices):
+            small_models[int(model[1]["slice"])] = model
+        folders["small_singanseg"] = [str(folder) for folder, _, _ in small_models.values()]
+    timing["singanseg"] = time.perf_counter() - t0
+    if "pix2pix" in needed:
+        t0 = time.perf_counter()
+        log(
+            f"  synthesize: pix2pix ({settings.pix2pix_architecture}) on {len(items)} case(s), "
+            f"{settings.pix2pix_epochs} epochs, {settings.pix2pix_volumes} render(s) per case"
+        )
+        p2p = DatasetSettings(
+            generator="pix2pix",
+            per_case=settings.pix2pix_volumes,
+            label_map=settings.label_map,
+            channel_names=settings.channel_names,
+            pix2pix=settings.pix2pix_settings(),
+            val_fraction=0.0,
+        )
+        _synthesize(items, fold_dir / "pix2pix", p2p, device, overwrite)
+        folders["pix2pix"] = [str(fold_dir / "pix2pix")]
+        timing["pix2pix"] = time.perf_counter() - t0
+        sets["pix2pix"] = evenly(
+            synthetic_slices([fold_dir / "pix2pix"], size, tumour_only=True), settings.pix2pix_samples
+        )
+    if "singanseg" in sets and "pix2pix" in sets:
+        sets["synthetic"] = SliceSet.concat([sets["singanseg"], sets["pix2pix"]])
+    small: dict[tuple[int, str | None], SliceSet] = {}
+    for k in settings.k_values if small_models else ():
+        wanted = [small_models[z] for z in small_slices[:k]]
+        small[(k, None)] = synthetic_slices([folder for folder, _, _ in wanted], size)
     for method in settings.style_methods:
         t0 = time.perf_counter()
         log(f"  style transfer '{method}' of the SinGAN-Seg samples")
-        ids = [e["id"] for e in manifest["entries"]]
-        folders = _styled(
-            fold_dir / "singanseg", ids, method, fold_dir / f"singanseg+style-{method}", settings, device, overwrite
-        )
-        sets[style_set_name("singanseg", method)] = synthetic_slices(folders, size)
-        small_out = fold_dir / f"small_singanseg+style-{method}"
-        _styled(fold_dir / "small_singanseg", small_ids, method, small_out, settings, device, overwrite)
+        if models:
+            styled = _styled(models, method, fold_dir / f"singanseg+style-{method}", settings, device, overwrite)
+            sets[style_set_name("singanseg", method)] = synthetic_slices(styled, size)
+        if small_models:
+            out = fold_dir / f"small_singanseg+style-{method}"
+            _styled(list(small_models.values()), method, out, settings, device, overwrite)
+            for k in settings.k_values:
+                small[(k, method)] = synthetic_slices([out / small_models[z][1]["id"] for z in small_slices[:k]], size)
         timing[f"style:{method}"] = time.perf_counter() - t0
-    small: dict[tuple[int, str | None], SliceSet] = {}
-    for k in settings.k_values:
-        wanted = [by_slice[z] for z in small_slices[:k]]
-        small[(k, None)] = synthetic_slices([fold_dir / "small_singanseg" / "cases" / w for w in wanted], size)
-        for method in settings.style_methods:
-            folder = fold_dir / f"small_singanseg+style-{method}"
-            small[(k, method)] = synthetic_slices([folder / w for w in wanted], size)
-    return SyntheticSets(sets, small, manifest, timing)
+    return SyntheticSets(sets, small, models, folders, counts, timing)
