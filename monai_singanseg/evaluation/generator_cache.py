@@ -22,7 +22,38 @@ from monai_singanseg.farm import DatasetSettings, RankContext, synthesize_datase
 from monai_singanseg.io.atomic import hash_file
 from monai_singanseg.io.names import safe_name
 
-__all__ = ["case_key", "cached_case_dataset", "cached_slice_models"]
+__all__ = ["synthesize_all", "case_key", "cached_case_dataset", "cached_slice_models"]
+
+
+def synthesize_all(
+    items: Sequence[Mapping[str, Any]],
+    folder: Path,
+    dataset: DatasetSettings,
+    device: Any,
+    overwrite: bool = False,
+    poll_seconds: float | None = None,
+) -> dict[str, Any]:
+    """A synthetic dataset of ``items`` made by the product's ``synthesize`` in this process; every entry must succeed.
+
+    Args:
+        poll_seconds: wait for entries another process works on, looking again this often (None: they are an error).
+
+    Raises:
+        RuntimeError: an entry failed (or, without ``poll_seconds``, is left to another process).
+    """
+    while True:
+        manifest = synthesize_dataset(
+            items, folder, dataset, RankContext(run_id=uuid.uuid4().hex), str(device), overwrite, progress=False
+        )
+        waiting = manifest["pending"] and poll_seconds is not None
+        if manifest["failed"] or (manifest["pending"] and not waiting):
+            errors = "; ".join(
+                f"{e['id']}: {e.get('error', e['status'])}" for e in manifest["entries"] if e["status"] != "done"
+            )
+            raise RuntimeError(f"synthesizing {folder} failed: {errors}")
+        if not waiting:
+            return manifest
+        time.sleep(poll_seconds)  # another process works on it now
 
 
 def case_key(item: Mapping[str, Any], dataset: DatasetSettings) -> str:
@@ -62,16 +93,7 @@ def cached_case_dataset(
     folder = cache_dir / f"{safe_name(item['name'])}{slices}-{case_key(item, dataset)}"
     if (folder / "manifest.json").is_file():  # written once every model of the case is done
         return folder, json.loads((folder / "manifest.json").read_text(encoding="utf-8")), True
-    while True:
-        manifest = synthesize_dataset(
-            [item], folder, dataset, RankContext(run_id=uuid.uuid4().hex), device=str(device), progress=False
-        )
-        if manifest["failed"]:
-            errors = "; ".join(f"{e['id']}: {e.get('error')}" for e in manifest["entries"] if e["status"] == "failed")
-            raise RuntimeError(f"synthesizing {folder} failed: {errors}")
-        if not manifest["pending"]:
-            return folder, manifest, False
-        time.sleep(poll_seconds)  # another process trains this case now
+    return folder, synthesize_all([item], folder, dataset, device, poll_seconds=poll_seconds), False
 
 
 def cached_slice_models(

@@ -10,34 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from monai_singanseg.engines.singanseg import SinGANSegSettings
-from monai_singanseg.evaluation.generator_cache import cached_slice_models
+from monai_singanseg.evaluation.generator_cache import cached_slice_models, synthesize_all
 from monai_singanseg.evaluation.settings import ExperimentSettings, needed_generators, style_set_name
 from monai_singanseg.evaluation.slice_sets import SliceSet, evenly, synthetic_slices
-from monai_singanseg.farm import DatasetSettings, RankContext, synthesize_dataset
+from monai_singanseg.farm import DatasetSettings
 from monai_singanseg.synthesis import SinGANSegSynthesisSettings, singanseg_synthesis, synthesize
 
 __all__ = ["SyntheticSets", "make_synthetic_sets"]
-
-
-def _synthesize(
-    items: Sequence[Mapping[str, Any]], folder: Path, dataset: DatasetSettings, device: Any, overwrite: bool
-) -> dict[str, Any]:
-    """A synthetic dataset of ``items`` made by the product's ``synthesize`` (one process); every entry must succeed."""
-    manifest = synthesize_dataset(
-        items,
-        folder,
-        dataset,
-        RankContext(run_id=f"evaluation-{folder.name}"),
-        device=str(device),
-        overwrite=overwrite,
-        progress=False,
-    )
-    if manifest["failed"] or manifest["pending"]:
-        errors = "; ".join(
-            f"{e['id']}: {e.get('error', e['status'])}" for e in manifest["entries"] if e["status"] != "done"
-        )
-        raise RuntimeError(f"synthesizing {folder} failed: {errors}")
-    return manifest
 
 
 def _singanseg_dataset(settings: ExperimentSettings, slices_per_case: int | None) -> DatasetSettings:
@@ -188,7 +167,7 @@ def make_synthetic_sets(
             pix2pix=settings.pix2pix_settings(),
             val_fraction=0.0,
         )
-        _synthesize(items, fold_dir / "pix2pix", p2p, device, overwrite)
+        synthesize_all(items, fold_dir / "pix2pix", p2p, device, overwrite)
         folders["pix2pix"] = [str(fold_dir / "pix2pix")]
         timing["pix2pix"] = time.perf_counter() - t0
         sets["pix2pix"] = evenly(

@@ -14,7 +14,7 @@ import logging
 import os
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,14 @@ from monai_singanseg.farm.export.nnunet import (
     nnunet_splits,
 )
 from monai_singanseg.farm.export.settings import RECORD_FILE, ExportSettings
-from monai_singanseg.farm.export.sources import CaseSet, ExportCase, check_distinct, check_labels, read_cases
+from monai_singanseg.farm.export.sources import (
+    CaseSet,
+    ExportCase,
+    check_distinct,
+    check_labels,
+    in_channel_order,
+    read_cases,
+)
 from monai_singanseg.io.atomic import OutputExistsError, atomic_path, check_output_folder, check_outputs_free
 from monai_singanseg.io.provenance import PACKAGE, provenance_record
 from monai_singanseg.io.writers import write_datalist
@@ -66,11 +73,7 @@ def _check_same_channels(src: CaseSet, other: CaseSet, what: str) -> CaseSet:
             f"must hold the same sequences (channels are named by the datalist's 'modality', e.g. {example}, else "
             "by BraTS file names)"
         )
-    if other.channels == src.channels:
-        return other
-    order = [other.channels.index(c) for c in src.channels]
-    cases = [replace(c, images=[c.images[i] for i in order]) for c in other.cases]
-    return replace(other, cases=cases, channels=list(src.channels))
+    return in_channel_order(other, src.channels, what)
 
 
 def _check_no_test_source(cases: list[ExportCase], test_cases: list[ExportCase]) -> None:

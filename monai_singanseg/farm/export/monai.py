@@ -9,13 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from monai_singanseg.farm.export.files import FileJob, copy_job, nifti_job
-from monai_singanseg.farm.export.sources import NIFTI_ENDINGS, ExportCase
+from monai_singanseg.farm.export.sources import NIFTI_ENDINGS, ExportCase, file_ending
 
 __all__ = ["monai_case_files", "monai_case_jobs", "monai_entry", "auto3dseg_config"]
-
-
-def _ending(path: Path) -> str:
-    return next((e for e in NIFTI_ENDINGS if path.name.lower().endswith(e)), path.suffix.lower())
 
 
 def monai_case_files(root: Path, case: ExportCase, channels: Sequence[str]) -> tuple[list[Path], Path | None]:
@@ -23,8 +19,8 @@ def monai_case_files(root: Path, case: ExportCase, channels: Sequence[str]) -> t
     one multi-channel file: ``<case>_image``) and ``<case>_seg<ending>``."""
     folder = root / "cases" / case.name
     tags = list(channels) if len(case.images) == len(channels) else ["image"]
-    images = [folder / f"{case.name}_{tag}{_ending(src)}" for tag, src in zip(tags, case.images)]
-    label = folder / f"{case.name}_seg{_ending(case.label)}" if case.label is not None else None
+    images = [folder / f"{case.name}_{tag}{file_ending(src)}" for tag, src in zip(tags, case.images)]
+    label = folder / f"{case.name}_seg{file_ending(case.label)}" if case.label is not None else None
     return images, label
 
 
@@ -36,7 +32,7 @@ def monai_case_jobs(
     pairs = list(zip(case.images, images)) + ([(case.label, label)] if case.label is not None else [])
     jobs = []
     for src, dest in pairs:
-        if _ending(src) in NIFTI_ENDINGS:
+        if file_ending(src) in NIFTI_ENDINGS:
             lut = case.label_map if src == case.label and case.label_map else None
             jobs.append(nifti_job(src, dest, lut, provenance, link))
         else:

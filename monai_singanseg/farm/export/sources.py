@@ -4,6 +4,7 @@ Everything is checked here, before anything is written."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -19,7 +20,16 @@ from monai_singanseg.data.discovery import modality_of_file
 from monai_singanseg.farm.datalists import check_channel_order
 from monai_singanseg.io.names import check_name, safe_name
 
-__all__ = ["ExportCase", "CaseSet", "read_cases", "check_labels", "check_distinct", "NIFTI_ENDINGS"]
+__all__ = [
+    "ExportCase",
+    "CaseSet",
+    "read_cases",
+    "in_channel_order",
+    "check_labels",
+    "check_distinct",
+    "file_ending",
+    "NIFTI_ENDINGS",
+]
 
 NIFTI_ENDINGS = (".nii.gz", ".nii")
 _PNG = ".png"
@@ -62,7 +72,8 @@ class CaseSet:
     description: str
 
 
-def _ending(path: Path) -> str:
+def file_ending(path: Path) -> str:
+    """A file's ending in lower case: ``.nii.gz``, ``.nii``, ``.png``, else its last suffix."""
     name = path.name.lower()
     return next((e for e in (*NIFTI_ENDINGS, _PNG) if name.endswith(e)), path.suffix.lower())
 
@@ -70,7 +81,7 @@ def _ending(path: Path) -> str:
 def _channels_of_files(images: Sequence[Path], what: str) -> list[str]:
     """Channel names from the files of one case: BraTS modality tags, else ``ch<i>`` (a 4D NIfTI: one per volume)."""
     if len(images) == 1:
-        ending = _ending(images[0])
+        ending = file_ending(images[0])
         if ending == _PNG:
             return ["red", "green", "blue"]
         if ending in NIFTI_ENDINGS:
@@ -160,7 +171,7 @@ def read_cases(
     for entry in _entries(datalist, what, require_label):
         images = [Path(p) for p in (entry["image"] if isinstance(entry["image"], (list, tuple)) else [entry["image"]])]
         for p in images + ([Path(entry["label"])] if entry.get("label") else []):
-            if _ending(p) not in (*NIFTI_ENDINGS, _PNG):
+            if file_ending(p) not in (*NIFTI_ENDINGS, _PNG):
                 raise CaseError(
                     f"{what}: case {case_name(entry)!r}: {p} is not a NIfTI (.nii, .nii.gz) or PNG file; export "
                     "takes cases as NIfTI files (PNG for 2D pictures)"
@@ -185,18 +196,29 @@ def read_cases(
                 f"{what}: case {case.name!r} has {len(case.images)} image files, the others {len(channels)} "
                 f"channels ({channels})"
             )
-    if channel_order is not None:
-        indices = check_channel_order(channel_order, channels, "--channel-order")
-        if len(cases[0].images) == 1 and len(channels) > 1:
-            raise ValueError(
-                f"--channel-order: {what} holds its {len(channels)} channels in one file per case; the order of "
-                "channels inside a file cannot be changed by an export"
-            )
-        cases = [replace(c, images=[c.images[i] for i in indices]) for c in cases]
-        channels = [channels[i] for i in indices]
     values, names = _label_values(data)
     description = str(data.get("description") or ("synthetic dataset" if folder_synthetic else "real cases"))
-    return CaseSet(src, cases, channels, values, names, description)
+    case_set = CaseSet(src, cases, channels, values, names, description)
+    return case_set if channel_order is None else in_channel_order(case_set, channel_order, what)
+
+
+def in_channel_order(case_set: CaseSet, order: Sequence[str], what: str) -> CaseSet:
+    """``case_set`` with each case's image files in the channel order ``order`` (by name).
+
+    Raises:
+        ValueError: ``order`` names channels the cases lack (or not each once), or the cases hold their channels in
+            one file, whose inner order an export cannot change.
+    """
+    indices = check_channel_order(order, case_set.channels, "--channel-order")
+    if indices == list(range(len(indices))):
+        return case_set
+    if len(case_set.cases[0].images) == 1 and len(case_set.channels) > 1:
+        raise ValueError(
+            f"--channel-order: {what} holds its {len(case_set.channels)} channels in one file per case; the order of "
+            "channels inside a file cannot be changed by an export"
+        )
+    cases = [replace(c, images=[c.images[i] for i in indices]) for c in case_set.cases]
+    return replace(case_set, cases=cases, channels=[case_set.channels[i] for i in indices])
 
 
 def check_labels(cases: Sequence[ExportCase], allowed: Sequence[int], what: str) -> set[int]:
@@ -222,14 +244,22 @@ def check_labels(cases: Sequence[ExportCase], allowed: Sequence[int], what: str)
     return seen
 
 
-def _label_file_values(path: Path) -> set[int]:
-    if _ending(path) == _PNG:
+def _label_file_values(path: Path) -> frozenset[int]:
+    """The values a label file holds, read once per file version in a process (an export checks labels against two
+    sets of values)."""
+    stat = path.stat()
+    return _file_values(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_values(path: str, mtime_ns: int, size: int) -> frozenset[int]:
+    if file_ending(Path(path)) == _PNG:
         from PIL import Image
 
         with Image.open(path) as img:
-            return {int(v) for v in np.unique((np.asarray(img) > 127).astype(np.uint8))}
-    arr = np.asanyarray(nib.load(str(path)).dataobj)
-    return {int(v) for v in np.unique(np.round(arr))}
+            return frozenset(int(v) for v in np.unique((np.asarray(img) > 127).astype(np.uint8)))
+    arr = np.asanyarray(nib.load(path).dataobj)
+    return frozenset(int(v) for v in np.unique(np.round(arr)))
 
 
 def check_distinct(case_sets: Sequence[tuple[str, Sequence[ExportCase]]]) -> None:
