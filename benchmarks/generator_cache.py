@@ -59,7 +59,7 @@ def main() -> int:
         slices[mode] = []
         for f in range(args.folds):
             train = [it for i, it in enumerate(items) if i != f]
-            data = load_fold(train, items[f], settings)
+            data = load_fold(train, [items[f]], settings)
             spread = {name: [slice_number(data.real.names[i]) for i in o] for name, o in data.spread.items()}
             tag = "shared" if mode == "shared cache" else f"fold{f}"
             t0 = time.perf_counter()

@@ -12,6 +12,7 @@ label 3 counted as 1, described by a datalist with their own file names). Each f
 - Dice(all real + synthetic) / Dice(all real)                              -- > 1
 - Dice(k real + their SinGAN-Seg samples) / Dice(k real), k = 1 and 5      -- target >= 1.3 (at the smallest k)
 - Dice(SinGAN-Seg + histogram style transfer) / Dice(SinGAN-Seg)           -- > 1
+- Dice(SPADE renders) / Dice(pix2pix U-Net renders), the same budget          -- > 1 (which renderer trains better)
 
 The CPU headline budget (the defaults below) runs the folds as ``--jobs`` processes side by side (one torch thread
 each) and merges their reports; the folds share one SinGAN-Seg model cache (``OUT/singanseg_cache``: each case's
@@ -21,6 +22,9 @@ models trained once). On a GPU, raise ``--size``, ``--features``, ``--steps`` an
     python benchmarks/utility.py --out u --held-out 0 1 --seeds 0 1 2     # some folds only
     python benchmarks/utility.py --merge u/fold0 u/fold1 ...          # headline of fold reports
     python benchmarks/utility.py --out u --held-out 0 1 --sets real singanseg real1 real1+singanseg   # some sets only
+    python benchmarks/utility.py --out u --test-cases 4 5       # train once on cases 0-3, test on 4 and 5
+
+``--test-cases`` runs ``evaluate --test-datalist`` (one process: everything trains once on the other cases).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ HEADLINE_SETS = (
     "singanseg",
     f"singanseg+style:{STYLE}",
     "pix2pix",
+    "spade",
     "synthetic",
     "real+synthetic",
     "real1",
@@ -64,7 +69,24 @@ def fold_datalist(data: Path, fold: int, out: Path) -> Path:
     return path
 
 
-def evaluate_command(data: Path, out: Path, args: argparse.Namespace) -> list[str]:
+def split_datalist(data: Path, test: list[int], out: Path) -> Path:
+    """The datalist split into ``training`` (the other cases) and ``testing`` (cases ``test``)."""
+    items = json.loads(data.read_text(encoding="utf-8"))["training"]
+    unknown = [i for i in test if not 0 <= i < len(items)]
+    if unknown or len(set(test)) == len(items):
+        raise SystemExit(f"--test-cases: indices 0-{len(items) - 1}, at least one case left to train on; got {test}")
+    split = {
+        "training": [it for i, it in enumerate(items) if i not in test],
+        "testing": [it for i, it in enumerate(items) if i in test],
+    }
+    path = out / "split.json"
+    path.write_text(json.dumps(split, indent=1), encoding="utf-8")
+    return path
+
+
+def evaluate_command(data: Path, out: Path, args: argparse.Namespace, test_datalist: Path | None = None) -> list[str]:
+    """One ``evaluate`` process: the first case of ``data`` held out, or every case of ``test_datalist`` tested."""
+    split = ["--folds", "1"] if test_datalist is None else ["--test-datalist", str(test_datalist)]
     return [
         sys.executable,
         "-m",
@@ -76,8 +98,7 @@ def evaluate_command(data: Path, out: Path, args: argparse.Namespace) -> list[st
         str(out),
         "--model-cache",
         str(out.parent / "singanseg_cache"),  # the folds share each case's SinGAN-Seg models
-        "--folds",
-        "1",
+        *split,
         "--label-map",
         "3:1",
         "--channel-names",
@@ -152,6 +173,13 @@ def main() -> int:
     parser.add_argument(
         "--held-out", type=int, nargs="+", default=None, help="indices of the held-out cases to run (default: all six)"
     )
+    parser.add_argument(
+        "--test-cases",
+        type=int,
+        nargs="+",
+        default=None,
+        help="cases to test on, trained once on the others (evaluate --test-datalist; default: leave one out)",
+    )
     parser.add_argument("--jobs", type=int, default=2, help="folds run side by side (default 2: one per core)")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -176,6 +204,14 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = datalist(out)
+    if args.test_cases is not None:
+        split = split_datalist(data, args.test_cases, out)
+        start = time.perf_counter()
+        with (out / "test_set.log").open("w", encoding="utf-8") as log:
+            cmd = evaluate_command(split, out / "test_set", args, test_datalist=split)
+            code = subprocess.run(cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=log, stderr=subprocess.STDOUT)
+        print(f"test set {args.test_cases}: exit {code.returncode} after {time.perf_counter() - start:.0f} s")
+        return merge([out / "test_set"]) if code.returncode == 0 else 1
     folds = args.held_out if args.held_out is not None else list(range(6))
     env = dict(os.environ, OMP_NUM_THREADS="1")
     start = time.perf_counter()

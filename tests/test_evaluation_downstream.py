@@ -190,6 +190,7 @@ def test_evaluate_cli_tiny_real_run_writes_a_complete_report(shared_data, tmp_pa
             "real",
             "singanseg",
             "pix2pix",
+            "spade",
             "synthetic",
             "real+synthetic",
             "real1",
@@ -236,6 +237,13 @@ def test_evaluate_cli_tiny_real_run_writes_a_complete_report(shared_data, tmp_pa
         assert all((Path(folder) / "datalist.json").is_file() for folder in fold["generators"][name]), name
     assert Path(fold["generators"]["singanseg"][0]).parent == out / "models" / "singanseg_cache"
     assert (out / "models" / "fold0" / "pix2pix" / "models" / "pix2pix.pt").is_file()
+    # the two renderers side by side, the same budget: the U-Net pix2pix and SPADE, each its own model
+    for name, architecture in (("pix2pix", "unet"), ("spade", "spade")):
+        model = torch.load(out / "models" / "fold0" / name / "models" / "pix2pix.pt", weights_only=True)
+        assert model["config"]["architecture"] == architecture, name
+        assert model["config"]["settings"]["epochs"] == 1, name
+    assert fold["runs"]["spade"]["num_slices"] == fold["runs"]["pix2pix"]["num_slices"] > 0
+    assert h["ratios"]["spade/pix2pix"]["numerator"] == "spade" and "| SPADE only |" in md
 
     # never overwritten without --overwrite: refused before any work, the report untouched
     before = (out / "report.json").read_bytes()
@@ -346,7 +354,10 @@ def test_singanseg_models_are_trained_once_per_case_reused_by_the_folds_and_only
 
     def fold(f: int, prefix: str, model_cache: Path) -> tuple[dict, dict]:
         train = [it for i, it in enumerate(items) if i != f]
-        return run_fold(train, items[f], models, prefix, settings, "cpu", False, False, lambda _: None, model_cache)
+        (report,), grids = run_fold(
+            train, [items[f]], models, prefix, settings, "cpu", False, False, lambda _: None, model_cache
+        )
+        return report, grids
 
     first, _ = fold(0, "fold0", cache)
     second, grids = fold(1, "fold1", cache)

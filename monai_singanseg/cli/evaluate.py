@@ -2,17 +2,22 @@
 
 Trains SinGAN-Seg and pix2pix on all cases but one, trains 2D segmentation networks on real, synthetic
 and mixed training sets, tests them on the held-out case, repeats with every case held out, and writes a
-report folder (``report.json``, ``report.md``, plots, sample grids, the generator models).
+report folder (``report.json``, ``report.md``, plots, sample grids, the generator models). With
+``--test-datalist``, everything trains once on all cases and is tested on the user's own test cases.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+from typing import Any
 
 import torch
 
 from monai_singanseg.cli.options import add_run_options, parse_label_map
 from monai_singanseg.cli.pix2pix import training_items
+from monai_singanseg.data.discovery import load_datalist
 from monai_singanseg.device import resolve_device
 from monai_singanseg.evaluation.experiment import ExperimentSettings, run_experiment
 from monai_singanseg.evaluation.report import headline_text
@@ -32,7 +37,6 @@ EXPERIMENT_OPTIONS = (
     "style_steps",
     "style_weights",
     "pix2pix_epochs",
-    "pix2pix_architecture",
     "pix2pix_volumes",
     "pix2pix_samples",
     "channel_names",
@@ -53,6 +57,14 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", help="folder of BraTS-named cases (at least 2)")
     src.add_argument("--datalist", help="decathlon datalist JSON (its 'training' list, at least 2 cases)")
+    p.add_argument(
+        "--test-datalist",
+        default=None,
+        metavar="FILE",
+        help="test on these labelled cases instead of leaving one case out: a decathlon datalist whose 'testing' list "
+        "(else its 'training' list) names them; generators and networks train once on every case of --data/--datalist "
+        "(intervals resample test cases and seeds). A test case that is also a training case is refused",
+    )
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument(
         "--model-cache",
@@ -87,6 +99,15 @@ def settings_from_args(args: argparse.Namespace) -> ExperimentSettings:
     )
 
 
+def test_datalist_items(path: str) -> list[dict[str, Any]]:
+    """The labelled cases of a test datalist: its ``testing`` list when it has one, else its ``training`` list."""
+    try:
+        has_testing = "testing" in json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):  # load_datalist names what is wrong with the file
+        has_testing = False
+    return load_datalist(path, key="testing" if has_testing else "training")
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     """``evaluate``: validate everything and check every output is free before any training."""
     resolve_device(args.device)  # an unusable --device is refused before any work
@@ -94,6 +115,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     settings = settings_from_args(args)
     items = training_items(args)  # --data folder or --datalist JSON, exactly as train-pix2pix
+    test_items = None if args.test_datalist is None else test_datalist_items(args.test_datalist)
     report = run_experiment(
         items,
         args.out,
@@ -102,6 +124,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=not args.quiet,
         model_cache=args.model_cache,
+        test_items=test_items,
+        test_source=str(args.test_datalist) if args.test_datalist else "test set",
     )
     print("\n".join(headline_text(report["headline"])))
     return 0

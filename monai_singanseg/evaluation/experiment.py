@@ -37,10 +37,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from monai_singanseg.data import load_case
 from monai_singanseg.device import resolve_device
+from monai_singanseg.evaluation.cases import check_cases, check_test_cases
 from monai_singanseg.evaluation.fold import run_fold
 from monai_singanseg.evaluation.headline import (
     headline,
@@ -57,6 +57,7 @@ from monai_singanseg.evaluation.scoring import regions_for
 from monai_singanseg.evaluation.segmentation import build_segmentation_network
 from monai_singanseg.evaluation.settings import (
     GENERATOR_SETS,
+    RENDERER_SETS,
     ExperimentSettings,
     needed_generators,
     style_set_name,
@@ -90,6 +91,7 @@ __all__ = [
     "mean_sd",
     "planned_outputs",
     "check_cases",
+    "check_test_cases",
 ]
 
 
@@ -100,41 +102,16 @@ def _channel_names(case: Mapping[str, Any], item: Mapping[str, Any], settings: E
     return default_channel_names(int(case["image"].shape[0]), len(files), False)
 
 
-def check_cases(
-    items: Sequence[Mapping[str, Any]],
-    label_values: Sequence[int],
-    progress: bool = True,
-    label_map: Mapping[int, int] | None = None,
-) -> None:
-    """Load every case once and check it can take part (a label with tumour, the same channels as the others).
-
-    Raises:
-        ValueError: naming every case that cannot, and why.
-    """
-    problems, channels = [], {}
-    for item in tqdm(items, desc="checking cases", leave=False, disable=not progress):
-        name = str(item.get("name", item.get("label", "case")))
-        try:
-            case = load_case(item, label_values, spatial_ndim=3, label_map=label_map)
-        except (ValueError, OSError) as exc:
-            problems.append(f"{name}: {exc}")
-            continue
-        if "label" not in case or not bool((case["label"] > 0).any()):
-            problems.append(f"{name}: no tumour in its label (every case is a test case once)")
-        channels[name] = int(case["image"].shape[0])
-    if len(set(channels.values())) > 1:
-        problems.append(f"the cases have different numbers of image channels: {channels}")
-    if problems:
-        raise ValueError(f"{len(problems)} case problem(s), nothing was trained:\n  " + "\n  ".join(problems))
-
-
-def planned_outputs(out_dir: str | os.PathLike, num_folds: int, settings: ExperimentSettings) -> list[Path]:
-    """Every report file :func:`run_experiment` writes and the run record of every fold's own synthetic dataset
-    (checked free before any work starts; the SinGAN-Seg cache is reused, never refused)."""
+def planned_outputs(
+    out_dir: str | os.PathLike, num_folds: int, settings: ExperimentSettings, num_reports: int | None = None
+) -> list[Path]:
+    """Every report file :func:`run_experiment` writes (``num_reports`` fold reports: one per test case, default
+    ``num_folds``) and the run record of every fold's own synthetic dataset (checked free before any work starts; the
+    SinGAN-Seg cache is reused, never refused)."""
     out = Path(out_dir)
-    pix2pix = "pix2pix" in needed_generators(settings.requested_sets())
-    datasets = [out / "models" / f"fold{f}" / "pix2pix" / "synthesize.json" for f in range(num_folds) if pix2pix]
-    return report_files(out, num_folds) + datasets
+    renderers = [name for name in RENDERER_SETS if name in needed_generators(settings.requested_sets())]
+    datasets = [out / "models" / f"fold{f}" / name / "synthesize.json" for f in range(num_folds) for name in renderers]
+    return report_files(out, num_folds if num_reports is None else num_reports) + datasets
 
 
 def run_experiment(
@@ -146,11 +123,17 @@ def run_experiment(
     progress: bool = True,
     log: Callable[[str], None] = print,
     model_cache: str | os.PathLike | None = None,
+    test_items: Sequence[Mapping[str, Any]] | None = None,
+    test_source: str = "test set",
 ) -> dict[str, Any]:
-    """Leave-one-case-out downstream experiment on BraTS-named cases; writes the report folder.
+    """The downstream experiment on BraTS-named cases; writes the report folder.
+
+    Leave-one-case-out by default (a fold per case held out). With ``test_items``, the generators and networks train
+    once on every case of ``items`` and are scored on each test case; the report has one "fold" per test case, and
+    the intervals resample test cases and seeds.
 
     Args:
-        items: datalist entries (at least 2 labelled cases).
+        items: datalist entries (at least 2 labelled cases; 1 with ``test_items``).
         out_dir: report folder (``report.json``, ``report.md``, PNG plots, sample grids, ``models/``).
         settings: the protocol's settings.
         device: torch device (None: CUDA if available).
@@ -159,18 +142,27 @@ def run_experiment(
         log: progress messages.
         model_cache: the SinGAN-Seg models' cache, shared by the folds (and by fold processes given the same folder;
             default: ``out_dir/models/singanseg_cache``).
+        test_items: a user's test cases (labelled), none of them a training case.
+        test_source: where ``test_items`` come from (their datalist file), for messages and the report.
 
     Returns:
         The report dictionary (also written as ``report.json``).
 
     Raises:
-        ValueError: fewer than 2 cases.
+        ValueError: too few cases, a case that cannot take part, or a test case that is also a training case or has
+            other sequences (all raised before any work).
         RuntimeError: the segmentation network cannot be built (``swinunetr`` without ``einops``).
         OutputExistsError: an output exists and ``overwrite`` is False (raised before any work).
     """
     settings = settings or ExperimentSettings()
-    if len(items) < 2:
+    if test_items is None and len(items) < 2:
         raise ValueError(f"the downstream experiment needs at least 2 labelled cases (one held out), got {len(items)}")
+    if test_items is not None and settings.max_folds is not None:
+        raise ValueError(
+            "--folds chooses leave-one-out folds; with a test set every test case is scored (drop --folds)"
+        )
+    if not items or (test_items is not None and not test_items):
+        raise ValueError("the downstream experiment needs at least one training case and one test case")
     device = resolve_device(device)
     seg = settings.segmentation
     build_segmentation_network(
@@ -179,20 +171,32 @@ def run_experiment(
     for method in settings.style_methods:  # e.g. vgg19 without its weights file: fail now
         StyleTransfer(method=method, weights_path=settings.style_weights, steps=0)
     out = Path(out_dir)
-    num_folds = len(items) if settings.max_folds is None else min(settings.max_folds, len(items))
-    check_cases(
-        items, BRATS_LABEL_VALUES, progress, settings.label_map
-    )  # every case, before anything is trained or written
-    check_outputs_free(planned_outputs(out, num_folds, settings), overwrite)
+    # every case, before anything is trained or written
+    train_facts = check_cases(items, BRATS_LABEL_VALUES, progress, settings.label_map)
+    if test_items is None:
+        num_folds = len(items) if settings.max_folds is None else min(settings.max_folds, len(items))
+        folds_to_run = [
+            ([it for i, it in enumerate(items) if i != f], [test]) for f, test in enumerate(items[:num_folds])
+        ]
+        protocol: dict[str, Any] = {"kind": "leave-one-out"}
+    else:
+        test_facts = check_cases(
+            test_items, BRATS_LABEL_VALUES, progress, settings.label_map, need_tumour=False, what="test case"
+        )
+        check_test_cases(train_facts, test_facts, test_source)
+        num_folds = len(test_items)
+        folds_to_run = [(list(items), list(test_items))]
+        protocol = {"kind": "test-set", "test_datalist": test_source, "test_cases": [f.name for f in test_facts]}
+    check_outputs_free(planned_outputs(out, len(folds_to_run), settings, num_folds), overwrite)
     (out / "models").mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     folds, grids = [], []
-    for f, test_item in enumerate(items[:num_folds]):
-        train_items = [it for i, it in enumerate(items) if i != f]
-        log(f"[fold {f + 1}/{num_folds}] test case {test_item.get('name', test_item['label'])}")
-        fold, slice_sets = run_fold(
+    for f, (train_items, tests) in enumerate(folds_to_run):
+        names = ", ".join(str(t.get("name", t["label"])) for t in tests)
+        log(f"[fold {f + 1}/{len(folds_to_run)}] test case(s) {names}")
+        reports, slice_sets = run_fold(
             train_items,
-            test_item,
+            tests,
             out / "models",
             f"fold{f}",
             settings,
@@ -202,10 +206,11 @@ def run_experiment(
             log,
             Path(model_cache) if model_cache is not None else None,
         )
-        folds.append(fold)
-        grids.append(slice_sets)
+        folds += reports
+        grids += [slice_sets] * len(reports)
     summary = summarise_folds(folds, settings)
     report = {
+        "protocol": protocol,
         "regions": {k: list(v) for k, v in regions_for(BRATS_LABEL_VALUES).items()},
         "settings": settings.to_dict(),
         "device": str(device),

@@ -105,11 +105,13 @@ def headline_ratios(k_values: Sequence[int], style_methods: Sequence[str] = ()) 
     """The compared pairs of training sets: ``{name: (numerator set, denominator set, target ratio)}``.
 
     Targets: synthetic only reaches 0.9 of real; k real slices + their SinGAN-Seg samples reach 1.3 x k real slices
-    alone; adding synthetic data to all real slices, and style transfer, should do better than without (> 1).
+    alone; adding synthetic data to all real slices, the SPADE renderer against the U-Net pix2pix, and style
+    transfer, should do better than without (> 1).
     """
     ratios = {
         "synthetic/real": ("synthetic", "real", 0.9),
         "real+synthetic/real": ("real+synthetic", "real", 1.0),
+        "spade/pix2pix": ("spade", "pix2pix", 1.0),
     }
     for k in sorted(k_values):
         ratios[f"real{k}+singanseg/real{k}"] = (f"real{k}+singanseg", f"real{k}", 1.3)

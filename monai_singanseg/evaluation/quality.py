@@ -72,16 +72,25 @@ def quality_of_sets(
     settings: ExperimentSettings,
 ) -> dict[str, Any]:
     """:func:`synthetic_quality` of every synthetic set, with the held-out case's own tumour slices as the privacy
-    baseline (their nearest-neighbour correlation against the same real training slices)."""
+    baseline (their nearest-neighbour correlation against the same real training slices; None for a test case
+    without tumour)."""
     test_tumour = test.tumour()
-    held_out = memorisation_scores(
-        SliceSet(test.images[test_tumour], test.labels[test_tumour], test.names(test_tumour)).gan_tensor(num_classes),
-        real_tumour.gan_tensor(num_classes),
-    ).scores
-    baseline = float(held_out.max())
+    if not test_tumour:  # a test case without tumour: no privacy baseline
+        held_out, baseline = None, None
+    else:
+        held_out = memorisation_scores(
+            SliceSet(test.images[test_tumour], test.labels[test_tumour], test.names(test_tumour)).gan_tensor(
+                num_classes
+            ),
+            real_tumour.gan_tensor(num_classes),
+        ).scores
+        baseline = float(held_out.max())
     quality: dict[str, Any] = {
         name: synthetic_quality(s, real_tumour, num_classes, settings, held_out_max=baseline)
         for name, s in synthetic.items()
     }
-    quality["held_out_real_baseline"] = {"memorisation_mean": float(held_out.mean()), "memorisation_max": baseline}
+    quality["held_out_real_baseline"] = {
+        "memorisation_mean": None if held_out is None else float(held_out.mean()),
+        "memorisation_max": baseline,
+    }
     return quality

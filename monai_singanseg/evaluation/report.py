@@ -22,6 +22,7 @@ from monai_singanseg.evaluation.report_text import (
     report_markdown,
     set_title,
 )
+from monai_singanseg.evaluation.settings import RENDERER_SETS
 from monai_singanseg.io.atomic import atomic_path, check_outputs_free
 from monai_singanseg.visualize import LABEL_COLOURS, contact_sheet
 
@@ -41,7 +42,7 @@ _SERIES_COLOURS = (*LABEL_COLOURS, (150, 150, 150), (200, 120, 220))
 def _main_sets(summary: Mapping[str, Any]) -> list[str]:
     """The main training sets that were run, style-transfer variants beside plain SinGAN-Seg."""
     styled = [n for n in summary if n.startswith("singanseg+style:")]
-    order = ["real", "singanseg", *styled, "pix2pix", "synthetic", "real+synthetic"]
+    order = ["real", "singanseg", *styled, *RENDERER_SETS, "synthetic", "real+synthetic"]
     return [n for n in order if n in summary]
 
 
@@ -153,7 +154,8 @@ def write_report(
     Args:
         out_dir: report folder.
         report: :func:`~monai_singanseg.evaluation.experiment.run_experiment`'s dictionary.
-        slice_sets: per fold ``{"real", "singanseg", ["singanseg+style:M", ...], "pix2pix"}`` :class:`SliceSet` objects.
+        slice_sets: per fold ``{"real", "singanseg", ["singanseg+style:M", ...], "pix2pix", "spade"}`` (those made)
+            :class:`SliceSet` objects.
         overwrite: replace existing files.
         rows: slices of each kind in a sample grid.
     """

@@ -11,7 +11,8 @@ __all__ = ["set_title", "interval_text", "headline_text", "report_markdown"]
 _SET_TITLES = {
     "real": "real (all training slices)",
     "singanseg": "SinGAN-Seg only",
-    "pix2pix": "pix2pix only",
+    "pix2pix": "pix2pix (U-Net) only",
+    "spade": "SPADE only",
     "synthetic": "synthetic only (both)",
     "real+synthetic": "real + synthetic",
 }
@@ -65,6 +66,22 @@ def _fmt(stat: Mapping[str, float] | None, digits: int = 3) -> str:
     return f"{stat['mean']:.{digits}f} ± {stat['sd']:.{digits}f}"
 
 
+def _protocol_text(report: Mapping[str, Any]) -> str:
+    """How the cases were split: leave-one-case-out folds, or one training on every case and a user's test set."""
+    protocol = report.get("protocol", {"kind": "leave-one-out"})  # reports written before test sets existed
+    if protocol["kind"] == "test-set":
+        return (
+            f"trained once on every case of the training list ({len(report['folds'][0]['train_cases'])} cases) and "
+            f'tested on the {len(report["folds"])} case(s) of the test set {protocol["test_datalist"]} (each "fold" '
+            "row below is one test case)"
+        )
+    return f"{len(report['folds'])} fold(s) (each case held out once)"
+
+
+def _value(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
 def _intro(report: Mapping[str, Any]) -> list[str]:
     """The report's title and protocol paragraph."""
     settings = report["settings"]
@@ -76,12 +93,11 @@ def _intro(report: Mapping[str, Any]) -> list[str]:
         f"{seg['batch_size']}, stopped on a validation-Dice plateau (every {settings.get('validation_every', 4)}th "
         "brain "
         f"slice of each training case held in; patience {seg.get('patience', 0)} x {seg.get('val_every', 0)} steps), "
-        f"{settings['size']}x{settings['size']} slices; seeds {settings['seeds']}; {len(report['folds'])} fold(s) "
-        "(each "
-        "case held out once). Every axial slice of the held-out case is predicted and pasted back into its volume; "
+        f"{settings['size']}x{settings['size']} slices; seeds {settings['seeds']}; {_protocol_text(report)}. Every "
+        "axial slice of each test case is predicted and pasted back into its volume; "
         "Dice and HD95 (mm) per BraTS region are scored per case in 3D (BraTS convention: a region absent from both "
         "reference and prediction scores Dice 1 / HD95 0, absent from one only Dice 0 / HD95 373.13 mm). Mean ± sd "
-        "over folds × seeds; `mean` averages the three regions.",
+        "over test cases × seeds; `mean` averages the three regions.",
         "",
     ]
     return lines
@@ -182,8 +198,8 @@ def _quality_table(report: Mapping[str, Any]) -> list[str]:
             )
         base = fold["quality"]["held_out_real_baseline"]
         lines.append(
-            f"| {f} | held-out real slices (baseline) | {fold['num_test']} | | | {base['memorisation_mean']:.3f} / "
-            f"{base['memorisation_max']:.3f} | | | | |"
+            f"| {f} | held-out real slices (baseline) | {fold['num_test']} | | | {_value(base['memorisation_mean'])} / "
+            f"{_value(base['memorisation_max'])} | | | | |"
         )
     return lines
 

@@ -8,21 +8,24 @@ from typing import Any
 
 from monai_singanseg.engines.pix2pix import Pix2PixSettings
 from monai_singanseg.evaluation.segmentation import SegmentationSettings
-from monai_singanseg.networks.spade import GENERATOR_ARCHITECTURES
 from monai_singanseg.options import MAX_SEED, Settings, check_options, option
 from monai_singanseg.synthesis import SinGANSegSynthesisSettings
 from monai_singanseg.transforms.style import STYLE_METHODS
 
 __all__ = [
     "GENERATOR_SETS",
+    "RENDERER_SETS",
     "ExperimentSettings",
     "style_set_name",
     "training_set_names",
     "needed_generators",
 ]
 
-#: the training sets made of synthetic slices only.
-GENERATOR_SETS = ("singanseg", "pix2pix", "synthetic")
+#: the label-to-image renderers' training sets and the generator architecture that renders each (one model per
+#: fold on every training case, the same budget): the U-Net pix2pix and the SPADE generator.
+RENDERER_SETS = {"pix2pix": "unet", "spade": "spade"}
+#: the training sets made of synthetic slices only (``synthetic``: SinGAN-Seg and pix2pix together).
+GENERATOR_SETS = ("singanseg", *RENDERER_SETS, "synthetic")
 
 
 @dataclass
@@ -65,13 +68,17 @@ class ExperimentSettings(Settings):
     )
     style_steps: int = option(100, low=0, high=10000, help="optimisation steps of the network style methods")
     style_weights: str | None = option(None, metavar="FILE", help="VGG-19 weights file for the vgg19 style methods")
-    pix2pix_epochs: int = option(60, low=1, high=10**5, help="pix2pix training epochs")
-    pix2pix_architecture: str = option(
-        "unet", choices=GENERATOR_ARCHITECTURES, help="the pix2pix set's generator (train-pix2pix --architecture)"
+    pix2pix_epochs: int = option(
+        60, low=1, high=10**5, help="training epochs of each renderer (the pix2pix U-Net and SPADE sets)"
     )
-    pix2pix_volumes: int = option(4, low=1, high=10**4, help="deformed label volumes rendered per training case")
+    pix2pix_volumes: int = option(
+        4, low=1, high=10**4, help="deformed label volumes each renderer renders per training case"
+    )
     pix2pix_samples: int = option(
-        100, low=1, high=10**6, help="pix2pix slices kept per fold (evenly spaced over the rendered tumour slices)"
+        100,
+        low=1,
+        high=10**6,
+        help="rendered slices kept per renderer and fold (evenly spaced over the rendered tumour slices)",
     )
     memorisation_threshold: float = option(
         0.95,
@@ -98,9 +105,10 @@ class ExperimentSettings(Settings):
     )
     headline_region: str = option("WT", choices=("WT", "TC", "ET"), help="the BraTS region the headline compares")
 
-    def pix2pix_settings(self) -> Pix2PixSettings:
-        """The pix2pix set's training settings (working size, epochs, generator)."""
-        return Pix2PixSettings(size=self.size, epochs=self.pix2pix_epochs, architecture=self.pix2pix_architecture)
+    def renderer_settings(self, set_name: str) -> Pix2PixSettings:
+        """The training settings of a renderer set of :data:`RENDERER_SETS` (working size, epochs, its generator; the
+        rest are that generator's defaults)."""
+        return Pix2PixSettings(size=self.size, epochs=self.pix2pix_epochs, architecture=RENDERER_SETS[set_name])
 
     def __post_init__(self) -> None:
         self.label_map = {int(k): int(v) for k, v in dict(self.label_map).items()}
@@ -115,7 +123,8 @@ class ExperimentSettings(Settings):
             raise ValueError("at least one seed is needed (--seeds)")
         check_options(self)
         # the generators' own settings, checked now rather than after hours of training
-        self.pix2pix_settings()
+        for name in RENDERER_SETS:
+            self.renderer_settings(name)
         for method in self.style_methods:
             SinGANSegSynthesisSettings(style=method, style_steps=self.style_steps, style_weights=self.style_weights)
         if self.training_sets is not None:
@@ -164,12 +173,13 @@ def training_set_names(k_values: Sequence[int], style_methods: Sequence[str] = (
         for k in k_values
         for n in (f"real{k}", f"real{k}+singanseg", *(style_set_name(f"real{k}+singanseg", m) for m in style_methods))
     ]
-    return ["real", "singanseg", *styled, "pix2pix", "synthetic", "real+synthetic"] + small
+    return ["real", "singanseg", *styled, *RENDERER_SETS, "synthetic", "real+synthetic"] + small
 
 
 def needed_generators(set_names: Sequence[str]) -> set[str]:
     """The synthetic datasets that the training sets ``set_names`` are made of: ``singanseg`` (models over every
-    training case), ``small_singanseg`` (models of the small-data slices) and ``pix2pix``."""
+    training case), ``small_singanseg`` (models of the small-data slices) and the renderers' (``pix2pix``,
+    ``spade``)."""
     needed = set()
     for name in set_names:
         base = name.split("+style:")[0]
@@ -177,6 +187,8 @@ def needed_generators(set_names: Sequence[str]) -> set[str]:
             needed.add("singanseg")
         if base in ("pix2pix", "synthetic", "real+synthetic"):
             needed.add("pix2pix")
+        if base in RENDERER_SETS:
+            needed.add(base)
         if base.startswith("real") and base.endswith("+singanseg"):
             needed.add("small_singanseg")
     return needed

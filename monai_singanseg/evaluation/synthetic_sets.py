@@ -11,7 +11,7 @@ from typing import Any
 
 from monai_singanseg.engines.singanseg import SinGANSegSettings
 from monai_singanseg.evaluation.generator_cache import cached_slice_models, synthesize_all
-from monai_singanseg.evaluation.settings import ExperimentSettings, needed_generators, style_set_name
+from monai_singanseg.evaluation.settings import RENDERER_SETS, ExperimentSettings, needed_generators, style_set_name
 from monai_singanseg.evaluation.slice_sets import SliceSet, evenly, synthetic_slices
 from monai_singanseg.farm import DatasetSettings
 from monai_singanseg.synthesis import SinGANSegSynthesisSettings, singanseg_synthesis, synthesize
@@ -76,8 +76,8 @@ class SyntheticSets:
     """A fold's synthetic slices and where they came from.
 
     Attributes:
-        sets: the synthetic training sets its requested sets need, of ``singanseg``, ``pix2pix``, ``synthetic`` (both)
-            and ``singanseg+style:M``.
+        sets: the synthetic training sets its requested sets need, of ``singanseg``, ``pix2pix``, ``spade``,
+            ``synthetic`` (SinGAN-Seg and pix2pix) and ``singanseg+style:M``.
         small: the small-data synthetic sets ``{(k, style or None): slices}`` (the SinGAN-Seg samples of the first k
             small-data slices), when requested.
         singanseg_models: ``(dataset folder, manifest entry, index)`` of every SinGAN-Seg model over the training
@@ -106,7 +106,8 @@ def make_synthetic_sets(
     model_cache: Path | None = None,
 ) -> SyntheticSets:
     """The synthetic sets that the requested training sets need, and only those: SinGAN-Seg over the training cases,
-    SinGAN-Seg on the small-data slices of the first case, pix2pix over the training cases and the style variants,
+    SinGAN-Seg on the small-data slices of the first case, the renderers (pix2pix U-Net, SPADE) over the training
+    cases and the style variants,
     each written by ``synthesize`` and read back. SinGAN-Seg models come from ``model_cache`` (one dataset per case,
     :mod:`~monai_singanseg.evaluation.generator_cache`: trained once, reused by every fold); pix2pix and the style
     variants are the fold's own, under ``fold_dir``.
@@ -153,26 +154,26 @@ def make_synthetic_sets(
             small_models[int(model[1]["slice"])] = model
         folders["small_singanseg"] = [str(folder) for folder, _, _ in small_models.values()]
     timing["singanseg"] = time.perf_counter() - t0
-    if "pix2pix" in needed:
+    for name, architecture in RENDERER_SETS.items():
+        if name not in needed:
+            continue
         t0 = time.perf_counter()
         log(
-            f"  synthesize: pix2pix ({settings.pix2pix_architecture}) on {len(items)} case(s), "
-            f"{settings.pix2pix_epochs} epochs, {settings.pix2pix_volumes} render(s) per case"
+            f"  synthesize: {name} ({architecture} generator) on {len(items)} case(s), {settings.pix2pix_epochs} "
+            f"epochs, {settings.pix2pix_volumes} render(s) per case"
         )
-        p2p = DatasetSettings(
+        renderer = DatasetSettings(
             generator="pix2pix",
             per_case=settings.pix2pix_volumes,
             label_map=settings.label_map,
             channel_names=settings.channel_names,
-            pix2pix=settings.pix2pix_settings(),
+            pix2pix=settings.renderer_settings(name),
             val_fraction=0.0,
         )
-        synthesize_all(items, fold_dir / "pix2pix", p2p, device, overwrite)
-        folders["pix2pix"] = [str(fold_dir / "pix2pix")]
-        timing["pix2pix"] = time.perf_counter() - t0
-        sets["pix2pix"] = evenly(
-            synthetic_slices([fold_dir / "pix2pix"], size, tumour_only=True), settings.pix2pix_samples
-        )
+        synthesize_all(items, fold_dir / name, renderer, device, overwrite)
+        folders[name] = [str(fold_dir / name)]
+        timing[name] = time.perf_counter() - t0
+        sets[name] = evenly(synthetic_slices([fold_dir / name], size, tumour_only=True), settings.pix2pix_samples)
     if "singanseg" in sets and "pix2pix" in sets:
         sets["synthetic"] = SliceSet.concat([sets["singanseg"], sets["pix2pix"]])
     small: dict[tuple[int, str | None], SliceSet] = {}
