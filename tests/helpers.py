@@ -1,5 +1,6 @@
 """What several test files share: the command line run as a real subprocess (:func:`cli`) or in this process
-(:func:`run_cli`, where the subprocess is not the point), and SinGAN-Seg model helpers."""
+(:func:`run_cli`, where the subprocess is not the point), SinGAN-Seg model helpers, and the evaluation's BRATS-2013
+cases and tiny settings."""
 
 from __future__ import annotations
 
@@ -12,14 +13,45 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
-from conftest import free_port
+from conftest import SHARED_DATA, free_port
 
 from monai_singanseg.cli import main
 from monai_singanseg.io.modelfile import load_model_file
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def brats2013_item(case: str) -> dict:
+    """A shared BRATS-2013 case as a datalist entry: FLAIR + T1c and the expert label (its own file names)."""
+    d = SHARED_DATA / "brats2013" / case
+    return {
+        "name": case,
+        "image": [str(d / "Flair_subtrMeanDivStd.nii.gz"), str(d / "T1c_subtrMeanDivStd.nii.gz")],
+        "label": str(d / "OTMultiClass.nii.gz"),
+    }
+
+
+def tiny_experiment(**overrides: Any) -> Any:
+    """Downstream-experiment settings of seconds for the BRATS-2013 cases (32 px, one seed, one tiny SinGAN-Seg model
+    per case, a width-4 BasicUNet for 2 steps; label 3 counted as 1)."""
+    from monai_singanseg.evaluation.experiment import ExperimentSettings
+    from monai_singanseg.evaluation.segmentation import SegmentationSettings
+
+    base: dict[str, Any] = dict(
+        size=32,
+        seeds=(0,),
+        k_values=(1,),
+        singan_slices=1,
+        singan_iters=2,
+        samples_per_model=2,
+        label_map={3: 1},
+        channel_names=("flair", "t1ce"),
+        segmentation=SegmentationSettings(network="basicunet", features=4, steps=2, val_every=2, batch_size=2),
+    )
+    return ExperimentSettings(**{**base, **overrides})
 
 
 def subprocess_env() -> dict[str, str]:

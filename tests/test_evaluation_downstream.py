@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import brats2013_item, tiny_experiment
 
 from monai_singanseg.data import load_case
 from monai_singanseg.evaluation.experiment import ExperimentSettings, SliceSet, synthetic_quality, tumour_slices
@@ -98,15 +99,7 @@ def test_memorisation_flags_a_copy_of_a_training_slice_only(shared_data):
 def test_evaluate_cli_tiny_real_run_writes_a_complete_report(shared_data, tmp_path):
     """Two BRATS-2013 cases from a datalist with non-BraTS file names, two sequences and label 3 mapped to 1; the
     held-out case is predicted slice by slice, pasted back and scored in 3D."""
-    b = shared_data / "brats2013"
-    items = [
-        {
-            "name": c,
-            "image": [str(b / c / "Flair_subtrMeanDivStd.nii.gz"), str(b / c / "T1c_subtrMeanDivStd.nii.gz")],
-            "label": str(b / c / "OTMultiClass.nii.gz"),
-        }
-        for c in ("brats_2013_pat0001_1", "brats_2013_pat0002_1")
-    ]
+    items = [brats2013_item(c) for c in ("brats_2013_pat0001_1", "brats_2013_pat0002_1")]
     datalist = tmp_path / "b13.json"
     datalist.write_text(json.dumps({"training": items}), encoding="utf-8")
     out = tmp_path / "report"
@@ -327,29 +320,9 @@ def test_singanseg_models_are_trained_once_per_case_reused_by_the_folds_and_only
     a fold trained afresh (another cache) gives the same synthetic slices and the same scores; sets that need no
     pix2pix train none."""
     from monai_singanseg.evaluation.fold import run_fold
-    from monai_singanseg.evaluation.segmentation import SegmentationSettings
 
-    b = shared_data / "brats2013"
-    items = [
-        {
-            "name": c,
-            "image": [str(b / c / "Flair_subtrMeanDivStd.nii.gz"), str(b / c / "T1c_subtrMeanDivStd.nii.gz")],
-            "label": str(b / c / "OTMultiClass.nii.gz"),
-        }
-        for c in ("brats_2013_pat0001_1", "brats_2013_pat0002_1", "brats_2013_pat0003_1")
-    ]
-    settings = ExperimentSettings(
-        size=32,
-        seeds=(0,),
-        k_values=(1,),
-        singan_slices=1,
-        singan_iters=2,
-        samples_per_model=2,
-        label_map={3: 1},
-        channel_names=("flair", "t1ce"),
-        training_sets=("real", "singanseg", "real1+singanseg"),
-        segmentation=SegmentationSettings(network="basicunet", features=4, steps=2, val_every=2, batch_size=2),
-    )
+    items = [brats2013_item(c) for c in ("brats_2013_pat0001_1", "brats_2013_pat0002_1", "brats_2013_pat0003_1")]
+    settings = tiny_experiment(training_sets=("real", "singanseg", "real1+singanseg"))
     cache, models = tmp_path / "cache", tmp_path / "models"
 
     def fold(f: int, prefix: str, model_cache: Path) -> tuple[dict, dict]:

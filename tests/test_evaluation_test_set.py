@@ -13,21 +13,12 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from helpers import brats2013_item, tiny_experiment
 
-from monai_singanseg.evaluation.experiment import ExperimentSettings, run_experiment
-from monai_singanseg.evaluation.segmentation import SegmentationSettings
+from monai_singanseg.evaluation.experiment import run_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 CASES = ("brats_2013_pat0001_1", "brats_2013_pat0002_1", "brats_2013_pat0003_1", "brats_2013_pat0004_1")
-
-
-def _item(root: Path, case: str) -> dict:
-    d = root / "brats2013" / case
-    return {
-        "name": case,
-        "image": [str(d / "Flair_subtrMeanDivStd.nii.gz"), str(d / "T1c_subtrMeanDivStd.nii.gz")],
-        "label": str(d / "OTMultiClass.nii.gz"),
-    }
 
 
 def _tcga_item(root: Path, case: str, order: tuple[str, ...] = ("flair", "t1", "t1ce", "t2")) -> dict:
@@ -36,28 +27,12 @@ def _tcga_item(root: Path, case: str, order: tuple[str, ...] = ("flair", "t1", "
     return {"name": case, "image": images, "label": str(d / f"{case}_seg.nii.gz")}
 
 
-def _tiny(**overrides) -> ExperimentSettings:
-    base = dict(
-        size=32,
-        seeds=(0,),
-        k_values=(1,),
-        singan_slices=1,
-        singan_iters=2,
-        samples_per_model=2,
-        label_map={3: 1},
-        training_sets=("real",),
-        segmentation=SegmentationSettings(network="basicunet", features=4, steps=2, val_every=2, batch_size=2),
-    )
-    base.update(overrides)
-    return ExperimentSettings(**base)
-
-
 @pytest.mark.slow
 def test_evaluate_on_a_test_datalist_trains_once_and_scores_every_test_case(shared_data, tmp_path):
     """Two training cases, two test cases in the datalist's 'testing' list, two seeds: one fold of generators and
     networks, one report entry per test case (the same networks: same training figures, other scores), intervals
     over test cases x seeds."""
-    items = [_item(shared_data, c) for c in CASES]
+    items = [brats2013_item(c) for c in CASES]
     datalist = tmp_path / "split.json"
     datalist.write_text(json.dumps({"training": items[:2], "testing": items[2:]}), encoding="utf-8")
     out = tmp_path / "report"
@@ -90,16 +65,17 @@ def test_evaluate_on_a_test_datalist_trains_once_and_scores_every_test_case(shar
     assert "WT Dice(real1+singanseg) / Dice(real1)" in done.stdout
 
 
-def _refused(tmp_path: Path, train: list, test: list, match: str, **settings) -> None:
+def _refused(tmp_path: Path, train: list, test: list, match: str, **overrides) -> None:
     out = tmp_path / "out"
+    settings = tiny_experiment(**{"training_sets": ("real",), **overrides})
     with pytest.raises(ValueError, match=match):
-        run_experiment(train, out, _tiny(**settings), "cpu", progress=False, test_items=test, test_source="t.json")
+        run_experiment(train, out, settings, "cpu", progress=False, test_items=test, test_source="t.json")
     assert not out.exists()  # refused before anything was written
 
 
 def test_a_test_case_that_is_a_training_case_is_refused(shared_data, tmp_path):
     """The same files, and the same voxels under other file names, are both refused, naming the training case."""
-    train = [_item(shared_data, c) for c in CASES[:2]]
+    train = [brats2013_item(c) for c in CASES[:2]]
     _refused(tmp_path, train, [train[1]], r"brats_2013_pat0002_1: the training case brats_2013_pat0002_1 has the same")
     copy = tmp_path / "renamed"
     copy.mkdir()
@@ -114,8 +90,8 @@ def test_a_test_case_that_is_a_training_case_is_refused(shared_data, tmp_path):
 def test_a_test_set_with_other_sequences_or_unknown_labels_or_missing_files_is_refused(shared_data, tmp_path):
     """Other channels than the training cases, the same channels in another order, a label value outside the mapping,
     a missing image file, and --folds (a leave-one-out option): each refused before any work, nothing written."""
-    train = [_item(shared_data, c) for c in CASES[:2]]
-    flair_only = {**_item(shared_data, CASES[2]), "image": [_item(shared_data, CASES[2])["image"][0]]}
+    train = [brats2013_item(c) for c in CASES[:2]]
+    flair_only = {**brats2013_item(CASES[2]), "image": [brats2013_item(CASES[2])["image"][0]]}
     _refused(tmp_path, train, [flair_only], r"1 image channel\(s\), the training cases have 2")
     reordered = _tcga_item(shared_data, "TCGA-FG-6692", ("t1", "flair", "t1ce", "t2"))
     _refused(
@@ -124,13 +100,14 @@ def test_a_test_set_with_other_sequences_or_unknown_labels_or_missing_files_is_r
         [reordered],
         r"sequences \['t1', 'flair', 't1ce', 't2'\], the training cases have \['flair', 't1', 't1ce', 't2'\]",
         label_map={},
+        channel_names=None,
     )
-    label = nib.load(_item(shared_data, CASES[2])["label"])
+    label = nib.load(brats2013_item(CASES[2])["label"])
     values = np.asarray(label.dataobj).copy()
     values[0, 0, 0] = 7
     bad_label = tmp_path / "seg7.nii.gz"
     nib.save(nib.Nifti1Image(values, label.affine, label.header), str(bad_label))
-    _refused(tmp_path, train, [{**_item(shared_data, CASES[2]), "label": str(bad_label)}], r"test case .*7")
-    missing = {**_item(shared_data, CASES[2]), "image": [str(tmp_path / "gone.nii.gz"), train[0]["image"][1]]}
+    _refused(tmp_path, train, [{**brats2013_item(CASES[2]), "label": str(bad_label)}], r"test case .*7")
+    missing = {**brats2013_item(CASES[2]), "image": [str(tmp_path / "gone.nii.gz"), train[0]["image"][1]]}
     _refused(tmp_path, train, [missing], r"test case .*gone\.nii\.gz")
-    _refused(tmp_path, train, [_item(shared_data, CASES[2])], r"--folds", max_folds=1)
+    _refused(tmp_path, train, [brats2013_item(CASES[2])], r"--folds", max_folds=1)
