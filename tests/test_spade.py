@@ -196,3 +196,43 @@ def test_resume_refuses_options_that_differ_from_the_run(spade_model, tmp_path):
     res = run_cli("train-pix2pix", "--data", str(DEMO_DIR), "--out", str(copy), "--resume", "--epochs", "3", "--quiet")
     assert res.returncode == 0, res.stderr
     assert load_model_file(copy).config.epochs_done == 3
+
+
+def test_a_perceptual_term_from_a_vgg19_file_trains_and_is_recorded(tmp_path):
+    """--vgg-weights turns on pix2pixHD's perceptual term (weight 10 by default): it is reported, changes the training
+    from a run without it, and the model file records it (a resumed run loads the file again)."""
+    from monai_singanseg.engines.pix2pix import PerceptualLoss
+    from monai_singanseg.networks import VGG19Features, load_vgg19_features
+
+    torch.manual_seed(0)
+    vgg = tmp_path / "vgg19_features.pt"
+    torch.save(VGG19Features().state_dict(), vgg)
+    loss = PerceptualLoss(load_vgg19_features(vgg))
+    real = torch.rand(2, 4, 32, 32) * 2 - 1
+    assert loss(real, real).item() == 0.0 and loss(real.flip(-1), real).item() > 0.0
+    data = pix2pix_training_slices([demo_case()], Pix2PixSettings(**TINY), progress=False)
+    runs = {}
+    for name, extra in (("plain", {}), ("perceptual", {"vgg_weights": str(vgg)})):
+        settings = Pix2PixSettings(epochs=1, architecture="spade", style_channels=0, **TINY, **extra)
+        runs[name] = train_pix2pix(data, tmp_path / f"{name}.pt", settings, progress=False)["history"][-1]
+    assert runs["plain"]["perceptual"] == 0.0 and runs["perceptual"]["perceptual"] > 0.0
+    assert runs["plain"]["loss_g"] != runs["perceptual"]["loss_g"]
+    recorded = resume_settings(tmp_path / "perceptual.pt")
+    assert (recorded.vgg_weights, recorded.perceptual_weight) == (str(vgg), 10.0)
+    assert resume_settings(tmp_path / "plain.pt").perceptual_weight == 0.0
+
+
+def test_a_perceptual_term_without_a_vgg19_file_is_refused_before_any_work(spade_model, tmp_path):
+    """A weight without a file, a missing file and a file that is not VGG-19 weights (a pix2pix model file): each a
+    clear error naming the file and what was expected, nothing written."""
+    path, _, _ = spade_model
+    cases = [
+        (["--perceptual-weight", "5"], "needs a VGG-19 weights file"),
+        (["--vgg-weights", str(tmp_path / "none.pt")], "VGG-19 weights file not found"),
+        (["--vgg-weights", str(path)], "expected a state dict"),
+    ]
+    for extra, message in cases:
+        out = tmp_path / "p2p.pt"
+        res = run_cli("train-pix2pix", "--data", str(DEMO_DIR), "--out", str(out), "--size", "32", *extra, "--quiet")
+        assert res.returncode == 1 and message in res.stderr, (extra, res.stderr[-800:])
+        assert not out.exists()

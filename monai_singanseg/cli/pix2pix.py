@@ -19,7 +19,7 @@ from monai.data import MetaTensor
 from monai_singanseg.cli.options import add_run_options, check_resumable_output, int_in
 from monai_singanseg.data import CaseError, brats_datalist, case_name, load_datalist, load_image
 from monai_singanseg.device import resolve_device
-from monai_singanseg.engines.pix2pix import Pix2PixSettings, resume_settings, train_pix2pix
+from monai_singanseg.engines.pix2pix import Pix2PixSettings, perceptual_loss, resume_settings, train_pix2pix
 from monai_singanseg.inferers.pix2pix import Pix2PixRender
 from monai_singanseg.io.names import check_name, safe_name
 from monai_singanseg.options import add_options, flag_of, from_args, option_fields
@@ -46,6 +46,8 @@ TRAINING_OPTIONS = (
     "l1_weight",
     "style_channels",
     "kl_weight",
+    "vgg_weights",
+    "perceptual_weight",
     "all_brain_slices",
     "tissue_classes",
 )
@@ -145,6 +147,8 @@ def run_train(args: argparse.Namespace) -> int:
         settings.epochs = max(settings.epochs, args.epochs)
     else:
         settings = from_args(Pix2PixSettings, args, TRAINING_OPTIONS)
+    # a VGG-19 file that is missing or not VGG-19 is refused before the slices are prepared
+    perceptual = perceptual_loss(settings.vgg_weights) if settings.perceptual_weight else None
     data = pix2pix_training_slices(
         training_items(args), settings, label_values=args.label_values, progress=not args.quiet
     )
@@ -157,6 +161,7 @@ def run_train(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         tensorboard=args.tensorboard,
         progress=not args.quiet,
+        perceptual=perceptual,
     )
     last = result["history"][-1] if result["history"] else {}
     print(

@@ -16,9 +16,11 @@ from monai_singanseg.engines.pix2pix.data import (
 from monai_singanseg.engines.pix2pix.engine import Pix2PixTrainer
 from monai_singanseg.engines.pix2pix.losses import (
     ITERATION_LOSSES,
+    PerceptualLoss,
     critic_loss,
     feature_matching_loss,
     generator_adversarial_loss,
+    perceptual_loss,
 )
 from monai_singanseg.engines.pix2pix.networks import Pix2PixNetworks, pix2pix_networks
 from monai_singanseg.engines.pix2pix.settings import Pix2PixSettings
@@ -38,6 +40,8 @@ __all__ = [
     "critic_loss",
     "generator_adversarial_loss",
     "feature_matching_loss",
+    "PerceptualLoss",
+    "perceptual_loss",
     "PairedSlices",
     "EpochPermutation",
     "PairsToDevice",

@@ -32,7 +32,8 @@ class Pix2PixTrainer(AdversarialTrainer):
 
     One iteration trains the critics on the real and the generated pair (both conditioned), then the generator
     against the critics (``gan_loss``: pix2pix's BCE or SPADE's hinge) + ``l1_weight`` x L1 +
-    ``feature_matching_weight`` x feature matching. A generator with an appearance code (SPADE with
+    ``feature_matching_weight`` x feature matching (+ ``perceptual_weight`` x ``perceptual``, a VGG-19 term, when
+    given). A generator with an appearance code (SPADE with
     ``style_channels``) renders each pair with the code its encoder draws from the real image, and adds
     ``kl_weight`` x the code's KL divergence from N(0, I) (a VAE, as brainSPADE), so codes drawn from N(0, I) render
     plausible contrasts. The iteration
@@ -56,6 +57,8 @@ class Pix2PixTrainer(AdversarialTrainer):
         feature_matching_weight: weight of pix2pixHD's feature matching (0: off).
         gan_loss: ``"bce"`` (pix2pix) or ``"hinge"`` (SPADE).
         kl_weight: weight of the appearance code's KL term (generators with a code).
+        perceptual: the perceptual term ``perceptual(fake, real)`` (e.g. :class:`PerceptualLoss`; None: off).
+        perceptual_weight: its weight.
         prepare_batch: turns a batch into ``(condition, image)`` on the device (e.g. :class:`AugmentedPairs`).
         train_handlers: handlers to attach, in order.
         random_state: the private random stream's state (None: draw from the global stream).
@@ -75,6 +78,8 @@ class Pix2PixTrainer(AdversarialTrainer):
         feature_matching_weight: float = 10.0,
         gan_loss: str = "bce",
         kl_weight: float = 0.05,
+        perceptual: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        perceptual_weight: float = 10.0,
         prepare_batch: Callable = default_prepare_batch,
         train_handlers: Sequence | None = None,
         random_state: torch.Tensor | None = None,
@@ -100,6 +105,8 @@ class Pix2PixTrainer(AdversarialTrainer):
         self.l1_weight = float(l1_weight)
         self.feature_matching_weight = float(feature_matching_weight)
         self.kl_weight = float(kl_weight)
+        self.perceptual = perceptual
+        self.perceptual_weight = float(perceptual_weight)
         generator = getattr(g_network, "module", g_network)  # DDP wraps the generator
         self.appearance = bool(getattr(generator, "style_channels", 0))
         self.random_state = random_state
@@ -150,6 +157,8 @@ class Pix2PixTrainer(AdversarialTrainer):
         loss_g = state.g_loss_function(fake_outs) + engine.l1_weight * l1 + engine.feature_matching_weight * fm
         if kl is not None:
             loss_g = loss_g + engine.kl_weight * kl
+        perceptual = engine.perceptual(fake, real) if engine.perceptual is not None else l1.new_zeros(())
+        loss_g = loss_g + engine.perceptual_weight * perceptual
         engine.fire_event(AdversarialIterationEvents.GENERATOR_LOSS_COMPLETED)
         loss_g.backward()
         engine.fire_event(AdversarialIterationEvents.GENERATOR_BACKWARD_COMPLETED)
@@ -165,5 +174,6 @@ class Pix2PixTrainer(AdversarialTrainer):
             "l1": l1.item(),
             "feature_matching": fm.item(),
             "kl": 0.0 if kl is None else kl.item(),
+            "perceptual": perceptual.item(),
             "batch_size": int(cond.shape[0]),
         }

@@ -92,6 +92,15 @@ class Pix2PixSettings(Settings):
     feature_matching_weight: float = option(
         10.0, low=0.0, high=1000.0, help="weight of the critics' feature matching loss (0: off; 10 in pix2pixHD)"
     )
+    vgg_weights: str | None = option(
+        None,
+        metavar="FILE",
+        help="VGG-19 weights file (torchvision's vgg19 state dict, or its features part) for a perceptual term, as "
+        "pix2pixHD and SPADE train with; never downloaded",
+    )
+    perceptual_weight: float | None = option(
+        None, low=0.0, high=1000.0, help="weight of the perceptual term (default: 10 with --vgg-weights, as pix2pixHD)"
+    )
     all_brain_slices: bool = option(False, help="train on every brain slice, not only tumour slices")
     min_brain_fraction: float = option(
         0.1,
@@ -116,6 +125,13 @@ class Pix2PixSettings(Settings):
             self.l1_weight = 0.0 if spade else 100.0
         if self.style_channels is None:
             self.style_channels = DEFAULT_STYLE_CHANNELS if spade else 0
+        if self.perceptual_weight is None:
+            self.perceptual_weight = 10.0 if self.vgg_weights else 0.0
+        if self.perceptual_weight and not self.vgg_weights:
+            raise ValueError(
+                f"perceptual_weight (--perceptual-weight) {self.perceptual_weight} needs a VGG-19 weights file "
+                "(--vgg-weights FILE); none is downloaded"
+            )
         if self.style_channels and not spade:
             raise ValueError(
                 f"style_channels (--style-channels) {self.style_channels}: appearance codes need --architecture "

@@ -38,7 +38,7 @@ from monai_singanseg.engines.handlers import (
 from monai_singanseg.engines.pix2pix.checkpoint import TrainingState, check_resumable
 from monai_singanseg.engines.pix2pix.data import AugmentedPairs, PairedSlices, Pix2PixSlices, paired_loader
 from monai_singanseg.engines.pix2pix.engine import Pix2PixTrainer
-from monai_singanseg.engines.pix2pix.losses import ITERATION_LOSSES
+from monai_singanseg.engines.pix2pix.losses import ITERATION_LOSSES, PerceptualLoss, perceptual_loss
 from monai_singanseg.engines.pix2pix.networks import Pix2PixNetworks, checked_config, new_networks
 from monai_singanseg.engines.pix2pix.settings import Pix2PixSettings, lr_factor
 from monai_singanseg.io.atomic import check_outputs_free
@@ -62,6 +62,7 @@ def pix2pix_trainer(
     progress: bool = True,
     on_epoch: Callable[[dict[str, float]], bool | None] | None = None,
     distributed: bool = False,
+    perceptual: PerceptualLoss | None = None,
 ) -> Pix2PixTrainer:
     """A :class:`Pix2PixTrainer` that trains on ``data`` and writes the model file ``out``; call its ``run()``.
 
@@ -91,11 +92,15 @@ def pix2pix_trainer(
         distributed: train data-parallel over the initialised process group (every rank calls this and
             ``run()``; DDP, a ``DistributedSampler`` shard per rank, rank 0 writes ``out``). Off by default:
             a process of a ``torchrun`` job that trains a model of its own (the dataset farm) is not DDP.
+        perceptual: the perceptual term, already loaded (None: loaded here from ``settings.vgg_weights`` when its
+            weight is not 0).
 
     Raises:
         ModelFileError: resuming a checkpoint of other data or another condition layout, or an inference copy.
         OutputExistsError: ``out`` exists and neither ``resume`` nor ``overwrite`` is set.
-        ValueError: ``data`` holds no slices, or was prepared with other settings.
+        ValueError: ``data`` holds no slices, was prepared with other settings, or ``settings.vgg_weights`` is not
+            VGG-19 weights.
+        FileNotFoundError: ``settings.vgg_weights`` does not exist.
     """
     out = Path(out)
     settings = settings or data.settings
@@ -111,6 +116,8 @@ def pix2pix_trainer(
     dev = resolve_device(device)
     if tensorboard is not None:
         require_tensorboard()
+    if perceptual is None and settings.perceptual_weight:
+        perceptual = perceptual_loss(settings.vgg_weights, dev)
     rank, world = distributed_rank() if distributed else (0, 1)
     nets = networks or new_networks(config, data, settings, dev)
     gen_net, critic = nets.generator.to(dev), nets.critic.to(dev)
@@ -149,6 +156,8 @@ def pix2pix_trainer(
         feature_matching_weight=settings.feature_matching_weight,
         gan_loss=settings.gan_loss,
         kl_weight=settings.kl_weight,
+        perceptual=perceptual.to(dev) if perceptual is not None else None,
+        perceptual_weight=settings.perceptual_weight,
         prepare_batch=AugmentedPairs(settings.flip, settings.rotate_degrees, state.augment),
         train_handlers=[*handlers, *train_handlers],
         random_state=state.random_state,
@@ -215,6 +224,7 @@ def train_pix2pix(
     progress: bool = True,
     on_epoch: Callable[[dict[str, float]], bool | None] | None = None,
     handlers: Sequence[Any] = (),
+    perceptual: PerceptualLoss | None = None,
 ) -> dict[str, Any]:
     """Train pix2pix on prepared slices and write the model file ``out`` (:func:`pix2pix_trainer`, then run).
 
@@ -234,6 +244,7 @@ def train_pix2pix(
         progress: show a progress bar.
         on_epoch: called with each epoch's losses; returning True stops training early.
         handlers: more MONAI or ignite handlers to attach to the trainer.
+        perceptual: the perceptual term, already loaded (None: loaded from ``settings.vgg_weights`` if needed).
 
     Returns:
         ``{"path", "epochs_done", "history": [per-epoch losses and seconds], "num_slices"}``.
@@ -253,6 +264,7 @@ def train_pix2pix(
         tensorboard=tensorboard,
         progress=progress,
         on_epoch=on_epoch,
+        perceptual=perceptual,
     )
     trainer.run()
     return {
