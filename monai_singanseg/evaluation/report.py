@@ -149,7 +149,8 @@ def write_report(
     overwrite: bool = False,
     rows: int = 4,
 ) -> list[Path]:
-    """Write ``report.json``, ``report.md``, the two bar charts and one sample grid per fold.
+    """Write ``report.json``, ``report.md``, the two bar charts and one sample grid per fold (each row titled by its
+    training set).
 
     Args:
         out_dir: report folder.
@@ -195,11 +196,11 @@ def write_report(
     )
     for f, sets in enumerate(slice_sets):
         images, labels, names = [], [], []
-        for s in sets.values():
+        for set_name, s in sets.items():
             for i in range(min(rows, len(s))):
                 images.append(s.images[i])
                 labels.append(s.labels[i])
-                names.append(s.names[i])
+                names.append(set_name)
         contact_sheet(
             files[4 + f],
             images,
