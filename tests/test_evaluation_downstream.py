@@ -158,7 +158,7 @@ def test_evaluate_cli_tiny_real_run_writes_a_complete_report(shared_data, tmp_pa
         "2",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", cwd=REPO, env=env, timeout=300)
+    done = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", cwd=REPO, env=env, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "WT Dice(synthetic) / Dice(real) = " in done.stdout and "Dice(real1+singanseg) / Dice(real1)" in done.stdout
     for name in ("report.json", "report.md", "dice_by_training_set.png", "dice_small_data.png", "samples_fold0.png"):
