@@ -34,6 +34,7 @@ Run: ``python benchmarks/pix2pix.py`` (``--threads 2`` default). The architectur
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import resource
 import sys
 import tempfile
@@ -76,6 +77,15 @@ def dataset_items(name: str) -> list[dict]:
 
 def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _model_settings(model_path: Path, modalities: tuple[str, ...]) -> Pix2PixSettings:
+    """The training settings a model file records; a tissue modality the dataset lacks becomes its last sequence."""
+    settings = Pix2PixSettings.from_dict(load_model_file(model_path).config.settings)
+    if settings.tissue_classes and settings.tissue_modality not in modalities:
+        print(f"note: the dataset has no {settings.tissue_modality}; tissue classes from {modalities[-1]} stand in")
+        settings = dataclasses.replace(settings, tissue_modality=modalities[-1])
+    return settings
 
 
 def _plateau(history: list[dict], patience: int, min_improvement: float) -> bool:
@@ -205,7 +215,11 @@ def main(argv: list[str] | None = None) -> int:
         "protocol)",
     )
     parser.add_argument(
-        "--score-only", action="store_true", help="score the existing --model (trained with these settings)"
+        "--score-only",
+        action="store_true",
+        help="score the existing --model with its own settings (e.g. the shipped bundles/pix2pix/models/pix2pix.pt); "
+        "a dataset with fewer sequences is scored on the sequences it has, and a tissue modality it lacks is "
+        "stood in for by its last sequence",
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -235,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         checkpoint_every=10**5,
     )
+    if args.score_only:
+        settings = _model_settings(model_path, modalities)
     t_start = time.perf_counter()
     state = {"converged_epoch": None}
 
@@ -252,9 +268,10 @@ def main(argv: list[str] | None = None) -> int:
         return (time.perf_counter() - t_start) / 60.0 > args.max_minutes
 
     history: list[dict] = []
+    trained_on = train_names
     if args.score_only:
-        result = {"num_slices": load_model_file(model_path).config.num_slices}
-        history = list(load_model_file(model_path).config.history)
+        config = load_model_file(model_path).config
+        result, history, trained_on = {"num_slices": config.num_slices}, list(config.history), config.training_cases
     else:
         data = pix2pix_training_slices(
             [items[n] for n in train_names], settings, label_values, modalities, progress=False, label_map=label_map
@@ -280,9 +297,15 @@ def main(argv: list[str] | None = None) -> int:
     )  # the renderer reads values
     brain = MetaTensor((foreground_mask(real) | (label.as_tensor() > 0)).to(torch.uint8), meta=dict(label.meta))
     renderer = Pix2PixRender(model_path, device=args.device, batch_size=16)
+    missing = [m for m in modalities if m not in renderer.modalities]
+    if missing:
+        parser.error(f"the model renders {renderer.modalities}, not the dataset's {missing}")
+    scored = [renderer.modalities.index(m) for m in modalities]  # the rendered channels the dataset has
+    if args.units == "model" and len(scored) != len(renderer.modalities):
+        parser.error("--units model needs a dataset with every sequence the model renders")
     tissue = None
     if renderer.tissue_classes:  # the model's tissue classes of the test case's own tissue modality
-        channel = renderer.config.tissue_channel
+        channel = list(modalities).index(settings.tissue_modality)
         tissue = TissueClasses(renderer.tissue_classes)(
             real[channel : channel + 1], brain.as_tensor(), label.as_tensor() > 0
         )
@@ -291,26 +314,25 @@ def main(argv: list[str] | None = None) -> int:
     rendered = renderer(label, brain, tissue)
     render_seconds = time.perf_counter() - t0
     axis = axial_axis(label.affine)
-    num_brain_slices = len(AxialSliceGrid(brain, label.affine, args.size).brain_slices)
+    num_brain_slices = len(AxialSliceGrid(brain, label.affine, settings.size).brain_slices)
     index = index.as_tensor()
     quality = _quality(
-        rendered.as_tensor(), real, brain.as_tensor(), index, renderer.modalities, axis, renderer.stats, args.units
+        rendered.as_tensor()[scored], real, brain.as_tensor(), index, modalities, axis, renderer.stats, args.units
     )
     # checkerboard: the generator's own working-size output against the real working-size slices
     cond, real_slices, _ = pix2pix_case_slices(case, settings, modalities)
     with torch.no_grad():
-        fake_slices = torch.cat([renderer.generator(cond[i : i + 16]) for i in range(0, len(cond), 16)])
+        fake_slices = torch.cat([renderer.generator(cond[i : i + 16]) for i in range(0, len(cond), 16)])[:, scored]
     checker = (periodic_power(fake_slices), periodic_power(real_slices))
 
     print(f"pix2pix benchmark (torch {torch.__version__}, {args.threads} threads, device {args.device})")
     print(
-        f"train: {', '.join(train_names)}: {result['num_slices']} tumour slices at {args.size}x{args.size}, "
-        f"ngf {args.generator_channels}, ndf {args.critic_channels}, batch {args.batch_size}, upsample "
-        f"{args.upsample}, "
-        f"context slices {args.context_slices}, critic scales {args.critic_scales}, feature matching "
-        f"{args.feature_matching_weight:g}, generator {settings.architecture} ({settings.gan_loss} loss, "
-        f"appearance code {settings.style_channels}), L1 weight {settings.l1_weight:g}, tissue classes "
-        f"{args.tissue_classes}, seed {args.seed}"
+        f"train: {', '.join(trained_on)}: {result['num_slices']} slices at {settings.size}x{settings.size}, "
+        f"ngf {settings.generator_channels}, ndf {settings.critic_channels}, batch {settings.batch_size}, upsample "
+        f"{settings.upsample}, context slices {settings.context_slices}, critic scales {settings.critic_scales}, "
+        f"feature matching {settings.feature_matching_weight:g}, generator {settings.architecture} "
+        f"({settings.gan_loss} loss, appearance code {settings.style_channels}), L1 weight {settings.l1_weight:g}, "
+        f"tissue classes {settings.tissue_classes}, all brain slices {settings.all_brain_slices}, seed {settings.seed}"
     )
     ordered = sorted(epoch_seconds)
     print(

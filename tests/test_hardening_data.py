@@ -132,6 +132,15 @@ def test_load_datalist_resolves_relative_paths_and_keeps_names(slab):
     assert load_case(entries[0])["image"].shape == (4, 240, 240, 8)
     test_list = _write(slab / "test.json", {"test": [f"{NAME}_flair.nii.gz"]})
     assert load_datalist(test_list, key="test", require_label=False) == [{"image": str(slab / f"{NAME}_flair.nii.gz")}]
+    # several keys: the first the file has is read (evaluate --test-datalist reads "testing", else "training")
+    assert load_datalist(dl, key=("testing", "training")) == entries
+    other = {**entry, "name": "held-out"}
+    both = _write(slab / "both.json", {"training": [entry], "testing": [other]})
+    assert [e["name"] for e in load_datalist(both, key=("testing", "training"))] == ["held-out"]
+    with pytest.raises(
+        CaseError, match=r"test\.json: datalist has no 'testing' or 'training' list \(its keys: \['test'\]\)"
+    ):
+        load_datalist(test_list, key=("testing", "training"))
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from monai_singanseg.engines.pix2pix.losses import critic_loss, generator_advers
 from monai_singanseg.inferers import Pix2PixRender, generator_from_config
 from monai_singanseg.io import load_model_file
 from monai_singanseg.metrics import diversity, fine_detail_ratio, fine_detail_share
-from monai_singanseg.networks.spade import SPADE, SPADEGenerator, kl_divergence, spade_widths
+from monai_singanseg.networks.spade import SPADE, SPADEGenerator, kl_divergence, resize_label, spade_widths
 from monai_singanseg.synthesis import pix2pix_training_slices
 
 TINY = {"size": 32, "batch_size": 8, "generator_channels": 8, "critic_channels": 8, "seed": 3}
@@ -49,10 +49,20 @@ def test_spade_generator_shapes_and_the_label_reaches_every_scale(spatial_dims):
         net(cond, torch.zeros(1, 4))
 
 
+def test_a_thin_structure_is_a_small_share_of_a_coarse_pixel_never_a_whole_sampled_column():
+    """Nearest sampling 32 -> 4 px reads columns 0, 8, 16, 24: a one-pixel line at column 16 (the falx) became a
+    full-strength column 8 pixels wide at that scale, drawn as a streak. Area shares keep it 1/8 strong."""
+    label = torch.zeros(1, 1, 32, 32)
+    label[..., 16] = 1
+    coarse = resize_label(label, (4, 4))
+    assert float(coarse.max()) == pytest.approx(1 / 8) and float(coarse.mean()) == pytest.approx(float(label.mean()))
+    assert resize_label(label, (32, 32)) is label
+
+
 def test_spade_modulation_widths_and_kl():
     layer = SPADE(2, channels=3, label_channels=2, hidden=4)
     x = torch.randn(1, 3, 8, 8)
-    label = torch.zeros(1, 2, 4, 4)  # resized to the feature map (nearest)
+    label = torch.zeros(1, 2, 4, 4)  # resized to the feature map
     assert layer(x, label).shape == x.shape
     assert spade_widths(128, 32, 256) == [256, 256, 256, 128, 64, 32]
     with pytest.raises(ValueError, match="power of two"):

@@ -9,8 +9,6 @@ report folder (``report.json``, ``report.md``, plots, sample grids, the generato
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -101,11 +99,7 @@ def settings_from_args(args: argparse.Namespace) -> ExperimentSettings:
 
 def test_datalist_items(path: str) -> list[dict[str, Any]]:
     """The labelled cases of a test datalist: its ``testing`` list when it has one, else its ``training`` list."""
-    try:
-        has_testing = "testing" in json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError, TypeError):  # load_datalist names what is wrong with the file
-        has_testing = False
-    return load_datalist(path, key="testing" if has_testing else "training")
+    return load_datalist(path, key=("testing", "training"))
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

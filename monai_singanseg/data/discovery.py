@@ -219,7 +219,7 @@ def _is_path_value(value: Any) -> bool:
 
 def load_datalist(
     path: str | os.PathLike,
-    key: str = "training",
+    key: str | Sequence[str] = "training",
     base_dir: str | os.PathLike | None = None,
     require_label: bool = True,
     check_files: bool = True,
@@ -228,7 +228,8 @@ def load_datalist(
 
     Args:
         path: the JSON file: ``{"training": [{"image": path | [paths], "label": path, "name": ...}, ...], ...}``.
-        key: the list to read (``"training"``, ``"validation"``, ``"test"``; a ``"test"`` list may hold plain paths).
+        key: the list to read (``"training"``, ``"validation"``, ``"test"``; a ``"test"`` list may hold plain paths),
+            or several in order of preference: the first that the file has is read.
         base_dir: folder that relative paths are relative to (default: the datalist's folder).
         require_label: every entry must have a ``"label"``.
         check_files: every image and label file (or DICOM folder) must exist.
@@ -244,6 +245,8 @@ def load_datalist(
     from monai.data import load_decathlon_datalist
 
     p = Path(path)
+    keys = (key,) if isinstance(key, str) else tuple(key)
+    key = keys[0]
     if not p.exists():
         raise CaseError(f"{p}: datalist file not found")
     if not p.is_file():
@@ -262,8 +265,10 @@ def load_datalist(
         raise CaseError(
             f"{p}: datalist must be a JSON object with a '{key}' list, not a JSON {type(data).__name__}; e.g. {example}"
         )
+    key = next((k for k in keys if k in data), key)
     if key not in data:
-        raise CaseError(f"{p}: datalist has no '{key}' list (its keys: {sorted(data)}); e.g. {example}")
+        wanted = " or ".join(f"'{k}'" for k in keys)
+        raise CaseError(f"{p}: datalist has no {wanted} list (its keys: {sorted(data)}); e.g. {example}")
     items = data[key]
     if not isinstance(items, list) or not items:
         found = "an empty list" if isinstance(items, list) else f"a JSON {type(items).__name__}"

@@ -4,13 +4,13 @@ After Park et al., "Semantic Image Synthesis with Spatially-Adaptive Normalizati
 (Fernandez et al., 2022) uses it for multi-contrast brain MRI:
 
 - :class:`SPADE` normalises a feature map (instance norm without affine) and modulates it with a scale and a bias
-  predicted per pixel from the label map resized to the feature map, so the layout is never washed out by
-  normalisation and needs no encoder;
+  predicted per pixel from the label map resized to the feature map (:func:`resize_label`: each class's share of a
+  coarse pixel), so the layout is never washed out by normalisation and needs no encoder;
 - :class:`SPADEResBlock` is two SPADE -> LeakyReLU -> 3x3 convolution steps with a residual (a learnt 1x1 shortcut
   when the width changes), spectral norm on the convolutions;
-- :class:`SPADEGenerator` starts from the label map at 4 pixels a side, doubles the resolution (nearest resize, no
-  checkerboard) with a SPADE block at every scale up to the working size (each narrowing to the next scale's width
-  before the resize, so that wide blocks run at small sizes), and ends in a 3x3 convolution and tanh.
+- :class:`SPADEGenerator` starts from the label map at 4 pixels a side, doubles the resolution (bilinear resize: no
+  checkerboard and no blocks) with a SPADE block at every scale up to the working size (each narrowing to the next
+  scale's width before the resize, so that wide blocks run at small sizes), and ends in a 3x3 convolution and tanh.
   With ``style_channels > 0`` an appearance code (a vector) adds a learnt map to the start: one label map then
   renders with as many contrasts as codes. :class:`StyleEncoder` encodes a real image into that code's Gaussian
   (mean, log-variance) for training as a VAE (brainSPADE), so a code drawn from N(0, I) renders a plausible
@@ -22,6 +22,7 @@ Every module takes ``spatial_dims`` first (2: slices; 3 works the same).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +37,7 @@ __all__ = [
     "SPADEGenerator",
     "StyleEncoder",
     "spade_widths",
+    "resize_label",
     "kl_divergence",
 ]
 
@@ -53,6 +55,17 @@ def spade_widths(size: int, channels: int, max_channels: int) -> list[int]:
         raise ValueError(f"SPADE's working size must be a power of two >= {2 * START_SIZE}, got {size}")
     levels = int(math.log2(size // START_SIZE))
     return [min(max_channels, channels * 2 ** (levels - i)) for i in range(levels + 1)]
+
+
+def resize_label(label: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """A label map (one-hot channels) at ``size``: each class's share of the area a coarse pixel covers.
+
+    Nearest-neighbour sampling would read one fine pixel per coarse pixel, so a thin structure (the falx, a
+    ventricle's rim) that a sampled column happens to hit is drawn along the whole column: streaks.
+    """
+    if tuple(label.shape[2:]) == tuple(size):
+        return label
+    return F.interpolate(label, size=tuple(size), mode="area")
 
 
 class SPADE(nn.Module):
@@ -74,7 +87,7 @@ class SPADE(nn.Module):
         self.beta = conv(hidden, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        features = self.shared(F.interpolate(label, size=x.shape[2:], mode="nearest"))
+        features = self.shared(resize_label(label, x.shape[2:]))
         return self.norm(x) * (1 + self.gamma(features)) + self.beta(features)
 
 
@@ -181,6 +194,7 @@ class SPADEGenerator(nn.Module):
         super().__init__()
         conv = Conv[Conv.CONV, spatial_dims]
         self.spatial_dims, self.size, self.style_channels = spatial_dims, size, style_channels
+        self.upsample_mode = "bilinear" if spatial_dims == 2 else "trilinear"
         widths = spade_widths(size, channels, max_channels)
         self.head = conv(in_channels, widths[0], 3, padding=1)
         self.code = nn.Linear(style_channels, widths[0] * START_SIZE**spatial_dims) if style_channels else None
@@ -213,7 +227,7 @@ class SPADEGenerator(nn.Module):
 
     def forward(self, condition: torch.Tensor, appearance: torch.Tensor | None = None) -> torch.Tensor:
         start = (START_SIZE,) * self.spatial_dims
-        x = self.head(F.interpolate(condition, size=start, mode="nearest"))
+        x = self.head(resize_label(condition, start))
         if self.code is not None:
             z = self.appearance_code(appearance, condition.shape[0], x)
             x = x + self.code(z).view(x.shape)
@@ -222,5 +236,5 @@ class SPADEGenerator(nn.Module):
         for i, block in enumerate(self.blocks):
             x = block(x, condition)
             if i < len(self.blocks) - 1:
-                x = F.interpolate(x, scale_factor=2, mode="nearest")
+                x = F.interpolate(x, scale_factor=2, mode=self.upsample_mode, align_corners=False)
         return torch.tanh(self.out(F.leaky_relu(x, _SLOPE)))
