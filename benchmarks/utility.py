@@ -25,6 +25,12 @@ models trained once). On a GPU, raise ``--size``, ``--features``, ``--steps`` an
     python benchmarks/utility.py --out u --test-cases 4 5       # train once on cases 0-3, test on 4 and 5
 
 ``--test-cases`` runs ``evaluate --test-datalist`` (one process: everything trains once on the other cases).
+
+``--gpu`` is the headline at full size on one CUDA GPU (:data:`GPU_BUDGET`: ``evaluate``'s own defaults, the six
+folds as ``--jobs`` processes sharing the GPU); an option given beside it replaces its value. Without a GPU it stops
+and says so. Its time on a GPU has not been measured in this project yet.
+
+    python benchmarks/utility.py --gpu --out utility_gpu
 """
 
 from __future__ import annotations
@@ -53,6 +59,24 @@ HEADLINE_SETS = (
     "real5",
     "real5+singanseg",
 )
+
+
+#: ``--gpu``: the headline at full size on one GPU: ``evaluate``'s own defaults (None: the flag is left out, so
+#: evaluate's default applies: 128 px, five SinGAN-Seg models per case at the schedule's iterations, 60 renderer
+#: epochs on four volumes per case, its default segmentation network and steps), on CUDA. A value given on the
+#: command line replaces the budget's.
+GPU_BUDGET = {
+    "size": None,
+    "singan_slices": None,
+    "singan_iters": None,
+    "pix2pix_epochs": None,
+    "pix2pix_volumes": None,
+    "network": None,
+    "features": None,
+    "steps": None,
+    "batch_size": None,
+    "device": "cuda",
+}
 
 
 def datalist(folder: Path) -> Path:
@@ -84,6 +108,30 @@ def split_datalist(data: Path, test: list[int], out: Path) -> Path:
     return path
 
 
+def _budget_flags(args: argparse.Namespace) -> list[str]:
+    """The budget options of ``evaluate``; one whose value is None is left out (evaluate's default applies)."""
+    values = {
+        "--size": args.size,
+        "--seeds": args.seeds,
+        "--k": [1, 5],
+        "--singan-slices": args.singan_slices,
+        "--singan-iters": args.singan_iters,
+        "--samples-per-model": args.samples_per_model,
+        "--pix2pix-epochs": args.pix2pix_epochs,
+        "--pix2pix-volumes": args.pix2pix_volumes,
+        "--pix2pix-samples": 100,
+        "--network": args.network,
+        "--features": args.features,
+        "--steps": args.steps,
+        "--batch-size": args.batch_size,
+    }
+    flags = []
+    for flag, value in values.items():
+        if value is not None:
+            flags += [flag, *map(str, value if isinstance(value, list) else [value])]
+    return flags
+
+
 def evaluate_command(data: Path, out: Path, args: argparse.Namespace, test_datalist: Path | None = None) -> list[str]:
     """One ``evaluate`` process: the first case of ``data`` held out, or every case of ``test_datalist`` tested."""
     split = ["--folds", "1"] if test_datalist is None else ["--test-datalist", str(test_datalist)]
@@ -104,33 +152,7 @@ def evaluate_command(data: Path, out: Path, args: argparse.Namespace, test_datal
         "--channel-names",
         "flair",
         "t1ce",
-        "--size",
-        str(args.size),
-        "--seeds",
-        *map(str, args.seeds),
-        "--k",
-        "1",
-        "5",
-        "--singan-slices",
-        str(args.singan_slices),
-        "--singan-iters",
-        str(args.singan_iters),
-        "--samples-per-model",
-        str(args.samples_per_model),
-        "--pix2pix-epochs",
-        str(args.pix2pix_epochs),
-        "--pix2pix-volumes",
-        str(args.pix2pix_volumes),
-        "--pix2pix-samples",
-        "100",
-        "--network",
-        args.network,
-        "--features",
-        str(args.features),
-        "--steps",
-        str(args.steps),
-        "--batch-size",
-        str(args.batch_size),
+        *_budget_flags(args),
         "--val-every",
         "50",
         "--patience",
@@ -167,7 +189,8 @@ def merge(dirs: list[Path]) -> int:
     return 0
 
 
-def main() -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of this script."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="utility_report")
     parser.add_argument(
@@ -198,9 +221,25 @@ def main() -> int:
     )
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--merge", nargs="+", default=None, metavar="DIR", help="print the headline of fold reports")
+    parser.add_argument(
+        "--gpu", action="store_true", help="the full-size budget on one CUDA GPU (GPU_BUDGET; options given replace it)"
+    )
+    return parser
+
+
+def main() -> int:
+    parser = build_parser()
     args = parser.parse_args()
     if args.merge:
         return merge([Path(d) for d in args.merge])
+    if args.gpu:
+        import torch
+
+        if not torch.cuda.is_available():
+            parser.exit(2, "--gpu needs a CUDA GPU: torch.cuda.is_available() is False on this machine\n")
+        for key, value in GPU_BUDGET.items():
+            if getattr(args, key) == parser.get_default(key):  # not given: the GPU budget's
+                setattr(args, key, value)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = datalist(out)

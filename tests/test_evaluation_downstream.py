@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import brats2013_item, tiny_experiment
+from helpers import brats2013_item
 
 from monai_singanseg.data import load_case
 from monai_singanseg.evaluation.experiment import ExperimentSettings, SliceSet, synthetic_quality, tumour_slices
@@ -247,8 +247,9 @@ def test_evaluate_cli_tiny_real_run_writes_a_complete_report(shared_data, tmp_pa
 
 @pytest.mark.slow
 def test_evaluate_quick_on_the_four_sequence_cases(shared_data, tmp_path):
-    """`evaluate --quick` (the CPU smoke budget), one fold of the two BraTS-named four-sequence TCGA cases: every
-    training set runs, the report holds every headline ratio with its verdict."""
+    """`evaluate --quick` (the CPU smoke budget), one fold of the two BraTS-named four-sequence TCGA cases, with some of
+    its budgets replaced by options given beside it: every training set runs, the report holds every headline ratio
+    with its verdict."""
     from monai_singanseg.evaluation.experiment import headline_ratios, training_set_names
 
     out = tmp_path / "quick"
@@ -262,6 +263,14 @@ def test_evaluate_quick_on_the_four_sequence_cases(shared_data, tmp_path):
         "--out",
         str(out),
         "--quick",
+        "--pix2pix-epochs",
+        "1",
+        "--singan-iters",
+        "4",
+        "--steps",
+        "20",
+        "--val-every",
+        "10",
         "--folds",
         "1",
         "--threads",
@@ -283,11 +292,13 @@ def test_evaluate_quick_on_the_four_sequence_cases(shared_data, tmp_path):
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     quick = ExperimentSettings.quick()
     assert report["channel_names"] == ["flair", "t1", "t1ce", "t2"] and report["settings"]["k_values"] == [1, 2]
+    assert (report["settings"]["pix2pix_epochs"], report["settings"]["singan_iters"]) == (1, 4)  # given: replaced
+    assert report["settings"]["samples_per_model"] == quick.samples_per_model  # not given: the quick budget's
     (fold,) = report["folds"]
     assert list(fold["runs"]) == training_set_names(quick.k_values)
     for name, entry in fold["runs"].items():
         assert 0.0 <= entry["runs"]["0"]["WT"]["dice"] <= 1.0, name
-        assert entry["runs"]["0"]["steps"] <= quick.segmentation.steps, name
+        assert entry["runs"]["0"]["steps"] <= 20, name
     assert list(report["headline"]["ratios"]) == list(headline_ratios(quick.k_values))
     assert "Dice(real+synthetic) / Dice(real) = " in done.stdout
     assert (out / "samples_fold0.png").is_file() and (out / "dice_small_data.png").is_file()
@@ -312,85 +323,3 @@ def test_segmentation_stops_on_a_validation_plateau_and_keeps_the_best_weights()
     assert info["best_step"] == best_step and all(d <= best for s, d in history if s > best_step)
     assert len([s for s, _ in history if s > best_step]) == 2  # patience: two validations without improvement
     assert validation_dice(net, images[8:], labels[8:], 2) == pytest.approx(best)  # the best weights came back
-
-
-@pytest.mark.slow
-def test_singanseg_models_are_trained_once_per_case_reused_by_the_folds_and_only_where_needed(shared_data, tmp_path):
-    """Three BRATS-2013 cases, two folds sharing one SinGAN-Seg cache: the case both folds train on is trained once;
-    a fold trained afresh (another cache) gives the same synthetic slices and the same scores; sets that need no
-    pix2pix train none."""
-    from monai_singanseg.evaluation.fold import run_fold
-
-    items = [brats2013_item(c) for c in ("brats_2013_pat0001_1", "brats_2013_pat0002_1", "brats_2013_pat0003_1")]
-    settings = tiny_experiment(training_sets=("real", "singanseg", "real1+singanseg"))
-    cache, models = tmp_path / "cache", tmp_path / "models"
-
-    def fold(f: int, prefix: str, model_cache: Path) -> tuple[dict, dict]:
-        train = [it for i, it in enumerate(items) if i != f]
-        (report,), grids = run_fold(
-            train, [items[f]], models, prefix, settings, "cpu", False, False, lambda _: None, model_cache
-        )
-        return report, grids
-
-    first, _ = fold(0, "fold0", cache)
-    second, grids = fold(1, "fold1", cache)
-    # one cached model per (case, slice) the folds use, trained once: pat0003's SinGAN-Seg model serves both folds,
-    # and a case's largest tumour slice serves its SinGAN-Seg set and its first small-data slice
-    used = {(s.split(":")[0], int(s.split(":")[1])) for r in (first, second) for s in r["singanseg_slices"]}
-    used |= {(r["train_cases"][0], int(r["small_data_slices"][0].split(":")[1])) for r in (first, second)}
-    assert (
-        len(list(cache.iterdir()))
-        == len(used)
-        == first["singanseg_cache"]["trained"] + second["singanseg_cache"]["trained"]
-    )
-    assert second["singanseg_cache"]["reused"] >= 1 and set(first["runs"]) == set(settings.training_sets)
-    assert not any((models / f / "pix2pix").exists() for f in ("fold0", "fold1"))  # no requested set needs pix2pix
-    afresh, fresh_grids = fold(1, "fold1_afresh", tmp_path / "fresh")
-    assert afresh["singanseg_cache"]["trained"] == sum(second["singanseg_cache"].values()) - (
-        1 if second["singanseg_slices"][0] == second["small_data_slices"][0] else 0
-    )
-    assert torch.equal(grids["singanseg"].images, fresh_grids["singanseg"].images)
-    assert torch.equal(grids["singanseg"].labels, fresh_grids["singanseg"].labels)
-    for name in settings.training_sets:
-        assert afresh["runs"][name]["runs"]["0"]["WT"] == second["runs"][name]["runs"]["0"]["WT"], name
-
-
-def test_fold_processes_sharing_the_cache_train_a_model_once(brats_item, tmp_path):
-    """Two processes ask the cache for the same case's model at once: one trains it, the other waits for it; both get
-    the complete dataset."""
-    script = tmp_path / "ask.py"
-    script.write_text(
-        "import json, sys\n"
-        "from pathlib import Path\n"
-        "from monai_singanseg.engines.singanseg import SinGANSegSettings\n"
-        "from monai_singanseg.evaluation.generator_cache import cached_case_dataset\n"
-        "from monai_singanseg.farm import DatasetSettings\n"
-        "item = json.loads(sys.argv[1])\n"
-        "tiny = SinGANSegSettings(min_size=12, iters=40, num_stages=2)\n"
-        "dataset = DatasetSettings(slices_per_case=None, samples_per_model=2, max_size=24, training=tiny)\n"
-        "folder, manifest, reused = cached_case_dataset(item, dataset, Path(sys.argv[2]), 'cpu', poll_seconds=0.5)\n"
-        "print(json.dumps({'folder': str(folder), 'done': manifest['done'], 'pending': manifest['pending']}))\n",
-        encoding="utf-8",
-    )
-    item = json.dumps({**brats_item, "name": "case", "slices": [87]})
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(script), item, str(tmp_path / "cache")],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=REPO,
-            env=env,
-        )
-        for _ in range(2)
-    ]
-    results = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err[-2000:]
-        results.append(json.loads(out.strip().splitlines()[-1]))
-    assert results[0] == results[1] and results[0]["done"] == 1 and results[0]["pending"] == []
-    (folder,) = list((tmp_path / "cache").iterdir())
-    owners = [json.loads(p.read_text())["owner"]["pid"] for p in (folder / "done").glob("*.json")]
-    assert len(owners) == 1 and owners[0] in {p.pid for p in procs}  # trained by one of them, once

@@ -70,16 +70,21 @@ class LabelToIndex(InvertibleTransform):
         rounded = torch.round(t.float()).to(torch.int64)
         if t.is_floating_point() and not torch.equal(rounded.to(t.dtype), t):
             raise LabelValueError("label holds non-integer values; a label map must hold integer class values")
-        present = torch.unique(rounded).tolist()
-        unknown = sorted(set(present) - set(self.label_values))
-        if unknown:
+        if not rounded.numel():
+            return like_input(rounded.to(self.dtype), label)
+        # one look-up table over the known values' range: a gather, no sort of the whole volume
+        low, high = min(self.label_values), max(self.label_values)
+        inside = bool(rounded.min() >= low) and bool(rounded.max() <= high)
+        lut = torch.full((high - low + 1,), -1, dtype=torch.int64, device=rounded.device)
+        for idx, value in enumerate(self.label_values):
+            lut[value - low] = idx
+        out = lut[rounded.clamp(low, high) - low]
+        if not inside or bool((out < 0).any()):
+            unknown = sorted(set(torch.unique(rounded).tolist()) - set(self.label_values))
             raise LabelValueError(
                 f"label holds values {_listing(unknown)} outside the expected set {list(self.label_values)}"
             )
-        out = torch.zeros_like(rounded, dtype=self.dtype)
-        for idx, value in enumerate(self.label_values):
-            out[rounded == value] = idx
-        return like_input(out, label)
+        return like_input(out.to(self.dtype), label)
 
     def inverse(self, data: NdarrayOrTensor) -> NdarrayOrTensor:
         """Class indices back to label values."""
