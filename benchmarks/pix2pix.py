@@ -79,9 +79,9 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _model_settings(model_path: Path, modalities: tuple[str, ...]) -> Pix2PixSettings:
-    """The training settings a model file records; a tissue modality the dataset lacks becomes its last sequence."""
-    settings = Pix2PixSettings.from_dict(load_model_file(model_path).config.settings)
+def _model_settings(config, modalities: tuple[str, ...]) -> Pix2PixSettings:
+    """The training settings a model config records; a tissue modality the dataset lacks becomes its last sequence."""
+    settings = Pix2PixSettings.from_dict(config.settings)
     if settings.tissue_classes and settings.tissue_modality not in modalities:
         print(f"note: the dataset has no {settings.tissue_modality}; tissue classes from {modalities[-1]} stand in")
         settings = dataclasses.replace(settings, tissue_modality=modalities[-1])
@@ -250,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint_every=10**5,
     )
     if args.score_only:
-        settings = _model_settings(model_path, modalities)
+        config = load_model_file(model_path).config
+        settings = _model_settings(config, modalities)
     t_start = time.perf_counter()
     state = {"converged_epoch": None}
 
@@ -270,7 +271,6 @@ def main(argv: list[str] | None = None) -> int:
     history: list[dict] = []
     trained_on = train_names
     if args.score_only:
-        config = load_model_file(model_path).config
         result, history, trained_on = {"num_slices": config.num_slices}, list(config.history), config.training_cases
     else:
         data = pix2pix_training_slices(
