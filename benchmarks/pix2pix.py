@@ -194,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         "--architecture", choices=GENERATOR_ARCHITECTURES, default="unet", help="the generator (default unet)"
     )
     parser.add_argument("--l1-weight", type=float, default=None, help="default: the architecture's")
+    parser.add_argument("--noise", action="store_true", help="spade: per-pixel noise inputs (Pix2PixSettings.noise)")
     parser.add_argument("--tissue-classes", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--max-epochs", type=int, default=100)
@@ -244,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         feature_matching_weight=args.feature_matching_weight,
         architecture=args.architecture,
         l1_weight=args.l1_weight,
+        noise=args.noise,
         tissue_classes=args.tissue_classes,
         tissue_modality=modalities[-1] if args.dataset == "brats2013" else "t1",
         seed=args.seed,
@@ -321,8 +323,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     # checkerboard: the generator's own working-size output against the real working-size slices
     cond, real_slices, _ = pix2pix_case_slices(case, settings, modalities)
+    noise = {"noise": torch.Generator().manual_seed(0)} if renderer.config.noise else {}  # as a render draws it
     with torch.no_grad():
-        fake_slices = torch.cat([renderer.generator(cond[i : i + 16]) for i in range(0, len(cond), 16)])[:, scored]
+        fake_slices = torch.cat([renderer.generator(cond[i : i + 16], **noise) for i in range(0, len(cond), 16)])
+    fake_slices = fake_slices[:, scored]
     checker = (periodic_power(fake_slices), periodic_power(real_slices))
 
     print(f"pix2pix benchmark (torch {torch.__version__}, {args.threads} threads, device {args.device})")
@@ -331,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         f"ngf {settings.generator_channels}, ndf {settings.critic_channels}, batch {settings.batch_size}, upsample "
         f"{settings.upsample}, context slices {settings.context_slices}, critic scales {settings.critic_scales}, "
         f"feature matching {settings.feature_matching_weight:g}, generator {settings.architecture} "
-        f"({settings.gan_loss} loss, appearance code {settings.style_channels}), L1 weight {settings.l1_weight:g}, "
+        f"({settings.gan_loss} loss, appearance code {settings.style_channels}, noise {settings.noise}), "
+        f"L1 weight {settings.l1_weight:g}, "
         f"tissue classes {settings.tissue_classes}, all brain slices {settings.all_brain_slices}, seed {settings.seed}"
     )
     ordered = sorted(epoch_seconds)

@@ -17,7 +17,14 @@ from monai_singanseg.engines.pix2pix.losses import critic_loss, generator_advers
 from monai_singanseg.inferers import Pix2PixRender, generator_from_config
 from monai_singanseg.io import load_model_file
 from monai_singanseg.metrics import diversity, fine_detail_ratio, fine_detail_share
-from monai_singanseg.networks.spade import SPADE, SPADEGenerator, kl_divergence, resize_label, spade_widths
+from monai_singanseg.networks.spade import (
+    SPADE,
+    NoiseInjection,
+    SPADEGenerator,
+    kl_divergence,
+    resize_label,
+    spade_widths,
+)
 from monai_singanseg.synthesis import pix2pix_training_slices
 
 TINY = {"size": 32, "batch_size": 8, "generator_channels": 8, "critic_channels": 8, "seed": 3}
@@ -72,6 +79,68 @@ def test_spade_modulation_widths_and_kl():
     without = SPADEGenerator(2, 2, 1, size=8, channels=2, max_channels=4)
     with pytest.raises(ValueError, match="no appearance code"):
         without(torch.zeros(1, 2, 8, 8), torch.zeros(1, 4))
+
+
+def test_noise_inputs_vary_the_render_under_their_seed_and_are_off_in_eval_without_a_source():
+    torch.manual_seed(0)
+    net = SPADEGenerator(2, 3, 1, size=16, channels=4, max_channels=8, noise=True)
+    assert sum(isinstance(m, NoiseInjection) for m in net.modules()) == 2 * len(net.blocks)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, NoiseInjection):
+                m.strength.fill_(0.5)  # trained strengths (they start at zero)
+    cond = torch.zeros(2, 3, 16, 16)
+    cond[:, 0] = 1
+    net.eval()
+    state = torch.get_rng_state()
+    mean = net(cond)
+    assert torch.equal(net(cond), mean) and torch.equal(torch.get_rng_state(), state)  # no source: no noise
+    seeded = net(cond, noise=torch.Generator().manual_seed(1))
+    assert torch.equal(net(cond, noise=torch.Generator().manual_seed(1)), seeded)
+    assert not torch.allclose(net(cond, noise=torch.Generator().manual_seed(2)), seeded)
+    assert not torch.allclose(seeded, mean)
+    assert not torch.allclose(seeded[0], seeded[1])  # every sample its own maps
+    net.train()
+    state = torch.get_rng_state()
+    net(cond)
+    assert not torch.equal(torch.get_rng_state(), state)  # training: drawn from the global stream (seeded by the run)
+    without = SPADEGenerator(2, 3, 1, size=16, channels=4, max_channels=8)
+    with pytest.raises(ValueError, match="no noise inputs"):
+        without(cond, noise=torch.Generator())
+    with pytest.raises(ValueError, match="--noise.*--architecture spade"):
+        Pix2PixSettings(noise=True)
+
+
+def test_a_spade_model_with_noise_trains_its_strengths_and_renders_new_detail_each_time(tmp_path):
+    path = tmp_path / "noise.pt"
+    tiny = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
+    args = ["--architecture", "spade", "--style-channels", "0", "--noise", "--epochs", "1", *tiny, "--quiet"]
+    res = run_cli("train-pix2pix", "--data", str(DEMO_DIR), "--out", str(path), *args)
+    assert res.returncode == 0, res.stderr
+    model = load_model_file(path, expected_kind="pix2pix")
+    assert model.config.noise is True
+    strengths = [v for k, v in model.state["generator"].items() if k.endswith("strength")]
+    assert strengths and all(bool(s.abs().sum() > 0) for s in strengths)  # learnt away from their zero start
+    from monai_singanseg.data import load_image
+    from monai_singanseg.transforms.intensity import foreground_mask
+
+    item = demo_case()
+    label = load_image(item["label"], 3, "label")
+    brain = foreground_mask(torch.cat([load_image(p).as_tensor() for p in item["image"]])).to(torch.uint8)
+    renderer = Pix2PixRender(path)
+    renderer.set_random_state(7)
+    first, second = torch.as_tensor(renderer(label, brain)), torch.as_tensor(renderer(label, brain))
+    renderer.set_random_state(7)
+    assert torch.equal(torch.as_tensor(renderer(label, brain)), first)
+    assert not torch.equal(first, second)  # no appearance code: the noise alone makes the difference
+    # render --num: every render its own noise, drawn by the pipeline's random step, the same again under the seed
+    flairs = []
+    for out in (tmp_path / "a", tmp_path / "b"):
+        res = run_cli("render", "--model", str(path), "--label", str(DEMO_LABEL), "--num", "2", "--out", str(out))
+        assert res.returncode == 0, res.stderr
+        flairs.append([np.asarray(nib.load(out / f"TCGA-FG-6692_p2p_{i:03d}_flair.nii.gz").dataobj) for i in (0, 1)])
+    assert not np.array_equal(flairs[0][0], flairs[0][1])
+    assert all(np.array_equal(a, b) for a, b in zip(*flairs))
 
 
 def test_hinge_and_bce_losses():

@@ -46,6 +46,7 @@ TRAINING_OPTIONS = (
     "l1_weight",
     "style_channels",
     "kl_weight",
+    "noise",
     "vgg_weights",
     "perceptual_weight",
     "all_brain_slices",
@@ -196,11 +197,11 @@ def run_render(args: argparse.Namespace) -> int:
     if args.deform < 0:
         raise ValueError("--deform must be >= 0")
     renderer = Pix2PixRender(args.model, device=resolve_device(args.device))
-    if args.num > 1 and not renderer.style_channels:
+    if args.num > 1 and not (renderer.style_channels or renderer.config.noise):
         raise ValueError(
-            f"--num {args.num}: {args.model} renders without an appearance code ({renderer.config.architecture}), so "
-            "every render of one label map would be the same; use --deform N for N different label maps, or a SPADE "
-            "model trained with --style-channels"
+            f"--num {args.num}: {args.model} renders without an appearance code or noise "
+            f"({renderer.config.architecture}), so every render of one label map would be the same; use --deform N "
+            "for N different label maps, or a SPADE model trained with --style-channels or --noise"
         )
     if args.num > 1 and args.deform:
         raise ValueError(

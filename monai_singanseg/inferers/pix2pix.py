@@ -19,7 +19,7 @@ from monai.config import NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.inferers import Inferer, SimpleInferer
 from monai.transforms import MapTransform, Randomizable, Transform
-from monai.utils import convert_to_tensor
+from monai.utils import MAX_SEED, convert_to_tensor
 
 from monai_singanseg.device import resolve_device
 from monai_singanseg.io.model_config import PIX2PIX_KIND, Pix2PixModelConfig
@@ -45,12 +45,18 @@ __all__ = [
     "Pix2PixRenderd",
     "RandAppearanced",
     "draw_appearance",
+    "draw_noise_seed",
 ]
 
 
 def draw_appearance(rng: Any, length: int) -> torch.Tensor | None:
     """A ``(1, length)`` appearance code from N(0, I) drawn with the numpy random state ``rng`` (None: no code)."""
     return torch.as_tensor(rng.standard_normal((1, length)), dtype=torch.float32) if length else None
+
+
+def draw_noise_seed(rng: Any, noise: bool) -> int | None:
+    """The seed of a render's noise maps, drawn with the numpy random state ``rng`` (None: a model without noise)."""
+    return int(rng.randint(MAX_SEED)) if noise else None
 
 
 def generator_from_config(config: Pix2PixModelConfig) -> Pix2PixGenerator | SPADEGenerator:
@@ -64,7 +70,10 @@ def generator_from_config(config: Pix2PixModelConfig) -> Pix2PixGenerator | SPAD
     }
     if config.architecture == "spade":
         return SPADEGenerator(
-            **layout, max_channels=config.generator_max_channels, style_channels=config.style_channels
+            **layout,
+            max_channels=config.generator_max_channels,
+            style_channels=config.style_channels,
+            noise=config.noise,
         )
     if config.architecture != "unet":
         raise ModelFileError(
@@ -98,7 +107,9 @@ class Pix2PixRender(Randomizable, Transform):
     A SPADE model with an appearance code renders every call with a new code drawn from N(0, I) by
     :meth:`randomize` (the transform's own random state: ``set_random_state(seed)`` makes it repeatable), one code
     for all slices of the volume, so one label map renders with many plausible contrasts; ``appearance=`` gives a
-    code instead. A U-Net model (or SPADE without a code) renders a deterministic function of the condition.
+    code instead. A SPADE model with noise inputs draws its noise maps from a seed that :meth:`randomize` draws
+    too, so its fine detail differs between renders of one label map. A U-Net model (or SPADE without a code or
+    noise) renders a deterministic function of the condition.
 
     Args:
         model: model file path or loaded :class:`ModelFile`.
@@ -138,10 +149,13 @@ class Pix2PixRender(Randomizable, Transform):
         self.modalities = tuple(self.config.modalities)
         self.style_channels = int(self.config.style_channels)
         self.appearance: torch.Tensor | None = None
+        self.noise_seed: int | None = None
 
     def randomize(self, data: Any = None) -> None:
-        """Draw the next render's appearance code (nothing for a model without one)."""
+        """Draw the next render's appearance code (nothing for a model without one) and, for a model with noise
+        inputs, the seed of its noise maps."""
         self.appearance = draw_appearance(self.R, self.style_channels)
+        self.noise_seed = draw_noise_seed(self.R, self.config.noise)
 
     def check_appearance(self, appearance: NdarrayOrTensor) -> torch.Tensor:
         """``appearance`` as a ``(1, style_channels)`` code of this model (ValueError naming the lengths)."""
@@ -158,17 +172,21 @@ class Pix2PixRender(Randomizable, Transform):
 
     @torch.no_grad()
     def render_condition(
-        self, condition: NdarrayOrTensor, affine: NdarrayOrTensor, appearance: torch.Tensor | None = None
+        self,
+        condition: NdarrayOrTensor,
+        affine: NdarrayOrTensor,
+        appearance: torch.Tensor | None = None,
+        noise_seed: int | None = None,
     ) -> torch.Tensor:
         """Condition ``(C, *sp)`` -> rendered volume ``(M, *sp)`` in [-1, 1] (-1 outside the brain), every slice with
-        the appearance code ``appearance`` ``(1, style_channels)`` (models with a code; None: a new one from
-        :meth:`randomize`)."""
-        if appearance is None:
+        the appearance code ``appearance`` ``(1, style_channels)`` (models with a code) and the noise maps of
+        ``noise_seed`` (models with noise inputs); what is None and the model needs is drawn by :meth:`randomize`."""
+        if (appearance is None and self.style_channels) or (noise_seed is None and self.config.noise):
             self.randomize()
-            code = self.appearance
-        else:
-            code = self.check_appearance(appearance)
+        code = self.appearance if appearance is None else self.check_appearance(appearance)
+        seed = self.noise_seed if noise_seed is None else int(noise_seed)
         extra = () if code is None else (code.to(self.device),)
+        noise = {"noise": torch.Generator().manual_seed(seed)} if self.config.noise else {}
         cond = convert_to_tensor(condition, track_meta=False).float()
         if cond.shape[0] != len(self.config.condition.channels):
             raise ConditionError(
@@ -180,7 +198,7 @@ class Pix2PixRender(Randomizable, Transform):
         for start in range(0, len(grid.brain_slices), self.batch_size):
             idx = grid.brain_slices[start : start + self.batch_size]
             x = grid.extract_with_context(cond, idx, self.config.context_slices).to(self.device)
-            grid.paste(self.inferer(x, self.generator, *extra).cpu(), idx, out)
+            grid.paste(self.inferer(x, self.generator, *extra, **noise).cpu(), idx, out)
         return torch.where(cond[:1] > 0.5, out, torch.full_like(out, -1.0))
 
     def __call__(
@@ -189,12 +207,15 @@ class Pix2PixRender(Randomizable, Transform):
         brain_mask: NdarrayOrTensor,
         tissue: NdarrayOrTensor | None = None,
         appearance: NdarrayOrTensor | None = None,
+        noise_seed: int | None = None,
     ) -> MetaTensor:
         """Args:
         label: ``(1, X, Y, Z)`` label map holding the model's label VALUES (e.g. BraTS 0/1/2/4).
         brain_mask: ``(1, X, Y, Z)`` brain mask on the label's grid (non-zero = brain; tumour voxels count as brain).
         tissue: ``(1, X, Y, Z)`` tissue classes (:class:`TissueClasses`), needed iff the model uses them.
         appearance: the appearance code (SPADE models with one; None: a new code from :meth:`randomize`).
+        noise_seed: the seed of the noise maps (SPADE models with noise inputs; None: a new one from
+            :meth:`randomize`).
 
         Returns:
             ``(M, X, Y, Z)`` MetaTensor, one channel per modality, in the training intensity range and dtype,
@@ -223,7 +244,7 @@ class Pix2PixRender(Randomizable, Transform):
         cropped_tissue = None if tissue is None else convert_to_tensor(tissue, track_meta=False)[box]
         condition = BuildCondition(len(self.label_values), self.tissue_classes)(index, brain[box], cropped_tissue)
         affine = label.affine if isinstance(label, MetaTensor) else torch.eye(4, dtype=torch.float64)
-        rendered = self.render_condition(condition, affine, code)
+        rendered = self.render_condition(condition, affine, code, noise_seed)
         image = convert_to_tensor(
             IntensityFromTanhRange(self.stats)(rendered, mask=condition[:1] > 0.5), track_meta=False
         )
@@ -236,7 +257,8 @@ class Pix2PixRender(Randomizable, Transform):
 
 
 class RandAppearanced(Randomizable, MapTransform):
-    """Draw an appearance code from N(0, I) into ``d[key]`` for a renderer whose model has one (else nothing).
+    """Draw an appearance code from N(0, I) into ``d[key]`` for a renderer whose model has one, and the seed of its
+    noise maps into ``d[noise_key]`` for a model with noise inputs (else nothing).
 
     The pipeline's random step before :class:`Pix2PixRenderd`: the render itself then is a deterministic function
     of its inputs (a resumed synthesis replays this cheap step, not the render).
@@ -244,21 +266,26 @@ class RandAppearanced(Randomizable, MapTransform):
     Args:
         renderer: the renderer whose code length is drawn.
         key: where the code goes (``(1, style_channels)``).
+        noise_key: where the noise seed goes.
     """
 
-    def __init__(self, renderer: Pix2PixRender, key: str = "appearance") -> None:
-        super().__init__([key], allow_missing_keys=True)
-        self.renderer, self.key = renderer, key
+    def __init__(self, renderer: Pix2PixRender, key: str = "appearance", noise_key: str = "noise_seed") -> None:
+        super().__init__([key, noise_key], allow_missing_keys=True)
+        self.renderer, self.key, self.noise_key = renderer, key, noise_key
         self.code: torch.Tensor | None = None
+        self.noise_seed: int | None = None
 
     def randomize(self, data: Any = None) -> None:
         self.code = draw_appearance(self.R, self.renderer.style_channels)
+        self.noise_seed = draw_noise_seed(self.R, self.renderer.config.noise)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         self.randomize()
         if self.code is not None:
             d[self.key] = self.code
+        if self.noise_seed is not None:
+            d[self.noise_key] = self.noise_seed
         return d
 
 
@@ -274,6 +301,7 @@ class Pix2PixRenderd(MapTransform):
         device: torch device.
         batch_size: slices per generator call.
         appearance_key: the appearance code (:class:`RandAppearanced`; missing: the renderer draws one).
+        noise_key: the seed of the noise maps (:class:`RandAppearanced`; missing: the renderer draws one).
     """
 
     def __init__(
@@ -286,10 +314,11 @@ class Pix2PixRenderd(MapTransform):
         device: str | torch.device = "cpu",
         batch_size: int = 16,
         appearance_key: str = "appearance",
+        noise_key: str = "noise_seed",
     ) -> None:
         super().__init__([label_key, brain_key])
         self.label_key, self.brain_key, self.output_key, self.tissue_key = label_key, brain_key, output_key, tissue_key
-        self.appearance_key = appearance_key
+        self.appearance_key, self.noise_key = appearance_key, noise_key
         self.renderer = (
             model if isinstance(model, Pix2PixRender) else Pix2PixRender(model, device=device, batch_size=batch_size)
         )
@@ -297,5 +326,7 @@ class Pix2PixRenderd(MapTransform):
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         tissue = d.get(self.tissue_key) if self.renderer.tissue_classes else None
-        d[self.output_key] = self.renderer(d[self.label_key], d[self.brain_key], tissue, d.get(self.appearance_key))
+        d[self.output_key] = self.renderer(
+            d[self.label_key], d[self.brain_key], tissue, d.get(self.appearance_key), d.get(self.noise_key)
+        )
         return d

@@ -306,6 +306,7 @@ class Pix2PixModelConfig(ModelConfig):
         critic_scales: critics of the multi-scale critic (training only).
         architecture: the generator, ``"unet"`` (files written before SPADE have none) or ``"spade"``.
         style_channels: length of a SPADE generator's appearance code (0: none).
+        noise: a SPADE generator with per-pixel noise inputs (files written before them have none).
         generator_max_channels: a SPADE generator's widest feature map.
     """
 
@@ -332,6 +333,7 @@ class Pix2PixModelConfig(ModelConfig):
     critic_scales: int = 1
     architecture: str = "unet"
     style_channels: int = 0
+    noise: bool = False
     generator_max_channels: int = 256
 
     @property

@@ -10,7 +10,14 @@ from monai_singanseg.networks.singan import (
     resize_to,
     scale_features,
 )
-from monai_singanseg.networks.spade import GENERATOR_ARCHITECTURES, SPADE, SPADEGenerator, SPADEResBlock, StyleEncoder
+from monai_singanseg.networks.spade import (
+    GENERATOR_ARCHITECTURES,
+    SPADE,
+    NoiseInjection,
+    SPADEGenerator,
+    SPADEResBlock,
+    StyleEncoder,
+)
 from monai_singanseg.networks.vgg import VGG19Features, VGG19StyleExtractor, load_vgg19_features
 
 __all__ = [
@@ -21,6 +28,7 @@ __all__ = [
     "RandomFeatures",
     "GENERATOR_ARCHITECTURES",
     "SPADE",
+    "NoiseInjection",
     "SPADEGenerator",
     "SPADEResBlock",
     "StyleEncoder",

@@ -91,6 +91,7 @@ def new_model_config(settings: Pix2PixSettings, data: Pix2PixSlices) -> Pix2PixM
         critic_scales=min(settings.critic_scales, max_critic_scales(settings.size)),
         architecture=settings.architecture,
         style_channels=int(settings.style_channels or 0),
+        noise=settings.noise,
     )
 
 

@@ -65,6 +65,11 @@ class Pix2PixSettings(Settings):
         "one render per label map)",
     )
     kl_weight: float = option(0.05, low=0.0, help="spade: weight of the appearance code's KL term (0.05 in SPADE)")
+    noise: bool = option(
+        False,
+        help="spade: per-pixel noise after every convolution at a learnt strength (StyleGAN's noise inputs), a source "
+        "of the fine detail that the label map does not determine",
+    )
     generator_channels: int = option(
         32,
         low=1,
@@ -132,6 +137,8 @@ class Pix2PixSettings(Settings):
                 f"perceptual_weight (--perceptual-weight) {self.perceptual_weight} needs a VGG-19 weights file "
                 "(--vgg-weights FILE); none is downloaded"
             )
+        if self.noise and not spade:
+            raise ValueError("noise (--noise): noise inputs need --architecture spade; the U-Net has none")
         if self.style_channels and not spade:
             raise ValueError(
                 f"style_channels (--style-channels) {self.style_channels}: appearance codes need --architecture "

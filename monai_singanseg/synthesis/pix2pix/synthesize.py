@@ -106,8 +106,8 @@ def pix2pix_synthesis(
     if deform:
         steps += pix2pix_deform_steps(len(values), tissue)
     steps.append(IndexToLabeld("label", values))
-    if renderer.style_channels:  # every case its own appearance code (SPADE)
-        steps.append(RandAppearanced(renderer, "appearance"))
+    if renderer.style_channels or renderer.config.noise:  # every case its own code and noise (SPADE)
+        steps.append(RandAppearanced(renderer, "appearance", "noise_seed"))
     steps.append(Pix2PixRenderd(renderer, "label", "brain_mask", "image", "tissue", appearance_key="appearance"))
     if output_dir is not None:
         provenance = provenance_record(f"pix2pix-{cfg.architecture}")  # an item's "source" names its label's case
