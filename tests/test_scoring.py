@@ -283,3 +283,9 @@ def test_headline_ratios_with_known_answers():
     assert mixed["verdict"] == "unresolved against 1"
     text = "\n".join(headline_text(h))
     assert "WT Dice(synthetic) / Dice(real) = 0.500" in text and "(n = 4; below 0.9; below 1)" in text
+    # a run of some sets only (--sets real1 real1+singanseg): real-only Dice is said to be missing, not printed as nan
+    small = [{"runs": {n: fold["runs"][n] for n in ("real1", "real1+singanseg")}} for fold in folds]
+    only = headline(summarise_folds(small, settings), settings.k_values, (), "WT", small)
+    lines = headline_text(only)
+    assert lines[0] == "WT Dice(real only) = not run (no 'real' set) (target >= 0.75)" and "nan" not in "".join(lines)
+    assert "Dice(real1+singanseg) / Dice(real1)" in lines[1]

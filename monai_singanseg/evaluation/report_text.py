@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["set_title", "interval_text", "headline_text", "report_markdown"]
+__all__ = ["set_title", "interval_text", "real_dice_text", "headline_text", "report_markdown"]
 
 _SET_TITLES = {
     "real": "real (all training slices)",
@@ -39,9 +39,15 @@ def interval_text(entry: Mapping[str, Any]) -> str:
     return f"[{ci['low']:.3f}, {ci['high']:.3f}] (n = {ci['n']}; {entry['verdict']})"
 
 
+def real_dice_text(h: Mapping[str, Any]) -> str:
+    """The headline's real-only Dice, or that the ``real`` set was not run (``--sets`` without it)."""
+    dice = h["dice_real"]
+    return "not run (no 'real' set)" if dice is None or math.isnan(dice) else f"{dice:.3f}"
+
+
 def headline_text(h: Mapping[str, Any]) -> list[str]:
     """The headline as plain lines: real-only Dice, then every ratio with its interval and target."""
-    lines = [f"{h['region']} Dice(real only) = {h['dice_real']:.3f} (target >= {h['target_real_dice']})"]
+    lines = [f"{h['region']} Dice(real only) = {real_dice_text(h)} (target >= {h['target_real_dice']})"]
     for entry in h["ratios"].values():
         lines.append(
             f"{h['region']} Dice({entry['numerator']}) / Dice({entry['denominator']}) = {entry['ratio']:.3f} "
@@ -111,7 +117,7 @@ def _headline_table(report: Mapping[str, Any]) -> list[str]:
         "",
         "| ratio | measured | 95 % bootstrap interval (paired runs) | target |",
         "| --- | --- | --- | --- |",
-        f"| Dice(real only) | {h['dice_real']:.3f} | | ≥ {h['target_real_dice']} |",
+        f"| Dice(real only) | {real_dice_text(h)} | | ≥ {h['target_real_dice']} |",
     ]
     for entry in h["ratios"].values():
         target = "> 1" if entry["target"] == 1.0 else f"≥ {entry['target']}"
