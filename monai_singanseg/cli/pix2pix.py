@@ -197,7 +197,7 @@ def run_render(args: argparse.Namespace) -> int:
     if args.deform < 0:
         raise ValueError("--deform must be >= 0")
     renderer = Pix2PixRender(args.model, device=resolve_device(args.device))
-    if args.num > 1 and not (renderer.style_channels or renderer.config.noise):
+    if args.num > 1 and not renderer.varies:
         raise ValueError(
             f"--num {args.num}: {args.model} renders without an appearance code or noise "
             f"({renderer.config.architecture}), so every render of one label map would be the same; use --deform N "

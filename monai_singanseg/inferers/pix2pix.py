@@ -45,18 +45,12 @@ __all__ = [
     "Pix2PixRenderd",
     "RandAppearanced",
     "draw_appearance",
-    "draw_noise_seed",
 ]
 
 
 def draw_appearance(rng: Any, length: int) -> torch.Tensor | None:
     """A ``(1, length)`` appearance code from N(0, I) drawn with the numpy random state ``rng`` (None: no code)."""
     return torch.as_tensor(rng.standard_normal((1, length)), dtype=torch.float32) if length else None
-
-
-def draw_noise_seed(rng: Any, noise: bool) -> int | None:
-    """The seed of a render's noise maps, drawn with the numpy random state ``rng`` (None: a model without noise)."""
-    return int(rng.randint(MAX_SEED)) if noise else None
 
 
 def generator_from_config(config: Pix2PixModelConfig) -> Pix2PixGenerator | SPADEGenerator:
@@ -151,11 +145,20 @@ class Pix2PixRender(Randomizable, Transform):
         self.appearance: torch.Tensor | None = None
         self.noise_seed: int | None = None
 
+    @property
+    def varies(self) -> bool:
+        """Whether renders of one label map differ (a model with an appearance code or noise inputs)."""
+        return bool(self.style_channels or self.config.noise)
+
+    def draw(self, rng: Any) -> tuple[torch.Tensor | None, int | None]:
+        """A render's random inputs drawn with the numpy random state ``rng``: its appearance code (None: a model
+        without one) and the seed of its noise maps (None: a model without noise inputs)."""
+        code = draw_appearance(rng, self.style_channels)
+        return code, (int(rng.randint(MAX_SEED)) if self.config.noise else None)
+
     def randomize(self, data: Any = None) -> None:
-        """Draw the next render's appearance code (nothing for a model without one) and, for a model with noise
-        inputs, the seed of its noise maps."""
-        self.appearance = draw_appearance(self.R, self.style_channels)
-        self.noise_seed = draw_noise_seed(self.R, self.config.noise)
+        """Draw the next render's appearance code and noise seed (:meth:`draw`)."""
+        self.appearance, self.noise_seed = self.draw(self.R)
 
     def check_appearance(self, appearance: NdarrayOrTensor) -> torch.Tensor:
         """``appearance`` as a ``(1, style_channels)`` code of this model (ValueError naming the lengths)."""
@@ -276,8 +279,7 @@ class RandAppearanced(Randomizable, MapTransform):
         self.noise_seed: int | None = None
 
     def randomize(self, data: Any = None) -> None:
-        self.code = draw_appearance(self.R, self.renderer.style_channels)
-        self.noise_seed = draw_noise_seed(self.R, self.renderer.config.noise)
+        self.code, self.noise_seed = self.renderer.draw(self.R)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)

@@ -106,7 +106,7 @@ def pix2pix_synthesis(
     if deform:
         steps += pix2pix_deform_steps(len(values), tissue)
     steps.append(IndexToLabeld("label", values))
-    if renderer.style_channels or renderer.config.noise:  # every case its own code and noise (SPADE)
+    if renderer.varies:  # every case its own code and noise (SPADE)
         steps.append(RandAppearanced(renderer, "appearance", "noise_seed"))
     steps.append(Pix2PixRenderd(renderer, "label", "brain_mask", "image", "tissue", appearance_key="appearance"))
     if output_dir is not None:
