@@ -138,6 +138,36 @@ def test_real_brats2013_case(shared_data):
     assert 0.0 < shifted["WT"]["hd95"] <= 2.0 + 1e-6
 
 
+def test_scores_equal_monai_metrics_on_the_whole_volumes(shared_data):
+    """case_scores cuts both volumes to the box around their tumour before scoring; the figures are MONAI's Dice and
+    HD95 of the whole, uncut volumes, also for a prediction that touches the volume's border and one with scattered
+    false positives."""
+    from monai.metrics import DiceMetric, HausdorffDistanceMetric
+
+    values = (0, 1, 2, 3, 4)
+    label = load_image(shared_data / "brats2013" / "brats_2013_pat0001_1" / "OTMultiClass.nii.gz", 3, "label")
+    target = LabelToIndex(values)(label).as_tensor().long()
+    spacing = (0.9, 1.2, 2.0)
+    generator = torch.Generator().manual_seed(0)
+    speckle = torch.rand(target.shape, generator=generator) < 2e-4
+    predictions = {
+        "shifted": torch.roll(target, shifts=(3, -2, 1), dims=(1, 2, 3)),
+        "at the border": torch.roll(target, shifts=100, dims=1),  # the tumour wraps round the first axis' edge
+        "speckled": torch.where(speckle, torch.full_like(target, 2), target),
+    }
+    for name, prediction in predictions.items():
+        scores = case_scores(prediction, target, values, spacing=spacing)
+        for region, members in BRATS2013_REGIONS.items():
+            indices = torch.tensor([values.index(v) for v in members])
+            p, t = torch.isin(prediction, indices)[None].float(), torch.isin(target, indices)[None].float()
+            dice = float(DiceMetric(include_background=True)(p, t)[0, 0])
+            hd_metric = HausdorffDistanceMetric(include_background=True, percentile=95)
+            with warnings.catch_warnings():  # MONAI's own deprecation notice inside its surface distance
+                warnings.simplefilter("ignore")
+                hd95 = float(hd_metric(p, t, spacing=spacing)[0, 0])
+            assert (scores[region]["dice"], scores[region]["hd95"]) == (dice, hd95), (name, region)
+
+
 # ------------------------------------------------------------------------------------------ slices and back
 class _Oracle(torch.nn.Module):
     """Returns the one-hot logits of the given label slices, batch after batch (a network that is always right)."""

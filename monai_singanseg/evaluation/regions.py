@@ -45,15 +45,20 @@ def region_masks(
             e.g. ET for a label set without 4).
 
     Raises:
-        ValueError: ``index`` is not ``(N, 1, *spatial)``.
+        ValueError: ``index`` is not ``(N, 1, *spatial)``, or holds a negative index.
     """
     if index.ndim < 3 or index.shape[1] != 1:
         raise ValueError(f"expected class-index maps (N, 1, *spatial), got shape {tuple(index.shape)}")
     values = [int(v) for v in label_values]
+    index = index[:, 0].long()
+    low, high = torch.aminmax(index) if index.numel() else (torch.tensor(0), torch.tensor(0))
+    if int(low) < 0:
+        raise ValueError(f"class indices must be >= 0, got {int(low)}")
     channels = []
-    for members in regions.values():
-        indices = [values.index(int(v)) for v in members if int(v) in values]
-        channels.append(torch.isin(index[:, 0].long(), torch.tensor(indices, dtype=torch.long, device=index.device)))
+    for members in regions.values():  # a table from class index to "in the region", looked up for every voxel
+        table = torch.zeros(max(len(values), int(high) + 1), dtype=torch.bool, device=index.device)
+        table[[values.index(int(v)) for v in members if int(v) in values]] = True
+        channels.append(table[index])
     return torch.stack(channels, dim=1).float()
 
 

@@ -36,6 +36,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from monai.data import MetaTensor
 from monai.metrics import DiceMetric, HausdorffDistanceMetric
+from monai.transforms.utils import generate_spatial_bounding_box
 
 from monai_singanseg.evaluation.regions import BRATS_REGIONS, region_masks
 
@@ -89,6 +90,25 @@ def _check_volume(name: str, volume: torch.Tensor) -> None:
         )
 
 
+def _crop_to_regions(
+    prediction: torch.Tensor,
+    target: torch.Tensor,
+    label_values: Sequence[int],
+    regions: Mapping[str, Sequence[int]],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both class-index maps ``(1, *spatial)`` cut to the box around every voxel of any region in either, with one
+    voxel of margin (clamped to the volume). The scores are unchanged: Dice counts region voxels only, and MONAI's
+    surface distances crop to the same kind of box (one voxel of margin, padded where it leaves the volume) before
+    finding the edges. Maps with no region voxel are returned whole."""
+    every = {"any region": [v for members in regions.values() for v in members]}
+    union = (region_masks(prediction[None], label_values, every) + region_masks(target[None], label_values, every))[0]
+    if not bool(union.any()):
+        return prediction, target
+    start, end = generate_spatial_bounding_box(union, margin=1, allow_smaller=True)
+    box = (slice(None), *(slice(a, b) for a, b in zip(start, end)))
+    return prediction[box], target[box]
+
+
 def case_scores(
     prediction: torch.Tensor,
     target: torch.Tensor,
@@ -133,8 +153,9 @@ def case_scores(
         spacing = tuple(float(s) for s in spacing)
         if len(spacing) != spatial_ndim:
             raise ValueError(f"spacing {spacing} needs one entry per spatial axis ({spatial_ndim})")
-    pred = region_masks(_as_plain(prediction)[None], label_values, regions)  # (1, R, *spatial)
-    true = region_masks(_as_plain(target)[None], label_values, regions)
+    prediction, target = _crop_to_regions(_as_plain(prediction), _as_plain(target), label_values, regions)
+    pred = region_masks(prediction[None], label_values, regions)  # (1, R, *spatial)
+    true = region_masks(target[None], label_values, regions)
     pred_any = pred.flatten(2).any(dim=2)[0]
     true_any = true.flatten(2).any(dim=2)[0]
     dice_metric = DiceMetric(include_background=True, reduction="none")

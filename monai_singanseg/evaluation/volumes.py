@@ -90,7 +90,7 @@ def predict_case(net: torch.nn.Module, cs: CaseSlices, num_classes: int, batch_s
     volume = torch.zeros((num_classes, *cs.target.shape[1:]), dtype=torch.float32)
     volume[0] = 1.0  # outside the brain slices: background
     cs.grid.paste(probs, cs.indices, volume)
-    return volume.argmax(0, keepdim=True)
+    return volume.max(0, keepdim=True).indices  # argmax's first-maximum rule, several times faster on a CPU
 
 
 def score_case(net: torch.nn.Module, cs: CaseSlices, label_values: Sequence[int]) -> dict[str, dict[str, float | bool]]:
