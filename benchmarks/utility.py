@@ -117,6 +117,7 @@ def _budget_flags(args: argparse.Namespace) -> list[str]:
         "--singan-slices": args.singan_slices,
         "--singan-iters": args.singan_iters,
         "--samples-per-model": args.samples_per_model,
+        "--tumour-shift": args.tumour_shift,
         "--pix2pix-epochs": args.pix2pix_epochs,
         "--pix2pix-volumes": args.pix2pix_volumes,
         "--pix2pix-samples": 100,
@@ -209,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--singan-slices", type=int, default=1, help="SinGAN-Seg models per training case")
     parser.add_argument("--singan-iters", type=int, default=40)
     parser.add_argument("--samples-per-model", type=int, default=10)
+    parser.add_argument(
+        "--tumour-shift", default=None, metavar="F|off", help="SinGAN-Seg tumour layout (default: evaluate's)"
+    )
     parser.add_argument("--pix2pix-epochs", type=int, default=10)
     parser.add_argument("--pix2pix-volumes", type=int, default=1)
     parser.add_argument("--network", default="basicunet")

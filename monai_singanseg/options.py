@@ -24,6 +24,7 @@ __all__ = [
     "OptionSpec",
     "OptionValueError",
     "option",
+    "option_from",
     "option_fields",
     "flag_of",
     "add_options",
@@ -87,6 +88,15 @@ class OptionSpec:
 def option(default: Any = MISSING, *, help: str, default_factory: Any = MISSING, **spec: Any) -> Any:
     """A dataclass field declared as an option (``default``/``default_factory`` as in ``dataclasses.field``)."""
     return field(default=default, default_factory=default_factory, metadata={OPTION: OptionSpec(help=help, **spec)})
+
+
+def option_from(cls: type, name: str) -> Any:
+    """The option ``name`` of the settings class ``cls`` as a field of another settings class: the same default,
+    help, bounds and flag, so that a setting passed on from one class to the other is declared once."""
+    source = next((f for f in option_fields(cls) if f.name == name), None)
+    if source is None:
+        raise AttributeError(f"{cls.__name__} has no option {name!r}")
+    return field(default=source.default, default_factory=source.default_factory, metadata=dict(source.metadata))
 
 
 def option_fields(cls: type) -> list[Field]:
@@ -208,8 +218,9 @@ def add_options(
         cls: a settings dataclass whose fields are declared with :func:`option`.
         names: only these fields, in this order (default: every option field).
         defaults: command-line defaults that differ from the dataclass's.
-        unset: options not given parse as None, so that a command can tell them apart and fill them from other
-            settings (:func:`replace_given`); ``--help`` still shows the dataclass's defaults.
+        unset: options not given are left out of the parsed namespace (``argparse.SUPPRESS``), so that a command
+            can tell them apart, also from a given value that parses as None (``--tumour-shift off``), and fill them
+            from other settings (:func:`replace_given`); ``--help`` still shows the dataclass's defaults.
 
     Raises:
         ValueError: a name that is not an option of ``cls``, or a type a command line cannot spell.
@@ -223,7 +234,11 @@ def add_options(
         f, spec = by_name[name], _spec(by_name[name])
         default = (defaults or {}).get(name, _default(f))
         kind, _, many = _shape(hints[name])
-        kwargs: dict[str, Any] = {"dest": name, "help": _help(spec, default), "default": None if unset else default}
+        kwargs: dict[str, Any] = {
+            "dest": name,
+            "help": _help(spec, default),
+            "default": argparse.SUPPRESS if unset else default,
+        }
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction if default or unset else "store_true"
         elif kind in (int, float, str):
@@ -284,8 +299,14 @@ def from_args(cls: type[T], args: argparse.Namespace, names: Sequence[str] | Non
 
 
 def given(cls: type, args: argparse.Namespace, names: Sequence[str] | None = None) -> dict[str, Any]:
-    """The options ``names`` of ``cls`` (default: all) given on the command line, i.e. not None."""
-    return {n: getattr(args, n) for n in _given_names(cls, names) if getattr(args, n, None) is not None}
+    """The options ``names`` of ``cls`` (default: all) given on the command line: those ``args`` holds, but not a None
+    that is the option's own default (a parser made without ``unset`` holds every option, None where not given)."""
+    defaults = {f.name: _default(f) for f in option_fields(cls)}
+    return {
+        n: getattr(args, n)
+        for n in _given_names(cls, names)
+        if hasattr(args, n) and (getattr(args, n) is not None or defaults.get(n) is not None)
+    }
 
 
 def replace_given(settings: T, args: argparse.Namespace, names: Sequence[str] | None = None, **overrides: Any) -> T:

@@ -25,6 +25,7 @@ from monai_singanseg.options import (
     given,
     option,
     option_fields,
+    option_from,
     value_parser,
 )
 from monai_singanseg.synthesis import SinGANSegSynthesisSettings
@@ -112,6 +113,32 @@ def test_bad_settings_are_refused_in_python_naming_the_flag(cls, changes):
     (name,) = changes
     with pytest.raises(ValueError, match="--" + name.replace("_", "-")):
         cls(**changes)
+
+
+def test_a_setting_passed_on_to_another_class_keeps_its_one_declaration():
+    """evaluate's ``--tumour-shift`` is synthesize's: the same default, help, bounds and 'off' spelling, and it reaches
+    the SinGAN-Seg synthesis settings of the experiment's datasets."""
+    from monai_singanseg.evaluation.synthetic_sets import _singanseg_dataset
+
+    fields = {f.name: f for f in option_fields(ExperimentSettings)}
+    source = {f.name: f for f in option_fields(SinGANSegSynthesisSettings)}
+    for name in ("tumour_shift", "style_steps", "style_weights"):
+        assert fields[name].metadata == source[name].metadata and fields[name].default == source[name].default
+    parser = subcommands(build_parser())["evaluate"]
+    help_text = " ".join(parser.format_help().split())
+    assert "new tumour layout per sample" in help_text
+    from monai_singanseg.cli.evaluate import settings_from_args
+
+    base = ["--data", "d", "--out", "o"]
+    assert settings_from_args(parser.parse_args(base)).tumour_shift == SinGANSegSynthesisSettings().tumour_shift
+    off = settings_from_args(parser.parse_args([*base, "--tumour-shift", "off"]))
+    assert off.tumour_shift is None and _singanseg_dataset(off, None).options.tumour_shift is None
+    shifted = settings_from_args(parser.parse_args([*base, "--quick", "--tumour-shift", "0.3"]))
+    assert _singanseg_dataset(shifted, None).options.tumour_shift == 0.3
+    with pytest.raises(ValueError, match=r"--tumour-shift\) must be a number in \[0, 1\]"):
+        settings_from_args(parser.parse_args([*base, "--tumour-shift", "2"]))
+    with pytest.raises(AttributeError, match="no option 'nothing'"):
+        option_from(SinGANSegSynthesisSettings, "nothing")
 
 
 def test_no_two_options_of_a_command_share_a_destination():

@@ -31,6 +31,7 @@ EXPERIMENT_OPTIONS = (
     "singan_iters",
     "samples_per_model",
     "singan_start_scale",
+    "tumour_shift",
     "style_methods",
     "style_steps",
     "style_weights",

@@ -8,7 +8,7 @@ from typing import Any
 
 from monai_singanseg.engines.pix2pix import Pix2PixSettings
 from monai_singanseg.evaluation.segmentation import SegmentationSettings
-from monai_singanseg.options import MAX_SEED, Settings, check_options, option
+from monai_singanseg.options import MAX_SEED, Settings, check_options, option, option_from
 from monai_singanseg.synthesis import SinGANSegSynthesisSettings
 from monai_singanseg.transforms.style import STYLE_METHODS
 
@@ -66,8 +66,9 @@ class ExperimentSettings(Settings):
         help="add SinGAN-Seg + style-transfer training sets (singanseg+style:M, real{k}+singanseg+style:M) for these "
         "methods; the style image is each model's reconstruction of its training slice",
     )
-    style_steps: int = option(100, low=0, high=10000, help="optimisation steps of the network style methods")
-    style_weights: str | None = option(None, metavar="FILE", help="VGG-19 weights file for the vgg19 style methods")
+    style_steps: int = option_from(SinGANSegSynthesisSettings, "style_steps")
+    style_weights: str | None = option_from(SinGANSegSynthesisSettings, "style_weights")
+    tumour_shift: float | None = option_from(SinGANSegSynthesisSettings, "tumour_shift")
     pix2pix_epochs: int = option(
         60, low=1, high=10**5, help="training epochs of each renderer (the pix2pix U-Net and SPADE sets)"
     )

@@ -27,7 +27,7 @@ def _singanseg_dataset(settings: ExperimentSettings, slices_per_case: int | None
         label_map=settings.label_map,
         channel_names=settings.channel_names,
         training=SinGANSegSettings(iters=settings.singan_iters),
-        options=SinGANSegSynthesisSettings(start_scale=settings.singan_start_scale),
+        options=SinGANSegSynthesisSettings(start_scale=settings.singan_start_scale, tumour_shift=settings.tumour_shift),
         val_fraction=0.0,  # every synthetic case trains; the experiment validates on real cases
     )
 
@@ -48,6 +48,7 @@ def _styled(
     """
     options = SinGANSegSynthesisSettings(
         start_scale=settings.singan_start_scale,
+        tumour_shift=settings.tumour_shift,
         style=method,
         style_steps=settings.style_steps,
         style_weights=settings.style_weights,
