@@ -18,11 +18,11 @@ from helpers import REPO, brats2013_item, tiny_experiment
 def test_singanseg_models_are_trained_once_per_case_reused_by_the_folds_and_only_where_needed(shared_data, tmp_path):
     """Three BRATS-2013 cases, two folds sharing one SinGAN-Seg cache: the case both folds train on is trained once;
     a fold trained afresh (another cache) gives the same synthetic slices and the same scores; sets that need no
-    pix2pix train none."""
+    pix2pix train none, and k = 2 without a requested real2+singanseg set trains no second small-data model."""
     from monai_singanseg.evaluation.fold import run_fold
 
     items = [brats2013_item(c) for c in ("brats_2013_pat0001_1", "brats_2013_pat0002_1", "brats_2013_pat0003_1")]
-    settings = tiny_experiment(training_sets=("real", "singanseg", "real1+singanseg"))
+    settings = tiny_experiment(training_sets=("real", "singanseg", "real1+singanseg"), k_values=(1, 2))
     cache, models = tmp_path / "cache", tmp_path / "models"
 
     def fold(f: int, prefix: str, model_cache: Path) -> tuple[dict, dict]:
@@ -53,6 +53,15 @@ def test_singanseg_models_are_trained_once_per_case_reused_by_the_folds_and_only
     assert torch.equal(grids["singanseg"].labels, fresh_grids["singanseg"].labels)
     for name in settings.training_sets:
         assert afresh["runs"][name]["runs"]["0"]["WT"] == second["runs"][name]["runs"]["0"]["WT"], name
+
+
+def test_a_fold_trains_the_small_data_models_its_requested_sets_use():
+    from monai_singanseg.evaluation.settings import needed_generators, small_data_models
+
+    assert small_data_models(["real", "real5", "real1+singanseg", "singanseg"]) == 1
+    assert small_data_models(["real1+singanseg", "real5+singanseg+style:histogram"]) == 5
+    assert small_data_models(["real", "real5", "singanseg+style:histogram", "real+synthetic"]) == 0
+    assert needed_generators(["real5"]) == set() and needed_generators(["real2+singanseg"]) == {"small_singanseg"}
 
 
 def test_fold_processes_sharing_the_cache_train_a_model_once(brats_item, tmp_path):

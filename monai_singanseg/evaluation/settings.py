@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ __all__ = [
     "style_set_name",
     "training_set_names",
     "needed_generators",
+    "small_data_models",
 ]
 
 #: the label-to-image renderers' training sets and the generator architecture that renders each (one model per
@@ -190,6 +192,13 @@ def needed_generators(set_names: Sequence[str]) -> set[str]:
             needed.add("pix2pix")
         if base in RENDERER_SETS:
             needed.add(base)
-        if base.startswith("real") and base.endswith("+singanseg"):
+        if small_data_models([name]):
             needed.add("small_singanseg")
     return needed
+
+
+def small_data_models(set_names: Sequence[str]) -> int:
+    """How many of the small-data slices the training sets ``set_names`` need a SinGAN-Seg model of: the largest k of
+    a ``real{k}+singanseg`` set among them (with or without style transfer), 0 without one."""
+    counts = [re.fullmatch(r"real(\d+)\+singanseg", name.split("+style:")[0]) for name in set_names]
+    return max((int(m.group(1)) for m in counts if m), default=0)

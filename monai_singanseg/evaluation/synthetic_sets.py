@@ -11,7 +11,13 @@ from typing import Any
 
 from monai_singanseg.engines.singanseg import SinGANSegSettings
 from monai_singanseg.evaluation.generator_cache import cached_slice_models, synthesize_all
-from monai_singanseg.evaluation.settings import RENDERER_SETS, ExperimentSettings, needed_generators, style_set_name
+from monai_singanseg.evaluation.settings import (
+    RENDERER_SETS,
+    ExperimentSettings,
+    needed_generators,
+    small_data_models,
+    style_set_name,
+)
 from monai_singanseg.evaluation.slice_sets import SliceSet, evenly, synthetic_slices
 from monai_singanseg.farm import DatasetSettings
 from monai_singanseg.synthesis import SinGANSegSynthesisSettings, singanseg_synthesis, synthesize
@@ -147,7 +153,7 @@ def make_synthetic_sets(
             models += slice_models(item, case_slices[item["name"]][: settings.singan_slices])
         folders["singanseg"] = [str(folder) for folder, _, _ in models]
         sets["singanseg"] = synthetic_slices([folder for folder, _, _ in models], size)
-    small_slices = list(case_slices[items[0]["name"]][: max(settings.k_values, default=0)])
+    small_slices = list(case_slices[items[0]["name"]][: small_data_models(settings.requested_sets())])
     small_models: dict[int, tuple[Path, dict[str, Any], int]] = {}
     if "small_singanseg" in needed:
         log(f"  synthesize: SinGAN-Seg on the small-data slices {list(small_slices)} of {items[0]['name']}")
@@ -178,7 +184,8 @@ def make_synthetic_sets(
     if "singanseg" in sets and "pix2pix" in sets:
         sets["synthetic"] = SliceSet.concat([sets["singanseg"], sets["pix2pix"]])
     small: dict[tuple[int, str | None], SliceSet] = {}
-    for k in settings.k_values if small_models else ():
+    small_k = [k for k in settings.k_values if k <= len(small_models)]  # the k of the requested small-data sets
+    for k in small_k:
         wanted = [small_models[z] for z in small_slices[:k]]
         small[(k, None)] = synthetic_slices([folder for folder, _, _ in wanted], size)
     for method in settings.style_methods:
@@ -190,7 +197,7 @@ def make_synthetic_sets(
         if small_models:
             out = fold_dir / f"small_singanseg+style-{method}"
             _styled(list(small_models.values()), method, out, settings, device, overwrite)
-            for k in settings.k_values:
+            for k in small_k:
                 small[(k, method)] = synthetic_slices([out / small_models[z][1]["id"] for z in small_slices[:k]], size)
         timing[f"style:{method}"] = time.perf_counter() - t0
     return SyntheticSets(sets, small, models, folders, counts, timing)
