@@ -30,6 +30,26 @@ def test_generator_and_critic_shapes(spatial_dims, channels, shape):
     assert critic(out).shape == (2, 1, *shape)
 
 
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_with_pad_as_background_the_input_padding_reads_as_the_background(spatial_dims):
+    """A background-only input (-1 in every channel): with ``pad_as_background`` the first convolution block of the
+    generator and of the critic gives the same features at the border as inside, as for an image that goes on beyond
+    its frame; without it the padding is a 0 (a tumour probability of 0.5) beside the -1 and the border differs."""
+    torch.manual_seed(0)
+    background = -torch.ones(1, 3, *(12,) * spatial_dims)
+    for flag in (True, False):
+        for net in (SinGANGenerator, SinGANCritic):
+            module = net(spatial_dims, 3, features=8, pad_as_background=flag).eval()
+            with torch.no_grad():
+                features = module.body[0](background + module.input_shift).flatten(2)
+            spread = float((features.amax(-1) - features.amin(-1)).amax())  # over space, per feature map
+            assert (spread == 0.0) if flag else (spread > 0.1), (net.__name__, flag, spread)
+    pyramid = SinGANPyramid(spatial_dims, 3, [8, 8], pad_as_background=True)
+    assert all(g.input_shift == 1.0 for g in pyramid.generators)
+    assert pyramid.add_scale(8).input_shift == 1.0
+    assert SinGANPyramid(spatial_dims, 3, [8]).generators[0].input_shift == 0.0
+
+
 def test_generator_is_conv_bn_lrelu_stack_with_tanh_head():
     gen = SinGANGenerator(2, 7, features=32, num_layers=5)
     convs = [m for m in gen.modules() if isinstance(m, torch.nn.Conv2d)]

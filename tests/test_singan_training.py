@@ -60,6 +60,29 @@ def test_tiny_training_gives_loadable_complete_model(tiny_model):
     assert cfg.training["schedule"] == "fast"
 
 
+def test_new_models_pad_as_background_and_older_files_keep_their_zero_padding(tiny_model, tmp_path):
+    """A model trained now records ``pad_as_background`` and samples with it; a file written before the option (no
+    such key) loads with it off, and its networks run as they were trained."""
+    from monai_singanseg.inferers import SinGANSegSampler
+
+    cfg = load_model_file(tiny_model, expected_kind="singanseg").config
+    assert cfg.pad_as_background is True and cfg.training["pad_as_background"] is True
+    sampler = SinGANSegSampler(tiny_model)
+    assert all(g.input_shift == 1.0 for g in sampler.pyramid.generators)
+    payload = torch.load(tiny_model, weights_only=True)
+    del payload["config"]["pad_as_background"]
+    del payload["config"]["training"]["pad_as_background"]
+    older = tmp_path / "older.pt"
+    torch.save(payload, older)
+    old = SinGANSegSampler(older)
+    assert old.config.pad_as_background is False and all(g.input_shift == 0.0 for g in old.pyramid.generators)
+    assert not torch.allclose(old.reconstruction(), sampler.reconstruction())  # the same weights, padded as trained
+    payload["config"]["pad_as_background"] = "yes"
+    torch.save(payload, older)
+    with pytest.raises(ValueError, match="pad_as_background.*true or false"):
+        load_model_file(older, expected_kind="singanseg")
+
+
 def test_training_is_deterministic_and_refuses_to_overwrite(real_slice, tiny_model, tmp_path):
     gan, meta = real_slice
     again = SinGANSegTrainer(SinGANSegSettings(**TINY), device="cpu", progress=False).fit(gan, tmp_path / "m.pt", meta)

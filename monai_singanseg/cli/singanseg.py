@@ -23,7 +23,15 @@ __all__ = ["add_parsers", "run_train", "run_generate"]
 #: what a model learns from on the command line (declared in :class:`DatasetSettings`, as ``synthesize`` reads them).
 PREPARE_OPTIONS = ("volume", "box", "max_size")
 #: the training settings on the command line (declared in :class:`SinGANSegSettings`).
-TRAINING_OPTIONS = ("min_size", "iters", "coarsest_iters", "label_area_weight", "schedule", "num_stages")
+TRAINING_OPTIONS = (
+    "min_size",
+    "iters",
+    "coarsest_iters",
+    "label_area_weight",
+    "schedule",
+    "num_stages",
+    "pad_as_background",
+)
 #: the sampling settings on the command line (declared in :class:`SinGANSegSynthesisSettings`).
 SAMPLING_OPTIONS = (
     "start_scale",

@@ -71,7 +71,9 @@ class SinGANSegSampler:
         self.sizes: list[list[int]] = [list(s) for s in cfg.scale_sizes[:n]]
         self.amplitudes: list[float] = [float(a) for a in cfg.noise_amplitudes[:n]]
         with forked_rng("cpu"):  # the initial weights are overwritten: draw them without touching the caller's stream
-            self.pyramid = SinGANPyramid(cfg.spatial_dims, cfg.channels, cfg.features[:n], cfg.num_layers)
+            self.pyramid = SinGANPyramid(
+                cfg.spatial_dims, cfg.channels, cfg.features[:n], cfg.num_layers, cfg.pad_as_background
+            )
         try:
             self.pyramid.load_state_dict(self.model.state["generator"])
             self.rec_noise = self.model.tensors["reconstruction_noise"].float().to(self.device)

@@ -148,6 +148,8 @@ class SinGANSegModelConfig(ModelConfig):
         scale_sizes: spatial size of every scale, coarse to fine.
         features: feature width of every scale's generator.
         num_layers: convolutions per generator.
+        pad_as_background: the networks' input is shifted by +1 so that zero padding reads as background (False in
+            model files written before the option existed).
         noise_amplitudes: noise amplitude of every trained scale.
         finished_scales: scales trained so far.
         num_scales: scales in all.
@@ -178,6 +180,7 @@ class SinGANSegModelConfig(ModelConfig):
     scale_sizes: list[list[int]]
     features: list[int]
     num_layers: int
+    pad_as_background: bool = False
     noise_amplitudes: list[float]
     finished_scales: int
     num_scales: int
@@ -222,6 +225,8 @@ class SinGANSegModelConfig(ModelConfig):
             raise _fail(k, "scale_sizes", self.scale_sizes, f"a list of {self.spatial_dims}-entry sizes")
         self.features = _ints(k, "features", self.features, 1)
         self.num_layers = _int(k, "num_layers", self.num_layers, 1)
+        if not isinstance(self.pad_as_background, bool):
+            raise _fail(k, "pad_as_background", self.pad_as_background, "true or false")
         self.noise_amplitudes = [
             _float(k, "noise_amplitudes", a) for a in _list(k, "noise_amplitudes", self.noise_amplitudes)
         ]

@@ -4,6 +4,11 @@ Every scale holds a small fully-convolutional generator that refines the upsampl
 below: ``out = up(prev) + G(z + up(prev))`` (residual), and a patch critic of the same shape with a
 1-channel head. The tensor they see is image channels followed by one-hot tumour-class channels, all in
 [-1, 1], so every sample is an (image, label) pair. Both 2D (the product) and 3D work (``spatial_dims``).
+
+The convolutions pad with zeros. In the GAN range the background of every channel is -1 and 0 is a tumour
+probability of 0.5, so with ``pad_as_background`` the networks see their input shifted by +1: the padding of the
+input then reads as the background beyond the slice's edge, as it does in the image itself (the hidden layers still
+pad their features with zeros).
 """
 
 from __future__ import annotations
@@ -126,9 +131,12 @@ class SinGANGenerator(nn.Module):
         channels: channels of the GAN tensor (image channels + one-hot label channels).
         features: feature width of the hidden layers.
         num_layers: convolutions in total (SinGAN: 5 = 4 Conv-BN-LeakyReLU blocks + the Tanh head).
+        pad_as_background: shift the input by +1 so that its zero padding reads as background (-1).
     """
 
-    def __init__(self, spatial_dims: int, channels: int, features: int = 32, num_layers: int = 5) -> None:
+    def __init__(
+        self, spatial_dims: int, channels: int, features: int = 32, num_layers: int = 5, pad_as_background: bool = False
+    ) -> None:
         super().__init__()
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
@@ -136,6 +144,7 @@ class SinGANGenerator(nn.Module):
             raise ValueError(f"num_layers must be >= 2, got {num_layers}")
         self.spatial_dims = spatial_dims
         self.channels = channels
+        self.input_shift = 1.0 if pad_as_background else 0.0
         self.body = _conv_stack(spatial_dims, channels, features, num_layers)
         self.head = Convolution(spatial_dims, features, channels, kernel_size=3, act="tanh", adn_ordering="A")
         use_fast_cpu_conv3d(self)
@@ -147,7 +156,7 @@ class SinGANGenerator(nn.Module):
         """
         if prev is None:
             prev = torch.zeros_like(z)
-        return prev + self.head(self.body(z + prev))
+        return prev + self.head(self.body(z + prev + self.input_shift))
 
 
 class SinGANCritic(nn.Module):
@@ -158,19 +167,23 @@ class SinGANCritic(nn.Module):
         channels: channels of the GAN tensor.
         features: feature width.
         num_layers: convolutions in total, head included.
+        pad_as_background: shift the input by +1 so that its zero padding reads as background (-1).
     """
 
-    def __init__(self, spatial_dims: int, channels: int, features: int = 32, num_layers: int = 5) -> None:
+    def __init__(
+        self, spatial_dims: int, channels: int, features: int = 32, num_layers: int = 5, pad_as_background: bool = False
+    ) -> None:
         super().__init__()
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
+        self.input_shift = 1.0 if pad_as_background else 0.0
         self.body = _conv_stack(spatial_dims, channels, features, num_layers)
         self.head = Convolution(spatial_dims, features, 1, kernel_size=3, conv_only=True)
         use_fast_cpu_conv3d(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """A patch score map ``(N, 1, *spatial)``."""
-        return self.head(self.body(x))
+        return self.head(self.body(x + self.input_shift))
 
 
 class SinGANPyramid(nn.Module):
@@ -181,13 +194,22 @@ class SinGANPyramid(nn.Module):
         channels: channels of the GAN tensor.
         features: feature width of each scale's generator (its length is the number of scales).
         num_layers: convolutions per generator.
+        pad_as_background: every generator's input is shifted by +1 so that the zero padding reads as background.
     """
 
-    def __init__(self, spatial_dims: int, channels: int, features: Sequence[int] = (), num_layers: int = 5) -> None:
+    def __init__(
+        self,
+        spatial_dims: int,
+        channels: int,
+        features: Sequence[int] = (),
+        num_layers: int = 5,
+        pad_as_background: bool = False,
+    ) -> None:
         super().__init__()
         self.spatial_dims = spatial_dims
         self.channels = channels
         self.num_layers = num_layers
+        self.pad_as_background = pad_as_background
         self.generators = nn.ModuleList()
         for f in features:
             self.add_scale(f)
@@ -199,7 +221,7 @@ class SinGANPyramid(nn.Module):
 
     def add_scale(self, features: int) -> SinGANGenerator:
         """Append a finer scale's generator; it starts from the previous scale's weights when widths agree."""
-        gen = SinGANGenerator(self.spatial_dims, self.channels, features, self.num_layers)
+        gen = SinGANGenerator(self.spatial_dims, self.channels, features, self.num_layers, self.pad_as_background)
         if self.generators:
             last = self.generators[-1]
             if all(a.shape == b.shape for a, b in zip(last.state_dict().values(), gen.state_dict().values())):
@@ -255,6 +277,7 @@ class SinGANSampleNetwork(SinGANPyramid):
         sizes: spatial size of each scale, coarse to fine.
         amplitudes: noise amplitude of each scale.
         num_layers: convolutions per generator.
+        pad_as_background: as :class:`SinGANPyramid`.
 
     Raises:
         ValueError: ``features``, ``sizes`` and ``amplitudes`` differ in length or are empty.
@@ -268,13 +291,14 @@ class SinGANSampleNetwork(SinGANPyramid):
         sizes: Sequence[Sequence[int]],
         amplitudes: Sequence[float],
         num_layers: int = 5,
+        pad_as_background: bool = False,
     ) -> None:
         if not len(features) == len(sizes) == len(amplitudes) > 0:
             raise ValueError(
                 f"features, sizes and amplitudes need one entry per scale, got {len(features)}, {len(sizes)} and "
                 f"{len(amplitudes)}"
             )
-        super().__init__(spatial_dims, channels, features, num_layers)
+        super().__init__(spatial_dims, channels, features, num_layers, pad_as_background)
         self.sizes = [[int(s) for s in size] for size in sizes]
         self.amplitudes = [float(a) for a in amplitudes]
 

@@ -59,6 +59,7 @@ def new_model_config(
         scale_sizes=sizes,
         features=features,
         num_layers=settings.num_layers,
+        pad_as_background=settings.pad_as_background,
         noise_amplitudes=[],
         finished_scales=0,
         num_scales=len(sizes),
@@ -95,6 +96,7 @@ def load_checkpoint(
     # settings added later: what files written before them did
     old_train.setdefault("coarsest_iters", old_train.get("iters"))
     old_train.setdefault("label_area_weight", 0.0)
+    old_train.setdefault("pad_as_background", False)
     for key in RESUME_KEYS:
         if old_train.get(key) != new_train.get(key):
             raise ModelFileError(

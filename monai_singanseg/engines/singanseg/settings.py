@@ -39,6 +39,7 @@ RESUME_KEYS = (
     "max_features",
     "double_every",
     "num_layers",
+    "pad_as_background",
     "concurrent_stages",
     "lr_scale",
     "seed",
@@ -102,6 +103,13 @@ class SinGANSegSettings(Settings):
     max_features: int = option(128, low=1, high=4096, help="cap on the feature width")
     double_every: int = option(4, low=1, high=64, help="the width doubles every this many scales")
     num_layers: int = option(5, low=2, high=32, help="convolutions per generator and critic")
+    pad_as_background: bool = option(
+        True,
+        help="the networks see their input shifted by +1, so that their convolutions' zero padding reads as the "
+        "background (-1) of every channel, as the image beyond a slice's edge is; off: as model files written before "
+        "this option, whose padding reads as a tumour probability of 0.5 (undertrained, they draw tumour along the "
+        "image border)",
+    )
     concurrent_stages: int = option(3, low=1, high=32, help="stages trained together (fast)")
     lr_scale: float = option(0.1, low=0.0, help="learning-rate factor per lower concurrent stage (fast)")
     seed: int = option(

@@ -166,7 +166,9 @@ class BatchedSinGANSegTrainer:
         ]
         models = []
         for seed, out, config in zip(seeds, outs, configs):
-            pyramid = SinGANPyramid(config.spatial_dims, config.channels, (), s.num_layers).to(dev)
+            pyramid = SinGANPyramid(
+                config.spatial_dims, config.channels, (), s.num_layers, config.pad_as_background
+            ).to(dev)
             if resume and out.exists():
                 with forked_rng(dev):  # the finished scales' initial weights are overwritten by the checkpoint's
                     model = load_checkpoint(seed, out, config, pyramid, dev)
@@ -251,7 +253,13 @@ class BatchedSinGANSegTrainer:
                     amps.append(float(s.noise_ratio * torch.sqrt(F.mse_loss(rec_prev, pyr_reals[k][m]))))
             with forked_rng(dev, model.seed + k):
                 model.pyramid.add_scale(feat).to(dev)
-                critic = SinGANCritic(model.pyramid.spatial_dims, model.pyramid.channels, feat, s.num_layers).to(dev)
+                critic = SinGANCritic(
+                    model.pyramid.spatial_dims,
+                    model.pyramid.channels,
+                    feat,
+                    s.num_layers,
+                    model.pyramid.pad_as_background,
+                ).to(dev)
                 state = model.critic_state
                 if state and all(critic.state_dict()[n].shape == v.shape for n, v in state.items()):
                     critic.load_state_dict(state)
