@@ -9,7 +9,9 @@ from the source files recorded in the model file):
 - SWD (image channels) vs the real slice, diversity (mean pairwise 1 - SSIM), memorisation (max NCC with the
   real slice, mean and max over the samples, and the share above 0.95);
 - layout variety: mean IoU of a sample's tumour mask (any class) with the real slice's, and the spread
-  (standard deviation, pixels) of the tumour's centre over the samples, per axis.
+  (standard deviation, pixels) of the tumour's centre over the samples, per axis;
+- defects: tumour pixels on the frame (the outermost rows and columns) per sample, against the real slice's, and the
+  share of near-empty samples (brain area below a quarter of the real slice's).
 
 Each start scale is measured with the model's own layout (``--tumour-shift off``) and/or with new tumour layouts
 (``--tumour-shift 0.15``: :class:`~monai_singanseg.transforms.gan.RandTumourDisplacement`); both by default.
@@ -17,7 +19,7 @@ Each start scale is measured with the model's own layout (``--tumour-shift off``
 Usage::
 
     python benchmarks/singanseg_quality.py MODEL [--num 50] [--start-scales 0 1] [--seed 0] [--threads 1]
-        [--tumour-shift off 0.15] [--sheet DIR]
+        [--tumour-shift off 0.15] [--sheet DIR] [--label-map 3:1]
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 import torch
 from common import add_threads
 
+from monai_singanseg.cli.options import add_run_options, parse_label_map
 from monai_singanseg.inferers import SinGANSegSampler
 from monai_singanseg.metrics import (
     diversity,
@@ -42,14 +45,20 @@ from monai_singanseg.synthesis import singanseg_training_input
 FOREGROUND_LEVEL = -0.9
 
 
-def real_slice(sampler: SinGANSegSampler) -> tuple[torch.Tensor, torch.Tensor]:
-    """The training slice as (image channels (1, Ci, H, W) in [-1, 1], class-index label (1, 1, H, W))."""
+def real_slice(sampler: SinGANSegSampler, label_map: dict[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training slice as (image channels (1, Ci, H, W) in [-1, 1], class-index label (1, 1, H, W)); ``label_map``
+    as the model was trained with (e.g. ``{3: 1}`` for BRATS-2013's label 3)."""
     cfg = sampler.config
     files = cfg.source_files
     image = files[:-1] if len(files) > 2 else files[0]
     index = cfg.source_slice_index
     gan, _ = singanseg_training_input(
-        image, files[-1], "auto" if index is None else index, max(cfg.source_size), label_values=cfg.label_values
+        image,
+        files[-1],
+        "auto" if index is None else index,
+        max(cfg.source_size),
+        label_values=cfg.label_values,
+        label_map=label_map,
     )
     images, labels = sampler.split(gan[None])
     return images, labels
@@ -59,6 +68,13 @@ def brain_area(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Non-background pixels per item ``(N,)``."""
     fg = (images > FOREGROUND_LEVEL).any(dim=1) | (labels[:, 0] > 0)
     return fg.flatten(1).sum(1).float()
+
+
+def frame_pixels(masks: torch.Tensor) -> torch.Tensor:
+    """Pixels of each ``(N, H, W)`` mask on the frame (its outermost rows and columns), ``(N,)``."""
+    inner = torch.zeros_like(masks)
+    inner[:, 1:-1, 1:-1] = masks[:, 1:-1, 1:-1]
+    return (masks & ~inner).flatten(1).sum(1).float()
 
 
 def centres(masks: torch.Tensor) -> torch.Tensor:
@@ -101,6 +117,9 @@ def quality(
         "iou_mean": float(iou.mean()),
         "centre_sd_row": float(spread[0]),
         "centre_sd_col": float(spread[1]),
+        "frame_tumour": float(frame_pixels(masks).mean()),
+        "real_frame_tumour": float(frame_pixels(real_mask[None])[0]),
+        "near_empty": float((brain < 0.25).float().mean()),
     }
     return figures, images, labels
 
@@ -120,10 +139,11 @@ def main() -> None:
     )
     parser.add_argument("--sheet", type=Path, default=None, help="write DIR/samples_s<k>.png contact sheets")
     parser.add_argument("--overwrite", action="store_true", help="replace existing contact sheets")
+    add_run_options(parser, "--label-map", label_map="label values replaced on load, as the model was trained with")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     sampler = SinGANSegSampler(args.model, device="cpu")
-    real_img, real_lab = real_slice(sampler)
+    real_img, real_lab = real_slice(sampler, parse_label_map(args.label_map))
     cfg = sampler.config
     print(
         f"{args.model}: scales {[s[0] for s in cfg.scale_sizes]}, training {cfg.training}, "
@@ -157,7 +177,9 @@ def report(fig: dict[str, float]) -> str:
         f"{fig['centre_sd_col']:.1f} px, brain area ratio {fig['brain_ratio_mean']:.2f} +- "
         f"{fig['brain_ratio_sd']:.2f}, "
         f"SWD {fig['swd']:.4f}, diversity {fig['diversity']:.3f}, NCC mean {fig['ncc_mean']:.3f} max "
-        f"{fig['ncc_max']:.3f}, NCC > 0.95 {fig['ncc_over_095']:.0%}"
+        f"{fig['ncc_max']:.3f}, NCC > 0.95 {fig['ncc_over_095']:.0%}; tumour px on the frame "
+        f"{fig['frame_tumour']:.1f} per sample (real {fig['real_frame_tumour']:.0f}), "
+        f"near-empty {fig['near_empty']:.0%}"
     )
 
 

@@ -22,6 +22,7 @@ from monai.data import load_decathlon_datalist
 
 from monai_singanseg.data import demo_case
 from monai_singanseg.engines.pix2pix import recorded_settings
+from monai_singanseg.engines.singanseg import recorded_training
 from monai_singanseg.io.modelfile import load_model_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,9 +66,9 @@ def command_overrides(command: str) -> dict[str, object]:
     return values
 
 
-#: a bundle's training settings: the config key of its settings object, the model config field recording them
-#: (pix2pix: through ``recorded_settings``, which fills settings added after a file was written).
-SETTINGS_KEYS = {"singanseg": ("settings", "training"), "pix2pix": ("train_settings", "settings")}
+#: a bundle's training settings: the config key of its settings object (the model file's recorded settings are read
+#: through ``recorded_settings`` / ``recorded_training``, which fill settings added after a file was written).
+SETTINGS_KEYS = {"singanseg": "settings", "pix2pix": "train_settings"}
 
 
 @pytest.mark.parametrize("name", BUNDLES)
@@ -84,10 +85,9 @@ def test_the_shipped_model_is_what_the_bundles_own_training_config_makes(name):
     parser["bundle_root"] = str(REPO / "bundles" / name)
     for key, value in command_overrides(command).items():  # e.g. --dataset_dir: the data the command names
         parser[key] = str(REPO / value) if key.endswith("_dir") else value
-    key, field = SETTINGS_KEYS[name]
-    settings = parser.get_parsed_content(key)
+    settings = parser.get_parsed_content(SETTINGS_KEYS[name])
     shipped = load_model_file(REPO / "bundles" / name / "models" / f"{name}.pt").config
-    recorded = recorded_settings(shipped).to_dict() if name == "pix2pix" else getattr(shipped, field)
+    recorded = recorded_settings(shipped).to_dict() if name == "pix2pix" else recorded_training(shipped)
     assert recorded == settings.to_dict()
     if name == "singanseg":
         case = parser.get_parsed_content("datalist")[parser.get_parsed_content("case_index")]

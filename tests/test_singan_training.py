@@ -60,23 +60,28 @@ def test_tiny_training_gives_loadable_complete_model(tiny_model):
     assert cfg.training["schedule"] == "fast"
 
 
-def test_new_models_pad_as_background_and_older_files_keep_their_zero_padding(tiny_model, tmp_path):
-    """A model trained now records ``pad_as_background`` and samples with it; a file written before the option (no
-    such key) loads with it off, and its networks run as they were trained."""
+def test_pad_as_background_is_recorded_and_files_without_it_keep_their_zero_padding(real_slice, tiny_model, tmp_path):
+    """A model trained with ``pad_as_background`` records it and samples with it; the default model and a file written
+    before the option (no such key) run with plain zero padding."""
     from monai_singanseg.inferers import SinGANSegSampler
 
-    cfg = load_model_file(tiny_model, expected_kind="singanseg").config
+    gan, meta = real_slice
+    shifted = SinGANSegTrainer(SinGANSegSettings(**TINY, pad_as_background=True), device="cpu", progress=False).fit(
+        gan, tmp_path / "shifted.pt", meta
+    )
+    cfg = load_model_file(shifted, expected_kind="singanseg").config
     assert cfg.pad_as_background is True and cfg.training["pad_as_background"] is True
-    sampler = SinGANSegSampler(tiny_model)
+    sampler = SinGANSegSampler(shifted)
     assert all(g.input_shift == 1.0 for g in sampler.pyramid.generators)
-    payload = torch.load(tiny_model, weights_only=True)
+    assert load_model_file(tiny_model).config.pad_as_background is False
+    payload = torch.load(shifted, weights_only=True)
     del payload["config"]["pad_as_background"]
     del payload["config"]["training"]["pad_as_background"]
     older = tmp_path / "older.pt"
     torch.save(payload, older)
     old = SinGANSegSampler(older)
     assert old.config.pad_as_background is False and all(g.input_shift == 0.0 for g in old.pyramid.generators)
-    assert not torch.allclose(old.reconstruction(), sampler.reconstruction())  # the same weights, padded as trained
+    assert not torch.allclose(old.reconstruction(), sampler.reconstruction())  # the same weights, another padding
     payload["config"]["pad_as_background"] = "yes"
     torch.save(payload, older)
     with pytest.raises(ValueError, match="pad_as_background.*true or false"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from monai_singanseg.engines.singanseg.checkpoint import recorded_training
 from monai_singanseg.engines.singanseg.losses import gradient_penalty, label_area_loss
 from monai_singanseg.engines.singanseg.pyramid import pyramid_sizes, real_pyramid
 from monai_singanseg.engines.singanseg.scale_loop import mean_losses
@@ -34,4 +35,5 @@ __all__ = [
     "SinGANSegTrainer",
     "SinGANSegWorkflow",
     "mean_losses",
+    "recorded_training",
 ]

@@ -15,7 +15,7 @@ from monai_singanseg.io.model_config import SinGANSegModelConfig
 from monai_singanseg.io.modelfile import ModelFileError, load_model_file, save_model_file
 from monai_singanseg.networks.singan import SinGANCritic, SinGANPyramid
 
-__all__ = ["ModelInTraining", "new_model_config", "load_checkpoint", "save_checkpoints"]
+__all__ = ["ModelInTraining", "new_model_config", "recorded_training", "load_checkpoint", "save_checkpoints"]
 
 
 @dataclass
@@ -70,6 +70,17 @@ def new_model_config(
     return config
 
 
+def recorded_training(config: SinGANSegModelConfig) -> dict[str, Any]:
+    """The training settings a model file was trained with: its recorded ones, and for settings added after it was
+    written, what files written before them did (coarsest iterations = ``iters``, no label-area loss, no input
+    shift)."""
+    training = dict(config.training)
+    training.setdefault("coarsest_iters", training.get("iters"))
+    training.setdefault("label_area_weight", 0.0)
+    training.setdefault("pad_as_background", config.pad_as_background)
+    return training
+
+
 def load_checkpoint(
     seed: int, path: Path, config: SinGANSegModelConfig, pyramid: SinGANPyramid, device: torch.device
 ) -> ModelInTraining:
@@ -92,11 +103,7 @@ def load_checkpoint(
             f"{str(config.data_hash)[:12]}...); "
             "pass the same inputs, or --overwrite to start afresh"
         )
-    old_train, new_train = dict(old.training), config.training
-    # settings added later: what files written before them did
-    old_train.setdefault("coarsest_iters", old_train.get("iters"))
-    old_train.setdefault("label_area_weight", 0.0)
-    old_train.setdefault("pad_as_background", False)
+    old_train, new_train = recorded_training(old), config.training
     for key in RESUME_KEYS:
         if old_train.get(key) != new_train.get(key):
             raise ModelFileError(
