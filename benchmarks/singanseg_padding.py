@@ -25,7 +25,7 @@ from singanseg_quality import quality, real_slice
 
 from monai_singanseg.evaluation.generator_cache import cached_case_dataset
 from monai_singanseg.evaluation.settings import ExperimentSettings
-from monai_singanseg.evaluation.synthetic_sets import _singanseg_dataset
+from monai_singanseg.evaluation.synthetic_sets import singanseg_dataset_settings
 from monai_singanseg.inferers import SinGANSegSampler
 
 #: the evaluation's small-data slices of its first two BRATS-2013 cases (``evaluate``'s ``spread`` order, k = 5).
@@ -43,7 +43,7 @@ def train(item: dict, z: int, pad_as_background: bool, out: Path) -> Path:
     settings = ExperimentSettings(
         size=64, singan_iters=40, samples_per_model=10, label_map=LABEL_MAP, channel_names=("flair", "t1ce")
     )
-    dataset = _singanseg_dataset(settings, None)
+    dataset = singanseg_dataset_settings(settings, None)
     dataset = dataclasses.replace(
         dataset, training=dataclasses.replace(dataset.training, pad_as_background=pad_as_background)
     )

@@ -93,15 +93,21 @@ def option(default: Any = MISSING, *, help: str, default_factory: Any = MISSING,
 def option_from(cls: type, name: str) -> Any:
     """The option ``name`` of the settings class ``cls`` as a field of another settings class: the same default,
     help, bounds and flag, so that a setting passed on from one class to the other is declared once."""
-    source = next((f for f in option_fields(cls) if f.name == name), None)
-    if source is None:
-        raise AttributeError(f"{cls.__name__} has no option {name!r}")
+    source = _option_field(cls, name, AttributeError)
     return field(default=source.default, default_factory=source.default_factory, metadata=dict(source.metadata))
 
 
 def option_fields(cls: type) -> list[Field]:
     """The fields of a settings dataclass that are declared with :func:`option`, in order."""
     return [f for f in fields(cls) if OPTION in f.metadata]
+
+
+def _option_field(cls: type, name: str, error: type[Exception] = ValueError) -> Field:
+    """The option field ``name`` of ``cls``; ``error`` (naming the class and the option) when it has none."""
+    found = next((f for f in option_fields(cls) if f.name == name), None)
+    if found is None:
+        raise error(f"{cls.__name__} has no option {name!r}")
+    return found
 
 
 def _spec(f: Field) -> OptionSpec:
@@ -261,10 +267,7 @@ def _given_names(cls: type, names: Sequence[str] | None) -> list[str]:
 def value_parser(cls: type, name: str) -> Callable[[str], Any]:
     """The parser of option ``name`` of ``cls`` from text, with its bounds and choices (e.g. for a server's
     ``--conf KEY VALUE``); it raises ValueError naming what is allowed."""
-    f = next((f for f in option_fields(cls) if f.name == name), None)
-    if f is None:
-        raise ValueError(f"{cls.__name__} has no option {name!r}")
-    spec = _spec(f)
+    spec = _spec(_option_field(cls, name))
     kind, _, _ = _shape(typing.get_type_hints(cls)[name])
 
     def parse(text: str) -> Any:
@@ -283,7 +286,7 @@ def value_parser(cls: type, name: str) -> Callable[[str], Any]:
 
 def option_help(cls: type, name: str) -> str:
     """The declared help of option ``name`` of ``cls``, with its default."""
-    f = next(f for f in option_fields(cls) if f.name == name)
+    f = _option_field(cls, name)
     return _help(_spec(f), _default(f))
 
 
@@ -317,10 +320,7 @@ def replace_given(settings: T, args: argparse.Namespace, names: Sequence[str] | 
 def option_error(cls: type, name: str, value: Any) -> str | None:
     """What is wrong with ``value`` for option ``name`` of ``cls`` ("must be ..., got ..."), or None if it is allowed
     (None always is: decided later)."""
-    f = next((f for f in option_fields(cls) if f.name == name), None)
-    if f is None:
-        raise ValueError(f"{cls.__name__} has no option {name!r}")
-    spec = _spec(f)
+    spec = _spec(_option_field(cls, name))
     if value is None:
         return None
     kind, _, many = _shape(typing.get_type_hints(cls)[name])

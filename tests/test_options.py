@@ -118,7 +118,7 @@ def test_bad_settings_are_refused_in_python_naming_the_flag(cls, changes):
 def test_a_setting_passed_on_to_another_class_keeps_its_one_declaration():
     """evaluate's ``--tumour-shift`` is synthesize's: the same default, help, bounds and 'off' spelling, and it reaches
     the SinGAN-Seg synthesis settings of the experiment's datasets."""
-    from monai_singanseg.evaluation.synthetic_sets import _singanseg_dataset
+    from monai_singanseg.evaluation.synthetic_sets import singanseg_dataset_settings
 
     fields = {f.name: f for f in option_fields(ExperimentSettings)}
     source = {f.name: f for f in option_fields(SinGANSegSynthesisSettings)}
@@ -132,9 +132,9 @@ def test_a_setting_passed_on_to_another_class_keeps_its_one_declaration():
     base = ["--data", "d", "--out", "o"]
     assert settings_from_args(parser.parse_args(base)).tumour_shift == SinGANSegSynthesisSettings().tumour_shift
     off = settings_from_args(parser.parse_args([*base, "--tumour-shift", "off"]))
-    assert off.tumour_shift is None and _singanseg_dataset(off, None).options.tumour_shift is None
+    assert off.tumour_shift is None and singanseg_dataset_settings(off, None).options.tumour_shift is None
     shifted = settings_from_args(parser.parse_args([*base, "--quick", "--tumour-shift", "0.3"]))
-    assert _singanseg_dataset(shifted, None).options.tumour_shift == 0.3
+    assert singanseg_dataset_settings(shifted, None).options.tumour_shift == 0.3
     with pytest.raises(ValueError, match=r"--tumour-shift\) must be a number in \[0, 1\]"):
         settings_from_args(parser.parse_args([*base, "--tumour-shift", "2"]))
     with pytest.raises(AttributeError, match="no option 'nothing'"):

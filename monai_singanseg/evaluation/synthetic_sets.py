@@ -22,10 +22,13 @@ from monai_singanseg.evaluation.slice_sets import SliceSet, evenly, synthetic_sl
 from monai_singanseg.farm import DatasetSettings
 from monai_singanseg.synthesis import SinGANSegSynthesisSettings, singanseg_synthesis, synthesize
 
-__all__ = ["SyntheticSets", "make_synthetic_sets"]
+__all__ = ["SyntheticSets", "make_synthetic_sets", "singanseg_dataset_settings"]
 
 
-def _singanseg_dataset(settings: ExperimentSettings, slices_per_case: int | None) -> DatasetSettings:
+def singanseg_dataset_settings(settings: ExperimentSettings, slices_per_case: int | None) -> DatasetSettings:
+    """The ``synthesize`` dataset settings of the experiment's SinGAN-Seg models: its working size, iterations,
+    samples per model, sampling options and label conventions; ``slices_per_case`` models per case (None: the
+    slices each item names, else every tumour slice)."""
     return DatasetSettings(
         slices_per_case=slices_per_case,
         samples_per_model=settings.samples_per_model,
@@ -137,7 +140,7 @@ def make_synthetic_sets(
     sets: dict[str, SliceSet] = {}
     folders: dict[str, list[str]] = {}
     size = settings.size
-    dataset = _singanseg_dataset(settings, None)  # each model its own slice: item["slices"]
+    dataset = singanseg_dataset_settings(settings, None)  # each model its own slice: item["slices"]
 
     def slice_models(item: Mapping[str, Any], slices: Sequence[int]) -> list[tuple[Path, dict[str, Any], int]]:
         models, made = cached_slice_models(item, slices, dataset, cache, device)
