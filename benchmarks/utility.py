@@ -21,6 +21,7 @@ models trained once). On a GPU, raise ``--size``, ``--features``, ``--steps`` an
     python benchmarks/utility.py --out utility_report                  # 6 folds, 2 processes
     python benchmarks/utility.py --out u --held-out 0 1 --seeds 0 1 2     # some folds only
     python benchmarks/utility.py --merge u/fold0 u/fold1 ...          # headline of fold reports
+    python benchmarks/utility.py --compare u_aug real u real          # one run's set against another run's, paired
     python benchmarks/utility.py --out u --held-out 0 1 --sets real singanseg real1 real1+singanseg   # some sets only
     python benchmarks/utility.py --out u --test-cases 4 5       # train once on cases 0-3, test on 4 and 5
 
@@ -130,6 +131,8 @@ def _budget_flags(args: argparse.Namespace) -> list[str]:
     for flag, value in values.items():
         if value is not None:
             flags += [flag, *map(str, value if isinstance(value, list) else [value])]
+    if args.augment is not None:
+        flags.append("--augment" if args.augment else "--no-augment")
     return flags
 
 
@@ -190,6 +193,40 @@ def merge(dirs: list[Path]) -> int:
     return 0
 
 
+def compare(dir_a: Path, set_a: str, dir_b: Path, set_b: str) -> int:
+    """Paired ratio ``Dice(set_a of run A) / Dice(set_b of run B)`` per region, over the (test case, seed) runs the two
+    utility runs share: e.g. the same set with and without an option, two runs' folds being the same held-out cases.
+    """
+    from monai_singanseg.evaluation.headline import paired_values
+    from monai_singanseg.evaluation.statistics import paired_ratio_ci
+
+    def runs(folder: Path, name: str, region: str) -> dict[tuple[str, str], float]:
+        folds = [
+            fold
+            for report in sorted(folder.glob("fold*/report.json"))
+            for fold in json.loads(report.read_text(encoding="utf-8"))["folds"]
+        ]
+        if not folds:
+            raise SystemExit(f"--compare: no fold*/report.json under {folder}")
+        values = paired_values(folds, name, region)
+        return {(folds[f]["test_case"], seed): v for (f, seed), v in values.items()}
+
+    print(f"Dice({dir_a}: {set_a}) / Dice({dir_b}: {set_b}), paired by held-out case and seed")
+    compared = 0
+    for region in ("WT", "TC", "ET"):
+        a, b = runs(dir_a, set_a, region), runs(dir_b, set_b, region)
+        keys = sorted(set(a) & set(b))
+        mean_a, mean_b = (sum(d[k] for k in keys) / max(1, len(keys)) for d in (a, b))
+        try:
+            ci = paired_ratio_ci([a[k] for k in keys], [b[k] for k in keys])
+        except ValueError as exc:  # fewer than 2 pairs, or a denominator mean of 0 in some resamples
+            print(f"  {region}: no interval ({mean_a:.3f} / {mean_b:.3f}, n = {len(keys)}): {exc}")
+            continue
+        compared += 1
+        print(f"  {region}: {ci.estimate:.3f} [{ci.low:.3f}, {ci.high:.3f}] ({mean_a:.3f} / {mean_b:.3f}, n = {ci.n})")
+    return 0 if compared else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line of this script."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -219,12 +256,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--features", type=int, default=8)
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="segmentation augmentation (evaluate --augment; default: evaluate's)",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
         "--sets", nargs="+", default=list(HEADLINE_SETS), help="training sets (default: the headline's)"
     )
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--merge", nargs="+", default=None, metavar="DIR", help="print the headline of fold reports")
+    parser.add_argument(
+        "--compare",
+        nargs=4,
+        default=None,
+        metavar=("DIR_A", "SET_A", "DIR_B", "SET_B"),
+        help="paired ratio of one run's set to another run's set (the same held-out cases and seeds)",
+    )
     parser.add_argument(
         "--gpu", action="store_true", help="the full-size budget on one CUDA GPU (GPU_BUDGET; options given replace it)"
     )
@@ -236,6 +286,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.merge:
         return merge([Path(d) for d in args.merge])
+    if args.compare:
+        dir_a, set_a, dir_b, set_b = args.compare
+        return compare(Path(dir_a), set_a, Path(dir_b), set_b)
     if args.gpu:
         import torch
 

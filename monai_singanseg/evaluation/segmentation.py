@@ -19,6 +19,7 @@ from monai.utils import optional_import
 from tqdm.auto import tqdm
 
 from monai_singanseg.device import resolve_device
+from monai_singanseg.evaluation.augmentation import SliceAugmentation
 from monai_singanseg.options import Settings, check_options, option
 from monai_singanseg.rng import forked_rng
 
@@ -55,6 +56,11 @@ class SegmentationSettings(Settings):
     batch_size: int = option(8, low=1, high=4096, help="segmentation slices per step (drawn with replacement)")
     lr: float = option(1e-3, low=0.0, high=1.0, low_open=True, help="Adam learning rate (cosine-annealed to 0)")
     flip: bool = option(True, help="random flips along both in-plane axes")
+    augment: bool = option(
+        False,
+        help="random rotation and zoom, per-channel contrast (gamma), noise and blur of each training slice "
+        "(MONAI transforms, after nnU-Net's augmentation)",
+    )
     val_every: int = option(50, low=1, high=10**6, help="segmentation steps between validations")
     patience: int = option(
         4,
@@ -138,7 +144,7 @@ def train_segmentation(
         labels: ``(N, 1, H, W)`` class indices.
         num_classes: classes including background.
         settings: network and optimisation settings.
-        seed: seeds the weights, the batch draws and the flips.
+        seed: seeds the weights, the batch draws, the flips and the augmentation.
         device: torch device (None: CUDA if available).
         progress: show a tqdm bar.
         desc: the bar's title.
@@ -186,6 +192,7 @@ def _fit_segmentation(
     opt = torch.optim.Adam(net.parameters(), lr=s.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=s.steps)
     gen = torch.Generator().manual_seed(seed)
+    augment = SliceAugmentation(seed) if s.augment else None
     images, labels = images.float(), labels.long()
     losses: list[float] = []
     history: list[tuple[int, float]] = []
@@ -200,6 +207,8 @@ def _fit_segmentation(
                 flip = torch.rand(s.batch_size, generator=gen) < 0.5
                 x = torch.where(flip.view(-1, 1, 1, 1), x.flip(axis), x)
                 y = torch.where(flip.view(-1, 1, 1, 1), y.flip(axis), y)
+        if augment is not None:
+            x, y = augment(x, y)
         loss = loss_fn(_logits(net, x.to(dev)), y.to(dev))
         opt.zero_grad(set_to_none=True)
         loss.backward()

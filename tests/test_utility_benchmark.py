@@ -1,0 +1,75 @@
+"""``benchmarks/utility.py``: the evaluate command it builds (options passed on) and ``--compare`` of two runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import subprocess_env
+
+UTILITY = Path(__file__).resolve().parents[1] / "benchmarks" / "utility.py"
+
+
+@pytest.fixture(scope="module")
+def utility():
+    sys.path.insert(0, str(UTILITY.parent))
+    try:
+        import utility
+    finally:
+        sys.path.remove(str(UTILITY.parent))
+    return utility
+
+
+@pytest.mark.parametrize(("given", "expected"), [([], False), (["--augment"], True), (["--no-augment"], False)])
+def test_augment_reaches_evaluate_s_segmentation_settings(utility, tmp_path, given, expected):
+    from monai_singanseg.cli import build_parser
+    from monai_singanseg.cli.evaluate import settings_from_args
+
+    args = utility.build_parser().parse_args(["--out", str(tmp_path), *given])
+    cmd = utility.evaluate_command(tmp_path / "d.json", tmp_path / "fold0", args)
+    assert cmd[:4] == [sys.executable, "-m", "monai_singanseg", "evaluate"]
+    settings = settings_from_args(build_parser().parse_args(cmd[3:]))
+    assert settings.segmentation.augment is expected
+    assert settings.size == 64 and settings.segmentation.features == 8  # the CPU headline budget
+
+
+def _run_folder(root: Path, dice: dict[str, dict[str, float]]) -> Path:
+    """A utility run folder of one-fold reports: ``{test case: {seed: WT Dice}}`` of the set ``real``."""
+    for f, (case, seeds) in enumerate(dice.items()):
+        runs = {
+            seed: {r: {"dice": value if r == "WT" else 0.5} for r in ("WT", "TC", "ET")}
+            for seed, value in seeds.items()
+        }
+        fold = {"test_case": case, "runs": {"real": {"runs": runs}}}
+        (root / f"fold{f}").mkdir(parents=True)
+        (root / f"fold{f}" / "report.json").write_text(json.dumps({"folds": [fold]}), encoding="utf-8")
+    return root
+
+
+def test_compare_pairs_runs_by_held_out_case_and_seed(tmp_path):
+    # run B lists its folds in another order and has a case run A lacks: pairing is by case and seed, not position
+    a = _run_folder(tmp_path / "a", {"p1": {"0": 0.8, "1": 0.6}, "p2": {"0": 0.4, "1": 0.2}})
+    b = _run_folder(tmp_path / "b", {"p2": {"0": 0.2, "1": 0.1}, "p1": {"0": 0.4, "1": 0.3}, "p3": {"0": 0.9}})
+    res = subprocess.run(
+        [sys.executable, str(UTILITY), "--compare", str(a), "real", str(b), "real"],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=120,
+        cwd=UTILITY.parent,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "WT: 2.000 [2.000, 2.000] (0.500 / 0.250, n = 4)" in res.stdout, res.stdout
+    assert "TC: 1.000 [1.000, 1.000]" in res.stdout
+    missing = subprocess.run(
+        [sys.executable, str(UTILITY), "--compare", str(tmp_path / "none"), "real", str(b), "real"],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=120,
+        cwd=UTILITY.parent,
+    )
+    assert missing.returncode == 1 and "no fold*/report.json under" in missing.stderr
