@@ -22,7 +22,9 @@ def test_singanseg_models_are_trained_once_per_case_reused_by_the_folds_and_only
     from monai_singanseg.evaluation.fold import run_fold
 
     items = [brats2013_item(c) for c in ("brats_2013_pat0001_1", "brats_2013_pat0002_1", "brats_2013_pat0003_1")]
-    settings = tiny_experiment(training_sets=("real", "singanseg", "real1+singanseg"), k_values=(1, 2))
+    settings = tiny_experiment(
+        training_sets=("real", "singanseg", "real1+singanseg"), k_values=(1, 2), style_methods=("histogram",)
+    )
     cache, models = tmp_path / "cache", tmp_path / "models"
 
     def fold(f: int, prefix: str, model_cache: Path) -> tuple[dict, dict]:
@@ -45,6 +47,7 @@ def test_singanseg_models_are_trained_once_per_case_reused_by_the_folds_and_only
     )
     assert second["singanseg_cache"]["reused"] >= 1 and set(first["runs"]) == set(settings.training_sets)
     assert not any((models / f / "pix2pix").exists() for f in ("fold0", "fold1"))  # no requested set needs pix2pix
+    assert not list(models.glob("*/*style*")) and not any("style" in name for name in first["seconds"])
     afresh, fresh_grids = fold(1, "fold1_afresh", tmp_path / "fresh")
     assert afresh["singanseg_cache"]["trained"] == sum(second["singanseg_cache"].values()) - (
         1 if second["singanseg_slices"][0] == second["small_data_slices"][0] else 0

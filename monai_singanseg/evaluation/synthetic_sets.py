@@ -191,16 +191,21 @@ def make_synthetic_sets(
     for k in small_k:
         wanted = [small_models[z] for z in small_slices[:k]]
         small[(k, None)] = synthetic_slices([folder for folder, _, _ in wanted], size)
-    for method in settings.style_methods:
+    requested = set(settings.requested_sets())
+    for method in settings.style_methods:  # style transfer of the samples that a requested styled set uses
+        styled_main = bool(models) and style_set_name("singanseg", method) in requested
+        styled_k = [k for k in small_k if style_set_name(f"real{k}+singanseg", method) in requested]
+        if not (styled_main or styled_k):
+            continue
         t0 = time.perf_counter()
         log(f"  style transfer '{method}' of the SinGAN-Seg samples")
-        if models:
+        if styled_main:
             styled = _styled(models, method, fold_dir / f"singanseg+style-{method}", settings, device, overwrite)
             sets[style_set_name("singanseg", method)] = synthetic_slices(styled, size)
-        if small_models:
+        if styled_k:
             out = fold_dir / f"small_singanseg+style-{method}"
-            _styled(list(small_models.values()), method, out, settings, device, overwrite)
-            for k in small_k:
+            _styled([small_models[z] for z in small_slices[: max(styled_k)]], method, out, settings, device, overwrite)
+            for k in styled_k:
                 small[(k, method)] = synthetic_slices([out / small_models[z][1]["id"] for z in small_slices[:k]], size)
         timing[f"style:{method}"] = time.perf_counter() - t0
     return SyntheticSets(sets, small, models, folders, counts, timing)
