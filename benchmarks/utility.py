@@ -61,6 +61,11 @@ HEADLINE_SETS = (
     "real5+singanseg",
 )
 
+#: evaluate's on/off segmentation options that this script passes on when given (default: evaluate's).
+SWITCHES = {
+    "augment": "segmentation training augmentation",
+    "keep_largest": "score the largest connected tumour component of each prediction",
+}
 
 #: ``--gpu``: the headline at full size on one GPU: ``evaluate``'s own defaults (None: the flag is left out, so
 #: evaluate's default applies: 128 px, five SinGAN-Seg models per case at the schedule's iterations, 60 renderer
@@ -131,8 +136,10 @@ def _budget_flags(args: argparse.Namespace) -> list[str]:
     for flag, value in values.items():
         if value is not None:
             flags += [flag, *map(str, value if isinstance(value, list) else [value])]
-    if args.augment is not None:
-        flags.append("--augment" if args.augment else "--no-augment")
+    for name in SWITCHES:
+        value = getattr(args, name)
+        if value is not None:
+            flags.append(("--" if value else "--no-") + name.replace("_", "-"))
     return flags
 
 
@@ -256,12 +263,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--features", type=int, default=8)
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument(
-        "--augment",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="segmentation augmentation (evaluate --augment; default: evaluate's)",
-    )
+    for name, what in SWITCHES.items():
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help=f"{what} (evaluate's option; default: evaluate's)",
+        )
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
         "--sets", nargs="+", default=list(HEADLINE_SETS), help="training sets (default: the headline's)"

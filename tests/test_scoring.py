@@ -183,6 +183,29 @@ class _Oracle(torch.nn.Module):
         return 10.0 * torch.nn.functional.one_hot(batch, self.num_classes).permute(0, 3, 1, 2).float()
 
 
+def test_keeping_the_largest_tumour_removes_a_distant_false_positive_only(shared_data):
+    from monai_singanseg.evaluation.volumes import keep_largest_tumour
+
+    values = (0, 1, 2, 3, 4)
+    label = load_image(shared_data / "brats2013" / "brats_2013_pat0001_1" / "OTMultiClass.nii.gz", 3, "label")
+    target = LabelToIndex(values)(label).as_tensor()
+    spacing = tuple(float(s) for s in label.pixdim)
+    original = target.clone()
+    largest = keep_largest_tumour(target, len(values))
+    assert torch.equal(target, original)  # the input is left as it is
+    assert largest.dtype == target.dtype and largest.shape == target.shape
+    kept = largest > 0
+    assert bool((largest[kept] == target[kept]).all())  # classes inside the kept component are untouched
+    assert 0.95 * int((target > 0).sum()) <= int(kept.sum()) < int((target > 0).sum())  # islands went
+    predicted = largest.clone()
+    predicted[0, 10:40, 10:40, 10:40] = OEDEMA  # a 30^3 blob of oedema far from the tumour
+    assert not bool((target[0, 10:40, 10:40, 10:40] > 0).any())
+    before = case_scores(predicted, target, values, spacing=spacing)
+    after = case_scores(keep_largest_tumour(predicted, len(values)), target, values, spacing=spacing)
+    assert torch.equal(keep_largest_tumour(predicted, len(values)), largest)  # only the blob went
+    assert after["WT"]["dice"] > before["WT"]["dice"] and after["WT"]["hd95"] < before["WT"]["hd95"]
+
+
 def test_slices_pasted_back_rebuild_the_case(shared_data):
     """Every brain slice of a real case goes to the working grid and back: a network that predicts the grid's own
     labels scores close to Dice 1 in 3D (the loss is only the resampling to 96 px and back), in mm."""

@@ -23,16 +23,19 @@ def utility():
     return utility
 
 
-@pytest.mark.parametrize(("given", "expected"), [([], False), (["--augment"], True), (["--no-augment"], False)])
-def test_augment_reaches_evaluate_s_segmentation_settings(utility, tmp_path, given, expected):
+@pytest.mark.parametrize("name", ["augment", "keep_largest"])
+@pytest.mark.parametrize(("given", "expected"), [("", False), ("--", True), ("--no-", False)])
+def test_switches_reach_evaluate_s_segmentation_settings(utility, tmp_path, name, given, expected):
     from monai_singanseg.cli import build_parser
     from monai_singanseg.cli.evaluate import settings_from_args
 
-    args = utility.build_parser().parse_args(["--out", str(tmp_path), *given])
+    args = utility.build_parser().parse_args(
+        ["--out", str(tmp_path), *([given + name.replace("_", "-")] if given else [])]
+    )
     cmd = utility.evaluate_command(tmp_path / "d.json", tmp_path / "fold0", args)
     assert cmd[:4] == [sys.executable, "-m", "monai_singanseg", "evaluate"]
     settings = settings_from_args(build_parser().parse_args(cmd[3:]))
-    assert settings.segmentation.augment is expected
+    assert getattr(settings.segmentation, name) is expected
     assert settings.size == 64 and settings.segmentation.features == 8  # the CPU headline budget
 
 

@@ -44,7 +44,16 @@ EXPERIMENT_OPTIONS = (
     "max_folds",
 )
 #: the segmentation runs' options on the command line (declared in :class:`SegmentationSettings`).
-SEGMENTATION_OPTIONS = ("network", "features", "steps", "batch_size", "patience", "val_every", "augment")
+SEGMENTATION_OPTIONS = (
+    "network",
+    "features",
+    "steps",
+    "batch_size",
+    "patience",
+    "val_every",
+    "augment",
+    "keep_largest",
+)
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:

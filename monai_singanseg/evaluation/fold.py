@@ -125,7 +125,7 @@ def segmentation_runs(
         )
         figures = {"steps": info["steps"], "best_step": info["best_step"], "final_loss": info["losses"][-1]}
         for test, runs in zip(data.tests, per_test):
-            scores = score_case(net, test, BRATS_LABEL_VALUES)
+            scores = score_case(net, test, BRATS_LABEL_VALUES, settings.segmentation.keep_largest)
             entry = runs.setdefault(name, {"num_slices": len(sets[name]), "runs": {}})
             entry["runs"][str(seed)] = {**scores, **figures}
             log(

@@ -61,6 +61,11 @@ class SegmentationSettings(Settings):
         help="random rotation and zoom, per-channel contrast (gamma), noise and blur of each training slice "
         "(MONAI transforms, after nnU-Net's augmentation)",
     )
+    keep_largest: bool = option(
+        False,
+        help="keep only the largest connected tumour component of each predicted test case, all tumour classes "
+        "together (MONAI KeepLargestConnectedComponent; one of nnU-Net's post-processing steps)",
+    )
     val_every: int = option(50, low=1, high=10**6, help="segmentation steps between validations")
     patience: int = option(
         4,

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from monai.transforms import KeepLargestConnectedComponent
 
 from monai_singanseg.evaluation.scoring import case_scores
 from monai_singanseg.evaluation.segmentation import predict_probabilities
 from monai_singanseg.transforms.intensity import IntensityToTanhRange, foreground_mask
 from monai_singanseg.transforms.slices import AxialSliceGrid
 
-__all__ = ["CaseSlices", "case_slices", "predict_case", "score_case"]
+__all__ = ["CaseSlices", "case_slices", "predict_case", "keep_largest_tumour", "score_case"]
 
 
 @dataclass
@@ -93,6 +94,19 @@ def predict_case(net: torch.nn.Module, cs: CaseSlices, num_classes: int, batch_s
     return volume.max(0, keepdim=True).indices  # argmax's first-maximum rule, several times faster on a CPU
 
 
-def score_case(net: torch.nn.Module, cs: CaseSlices, label_values: Sequence[int]) -> dict[str, dict[str, float | bool]]:
-    """Dice and HD95 (mm) per BraTS region of the network's prediction of the whole case."""
-    return case_scores(predict_case(net, cs, len(label_values)), cs.target, label_values, spacing=cs.spacing)
+def keep_largest_tumour(prediction: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``prediction`` (class indices ``(1, *spatial)``) with every tumour voxel outside its largest connected tumour
+    component (all tumour classes together, full connectivity) set to background; ``prediction`` is left as it is."""
+    keep = KeepLargestConnectedComponent(applied_labels=list(range(1, num_classes)), independent=False)
+    return torch.as_tensor(keep(prediction.clone())).to(prediction.dtype)  # MONAI's transform works in place
+
+
+def score_case(
+    net: torch.nn.Module, cs: CaseSlices, label_values: Sequence[int], keep_largest: bool = False
+) -> dict[str, dict[str, float | bool]]:
+    """Dice and HD95 (mm) per BraTS region of the network's prediction of the whole case (with ``keep_largest``, of
+    its largest connected tumour component: :func:`keep_largest_tumour`)."""
+    prediction = predict_case(net, cs, len(label_values))
+    if keep_largest:
+        prediction = keep_largest_tumour(prediction, len(label_values))
+    return case_scores(prediction, cs.target, label_values, spacing=cs.spacing)

@@ -1,0 +1,163 @@
+"""Does keeping each prediction's largest connected tumour component change the utility headline?
+
+For every fold of a finished ``benchmarks/utility.py`` run, this retrains the segmentation network of each requested
+set and seed (the run's own settings and its own synthetic datasets, read back, not remade) and scores the held-out
+case twice from the same network: as predicted, and with only its largest connected tumour component kept
+(``evaluate --keep-largest``, MONAI ``KeepLargestConnectedComponent`` over all tumour classes). It prints, for both
+scorings, each set's Dice and the paired ratio of each set to ``real`` (same fold and seed).
+
+    python benchmarks/keep_largest.py RUN                           # the sets real and synthetic, every fold of RUN
+    python benchmarks/keep_largest.py RUN --sets real singanseg pix2pix --jobs 2
+
+The folds run as ``--jobs`` processes with one torch thread each; each writes ``RUN/keep_largest/fold<i>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SCORINGS = ("as predicted", "largest component")
+
+
+def run_one_fold(run: Path, fold: int, set_names: list[str], seeds: list[int] | None, augment: bool | None) -> Path:
+    """Both scorings of every set and seed of fold ``fold`` of ``run`` (``seeds`` and ``augment`` None: the run's);
+    written to ``run/keep_largest``."""
+    import torch
+
+    from monai_singanseg.evaluation.fold import load_fold, training_sets
+    from monai_singanseg.evaluation.scoring import case_scores
+    from monai_singanseg.evaluation.segmentation import train_segmentation
+    from monai_singanseg.evaluation.settings import ExperimentSettings
+    from monai_singanseg.evaluation.slice_sets import slice_number
+    from monai_singanseg.evaluation.synthetic_sets import make_synthetic_sets
+    from monai_singanseg.evaluation.volumes import keep_largest_tumour, predict_case
+    from monai_singanseg.transforms.labels import BRATS_LABEL_VALUES
+
+    torch.set_num_threads(1)
+    report = json.loads((run / f"fold{fold}" / "report.json").read_text(encoding="utf-8"))
+    items = json.loads((run / f"fold{fold}.json").read_text(encoding="utf-8"))["training"]
+    base = ExperimentSettings.from_dict(report["settings"])
+    segmentation = base.segmentation.to_dict() | ({} if augment is None else {"augment": augment})
+    changed = {"training_sets": set_names, "segmentation": segmentation} | ({"seeds": seeds} if seeds else {})
+    settings = ExperimentSettings.from_dict(base.to_dict() | changed)
+    data = load_fold(items[1:], items[:1], settings)
+    case_slices = {name: [slice_number(data.real.names[i]) for i in order] for name, order in data.spread.items()}
+    synthetic = make_synthetic_sets(  # the run's finished datasets are read back, nothing is trained again
+        data.items,
+        case_slices,
+        run / f"fold{fold}" / "models" / "fold0",
+        settings,
+        "cpu",
+        False,
+        lambda _: None,
+        run / "singanseg_cache",
+    )
+    if synthetic.cache["trained"]:
+        raise SystemExit(f"fold {fold}: {synthetic.cache['trained']} SinGAN-Seg model(s) were not in the run's cache")
+    sets = training_sets(data, synthetic, settings)
+    test, num_classes = data.tests[0], len(BRATS_LABEL_VALUES)
+    scores: dict[str, dict[str, dict[str, dict]]] = {s: {} for s in SCORINGS}
+    for name in set_names:
+        for seed in settings.seeds:
+            net, _ = train_segmentation(
+                sets[name].images,
+                sets[name].labels,
+                num_classes,
+                settings.segmentation,
+                seed,
+                "cpu",
+                False,
+                validation=(data.validation.images, data.validation.labels),
+            )
+            predicted = predict_case(net, test, num_classes)
+            for scoring, prediction in zip(SCORINGS, (predicted, keep_largest_tumour(predicted, num_classes))):
+                case = case_scores(prediction, test.target, BRATS_LABEL_VALUES, spacing=test.spacing)
+                scores[scoring].setdefault(name, {})[str(seed)] = case
+            print(
+                f"fold {fold} {name} seed {seed}: WT {scores[SCORINGS[0]][name][str(seed)]['WT']['dice']:.3f} -> "
+                f"{scores[SCORINGS[1]][name][str(seed)]['WT']['dice']:.3f}",
+                flush=True,
+            )
+    out = run / "keep_largest" / f"fold{fold}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"test_case": test.name, "scores": scores}), encoding="utf-8")
+    return out
+
+
+def summary(files: list[Path], set_names: list[str]) -> None:
+    """Mean Dice per set and the paired ratio to ``real``, for both scorings."""
+    from monai_singanseg.evaluation.statistics import paired_ratio_ci
+
+    folds = [json.loads(f.read_text(encoding="utf-8")) for f in files]
+    for scoring in SCORINGS:
+        print(f"\n{scoring} ({len(folds)} fold(s)):")
+        for region in ("WT", "TC", "ET"):
+            values = {
+                name: [
+                    (f["test_case"], seed, run[region]["dice"])
+                    for f in folds
+                    for seed, run in f["scores"][scoring][name].items()
+                ]
+                for name in set_names
+            }
+            line = [f"{name} {sum(v for *_, v in runs) / len(runs):.3f}" for name, runs in values.items()]
+            print(f"  {region} Dice: " + ", ".join(line))
+            if "real" not in values:
+                continue
+            real = {(case, seed): v for case, seed, v in values["real"]}
+            for name, runs in values.items():
+                if name == "real":
+                    continue
+                pairs = [(v, real[(case, seed)]) for case, seed, v in runs if (case, seed) in real]
+                try:
+                    ci = paired_ratio_ci([a for a, _ in pairs], [b for _, b in pairs])
+                except ValueError as exc:
+                    print(f"    {name} / real: no interval ({exc})")
+                    continue
+                print(f"    {name} / real: {ci.estimate:.3f} [{ci.low:.3f}, {ci.high:.3f}] (n = {ci.n})")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path, help="a finished benchmarks/utility.py output folder")
+    parser.add_argument("--sets", nargs="+", default=["real", "synthetic"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="segmentation seeds (default: the run's)")
+    parser.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="segmentation augmentation (default: the run's)",
+    )
+    parser.add_argument("--jobs", type=int, default=2, help="folds run side by side (one thread each)")
+    parser.add_argument("--fold", type=int, default=None, help=argparse.SUPPRESS)  # one fold, in a worker process
+    args = parser.parse_args()
+    if args.fold is not None:
+        run_one_fold(args.run, args.fold, args.sets, args.seeds, args.augment)
+        return 0
+    folds = sorted(int(p.name[4:]) for p in args.run.glob("fold*") if (p / "report.json").is_file())
+    if not folds:
+        raise SystemExit(f"no fold*/report.json under {args.run}")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    pending, running = list(folds), []
+    while pending or running:
+        while pending and len(running) < args.jobs:
+            fold = pending.pop(0)
+            cmd = [sys.executable, __file__, str(args.run), "--fold", str(fold), "--sets", *args.sets]
+            cmd += ["--seeds", *map(str, args.seeds)] if args.seeds else []
+            cmd += [] if args.augment is None else ["--augment" if args.augment else "--no-augment"]
+            running.append(subprocess.Popen(cmd, env=env))
+        running[0].wait()
+        if running[0].returncode:
+            raise SystemExit(f"a fold failed (exit {running[0].returncode})")
+        running.pop(0)
+    summary([args.run / "keep_largest" / f"fold{f}.json" for f in folds], args.sets)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
