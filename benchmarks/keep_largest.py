@@ -7,9 +7,10 @@ case twice from the same network: as predicted, and with only its largest connec
 scorings, each set's Dice and the paired ratio of each set to ``real`` (same fold and seed).
 
     python benchmarks/keep_largest.py RUN                           # the sets real and synthetic, every fold of RUN
-    python benchmarks/keep_largest.py RUN --sets real singanseg pix2pix --jobs 2
+    python benchmarks/keep_largest.py RUN --sets real singanseg pix2pix --no-augment --out RUN/kl_plain
 
-The folds run as ``--jobs`` processes with one torch thread each; each writes ``RUN/keep_largest/fold<i>.json``.
+The folds run as ``--jobs`` processes with one torch thread each; each writes ``fold<i>.json`` under ``--out``
+(default ``RUN/keep_largest``). ``--augment/--no-augment`` and ``--seeds`` replace the run's own.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from pathlib import Path
 SCORINGS = ("as predicted", "largest component")
 
 
-def run_one_fold(run: Path, fold: int, set_names: list[str], seeds: list[int] | None, augment: bool | None) -> Path:
-    """Both scorings of every set and seed of fold ``fold`` of ``run`` (``seeds`` and ``augment`` None: the run's);
-    written to ``run/keep_largest``."""
+def run_one_fold(
+    run: Path, fold: int, set_names: list[str], seeds: list[int] | None, augment: bool | None, out: Path
+) -> Path:
+    """Both scorings of every set and seed of fold ``fold`` of ``run`` (``seeds`` and ``augment`` None: the run's),
+    written to ``out/fold<fold>.json``."""
     import torch
 
     from monai_singanseg.evaluation.fold import load_fold, training_sets
@@ -83,10 +86,9 @@ def run_one_fold(run: Path, fold: int, set_names: list[str], seeds: list[int] | 
                 f"{scores[SCORINGS[1]][name][str(seed)]['WT']['dice']:.3f}",
                 flush=True,
             )
-    out = run / "keep_largest" / f"fold{fold}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"test_case": test.name, "scores": scores}), encoding="utf-8")
-    return out
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"fold{fold}.json").write_text(json.dumps({"test_case": test.name, "scores": scores}), encoding="utf-8")
+    return out / f"fold{fold}.json"
 
 
 def summary(files: list[Path], set_names: list[str]) -> None:
@@ -133,11 +135,13 @@ def main() -> int:
         default=None,
         help="segmentation augmentation (default: the run's)",
     )
+    parser.add_argument("--out", type=Path, default=None, help="where the fold results go (default: RUN/keep_largest)")
     parser.add_argument("--jobs", type=int, default=2, help="folds run side by side (one thread each)")
     parser.add_argument("--fold", type=int, default=None, help=argparse.SUPPRESS)  # one fold, in a worker process
     args = parser.parse_args()
+    out = args.out or args.run / "keep_largest"
     if args.fold is not None:
-        run_one_fold(args.run, args.fold, args.sets, args.seeds, args.augment)
+        run_one_fold(args.run, args.fold, args.sets, args.seeds, args.augment, out)
         return 0
     folds = sorted(int(p.name[4:]) for p in args.run.glob("fold*") if (p / "report.json").is_file())
     if not folds:
@@ -147,7 +151,17 @@ def main() -> int:
     while pending or running:
         while pending and len(running) < args.jobs:
             fold = pending.pop(0)
-            cmd = [sys.executable, __file__, str(args.run), "--fold", str(fold), "--sets", *args.sets]
+            cmd = [
+                sys.executable,
+                __file__,
+                str(args.run),
+                "--fold",
+                str(fold),
+                "--out",
+                str(out),
+                "--sets",
+                *args.sets,
+            ]
             cmd += ["--seeds", *map(str, args.seeds)] if args.seeds else []
             cmd += [] if args.augment is None else ["--augment" if args.augment else "--no-augment"]
             running.append(subprocess.Popen(cmd, env=env))
@@ -155,7 +169,7 @@ def main() -> int:
         if running[0].returncode:
             raise SystemExit(f"a fold failed (exit {running[0].returncode})")
         running.pop(0)
-    summary([args.run / "keep_largest" / f"fold{f}.json" for f in folds], args.sets)
+    summary([out / f"fold{f}.json" for f in folds], args.sets)
     return 0
 
 
