@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from helpers import subprocess_env
 
 UTILITY = Path(__file__).resolve().parents[1] / "benchmarks" / "utility.py"
 
@@ -52,27 +50,13 @@ def _run_folder(root: Path, dice: dict[str, dict[str, float]]) -> Path:
     return root
 
 
-def test_compare_pairs_runs_by_held_out_case_and_seed(tmp_path):
+def test_compare_pairs_runs_by_held_out_case_and_seed(utility, tmp_path, capsys):
     # run B lists its folds in another order and has a case run A lacks: pairing is by case and seed, not position
     a = _run_folder(tmp_path / "a", {"p1": {"0": 0.8, "1": 0.6}, "p2": {"0": 0.4, "1": 0.2}})
     b = _run_folder(tmp_path / "b", {"p2": {"0": 0.2, "1": 0.1}, "p1": {"0": 0.4, "1": 0.3}, "p3": {"0": 0.9}})
-    res = subprocess.run(
-        [sys.executable, str(UTILITY), "--compare", str(a), "real", str(b), "real"],
-        capture_output=True,
-        text=True,
-        env=subprocess_env(),
-        timeout=120,
-        cwd=UTILITY.parent,
-    )
-    assert res.returncode == 0, res.stderr
-    assert "WT: 2.000 [2.000, 2.000] (0.500 / 0.250, n = 4)" in res.stdout, res.stdout
-    assert "TC: 1.000 [1.000, 1.000]" in res.stdout
-    missing = subprocess.run(
-        [sys.executable, str(UTILITY), "--compare", str(tmp_path / "none"), "real", str(b), "real"],
-        capture_output=True,
-        text=True,
-        env=subprocess_env(),
-        timeout=120,
-        cwd=UTILITY.parent,
-    )
-    assert missing.returncode == 1 and "no fold*/report.json under" in missing.stderr
+    assert utility.compare(a, "real", b, "real") == 0
+    out = capsys.readouterr().out
+    assert "WT: 2.000 [2.000, 2.000] (0.500 / 0.250, n = 4)" in out, out
+    assert "TC: 1.000 [1.000, 1.000]" in out
+    with pytest.raises(SystemExit, match="no fold\\*/report.json under"):
+        utility.compare(tmp_path / "none", "real", b, "real")
