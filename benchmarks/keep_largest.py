@@ -64,7 +64,7 @@ def run_one_fold(
         raise SystemExit(f"fold {fold}: {synthetic.cache['trained']} SinGAN-Seg model(s) were not in the run's cache")
     sets = training_sets(data, synthetic, settings)
     test, num_classes = data.tests[0], len(BRATS_LABEL_VALUES)
-    scores: dict[str, dict[str, dict[str, dict]]] = {s: {} for s in SCORINGS}
+    folds = {scoring: {"test_case": test.name, "runs": {}} for scoring in SCORINGS}  # the report's fold shape
     for name in set_names:
         for seed in settings.seeds:
             net, _ = train_segmentation(
@@ -78,50 +78,40 @@ def run_one_fold(
                 validation=(data.validation.images, data.validation.labels),
             )
             predicted = predict_case(net, test, num_classes)
+            wt = []
             for scoring, prediction in zip(SCORINGS, (predicted, keep_largest_tumour(predicted, num_classes))):
                 case = case_scores(prediction, test.target, BRATS_LABEL_VALUES, spacing=test.spacing)
-                scores[scoring].setdefault(name, {})[str(seed)] = case
-            print(
-                f"fold {fold} {name} seed {seed}: WT {scores[SCORINGS[0]][name][str(seed)]['WT']['dice']:.3f} -> "
-                f"{scores[SCORINGS[1]][name][str(seed)]['WT']['dice']:.3f}",
-                flush=True,
-            )
+                folds[scoring]["runs"].setdefault(name, {"runs": {}})["runs"][str(seed)] = case
+                wt.append(case["WT"]["dice"])
+            print(f"fold {fold} {name} seed {seed}: WT {wt[0]:.3f} -> {wt[1]:.3f}", flush=True)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"fold{fold}.json").write_text(json.dumps({"test_case": test.name, "scores": scores}), encoding="utf-8")
+    (out / f"fold{fold}.json").write_text(json.dumps(folds), encoding="utf-8")
     return out / f"fold{fold}.json"
 
 
 def summary(files: list[Path], set_names: list[str]) -> None:
-    """Mean Dice per set and the paired ratio to ``real``, for both scorings."""
-    from monai_singanseg.evaluation.statistics import paired_ratio_ci
+    """Mean Dice per set and the paired ratio to ``real`` (same test case and seed), for both scorings."""
+    from monai_singanseg.evaluation.headline import paired_ratio, paired_values
 
-    folds = [json.loads(f.read_text(encoding="utf-8")) for f in files]
+    results = [json.loads(f.read_text(encoding="utf-8")) for f in files]
     for scoring in SCORINGS:
+        folds = [result[scoring] for result in results]
         print(f"\n{scoring} ({len(folds)} fold(s)):")
         for region in ("WT", "TC", "ET"):
-            values = {
-                name: [
-                    (f["test_case"], seed, run[region]["dice"])
-                    for f in folds
-                    for seed, run in f["scores"][scoring][name].items()
-                ]
-                for name in set_names
-            }
-            line = [f"{name} {sum(v for *_, v in runs) / len(runs):.3f}" for name, runs in values.items()]
-            print(f"  {region} Dice: " + ", ".join(line))
-            if "real" not in values:
-                continue
-            real = {(case, seed): v for case, seed, v in values["real"]}
-            for name, runs in values.items():
+            means = []
+            for name in set_names:
+                values = list(paired_values(folds, name, region).values())
+                means.append(f"{name} {sum(values) / max(1, len(values)):.3f}")
+            print(f"  {region} Dice: " + ", ".join(means))
+            for name in set_names if "real" in set_names else []:
                 if name == "real":
                     continue
-                pairs = [(v, real[(case, seed)]) for case, seed, v in runs if (case, seed) in real]
                 try:
-                    ci = paired_ratio_ci([a for a, _ in pairs], [b for _, b in pairs])
+                    ci = paired_ratio(folds, name, "real", region)
                 except ValueError as exc:
                     print(f"    {name} / real: no interval ({exc})")
                     continue
-                print(f"    {name} / real: {ci.estimate:.3f} [{ci.low:.3f}, {ci.high:.3f}] (n = {ci.n})")
+                print(f"    {name} / real: {ci['estimate']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}] (n = {ci['n']})")
 
 
 def main() -> int:

@@ -200,37 +200,38 @@ def merge(dirs: list[Path]) -> int:
     return 0
 
 
+def run_folds(folder: Path) -> list[dict]:
+    """The fold reports of a finished utility run (``folder/fold*/report.json``)."""
+    folds = [
+        fold
+        for report in sorted(folder.glob("fold*/report.json"))
+        for fold in json.loads(report.read_text(encoding="utf-8"))["folds"]
+    ]
+    if not folds:
+        raise SystemExit(f"no fold*/report.json under {folder}")
+    return folds
+
+
 def compare(dir_a: Path, set_a: str, dir_b: Path, set_b: str) -> int:
     """Paired ratio ``Dice(set_a of run A) / Dice(set_b of run B)`` per region, over the (test case, seed) runs the two
     utility runs share: e.g. the same set with and without an option, two runs' folds being the same held-out cases.
     """
-    from monai_singanseg.evaluation.headline import paired_values
-    from monai_singanseg.evaluation.statistics import paired_ratio_ci
+    from monai_singanseg.evaluation.headline import paired_ratio
 
-    def runs(folder: Path, name: str, region: str) -> dict[tuple[str, str], float]:
-        folds = [
-            fold
-            for report in sorted(folder.glob("fold*/report.json"))
-            for fold in json.loads(report.read_text(encoding="utf-8"))["folds"]
-        ]
-        if not folds:
-            raise SystemExit(f"--compare: no fold*/report.json under {folder}")
-        values = paired_values(folds, name, region)
-        return {(folds[f]["test_case"], seed): v for (f, seed), v in values.items()}
-
+    folds_a, folds_b = run_folds(dir_a), run_folds(dir_b)
     print(f"Dice({dir_a}: {set_a}) / Dice({dir_b}: {set_b}), paired by held-out case and seed")
     compared = 0
     for region in ("WT", "TC", "ET"):
-        a, b = runs(dir_a, set_a, region), runs(dir_b, set_b, region)
-        keys = sorted(set(a) & set(b))
-        mean_a, mean_b = (sum(d[k] for k in keys) / max(1, len(keys)) for d in (a, b))
         try:
-            ci = paired_ratio_ci([a[k] for k in keys], [b[k] for k in keys])
+            ci = paired_ratio(folds_a, set_a, set_b, region, denominator_folds=folds_b)
         except ValueError as exc:  # fewer than 2 pairs, or a denominator mean of 0 in some resamples
-            print(f"  {region}: no interval ({mean_a:.3f} / {mean_b:.3f}, n = {len(keys)}): {exc}")
+            print(f"  {region}: no interval: {exc}")
             continue
         compared += 1
-        print(f"  {region}: {ci.estimate:.3f} [{ci.low:.3f}, {ci.high:.3f}] ({mean_a:.3f} / {mean_b:.3f}, n = {ci.n})")
+        print(
+            f"  {region}: {ci['estimate']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}] "
+            f"({ci['mean_numerator']:.3f} / {ci['mean_denominator']:.3f}, n = {ci['n']})"
+        )
     return 0 if compared else 1
 
 

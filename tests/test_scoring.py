@@ -312,13 +312,14 @@ def test_headline_ratios_with_known_answers():
     wiggle = [0.1, -0.1, 0.1, -0.1]
     folds = [
         {
+            "test_case": f"case{f}",
             "runs": {
                 "real": {"runs": {str(s): run(real[2 * f + s]) for s in range(2)}},
                 "synthetic": {"runs": {str(s): run(real[2 * f + s] / 2) for s in range(2)}},
                 "real+synthetic": {"runs": {str(s): run(real[2 * f + s] + wiggle[2 * f + s]) for s in range(2)}},
                 "real1": {"runs": {str(s): run(0.2 + 0.1 * s) for s in range(2)}},
                 "real1+singanseg": {"runs": {str(s): run(0.4 + 0.2 * s) for s in range(2)}},
-            }
+            },
         }
         for f in range(2)
     ]
@@ -337,7 +338,7 @@ def test_headline_ratios_with_known_answers():
     text = "\n".join(headline_text(h))
     assert "WT Dice(synthetic) / Dice(real) = 0.500" in text and "(n = 4; below 0.9; below 1)" in text
     # a run of some sets only (--sets real1 real1+singanseg): real-only Dice is said to be missing, not printed as nan
-    small = [{"runs": {n: fold["runs"][n] for n in ("real1", "real1+singanseg")}} for fold in folds]
+    small = [{**fold, "runs": {n: fold["runs"][n] for n in ("real1", "real1+singanseg")}} for fold in folds]
     only = headline(summarise_folds(small, settings), settings.k_values, (), "WT", small)
     lines = headline_text(only)
     assert lines[0] == "WT Dice(real only) = not run (no 'real' set) (target >= 0.75)" and "nan" not in "".join(lines)

@@ -24,7 +24,7 @@ def tumour_slices() -> tuple[torch.Tensor, torch.Tensor]:
 
 def test_augmentation_moves_image_and_label_together_and_keeps_the_classes(tumour_slices):
     images, labels = tumour_slices
-    out_images, out_labels = SliceAugmentation(seed=0, prob=1.0)(images, labels)
+    out_images, out_labels = SliceAugmentation(seed=0, spatial_prob=1.0)(images, labels)
     assert out_images.shape == images.shape and out_labels.shape == labels.shape
     assert out_images.dtype == images.dtype and out_labels.dtype == labels.dtype
     assert type(out_images) is torch.Tensor and type(out_labels) is torch.Tensor and get_track_meta()
@@ -32,8 +32,7 @@ def test_augmentation_moves_image_and_label_together_and_keeps_the_classes(tumou
     assert not torch.equal(out_labels, labels)  # every slice was rotated/zoomed (prob 1)
     # an image that is its own label: after the move, the image still marks the moved label's tumour
     marker = torch.where(labels > 0, 1.0, -1.0)
-    augment = SliceAugmentation(seed=1, prob=1.0)
-    augment.contrast.prob = augment.noise.prob = augment.blur.prob = 0.0
+    augment = SliceAugmentation(seed=1, spatial_prob=1.0, contrast_prob=0.0, noise_prob=0.0, blur_prob=0.0)
     moved_marker, moved_labels = augment(marker, labels)
     tumour = moved_labels > 0
     assert ((moved_marker > 0) == tumour).float().mean() > 0.98
@@ -51,8 +50,7 @@ def test_augmentation_repeats_under_a_seed_and_changes_with_it(tumour_slices):
 
 def test_contrast_changes_each_channel_on_its_own_and_keeps_its_range(tumour_slices):
     images, labels = tumour_slices
-    augment = SliceAugmentation(seed=0, prob=0.0)
-    augment.contrast.prob, augment.noise.prob, augment.blur.prob = 1.0, 0.0, 0.0
+    augment = SliceAugmentation(seed=0, spatial_prob=0.0, contrast_prob=1.0, noise_prob=0.0, blur_prob=0.0)
     out, out_labels = augment(images, labels)
     assert torch.equal(out_labels, labels)  # no spatial change at prob 0
     for c in range(images.shape[1]):  # gamma keeps each channel's min and max (background stays -1)

@@ -23,35 +23,41 @@ class SliceAugmentation:
 
     Args:
         seed: seeds every draw (one random state shared by the transforms, so the sequence of batches repeats).
-        prob: probability of the rotation and zoom of a slice.
+        spatial_prob: probability of the rotation and zoom of a slice.
         rotate: largest rotation in degrees (either way).
         zoom: largest relative change of scale (0.15: 0.85-1.15).
-        gamma: range of the per-channel contrast exponent (applied with probability 0.3 per channel).
-        noise_std: largest standard deviation of the Gaussian noise (probability 0.15 per slice).
-        blur_sigma: range of the Gaussian blur's sigma in pixels (probability 0.1 per slice).
+        contrast_prob: probability of the contrast curve, per channel.
+        gamma: range of the contrast curve's exponent.
+        noise_prob: probability of the Gaussian noise, per slice.
+        noise_std: largest standard deviation of the Gaussian noise.
+        blur_prob: probability of the Gaussian blur, per slice.
+        blur_sigma: range of the Gaussian blur's sigma in pixels.
     """
 
     def __init__(
         self,
         seed: int = 0,
-        prob: float = 0.5,
+        spatial_prob: float = 0.5,
         rotate: float = 15.0,
         zoom: float = 0.15,
+        contrast_prob: float = 0.3,
         gamma: tuple[float, float] = (0.7, 1.5),
+        noise_prob: float = 0.15,
         noise_std: float = 0.05,
+        blur_prob: float = 0.1,
         blur_sigma: tuple[float, float] = (0.5, 1.0),
     ) -> None:
         self.spatial = RandAffined(
             keys=("image", "label"),
-            prob=prob,
+            prob=spatial_prob,
             rotate_range=math.radians(rotate),
             scale_range=(zoom, zoom),
             mode=("bilinear", "nearest"),
             padding_mode="border",
         )
-        self.contrast = RandAdjustContrast(prob=0.3, gamma=gamma)
-        self.noise = RandGaussianNoise(prob=0.15, std=noise_std)
-        self.blur = RandGaussianSmooth(sigma_x=blur_sigma, sigma_y=blur_sigma, prob=0.1)
+        self.contrast = RandAdjustContrast(prob=contrast_prob, gamma=gamma)
+        self.noise = RandGaussianNoise(prob=noise_prob, std=noise_std)
+        self.blur = RandGaussianSmooth(sigma_x=blur_sigma, sigma_y=blur_sigma, prob=blur_prob)
         state = np.random.RandomState(seed)
         for transform in (self.spatial, self.contrast, self.noise, self.blur):
             transform.set_random_state(state=state)

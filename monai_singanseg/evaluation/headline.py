@@ -65,33 +65,67 @@ def summarise_folds(folds: Sequence[Mapping[str, Any]], settings: ExperimentSett
 
 def paired_values(
     folds: Sequence[Mapping[str, Any]], name: str, region: str = "WT", metric: str = "dice"
-) -> dict[tuple[int, str], float]:
-    """``{(fold, seed): score}`` of one training set: one value per (fold, seed, test case), for paired statistics."""
-    out = {}
-    for f, fold in enumerate(folds):
-        for seed, run in fold["runs"].get(name, {}).get("runs", {}).items():
-            out[(f, seed)] = float(run[region][metric])
-    return out
+) -> dict[tuple[str, str], float]:
+    """``{(test case, seed): score}`` of one training set over ``folds``: the keys that pair two sets' runs, within
+    one report or across the reports of two runs over the same test cases."""
+    return {
+        (str(fold["test_case"]), str(seed)): float(run[region][metric])
+        for fold in folds
+        for seed, run in fold["runs"].get(name, {}).get("runs", {}).items()
+    }
 
 
 def paired_ratio(
-    folds: Sequence[Mapping[str, Any]], numerator: str, denominator: str, region: str = "WT"
-) -> dict[str, Any] | None:
-    """Bootstrap 95 % interval of ``mean Dice(numerator) / mean Dice(denominator)`` over paired runs (same fold, seed
-    and test case); None when fewer than 2 pairs exist."""
-    a, b = paired_values(folds, numerator, region), paired_values(folds, denominator, region)
+    folds: Sequence[Mapping[str, Any]],
+    numerator: str,
+    denominator: str,
+    region: str = "WT",
+    denominator_folds: Sequence[Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Bootstrap 95 % interval of ``mean Dice(numerator) / mean Dice(denominator)`` over the paired runs (same test
+    case and seed): both sets from ``folds``, or the denominator from another run's ``denominator_folds`` (the same
+    set with and without an option, say).
+
+    Returns:
+        ``{"estimate", "low", "high", "n", "mean_numerator", "mean_denominator"}`` (the means over the pairs).
+
+    Raises:
+        ValueError: fewer than 2 pairs, or a denominator mean of zero (observed or in a resample: the ratio is
+            undefined or unstable on these runs).
+    """
+    a = paired_values(folds, numerator, region)
+    b = paired_values(folds if denominator_folds is None else denominator_folds, denominator, region)
     keys = sorted(set(a) & set(b))
-    if len(keys) < 2 or sum(b[k] for k in keys) <= 0:
+    if len(keys) < 2:
+        raise ValueError(f"{len(keys)} paired run(s) of {numerator!r} and {denominator!r}: an interval needs 2")
+    x, y = [a[k] for k in keys], [b[k] for k in keys]
+    interval = paired_ratio_ci(x, y)
+    return {
+        "estimate": interval.estimate,
+        "low": interval.low,
+        "high": interval.high,
+        "n": interval.n,
+        "mean_numerator": sum(x) / len(x),
+        "mean_denominator": sum(y) / len(y),
+    }
+
+
+def _interval(folds: Sequence[Mapping[str, Any]] | None, numerator: str, denominator: str, region: str) -> Any:
+    """The headline's :func:`paired_ratio` entry: its interval (without the means), or None where there is none."""
+    if folds is None:
         return None
-    interval = paired_ratio_ci([a[k] for k in keys], [b[k] for k in keys])
-    return {"estimate": interval.estimate, "low": interval.low, "high": interval.high, "n": interval.n}
+    try:
+        ci = paired_ratio(folds, numerator, denominator, region)
+    except ValueError:
+        return None
+    return {k: ci[k] for k in ("estimate", "low", "high", "n")}
 
 
 def _verdict(ci: Mapping[str, Any] | None, target: float) -> str:
     """Where an interval of :func:`paired_ratio` lies against ``target`` (and against 1, when the target is not 1:
     whether the added data helps at all): e.g. ``"unresolved against 1.3; above 1"``."""
     if ci is None:
-        return "unresolved (fewer than 2 paired runs)"
+        return "unresolved (no interval: fewer than 2 paired runs, or a zero denominator)"
     interval = Interval(ci["estimate"], ci["low"], ci["high"], ci["n"])
     sides = [(target, interval.resolved_against(target))] + (
         [(1.0, interval.resolved_against(1.0))] if target != 1.0 else []
@@ -136,8 +170,8 @@ def headline(
     Returns:
         ``{"region", "k" (the smallest k), "dice_real", "target_real_dice", "ratios": {name: {"numerator",
         "denominator", "dice_numerator", "dice_denominator", "ratio", "target", "interval", "verdict"}}}``; a ratio
-        whose training sets were not run is left out; ``interval`` is None without ``folds`` or with fewer than 2
-        paired runs (same fold, seed and test case), and the verdict is then "unresolved".
+        whose training sets were not run is left out; ``interval`` is None without ``folds``, with fewer than 2
+        paired runs (same test case and seed) or a zero denominator, and the verdict is then "unresolved".
     """
 
     def dice(name: str) -> float:
@@ -148,7 +182,7 @@ def headline(
         if num not in summary or den not in summary:
             continue
         a, b = dice(num), dice(den)
-        ci = paired_ratio(folds, num, den, region) if folds is not None else None
+        ci = _interval(folds, num, den, region)
         ratios[name] = {
             "numerator": num,
             "denominator": den,

@@ -35,7 +35,7 @@ def interval_text(entry: Mapping[str, Any]) -> str:
     """A headline ratio's 95 % interval and verdict (an entry of ``headline(...)["ratios"]``)."""
     ci = entry["interval"]
     if not ci:
-        return "n/a (fewer than 2 paired runs)"
+        return "n/a (fewer than 2 paired runs, or a zero denominator)"
     return f"[{ci['low']:.3f}, {ci['high']:.3f}] (n = {ci['n']}; {entry['verdict']})"
 
 
