@@ -44,6 +44,11 @@ def brats2013_items(cases: Sequence[str] | None = None) -> list[dict]:
     """BRATS-2013 cases as datalist items with their own file names (FLAIR + T1c, label ``OTMultiClass``; its
     label 3 is BraTS's 1: pass ``--label-map 3:1``)."""
     root = SHARED / "brats2013"
+    if not (cases or BRATS2013_CASES):
+        raise SystemExit(
+            f"no BRATS-2013 cases under {root}: put ../shared beside the repository or set "
+            "MONAI_SINGANSEG_SHARED_DATA to its data folder"
+        )
     return [
         {
             "name": c,

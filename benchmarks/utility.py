@@ -85,9 +85,9 @@ GPU_BUDGET = {
 }
 
 
-def datalist(folder: Path) -> Path:
+def datalist(folder: Path, items: list[dict]) -> Path:
     """The BRATS-2013 cases as a decathlon datalist (their own file names, two sequences)."""
-    return write_datalist_json(brats2013_items(), folder / "brats2013.json")
+    return write_datalist_json(items, folder / "brats2013.json")
 
 
 def fold_datalist(data: Path, fold: int, out: Path) -> Path:
@@ -102,9 +102,6 @@ def fold_datalist(data: Path, fold: int, out: Path) -> Path:
 def split_datalist(data: Path, test: list[int], out: Path) -> Path:
     """The datalist split into ``training`` (the other cases) and ``testing`` (cases ``test``)."""
     items = json.loads(data.read_text(encoding="utf-8"))["training"]
-    unknown = [i for i in test if not 0 <= i < len(items)]
-    if unknown or len(set(test)) == len(items):
-        raise SystemExit(f"--test-cases: indices 0-{len(items) - 1}, at least one case left to train on; got {test}")
     split = {
         "training": [it for i, it in enumerate(items) if i not in test],
         "testing": [it for i, it in enumerate(items) if i in test],
@@ -290,9 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.merge:
         return merge([Path(d) for d in args.merge])
     if args.compare:
@@ -306,9 +303,15 @@ def main() -> int:
         for key, value in GPU_BUDGET.items():
             if getattr(args, key) == parser.get_default(key):  # not given: the GPU budget's
                 setattr(args, key, value)
+    items = brats2013_items()
+    for option, chosen in (("--held-out", args.held_out), ("--test-cases", args.test_cases)):
+        if chosen is not None and not set(chosen) <= set(range(len(items))):
+            parser.error(f"{option} {chosen}: case indices are 0-{len(items) - 1} ({len(items)} BRATS-2013 cases)")
+    if args.test_cases is not None and set(args.test_cases) == set(range(len(items))):
+        parser.error(f"--test-cases {args.test_cases}: leave at least one case to train on")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    data = datalist(out)
+    data = datalist(out, items)
     if args.test_cases is not None:
         split = split_datalist(data, args.test_cases, out)
         start = time.perf_counter()
@@ -317,7 +320,7 @@ def main() -> int:
             code = subprocess.run(cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=log, stderr=subprocess.STDOUT)
         print(f"test set {args.test_cases}: exit {code.returncode} after {time.perf_counter() - start:.0f} s")
         return merge([out / "test_set"]) if code.returncode == 0 else 1
-    folds = args.held_out if args.held_out is not None else list(range(6))
+    folds = args.held_out if args.held_out is not None else list(range(len(items)))
     env = dict(os.environ, OMP_NUM_THREADS="1")
     start = time.perf_counter()
     pending, running, failed = list(folds), {}, []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -60,3 +61,19 @@ def test_compare_pairs_runs_by_held_out_case_and_seed(utility, tmp_path, capsys)
     assert "TC: 1.000 [1.000, 1.000]" in out
     with pytest.raises(SystemExit, match="no fold\\*/report.json under"):
         utility.compare(tmp_path / "none", "real", b, "real")
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--held-out", "0", "6"], "--held-out \\[0, 6\\]: case indices are 0-5"),
+        (["--test-cases", "-1"], "--test-cases \\[-1\\]: case indices are 0-5"),
+        (["--test-cases", "0", "1", "2", "3", "4", "5"], "leave at least one case to train on"),
+    ],
+)
+def test_unknown_case_indices_are_refused_before_anything_is_written(utility, tmp_path, capsys, option, message):
+    with pytest.raises(SystemExit) as exit_info:
+        utility.main(["--out", str(tmp_path / "run"), *option])
+    assert exit_info.value.code == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "run").exists()
