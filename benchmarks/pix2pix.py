@@ -113,6 +113,24 @@ def _standardised(vol: torch.Tensor, fg: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _resampling_ceiling(
+    real: torch.Tensor,
+    brain: torch.Tensor,
+    label: torch.Tensor,
+    modalities,
+    axis: int,
+    affine: torch.Tensor,
+    renderer: Pix2PixRender,
+    units: str,
+) -> dict:
+    """:func:`_quality` of the real volume itself sent through the renderer's slice grid and back (extracted as the
+    training slices are, pasted as a render is): the figures a perfect generator at the working size would reach."""
+    grid = AxialSliceGrid(brain, affine, renderer.size, renderer.margin)
+    slices = grid.extract(real, grid.brain_slices, mode="area")
+    round_trip = grid.paste(slices, grid.brain_slices, real.clone().float(), mode="bicubic")
+    return _quality(round_trip, real, brain, label, modalities, axis, renderer.stats, units)
+
+
 def _quality(
     rendered: torch.Tensor,
     real: torch.Tensor,
@@ -328,6 +346,9 @@ def main(argv: list[str] | None = None) -> int:
         fake_slices = torch.cat([renderer.generator(cond[i : i + 16], **noise) for i in range(0, len(cond), 16)])
     fake_slices = fake_slices[:, scored]
     checker = (periodic_power(fake_slices), periodic_power(real_slices))
+    inside = real_slices[:, 0] > -1.0  # the brain on the working grid (-1 outside)
+    detail_working = fine_detail_ratio(fake_slices, real_slices, inside, inside)
+    ceiling = _resampling_ceiling(real, brain.as_tensor(), index, modalities, axis, label.affine, renderer, args.units)
 
     print(f"pix2pix benchmark (torch {torch.__version__}, {args.threads} threads, device {args.device})")
     print(
@@ -369,6 +390,18 @@ def main(argv: list[str] | None = None) -> int:
             f"cycles/px, rendered / real) {quality['fine_detail'][name]:.2f}"
         )
     print(f"  SWD (real vs rendered slices, {len(modalities)} modalities): {quality['swd']:.4f}")
+    print(
+        f"  resampling ceiling (the real volume through the {settings.size} px grid and back, as a render is "
+        "pasted: what a perfect generator at this size would score): fine detail "
+        + " / ".join(f"{ceiling['fine_detail'][m]:.2f}" for m in modalities)
+        + ", SSIM "
+        + " / ".join(f"{ceiling['per_modality'][m][0]:.3f}" for m in modalities)
+        + f", SWD {ceiling['swd']:.4f}"
+    )
+    print(
+        f"  fine detail on the {settings.size} px working grid (the generator's own output against the real slices "
+        "there): " + " / ".join(f"{v:.2f}" for v in detail_working.tolist())
+    )
     print(
         f"  checkerboard (stride-2 spectral power share): rendered {checker[0]:.5f}, real {checker[1]:.5f}, "
         f"ratio {checker[0] / checker[1]:.2f} (target <= 1.2)"

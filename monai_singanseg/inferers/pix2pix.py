@@ -201,8 +201,8 @@ class Pix2PixRender(Randomizable, Transform):
         for start in range(0, len(grid.brain_slices), self.batch_size):
             idx = grid.brain_slices[start : start + self.batch_size]
             x = grid.extract_with_context(cond, idx, self.config.context_slices).to(self.device)
-            grid.paste(self.inferer(x, self.generator, *extra, **noise).cpu(), idx, out)
-        return torch.where(cond[:1] > 0.5, out, torch.full_like(out, -1.0))
+            grid.paste(self.inferer(x, self.generator, *extra, **noise).cpu(), idx, out, mode="bicubic")
+        return torch.where(cond[:1] > 0.5, out.clamp(-1.0, 1.0), torch.full_like(out, -1.0))
 
     def __call__(
         self,

@@ -92,9 +92,22 @@ class AxialSliceGrid:
         ]
         return torch.cat(planes, dim=1)
 
-    def paste(self, slices: torch.Tensor, indices: Sequence[int], out: torch.Tensor) -> torch.Tensor:
-        """Resize rendered ``(N, C, size, size)`` slices back to the box and write them into ``out`` ``(C, *sp)``."""
-        back = F.interpolate(slices.float(), size=(self.side, self.side), mode="bilinear", align_corners=False)
+    def paste(
+        self, slices: torch.Tensor, indices: Sequence[int], out: torch.Tensor, mode: str = "bilinear"
+    ) -> torch.Tensor:
+        """Resize ``(N, C, size, size)`` slices back to the box and write them into ``out`` ``(C, *sp)``.
+
+        Args:
+            mode: ``"bilinear"`` (class probabilities: stays inside their range) or ``"bicubic"`` (images: keeps more
+                of their fine detail, antialiased when the box is smaller than the slices; it may overshoot the
+                slices' range by a little near sharp edges, so clamp the result where the range matters).
+        """
+        if mode not in ("bilinear", "bicubic"):
+            raise ValueError(f"paste mode must be 'bilinear' or 'bicubic', got {mode!r}")
+        antialias = mode == "bicubic" and self.side < self.size
+        back = F.interpolate(
+            slices.float(), size=(self.side, self.side), mode=mode, align_corners=False, antialias=antialias
+        )
         moved = out.movedim(1 + self.axis, 0)  # a view: writing into it writes into ``out``
         a, b = moved.shape[-2:]
         ra, rb = max(0, self.r0), min(a, self.r0 + self.side)
