@@ -54,6 +54,10 @@ def tiny_experiment(**overrides: Any) -> Any:
     return ExperimentSettings(**{**base, **overrides})
 
 
+#: the end of the tests' ``evaluate`` commands: one fold, one torch thread, on the CPU, without progress output.
+EVALUATE_ONE_FOLD_ON_CPU = ("--folds", "1", "--threads", "1", "--device", "cpu", "--quiet")
+
+
 def subprocess_env() -> dict[str, str]:
     """The environment of the tests' subprocesses: one torch thread per process, unbuffered output."""
     return dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")

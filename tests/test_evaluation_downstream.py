@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import brats2013_item
+from helpers import EVALUATE_ONE_FOLD_ON_CPU, brats2013_item
 
 from monai_singanseg.data import load_case
 from monai_singanseg.evaluation.experiment import ExperimentSettings, SliceSet, synthetic_quality, tumour_slices
@@ -144,13 +144,7 @@ def test_evaluate_cli_tiny_real_run_writes_a_complete_report(shared_data, tmp_pa
         "2",
         "--batch-size",
         "2",
-        "--folds",
-        "1",
-        "--threads",
-        "1",
-        "--device",
-        "cpu",
-        "--quiet",
+        *EVALUATE_ONE_FOLD_ON_CPU,
         "--style",
         "histogram",
         "random",

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import EVALUATE_ONE_FOLD_ON_CPU
 
 from monai_singanseg.evaluation.experiment import ExperimentSettings
 
@@ -42,13 +43,7 @@ def test_evaluate_quick_on_the_four_sequence_cases(shared_data, tmp_path):
         "20",
         "--val-every",
         "10",
-        "--folds",
-        "1",
-        "--threads",
-        "1",
-        "--device",
-        "cpu",
-        "--quiet",
+        *EVALUATE_ONE_FOLD_ON_CPU,
     ]
     done = subprocess.run(
         cmd,
