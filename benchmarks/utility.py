@@ -140,6 +140,21 @@ def _budget_flags(args: argparse.Namespace) -> list[str]:
     return flags
 
 
+def check_budget(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``evaluate``'s own parser and settings check this run's budget before anything is written: a value outside
+    evaluate's bounds (e.g. ``--size 96``: a power of two is needed) is this script's usage error, naming them."""
+    from monai_singanseg.cli import subcommands
+    from monai_singanseg.cli.evaluate import settings_from_args
+
+    evaluate = subcommands()["evaluate"]
+    evaluate.error = lambda message: parser.error(f"{message} (evaluate's check of the budget)")  # type: ignore
+    flags = evaluate_command(Path("budget.json"), Path("budget"), args)[4:]  # after "python -m ... evaluate"
+    try:
+        settings_from_args(evaluate.parse_args(flags))
+    except ValueError as exc:
+        parser.error(f"{exc} (evaluate's check of the budget)")
+
+
 def evaluate_command(data: Path, out: Path, args: argparse.Namespace, test_datalist: Path | None = None) -> list[str]:
     """One ``evaluate`` process: the first case of ``data`` held out, or every case of ``test_datalist`` tested."""
     split = ["--folds", "1"] if test_datalist is None else ["--test-datalist", str(test_datalist)]
@@ -178,13 +193,29 @@ def evaluate_command(data: Path, out: Path, args: argparse.Namespace, test_datal
     ]
 
 
+def read_reports(dirs: list[Path]) -> tuple[dict, list[dict]]:
+    """The settings (of the first) and every fold of the ``evaluate`` reports ``DIR/report.json`` of ``dirs``."""
+    missing = [str(d) for d in dirs if not (d / "report.json").is_file()]
+    if missing or not dirs:
+        raise SystemExit(f"no report.json in {missing or 'the given folders'}")
+    reports = [json.loads((d / "report.json").read_text(encoding="utf-8")) for d in dirs]
+    return reports[0]["settings"], [fold for r in reports for fold in r["folds"]]
+
+
+def run_reports(folder: Path) -> list[Path]:
+    """The report folders of a finished utility run: its folds (``fold*/``) or its test set (``test_set/``)."""
+    found = sorted(d.parent for d in folder.glob("*/report.json") if d.parent.name.startswith(("fold", "test_set")))
+    if not found:
+        raise SystemExit(f"no fold*/report.json or test_set/report.json under {folder}")
+    return found
+
+
 def merge(dirs: list[Path]) -> int:
     from monai_singanseg.evaluation.experiment import ExperimentSettings, headline, summarise_folds
     from monai_singanseg.evaluation.report import headline_text
 
-    reports = [json.loads((d / "report.json").read_text(encoding="utf-8")) for d in dirs]
-    settings = ExperimentSettings.from_dict(reports[0]["settings"])
-    folds = [fold for r in reports for fold in r["folds"]]
+    stored, folds = read_reports(dirs)
+    settings = ExperimentSettings.from_dict(stored)
     summary = summarise_folds(folds, settings)
     print(f"{len(folds)} fold(s), seeds {settings.seeds}; mean ± sd over folds x seeds (3D per held-out case)")
     for name, stats in summary.items():
@@ -197,25 +228,13 @@ def merge(dirs: list[Path]) -> int:
     return 0
 
 
-def run_folds(folder: Path) -> list[dict]:
-    """The fold reports of a finished utility run (``folder/fold*/report.json``)."""
-    folds = [
-        fold
-        for report in sorted(folder.glob("fold*/report.json"))
-        for fold in json.loads(report.read_text(encoding="utf-8"))["folds"]
-    ]
-    if not folds:
-        raise SystemExit(f"no fold*/report.json under {folder}")
-    return folds
-
-
 def compare(dir_a: Path, set_a: str, dir_b: Path, set_b: str) -> int:
     """Paired ratio ``Dice(set_a of run A) / Dice(set_b of run B)`` per region, over the (test case, seed) runs the two
     utility runs share: e.g. the same set with and without an option, two runs' folds being the same held-out cases.
     """
     from monai_singanseg.evaluation.headline import paired_ratio
 
-    folds_a, folds_b = run_folds(dir_a), run_folds(dir_b)
+    folds_a, folds_b = (read_reports(run_reports(d))[1] for d in (dir_a, dir_b))
     print(f"Dice({dir_a}: {set_a}) / Dice({dir_b}: {set_b}), paired by held-out case and seed")
     compared = 0
     for region in ("WT", "TC", "ET"):
@@ -309,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{option} {chosen}: case indices are 0-{len(items) - 1} ({len(items)} BRATS-2013 cases)")
     if args.test_cases is not None and set(args.test_cases) == set(range(len(items))):
         parser.error(f"--test-cases {args.test_cases}: leave at least one case to train on")
+    check_budget(parser, args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = datalist(out, items)

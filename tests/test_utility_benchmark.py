@@ -47,7 +47,7 @@ def _run_folder(root: Path, dice: dict[str, dict[str, float]]) -> Path:
         }
         fold = {"test_case": case, "runs": {"real": {"runs": runs}}}
         (root / f"fold{f}").mkdir(parents=True)
-        (root / f"fold{f}" / "report.json").write_text(json.dumps({"folds": [fold]}), encoding="utf-8")
+        (root / f"fold{f}" / "report.json").write_text(json.dumps({"settings": {}, "folds": [fold]}), encoding="utf-8")
     return root
 
 
@@ -59,8 +59,21 @@ def test_compare_pairs_runs_by_held_out_case_and_seed(utility, tmp_path, capsys)
     out = capsys.readouterr().out
     assert "WT: 2.000 [2.000, 2.000] (0.500 / 0.250, n = 4)" in out, out
     assert "TC: 1.000 [1.000, 1.000]" in out
-    with pytest.raises(SystemExit, match="no fold\\*/report.json under"):
+    with pytest.raises(SystemExit, match="no fold\\*/report.json or test_set/report.json under"):
         utility.compare(tmp_path / "none", "real", b, "real")
+
+
+def test_compare_reads_a_test_set_run_as_merge_does(utility, tmp_path, capsys):
+    # a --test-cases run keeps its one report in test_set/; compare and merge read it with the same reader
+    a = _run_folder(tmp_path / "a", {"p1": {"0": 0.8, "1": 0.6}})
+    (a / "fold0").rename(a / "test_set")
+    b = _run_folder(tmp_path / "b", {"p1": {"0": 0.4, "1": 0.3}})
+    assert utility.compare(a, "real", b, "real") == 0
+    assert "WT: 2.000 [2.000, 2.000] (0.700 / 0.350, n = 2)" in capsys.readouterr().out
+    stored = json.loads((a / "test_set" / "report.json").read_text(encoding="utf-8"))
+    assert utility.read_reports([a / "test_set"]) == (stored["settings"], stored["folds"])
+    with pytest.raises(SystemExit, match="no report.json in"):
+        utility.read_reports([a / "test_set", tmp_path / "missing"])
 
 
 @pytest.mark.parametrize(
@@ -69,6 +82,10 @@ def test_compare_pairs_runs_by_held_out_case_and_seed(utility, tmp_path, capsys)
         (["--held-out", "0", "6"], "--held-out \\[0, 6\\]: case indices are 0-5"),
         (["--test-cases", "-1"], "--test-cases \\[-1\\]: case indices are 0-5"),
         (["--test-cases", "0", "1", "2", "3", "4", "5"], "leave at least one case to train on"),
+        # the budget is checked by evaluate's own parser and settings, before anything is written
+        (["--size", "96"], "size \\(--size\\) must be a power of two in \\[32, 512\\], got 96"),
+        (["--network", "foo"], "argument --network: invalid choice: 'foo'"),
+        (["--sets", "real", "foo"], "unknown training sets \\['foo'\\]"),
     ],
 )
 def test_unknown_case_indices_are_refused_before_anything_is_written(utility, tmp_path, capsys, option, message):
