@@ -21,6 +21,7 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import LoadImage, MapLabelValue, MapTransform
 
+from monai_singanseg.data.case_cache import active_case_cache
 from monai_singanseg.transforms.intensity.array import SOURCE_DTYPE_KEY
 from monai_singanseg.transforms.labels.array import (
     BINARY_LABEL_VALUES,
@@ -269,7 +270,7 @@ def load_case(
     spatial_ndim: int = 3,
     label_map: Mapping[int, int] | None = None,
 ) -> dict[str, Any]:
-    """Load and validate a case.
+    """Load and validate a case (inside :func:`~monai_singanseg.data.case_cache.cached_cases`, read once and copied).
 
     Args:
         item: ``{"image": path | [paths] | DICOM folder, "label": path (optional)}``.
@@ -284,6 +285,21 @@ def load_case(
         ``{"image": MetaTensor (C, *spatial), "label": MetaTensor (1, *spatial) class indices or absent,
         "label_values": tuple, "name": str}``.
     """
+    cache = active_case_cache()
+    if cache is None or "image" not in item:
+        return _read_case(item, label_values, spatial_ndim, label_map)
+    key = cache.key(item, label_values, spatial_ndim, label_map)
+    case = cache.get(key)
+    if case is None:
+        case = _read_case(item, label_values, spatial_ndim, label_map)
+        cache.put(key, case)
+    return case
+
+
+def _read_case(
+    item: Mapping[str, Any], label_values: Sequence[int], spatial_ndim: int, label_map: Mapping[int, int] | None
+) -> dict[str, Any]:
+    """:func:`load_case` from the files."""
     if "image" not in item:
         raise CaseError(f"case {dict(item)} has no 'image' entry")
     paths = item["image"] if isinstance(item["image"], (list, tuple)) else [item["image"]]

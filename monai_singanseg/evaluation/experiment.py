@@ -39,6 +39,7 @@ from typing import Any
 import torch
 
 from monai_singanseg.data import load_case
+from monai_singanseg.data.case_cache import cached_cases
 from monai_singanseg.device import resolve_device
 from monai_singanseg.evaluation.cases import check_cases, check_test_cases
 from monai_singanseg.evaluation.fold import run_fold
@@ -170,59 +171,60 @@ def run_experiment(
     )  # e.g. swinunetr without einops: fail now
     for method in settings.style_methods:  # e.g. vgg19 without its weights file: fail now
         StyleTransfer(method=method, weights_path=settings.style_weights, steps=0)
-    out = Path(out_dir)
-    # every case, before anything is trained or written
-    train_facts = check_cases(items, BRATS_LABEL_VALUES, progress, settings.label_map)
-    if test_items is None:
-        num_folds = len(items) if settings.max_folds is None else min(settings.max_folds, len(items))
-        folds_to_run = [
-            ([it for i, it in enumerate(items) if i != f], [test]) for f, test in enumerate(items[:num_folds])
-        ]
-        protocol: dict[str, Any] = {"kind": "leave-one-out"}
-    else:
-        test_facts = check_cases(
-            test_items, BRATS_LABEL_VALUES, progress, settings.label_map, need_tumour=False, what="test case"
-        )
-        check_test_cases(train_facts, test_facts, test_source)
-        num_folds = len(test_items)
-        folds_to_run = [(list(items), list(test_items))]
-        protocol = {"kind": "test-set", "test_datalist": test_source, "test_cases": [f.name for f in test_facts]}
-    check_outputs_free(planned_outputs(out, len(folds_to_run), settings, num_folds), overwrite)
-    (out / "models").mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    folds, grids = [], []
-    for f, (train_items, tests) in enumerate(folds_to_run):
-        names = ", ".join(str(t.get("name", t["label"])) for t in tests)
-        log(f"[fold {f + 1}/{len(folds_to_run)}] test case(s) {names}")
-        reports, slice_sets = run_fold(
-            train_items,
-            tests,
-            out / "models",
-            f"fold{f}",
-            settings,
-            device,
-            overwrite,
-            progress,
-            log,
-            Path(model_cache) if model_cache is not None else None,
-        )
-        folds += reports
-        grids += [slice_sets] * len(reports)
-    summary = summarise_folds(folds, settings)
-    report = {
-        "protocol": protocol,
-        "regions": {k: list(v) for k, v in regions_for(BRATS_LABEL_VALUES).items()},
-        "settings": settings.to_dict(),
-        "device": str(device),
-        "torch_threads": torch.get_num_threads(),
-        "channel_names": _channel_names(
-            load_case(items[0], BRATS_LABEL_VALUES, 3, settings.label_map), items[0], settings
-        ),
-        "folds": folds,
-        "summary": summary,
-        "headline": headline(summary, settings.k_values, settings.style_methods, settings.headline_region, folds),
-        "seconds": time.perf_counter() - start,
-    }
-    write_report(out, report, grids, overwrite=overwrite)
-    log(f"wrote {out / 'report.json'}, {out / 'report.md'} and plots")
+    with cached_cases():  # every case is read many times (checks, folds, synthesis steps): read it once
+        out = Path(out_dir)
+        # every case, before anything is trained or written
+        train_facts = check_cases(items, BRATS_LABEL_VALUES, progress, settings.label_map)
+        if test_items is None:
+            num_folds = len(items) if settings.max_folds is None else min(settings.max_folds, len(items))
+            folds_to_run = [
+                ([it for i, it in enumerate(items) if i != f], [test]) for f, test in enumerate(items[:num_folds])
+            ]
+            protocol: dict[str, Any] = {"kind": "leave-one-out"}
+        else:
+            test_facts = check_cases(
+                test_items, BRATS_LABEL_VALUES, progress, settings.label_map, need_tumour=False, what="test case"
+            )
+            check_test_cases(train_facts, test_facts, test_source)
+            num_folds = len(test_items)
+            folds_to_run = [(list(items), list(test_items))]
+            protocol = {"kind": "test-set", "test_datalist": test_source, "test_cases": [f.name for f in test_facts]}
+        check_outputs_free(planned_outputs(out, len(folds_to_run), settings, num_folds), overwrite)
+        (out / "models").mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        folds, grids = [], []
+        for f, (train_items, tests) in enumerate(folds_to_run):
+            names = ", ".join(str(t.get("name", t["label"])) for t in tests)
+            log(f"[fold {f + 1}/{len(folds_to_run)}] test case(s) {names}")
+            reports, slice_sets = run_fold(
+                train_items,
+                tests,
+                out / "models",
+                f"fold{f}",
+                settings,
+                device,
+                overwrite,
+                progress,
+                log,
+                Path(model_cache) if model_cache is not None else None,
+            )
+            folds += reports
+            grids += [slice_sets] * len(reports)
+        summary = summarise_folds(folds, settings)
+        report = {
+            "protocol": protocol,
+            "regions": {k: list(v) for k, v in regions_for(BRATS_LABEL_VALUES).items()},
+            "settings": settings.to_dict(),
+            "device": str(device),
+            "torch_threads": torch.get_num_threads(),
+            "channel_names": _channel_names(
+                load_case(items[0], BRATS_LABEL_VALUES, 3, settings.label_map), items[0], settings
+            ),
+            "folds": folds,
+            "summary": summary,
+            "headline": headline(summary, settings.k_values, settings.style_methods, settings.headline_region, folds),
+            "seconds": time.perf_counter() - start,
+        }
+        write_report(out, report, grids, overwrite=overwrite)
+        log(f"wrote {out / 'report.json'}, {out / 'report.md'} and plots")
     return report
