@@ -64,6 +64,7 @@ HEADLINE_SETS = (
 #: evaluate's on/off segmentation options that this script passes on when given (default: evaluate's).
 SWITCHES = {
     "augment": "segmentation training augmentation",
+    "regions": "learn the nested BraTS regions WT, TC, ET (sigmoid) instead of the label classes",
     "keep_largest": "score the largest connected tumour component of each prediction",
 }
 

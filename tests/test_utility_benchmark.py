@@ -22,7 +22,7 @@ def utility():
     return utility
 
 
-@pytest.mark.parametrize("name", ["augment", "keep_largest"])
+@pytest.mark.parametrize("name", ["augment", "regions", "keep_largest"])
 @pytest.mark.parametrize(("given", "expected"), [("", False), ("--", True), ("--no-", False)])
 def test_switches_reach_evaluate_s_segmentation_settings(utility, tmp_path, name, given, expected):
     from monai_singanseg.cli import build_parser

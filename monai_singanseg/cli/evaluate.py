@@ -52,6 +52,7 @@ SEGMENTATION_OPTIONS = (
     "patience",
     "val_every",
     "augment",
+    "regions",
     "keep_largest",
 )
 

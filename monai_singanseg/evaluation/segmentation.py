@@ -4,28 +4,38 @@ The downstream-utility experiment trains the same network, with the same number 
 steps, on different training sets (real, synthetic, mixed) and compares them on real test slices.
 Networks: ``BasicUNetPlusPlus`` (``"unetpp"``, the network of the SinGAN-Seg paper, default),
 ``BasicUNet`` (``"basicunet"``), ``UNet`` (``"unet"``) and 2D ``SwinUNETR`` (``"swinunetr"``, as in
-Akbar et al. 2024; MONAI needs the optional package ``einops`` for it).
+Akbar et al. 2024; MONAI needs the optional package ``einops`` for it). They learn either the label classes (softmax,
+Dice + cross-entropy) or, with ``regions``, the nested BraTS regions WT ⊃ TC ⊃ ET (one sigmoid each, Dice + binary
+cross-entropy: nnU-Net's region-based training for BraTS) through :class:`NestedRegionNet`, whose output is class
+log-probabilities, so prediction and scoring are the same for both.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from monai.losses import DiceCELoss
+import torch.nn.functional as F
+from monai.losses import DiceCELoss, DiceLoss
 from monai.networks.nets import BasicUNet, BasicUNetPlusPlus, SwinUNETR, UNet
 from monai.utils import optional_import
 from tqdm.auto import tqdm
 
 from monai_singanseg.device import resolve_device
 from monai_singanseg.evaluation.augmentation import SliceAugmentation
+from monai_singanseg.evaluation.regions import BRATS_REGIONS
 from monai_singanseg.options import Settings, check_options, option
 from monai_singanseg.rng import forked_rng
+from monai_singanseg.transforms.labels import BRATS_LABEL_VALUES
 
 __all__ = [
     "SEGMENTATION_NETWORKS",
     "SegmentationSettings",
+    "NestedRegionNet",
+    "nested_region_levels",
     "build_segmentation_network",
     "train_segmentation",
     "predict",
@@ -60,6 +70,11 @@ class SegmentationSettings(Settings):
         False,
         help="random rotation and zoom, per-channel contrast (gamma), noise and blur of each training slice "
         "(MONAI transforms, after nnU-Net's augmentation)",
+    )
+    regions: bool = option(
+        False,
+        help="learn the nested BraTS regions WT, TC, ET (a sigmoid each, Dice + binary cross-entropy; nnU-Net's "
+        "region-based training) instead of the label classes (softmax)",
     )
     keep_largest: bool = option(
         False,
@@ -108,6 +123,71 @@ def build_segmentation_network(name: str, in_channels: int, out_channels: int, f
     raise ValueError(f"network must be one of {SEGMENTATION_NETWORKS}, got {name!r}")
 
 
+def nested_region_levels(
+    label_values: Sequence[int] = BRATS_LABEL_VALUES, regions: Mapping[str, Sequence[int]] = BRATS_REGIONS
+) -> tuple[int, ...]:
+    """How many of the nested ``regions`` (outermost first) each class index lies in: BraTS ``(0, 1, 2, 4)`` with
+    WT ⊃ TC ⊃ ET gives ``(0, 2, 1, 3)`` (background none; label 1 in WT and TC; label 2 in WT; label 4 in all three).
+
+    Raises:
+        ValueError: a class lies in an inner region but not in an outer one (the regions are not nested).
+    """
+    levels = []
+    for value in label_values:
+        inside = [int(value) in {int(v) for v in members} for members in regions.values()]
+        level = sum(inside)
+        if inside != [True] * level + [False] * (len(inside) - level):
+            raise ValueError(
+                f"regions {dict(regions)} are not nested outermost first: label {value} lies in {inside} of them"
+            )
+        levels.append(level)
+    return tuple(levels)
+
+
+class NestedRegionNet(torch.nn.Module):
+    """A network with one sigmoid output per nested region whose ``forward`` returns class log-probabilities.
+
+    A class lying in the first ``m`` of the ``R`` regions has probability ``p_1 ... p_m (1 - p_(m+1))`` (no last
+    factor when ``m = R``), ``p_j`` the sigmoid of region ``j``; the classes' probabilities sum to 1, so the softmax
+    of the output is the class probabilities and its argmax keeps a voxel in a region where ``p_j > 1/2`` along the
+    nesting. Training reads :meth:`region_logits`.
+
+    Args:
+        net: a network returning ``R`` region logits.
+        levels: the number of regions each class index lies in (:func:`nested_region_levels`).
+        prior: the share of pixels a region is taken to hold before training: the network's logits are offset by
+            ``logit(prior)``, so an untrained network predicts (almost) no tumour instead of a coin toss per pixel
+            (RetinaNet's prior initialisation; it keeps the first validations from peaking on noise).
+    """
+
+    def __init__(self, net: torch.nn.Module, levels: Sequence[int], prior: float = 0.01) -> None:
+        super().__init__()
+        if not 0.0 < prior < 1.0:
+            raise ValueError(f"prior must be in (0, 1), got {prior}")
+        self.net = net
+        self.offset = math.log(prior / (1.0 - prior))
+        self.register_buffer("levels", torch.as_tensor(levels, dtype=torch.long), persistent=False)
+
+    def region_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The regions' logits ``(N, R, H, W)``."""
+        return _logits(self.net, x) + self.offset
+
+    def region_targets(self, labels: torch.Tensor) -> torch.Tensor:
+        """Class indices ``(N, 1, H, W)`` -> region masks ``(N, R, H, W)`` float."""
+        num_regions = int(self.levels.max())
+        depth = self.levels.to(labels.device)[labels.long()]
+        return (depth > torch.arange(num_regions, device=labels.device).view(1, -1, 1, 1)).float()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.region_logits(x)
+        inside = torch.cumsum(F.logsigmoid(z), 1)  # log p(in regions 1..j)
+        outside = F.logsigmoid(-z)  # log (1 - p_j)
+        zero = torch.zeros_like(z[:, :1])
+        inside, outside = torch.cat([zero, inside], 1), torch.cat([outside, zero], 1)  # index m: m regions deep
+        depth = self.levels.tolist()
+        return torch.stack([inside[:, m] + outside[:, m] for m in depth], 1)
+
+
 def _logits(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     out = net(x)
     return out[0] if isinstance(out, (list, tuple)) else out  # BasicUNetPlusPlus returns a list
@@ -138,8 +218,10 @@ def train_segmentation(
     progress: bool = True,
     desc: str = "segmentation",
     validation: tuple[torch.Tensor, torch.Tensor] | None = None,
+    class_levels: Sequence[int] | None = None,
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Train a network on slices with Dice + cross-entropy loss; deterministic under ``seed``.
+    """Train a network on slices with Dice + cross-entropy loss (of the classes, or with ``settings.regions`` of the
+    nested regions); deterministic under ``seed``.
 
     With ``validation`` slices, the mean foreground Dice on them is measured every ``settings.val_every`` steps;
     training stops after ``settings.patience`` validations without improvement and the best weights are returned.
@@ -154,6 +236,8 @@ def train_segmentation(
         progress: show a tqdm bar.
         desc: the bar's title.
         validation: held-in ``(images, labels)`` that decide when to stop (None: train ``settings.steps`` steps).
+        class_levels: with ``settings.regions``, the nested regions each class lies in (:func:`nested_region_levels`;
+            None: BraTS's, for its 4 classes).
 
     Returns:
         ``(network in eval mode, {"losses": loss of every step, "steps": steps run, "best_step": the kept weights'
@@ -165,7 +249,14 @@ def train_segmentation(
         _check_pairs(*validation, num_classes)
     dev = resolve_device(device)
     with forked_rng(dev, seed):  # the caller's random state is untouched
-        net = build_segmentation_network(s.network, images.shape[1], num_classes, s.features).to(dev)
+        if s.regions:
+            levels = nested_region_levels() if class_levels is None else tuple(class_levels)
+            if len(levels) != num_classes:
+                raise ValueError(f"class_levels {list(levels)} must give one level per class ({num_classes})")
+            inner = build_segmentation_network(s.network, images.shape[1], max(levels), s.features)
+            net: torch.nn.Module = NestedRegionNet(inner, levels).to(dev)
+        else:
+            net = build_segmentation_network(s.network, images.shape[1], num_classes, s.features).to(dev)
         return _fit_segmentation(net, images, labels, s, seed, dev, progress, desc, validation, num_classes)
 
 
@@ -178,6 +269,22 @@ def validation_dice(net: torch.nn.Module, images: torch.Tensor, labels: torch.Te
         total = int(p.sum() + t.sum())
         dice.append(1.0 if total == 0 else 2.0 * int((p & t).sum()) / total)
     return sum(dice) / len(dice)
+
+
+def _training_loss(net: torch.nn.Module) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The loss of ``net`` on a batch ``(images, class indices)``: soft Dice over the whole batch + binary
+    cross-entropy of each region for a :class:`NestedRegionNet` (nnU-Net's region-based loss; a Dice per slice would
+    push every tumour-free slice's outputs to zero), else Dice + cross-entropy of the classes."""
+    if isinstance(net, NestedRegionNet):
+        dice, bce = DiceLoss(sigmoid=True, batch=True), torch.nn.BCEWithLogitsLoss()
+
+        def region_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            logits, target = net.region_logits(x), net.region_targets(y)
+            return dice(logits, target) + bce(logits, target)
+
+        return region_loss
+    dice_ce = DiceCELoss(to_onehot_y=True, softmax=True)
+    return lambda x, y: dice_ce(_logits(net, x), y)
 
 
 def _fit_segmentation(
@@ -193,7 +300,7 @@ def _fit_segmentation(
     num_classes: int = 2,
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The training loop of :func:`train_segmentation`."""
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    loss_fn = _training_loss(net)
     opt = torch.optim.Adam(net.parameters(), lr=s.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=s.steps)
     gen = torch.Generator().manual_seed(seed)
@@ -214,7 +321,7 @@ def _fit_segmentation(
                 y = torch.where(flip.view(-1, 1, 1, 1), y.flip(axis), y)
         if augment is not None:
             x, y = augment(x, y)
-        loss = loss_fn(_logits(net, x.to(dev)), y.to(dev))
+        loss = loss_fn(x.to(dev), y.to(dev))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
