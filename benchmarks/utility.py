@@ -61,12 +61,9 @@ HEADLINE_SETS = (
     "real5+singanseg",
 )
 
-#: evaluate's on/off segmentation options that this script passes on when given (default: evaluate's).
-SWITCHES = {
-    "augment": "segmentation training augmentation",
-    "regions": "learn the nested BraTS regions WT, TC, ET (sigmoid) instead of the label classes",
-    "keep_largest": "score the largest connected tumour component of each prediction",
-}
+#: evaluate's on/off segmentation options that this script passes on when given (default: evaluate's; their help is
+#: the one declared in ``SegmentationSettings``).
+SWITCHES = ("augment", "regions", "keep_largest")
 
 #: ``--gpu``: the headline at full size on one GPU: ``evaluate``'s own defaults (None: the flag is left out, so
 #: evaluate's default applies: 128 px, five SinGAN-Seg models per case at the schedule's iterations, 60 renderer
@@ -281,12 +278,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--features", type=int, default=8)
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--batch-size", type=int, default=8)
-    for name, what in SWITCHES.items():
+    from monai_singanseg.evaluation.segmentation import SegmentationSettings
+    from monai_singanseg.options import option_help
+
+    for name in SWITCHES:
         parser.add_argument(
             "--" + name.replace("_", "-"),
             action=argparse.BooleanOptionalAction,
             default=None,
-            help=f"{what} (evaluate's option; default: evaluate's)",
+            help=f"{option_help(SegmentationSettings, name)} (evaluate's option; default: evaluate's)",
         )
     parser.add_argument("--device", default="cpu")
     parser.add_argument(

@@ -73,8 +73,8 @@ class SegmentationSettings(Settings):
     )
     regions: bool = option(
         False,
-        help="learn the nested BraTS regions WT, TC, ET (a sigmoid each, Dice + binary cross-entropy; nnU-Net's "
-        "region-based training) instead of the label classes (softmax)",
+        help="learn the nested BraTS regions WT, TC, ET (a sigmoid each from a prior of 0.01, batch Dice + binary "
+        "cross-entropy; nnU-Net's region-based training) instead of the label classes (softmax)",
     )
     keep_largest: bool = option(
         False,
